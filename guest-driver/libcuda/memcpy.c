@@ -1,0 +1,410 @@
+/*
+ * memcpy.c - copies that touch guest memory, and pointer attributes.
+ *
+ * A request carries at most VGC_MAX_CHUNK bytes, so large copies go as a
+ * run of chunk-sized calls; the host applies them in order, so the result is
+ * the same as one copy.  Unified-address calls (cuMemcpy, cuMemcpy2D with
+ * CU_MEMORYTYPE_UNIFIED) are turned into explicit directions here: the host
+ * never receives a guest host address it could mistake for its own.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vgc_attr.h"
+#include "vgc_guest_impl.h"
+#include "context.h"
+#include "hostmem.h"
+#include "transport.h"
+
+static size_t chunk(size_t left)
+{
+    return left < VGC_MAX_CHUNK ? left : VGC_MAX_CHUNK;
+}
+
+CUresult vgc_impl_cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t n)
+{
+    size_t off = 0;
+
+    do {
+        size_t len = chunk(n - off);
+        CUresult res = vgc_call_cuMemcpyHtoD_v2(dst + off, (const char *)src + off, len);
+        if (res != CUDA_SUCCESS) {
+            return res;
+        }
+        off += len;
+    } while (off < n);
+    return CUDA_SUCCESS;
+}
+
+CUresult vgc_impl_cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t n)
+{
+    size_t off = 0;
+
+    do {
+        size_t len = chunk(n - off);
+        CUresult res = vgc_call_cuMemcpyDtoH_v2((char *)dst + off, src + off, len);
+        if (res != CUDA_SUCCESS) {
+            return res;
+        }
+        off += len;
+    } while (off < n);
+    return CUDA_SUCCESS;
+}
+
+CUresult vgc_impl_cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n,
+                                       CUstream stream)
+{
+    size_t off = 0;
+
+    do {
+        size_t len = chunk(n - off);
+        CUresult res = vgc_call_cuMemcpyHtoDAsync_v2(dst + off, (const char *)src + off,
+                                                     len, stream);
+        if (res != CUDA_SUCCESS) {
+            return res;
+        }
+        off += len;
+    } while (off < n);
+    return CUDA_SUCCESS;
+}
+
+/* The bytes must land in guest memory, so this waits for each chunk: the
+ * copy is complete on return, which a stream-ordered caller cannot tell
+ * from an early completion. */
+CUresult vgc_impl_cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t n, CUstream stream)
+{
+    size_t off = 0;
+
+    do {
+        size_t len = chunk(n - off);
+        CUresult res = vgc_call_cuMemcpyDtoHAsync_v2((char *)dst + off, src + off, len, stream);
+        if (res != CUDA_SUCCESS) {
+            return res;
+        }
+        off += len;
+    } while (off < n);
+    return CUDA_SUCCESS;
+}
+
+/* ---- unified addressing ------------------------------------------------ */
+
+/*
+ * Is @p device memory?  Inside the server's device window, yes; outside,
+ * when the server published a window, no.  A server that cannot say (the
+ * real driver picks addresses) is asked.
+ */
+static bool is_device(CUdeviceptr p)
+{
+    unsigned int type = 0;
+
+    if (vgc_server_info()->va_size) {
+        return vgc_is_device_address(p);
+    }
+    if (vgc_hostmem_lookup((const void *)(uintptr_t)p, NULL, NULL, NULL)) {
+        return false;
+    }
+    return vgc_call_cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, p)
+               == CUDA_SUCCESS && type == CU_MEMORYTYPE_DEVICE;
+}
+
+CUresult vgc_impl_cuMemcpy(CUdeviceptr dst, CUdeviceptr src, size_t n)
+{
+    bool dd = is_device(dst), sd = is_device(src);
+
+    if (!vgc_initialized()) {
+        return CUDA_ERROR_NOT_INITIALIZED;
+    }
+    if (dd && sd) {
+        return vgc_call_cuMemcpy(dst, src, n);
+    }
+    if (dd) {
+        return vgc_impl_cuMemcpyHtoD_v2(dst, (const void *)(uintptr_t)src, n);
+    }
+    if (sd) {
+        return vgc_impl_cuMemcpyDtoH_v2((void *)(uintptr_t)dst, src, n);
+    }
+    if (n && (!dst || !src)) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    memmove((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n);
+    return CUDA_SUCCESS;
+}
+
+CUresult vgc_impl_cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream stream)
+{
+    bool dd = is_device(dst), sd = is_device(src);
+
+    if (!vgc_initialized()) {
+        return CUDA_ERROR_NOT_INITIALIZED;
+    }
+    if (dd && sd) {
+        return vgc_call_cuMemcpyAsync(dst, src, n, stream);
+    }
+    if (dd) {
+        return vgc_impl_cuMemcpyHtoDAsync_v2(dst, (const void *)(uintptr_t)src, n, stream);
+    }
+    if (sd) {
+        return vgc_impl_cuMemcpyDtoHAsync_v2((void *)(uintptr_t)dst, src, n, stream);
+    }
+    /* Host to host is ordered after the stream's earlier work: wait for it. */
+    CUresult res = vgc_call_cuStreamSynchronize(stream);
+    if (res != CUDA_SUCCESS) {
+        return res;
+    }
+    if (n && (!dst || !src)) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    memmove((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n);
+    return CUDA_SUCCESS;
+}
+
+/* ---- 2D copies ------------------------------------------------------------ */
+
+/*
+ * The wire form of a 2D copy: host ends become packed buffers (rows of
+ * WidthInBytes, pitch WidthInBytes, origin 0,0) that travel in toDevice or
+ * toHost; unified ends become host or device.  Arrays are not supported yet.
+ */
+enum copy2d_kind { COPY2D_ASYNC = 1, COPY2D_UNALIGNED = 2 };
+
+static CUresult copy2d_side(CUmemorytype *type, const void **host, CUdeviceptr *dev)
+{
+    if (*type == CU_MEMORYTYPE_UNIFIED) {
+        if (is_device(*dev)) {
+            *type = CU_MEMORYTYPE_DEVICE;
+        } else {
+            *type = CU_MEMORYTYPE_HOST;
+            *host = (const void *)(uintptr_t)*dev;
+        }
+    }
+    if (*type == CU_MEMORYTYPE_ARRAY) {
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    if (*type != CU_MEMORYTYPE_HOST && *type != CU_MEMORYTYPE_DEVICE) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    return CUDA_SUCCESS;
+}
+
+static CUresult copy2d_send(const CUDA_MEMCPY2D *c, const void *in, size_t in_len,
+                            void *out, size_t out_len, CUstream stream, int kind)
+{
+    if (kind & COPY2D_ASYNC) {
+        return vgc_call_cuMemcpy2DAsync_v2(c, stream, in, in_len, out, out_len);
+    }
+    if (kind & COPY2D_UNALIGNED) {
+        return vgc_call_cuMemcpy2DUnaligned_v2(c, in, in_len, out, out_len);
+    }
+    return vgc_call_cuMemcpy2D_v2(c, in, in_len, out, out_len);
+}
+
+static CUresult copy2d(const CUDA_MEMCPY2D *pCopy, CUstream stream, int kind)
+{
+    CUDA_MEMCPY2D c;
+    const void *src_host;
+    void *dst_host;
+    size_t width, rows_per_call;
+    CUresult res;
+
+    if (!vgc_initialized()) {
+        return CUDA_ERROR_NOT_INITIALIZED;
+    }
+    if (!pCopy) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    c = *pCopy;
+    src_host = c.srcHost;
+    dst_host = (void *)c.dstHost;
+    res = copy2d_side(&c.srcMemoryType, &src_host, &c.srcDevice);
+    if (res == CUDA_SUCCESS) {
+        const void *d = dst_host;
+        res = copy2d_side(&c.dstMemoryType, &d, &c.dstDevice);
+        dst_host = (void *)d;
+    }
+    if (res != CUDA_SUCCESS) {
+        return res;
+    }
+    width = c.WidthInBytes;
+    if (width == 0 || c.Height == 0) {
+        return CUDA_SUCCESS;
+    }
+    if (c.srcMemoryType == CU_MEMORYTYPE_HOST && c.dstMemoryType == CU_MEMORYTYPE_HOST) {
+        if (!src_host || !dst_host || c.srcPitch < width || c.dstPitch < width) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        for (size_t y = 0; y < c.Height; y++) {
+            memmove((char *)dst_host + (c.dstY + y) * c.dstPitch + c.dstXInBytes,
+                    (const char *)src_host + (c.srcY + y) * c.srcPitch + c.srcXInBytes, width);
+        }
+        return CUDA_SUCCESS;
+    }
+    if ((c.srcMemoryType == CU_MEMORYTYPE_HOST && (!src_host || c.srcPitch < width)) ||
+        (c.dstMemoryType == CU_MEMORYTYPE_HOST && (!dst_host || c.dstPitch < width))) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (width > VGC_MAX_CHUNK) {
+        return CUDA_ERROR_NOT_SUPPORTED;    /* rows wider than a chunk */
+    }
+    rows_per_call = VGC_MAX_CHUNK / width;
+
+    for (size_t y0 = 0; y0 < c.Height; y0 += rows_per_call) {
+        size_t rows = c.Height - y0 < rows_per_call ? c.Height - y0 : rows_per_call;
+        size_t bytes = rows * width;
+        CUDA_MEMCPY2D part = c;
+        const void *in = NULL;
+        void *out = NULL;
+        size_t in_len = 0, out_len = 0;
+        void *stage = NULL;
+
+        part.Height = rows;
+        part.srcY = c.srcY + y0;
+        part.dstY = c.dstY + y0;
+        if (c.srcMemoryType == CU_MEMORYTYPE_HOST) {
+            stage = malloc(bytes);
+            if (!stage) {
+                return CUDA_ERROR_OUT_OF_MEMORY;
+            }
+            for (size_t y = 0; y < rows; y++) {
+                memcpy((char *)stage + y * width,
+                       (const char *)src_host + (part.srcY + y) * c.srcPitch + c.srcXInBytes,
+                       width);
+            }
+            in = stage;
+            in_len = bytes;
+            part.srcHost = NULL;
+            part.srcPitch = width;
+            part.srcXInBytes = 0;
+            part.srcY = 0;
+        }
+        if (c.dstMemoryType == CU_MEMORYTYPE_HOST) {
+            out = malloc(bytes);
+            if (!out) {
+                free(stage);
+                return CUDA_ERROR_OUT_OF_MEMORY;
+            }
+            out_len = bytes;
+            part.dstHost = NULL;
+            part.dstPitch = width;
+            part.dstXInBytes = 0;
+            part.dstY = 0;
+        }
+        res = copy2d_send(&part, in, in_len, out, out_len, stream, kind);
+        if (res == CUDA_SUCCESS && out) {
+            for (size_t y = 0; y < rows; y++) {
+                memcpy((char *)dst_host + (c.dstY + y0 + y) * c.dstPitch + c.dstXInBytes,
+                       (char *)out + y * width, width);
+            }
+        }
+        free(stage);
+        free(out);
+        if (res != CUDA_SUCCESS) {
+            return res;
+        }
+    }
+    return CUDA_SUCCESS;
+}
+
+CUresult vgc_impl_cuMemcpy2D_v2(const CUDA_MEMCPY2D *pCopy)
+{
+    return copy2d(pCopy, NULL, 0);
+}
+
+CUresult vgc_impl_cuMemcpy2DUnaligned_v2(const CUDA_MEMCPY2D *pCopy)
+{
+    return copy2d(pCopy, NULL, COPY2D_UNALIGNED);
+}
+
+CUresult vgc_impl_cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D *pCopy, CUstream hStream)
+{
+    return copy2d(pCopy, hStream, COPY2D_ASYNC);
+}
+
+/* ---- pointer attributes ------------------------------------------------- */
+
+static CUresult host_pointer_attribute(void *data, CUpointer_attribute attribute,
+                                       const void *base, size_t size, unsigned flags)
+{
+    switch (attribute) {
+    case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
+        *(unsigned int *)data = CU_MEMORYTYPE_HOST;
+        return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_HOST_POINTER:
+        *(void **)data = (void *)base;
+        return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_CONTEXT:
+        *(CUcontext *)data = (CUcontext)(uintptr_t)vgc_ctx_current_handle();
+        return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_IS_MANAGED:
+        *(unsigned int *)data = 0;
+        return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_MAPPED:
+        *(unsigned int *)data = 1;
+        return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR:
+        *(CUdeviceptr *)data = (uintptr_t)base;
+        return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_RANGE_SIZE:
+        *(size_t *)data = size;
+        return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL:
+        *(int *)data = 0;
+        return CUDA_SUCCESS;
+    default:
+        (void)flags;
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+}
+
+CUresult vgc_impl_cuPointerGetAttribute(void *data, CUpointer_attribute attribute,
+                                        CUdeviceptr ptr)
+{
+    const void *base;
+    size_t size;
+    unsigned flags;
+
+    if (!vgc_initialized()) {
+        return CUDA_ERROR_NOT_INITIALIZED;
+    }
+    if (!data) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (vgc_hostmem_lookup((const void *)(uintptr_t)ptr, &base, &size, &flags)) {
+        return host_pointer_attribute(data, attribute, base, size, flags);
+    }
+    if (vgc_pointer_attribute_size(attribute) == 0) {
+        return vgc_server_info()->va_size && !vgc_is_device_address(ptr) ?
+               CUDA_ERROR_INVALID_VALUE : CUDA_ERROR_NOT_SUPPORTED;
+    }
+    return vgc_call_cuPointerGetAttribute(data, attribute, ptr);
+}
+
+CUresult vgc_impl_cuPointerGetAttributes(unsigned int numAttributes,
+                                         CUpointer_attribute *attributes,
+                                         void **data, CUdeviceptr ptr)
+{
+    if (!vgc_initialized()) {
+        return CUDA_ERROR_NOT_INITIALIZED;
+    }
+    if (!attributes || !data) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    /* Unlike the single query, an unknown pointer is not an error here: its
+     * attributes read as zero (cuda.h: memory type 0, context NULL, ...). */
+    for (unsigned int i = 0; i < numAttributes; i++) {
+        size_t sz = vgc_pointer_attribute_size(attributes[i]);
+        CUresult res;
+        if (!data[i]) {
+            continue;
+        }
+        res = vgc_impl_cuPointerGetAttribute(data[i], attributes[i], ptr);
+        if (res == CUDA_ERROR_INVALID_VALUE || res == CUDA_ERROR_NOT_SUPPORTED) {
+            memset(data[i], 0, sz ? sz : sizeof(void *));
+        } else if (res != CUDA_SUCCESS) {
+            return res;
+        }
+    }
+    return CUDA_SUCCESS;
+}

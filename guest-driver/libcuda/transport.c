@@ -1,0 +1,415 @@
+/*
+ * transport.c - the shim's connection to vgcd over a unix or TCP socket.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "vgc_opcodes.h"
+#include "context.h"
+#include "log.h"
+#include "transport.h"
+
+/* Queued async frames are sent once this many bytes wait. */
+#define VGC_FLUSH_BYTES (64u << 10)
+/* Room for a full request behind a batch that is about to be flushed. */
+#define VGC_SEND_CAP (2u * (VGC_MAX_PAYLOAD + sizeof(struct vgc_hdr)))
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_once_t atfork_once;
+    int fd;                     /* -1: not connected */
+    bool connected_once;
+    bool broken;
+    uint8_t *sbuf;              /* queued frames, then the request being built */
+    size_t pending;             /* bytes of complete frames in sbuf */
+    uint8_t *rbuf;              /* the last reply payload */
+    uint64_t next_id;
+    char server[256];
+    struct vgc_server_info info;
+} conn = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .atfork_once = PTHREAD_ONCE_INIT,
+    .fd = -1,
+};
+
+/*
+ * A forked child must not talk on its parent's connection: the replies would
+ * interleave.  It starts unconnected, as after a fresh load, and may cuInit.
+ */
+static void transport_atfork_child(void)
+{
+    pthread_mutex_init(&conn.lock, NULL);
+    if (conn.fd >= 0) {
+        close(conn.fd);
+    }
+    conn.fd = -1;
+    conn.connected_once = false;
+    conn.broken = false;
+    conn.pending = 0;
+}
+
+static void transport_register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, transport_atfork_child);
+}
+
+static void transport_break(const char *why)
+{
+    if (!conn.broken) {
+        vgc_warn("connection to %s lost: %s; CUDA calls now fail with "
+                 "CUDA_ERROR_DEVICE_UNAVAILABLE", conn.server, why);
+    }
+    conn.broken = true;
+}
+
+static int transport_write(const void *buf, size_t n)
+{
+    const uint8_t *p = buf;
+
+    while (n) {
+        ssize_t w = send(conn.fd, p, n, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int transport_read(void *buf, size_t n)
+{
+    uint8_t *p = buf;
+
+    while (n) {
+        ssize_t r = recv(conn.fd, p, n, 0);
+        if (r == 0) {
+            errno = ECONNRESET;
+            return -1;
+        }
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+static int transport_flush(void)
+{
+    if (conn.pending && transport_write(conn.sbuf, conn.pending) < 0) {
+        conn.pending = 0;
+        transport_break(strerror(errno));
+        return -1;
+    }
+    conn.pending = 0;
+    return 0;
+}
+
+static void transport_fill_header(struct vgc_req *rq, uint32_t flags)
+{
+    struct vgc_hdr h = {
+        .magic = VGC_MAGIC,
+        .version = VGC_PROTOCOL_VERSION,
+        .opcode = (uint16_t)rq->opcode,
+        .flags = flags,
+        .length = (uint32_t)rq->wr.len,
+        .request_id = ++conn.next_id,
+        .ctx = vgc_ctx_current_handle(),
+    };
+    memcpy(rq->frame, &h, sizeof(h));
+}
+
+CUresult vgc_req_begin(struct vgc_req *rq, unsigned opcode)
+{
+    pthread_mutex_lock(&conn.lock);
+    if (conn.fd < 0) {
+        pthread_mutex_unlock(&conn.lock);
+        return CUDA_ERROR_NOT_INITIALIZED;
+    }
+    if (conn.broken) {
+        pthread_mutex_unlock(&conn.lock);
+        return CUDA_ERROR_DEVICE_UNAVAILABLE;
+    }
+    if (conn.pending + sizeof(struct vgc_hdr) + VGC_MAX_PAYLOAD > VGC_SEND_CAP &&
+        transport_flush() < 0) {
+        pthread_mutex_unlock(&conn.lock);
+        return CUDA_ERROR_DEVICE_UNAVAILABLE;
+    }
+    rq->opcode = opcode;
+    rq->frame = conn.sbuf + conn.pending;
+    vgc_wr_init(&rq->wr, rq->frame + sizeof(struct vgc_hdr), VGC_MAX_PAYLOAD);
+    vgc_rd_init(&rq->rd, NULL, 0);
+    return CUDA_SUCCESS;
+}
+
+CUresult vgc_req_post(struct vgc_req *rq)
+{
+    if (rq->wr.overflow) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    transport_fill_header(rq, VGC_F_NO_REPLY);
+    conn.pending += sizeof(struct vgc_hdr) + rq->wr.len;
+    if (conn.pending >= VGC_FLUSH_BYTES && transport_flush() < 0) {
+        return CUDA_ERROR_DEVICE_UNAVAILABLE;
+    }
+    return CUDA_SUCCESS;
+}
+
+CUresult vgc_req_call(struct vgc_req *rq)
+{
+    struct vgc_hdr h, rh;
+
+    if (rq->wr.overflow) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    transport_fill_header(rq, 0);
+    memcpy(&h, rq->frame, sizeof(h));
+    conn.pending += sizeof(struct vgc_hdr) + rq->wr.len;
+    if (transport_flush() < 0) {
+        return CUDA_ERROR_DEVICE_UNAVAILABLE;
+    }
+    if (transport_read(&rh, sizeof(rh)) < 0) {
+        transport_break(errno == ECONNRESET ? "vgcd closed the connection" : strerror(errno));
+        return CUDA_ERROR_DEVICE_UNAVAILABLE;
+    }
+    if (rh.magic != VGC_MAGIC || !(rh.flags & VGC_F_REPLY) ||
+        rh.request_id != h.request_id || rh.length > VGC_MAX_PAYLOAD || rh.length < 4) {
+        transport_break("malformed reply");
+        return CUDA_ERROR_DEVICE_UNAVAILABLE;
+    }
+    if (transport_read(conn.rbuf, rh.length) < 0) {
+        transport_break("connection broken inside a reply");
+        return CUDA_ERROR_DEVICE_UNAVAILABLE;
+    }
+    vgc_rd_init(&rq->rd, conn.rbuf, rh.length);
+    return (CUresult)vgc_rd_i32(&rq->rd);
+}
+
+void vgc_req_end(struct vgc_req *rq)
+{
+    (void)rq;
+    pthread_mutex_unlock(&conn.lock);
+}
+
+CUresult vgc_req_bad_reply(struct vgc_req *rq)
+{
+    char why[96];
+
+    snprintf(why, sizeof(why), "malformed reply to %s", vgc_opcode_name(rq->opcode));
+    transport_break(why);
+    return CUDA_ERROR_DEVICE_UNAVAILABLE;
+}
+
+/* ---- connecting ---------------------------------------------------------- */
+
+static int transport_dial(const char *server)
+{
+    int fd = -1;
+
+    if (!strncmp(server, "unix:", 5)) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        if (strlen(server + 5) >= sizeof(sa.sun_path)) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        strcpy(sa.sun_path, server + 5);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+        return fd;
+    }
+    if (!strncmp(server, "tcp:", 4)) {
+        struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
+        char host[200];
+        const char *hp = server + 4, *colon = strrchr(hp, ':');
+        int one = 1;
+
+        if (!colon || (size_t)(colon - hp) >= sizeof(host)) {
+            errno = EINVAL;
+            return -1;
+        }
+        memcpy(host, hp, (size_t)(colon - hp));
+        host[colon - hp] = '\0';
+        if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+            memmove(host, host + 1, strlen(host));
+            host[strlen(host) - 1] = '\0';
+        }
+        if (getaddrinfo(host, colon + 1, &hints, &res) != 0) {
+            errno = EHOSTUNREACH;
+            return -1;
+        }
+        for (ai = res; ai; ai = ai->ai_next) {
+            fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+                break;
+            }
+            if (fd >= 0) {
+                close(fd);
+                fd = -1;
+            }
+        }
+        freeaddrinfo(res);
+        if (fd >= 0) {
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        }
+        return fd;
+    }
+    errno = EINVAL;
+    return -1;
+}
+
+static CUresult transport_hello(void)
+{
+    struct vgc_req rq;
+    struct vgc_rd *r = &rq.rd;
+    struct vgc_hdr rh;
+    uint32_t version;
+    uint64_t hash;
+    char msg[256];
+    CUresult res;
+
+    rq.opcode = VGC_OP_HELLO;
+    rq.frame = conn.sbuf;
+    vgc_wr_init(&rq.wr, rq.frame + sizeof(struct vgc_hdr), VGC_MAX_PAYLOAD);
+    vgc_wr_u32(&rq.wr, VGC_PROTOCOL_VERSION);
+    vgc_wr_u32(&rq.wr, (uint32_t)getpid());
+    vgc_wr_u64(&rq.wr, VGC_SPEC_HASH);
+    vgc_wr_str(&rq.wr, program_invocation_short_name);
+    transport_fill_header(&rq, 0);
+    conn.pending = sizeof(struct vgc_hdr) + rq.wr.len;
+    if (transport_flush() < 0 || transport_read(&rh, sizeof(rh)) < 0 ||
+        rh.magic != VGC_MAGIC || rh.length > VGC_MAX_PAYLOAD ||
+        transport_read(conn.rbuf, rh.length) < 0) {
+        vgc_warn("%s: no handshake with vgcd (is it a vgcd? see its log)", conn.server);
+        return CUDA_ERROR_NO_DEVICE;
+    }
+    vgc_rd_init(r, conn.rbuf, rh.length);
+    res = (CUresult)vgc_rd_i32(r);
+    version = vgc_rd_u32(r);
+    hash = vgc_rd_u64(r);
+    vgc_rd_str(r, conn.info.executor, sizeof(conn.info.executor));
+    conn.info.va_base = vgc_rd_u64(r);
+    conn.info.va_size = vgc_rd_u64(r);
+    conn.info.driver_version = vgc_rd_i32(r);
+    vgc_rd_str(r, msg, sizeof(msg));
+    if (r->bad) {
+        vgc_warn("%s: malformed handshake reply", conn.server);
+        return CUDA_ERROR_NO_DEVICE;
+    }
+    if (res != CUDA_SUCCESS || version != VGC_PROTOCOL_VERSION || hash != VGC_SPEC_HASH) {
+        vgc_warn("%s refused this client: %s (vgcd protocol %u, this libcuda %u)",
+                 conn.server, msg[0] ? msg : "protocol mismatch",
+                 version, VGC_PROTOCOL_VERSION);
+        return CUDA_ERROR_NO_DEVICE;
+    }
+    return CUDA_SUCCESS;
+}
+
+/*
+ * Keep the guest's own allocations out of the device address window, so
+ * that a device pointer never equals a host pointer of this process.
+ */
+static void transport_reserve_window(void)
+{
+    void *want = (void *)(uintptr_t)conn.info.va_base;
+    void *got;
+
+    if (!conn.info.va_size) {
+        return;
+    }
+    got = mmap(want, conn.info.va_size, PROT_NONE,
+               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    if (got != want) {
+        if (got != MAP_FAILED) {
+            munmap(got, conn.info.va_size);
+        }
+        vgc_log("cannot reserve the device address window %#llx+%#llx: %s",
+                (unsigned long long)conn.info.va_base,
+                (unsigned long long)conn.info.va_size, strerror(errno));
+    }
+}
+
+CUresult vgc_transport_connect(void)
+{
+    const char *server = getenv("VGC_SERVER");
+    CUresult res;
+
+    pthread_once(&conn.atfork_once, transport_register_atfork);
+    pthread_mutex_lock(&conn.lock);
+    if (conn.fd >= 0) {
+        res = conn.broken ? CUDA_ERROR_DEVICE_UNAVAILABLE : CUDA_SUCCESS;
+        pthread_mutex_unlock(&conn.lock);
+        return res;
+    }
+    if (!server || !*server) {
+        vgc_warn("no CUDA device: VGC_SERVER is not set (unix:PATH or tcp:HOST:PORT) "
+                 "and there is no /dev/vgc0");
+        pthread_mutex_unlock(&conn.lock);
+        return CUDA_ERROR_NO_DEVICE;
+    }
+    snprintf(conn.server, sizeof(conn.server), "%s", server);
+    if (!conn.sbuf) {
+        conn.sbuf = malloc(VGC_SEND_CAP);
+        conn.rbuf = malloc(VGC_MAX_PAYLOAD);
+        if (!conn.sbuf || !conn.rbuf) {
+            pthread_mutex_unlock(&conn.lock);
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+    }
+    conn.fd = transport_dial(server);
+    if (conn.fd < 0) {
+        vgc_warn("no CUDA device: cannot connect to VGC_SERVER=%s: %s", server, strerror(errno));
+        pthread_mutex_unlock(&conn.lock);
+        return CUDA_ERROR_NO_DEVICE;
+    }
+    conn.broken = false;
+    conn.pending = 0;
+    res = transport_hello();
+    if (res != CUDA_SUCCESS) {
+        close(conn.fd);
+        conn.fd = -1;
+    } else {
+        if (!conn.connected_once) {
+            transport_reserve_window();
+        }
+        conn.connected_once = true;
+        vgc_log("connected to %s (executor %s)", server, conn.info.executor);
+    }
+    pthread_mutex_unlock(&conn.lock);
+    return res;
+}
+
+const struct vgc_server_info *vgc_server_info(void)
+{
+    return &conn.info;
+}
+
+bool vgc_is_device_address(uint64_t p)
+{
+    return conn.info.va_size && p - conn.info.va_base < conn.info.va_size;
+}

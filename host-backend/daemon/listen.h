@@ -1,0 +1,24 @@
+/*
+ * listen.h - the daemon's listening sockets: unix:PATH and tcp:HOST:PORT.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef VGCD_LISTEN_H
+#define VGCD_LISTEN_H
+
+#include <stddef.h>
+
+struct vgcd_listener {
+    int fd;
+    int is_unix;
+    char name[160];         /* as given: "unix:/run/vgc.sock" */
+    char path[108];         /* unix: the socket file, removed on close */
+};
+
+/* Open @addr; on failure returns -1 with *err a malloc()ed message. */
+int vgcd_listener_open(struct vgcd_listener *l, const char *addr, char **err);
+/* Accept one client; describes it in @peer.  Returns the fd or -1. */
+int vgcd_listener_accept(struct vgcd_listener *l, char *peer, size_t peer_size);
+void vgcd_listener_close(struct vgcd_listener *l);
+
+#endif /* VGCD_LISTEN_H */

@@ -1,0 +1,383 @@
+/*
+ * vgcd.c - the virtio-gpu-compute host daemon.
+ *
+ * vgcd listens on unix and TCP sockets, and forks one worker process per
+ * client connection: a worker that crashes, or a client that breaks the
+ * protocol, ends that client only.  Executors are created inside workers,
+ * never in the daemon, because a CUDA driver does not survive fork().
+ * The daemon stays in the foreground, logs to stderr and ends cleanly on
+ * SIGTERM or SIGINT (workers are told to stop, reaped, sockets removed).
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "executor.h"
+#include "listen.h"
+#include "pool.h"
+#include "worker.h"
+
+#define VGCD_MAX_LISTEN 16
+#define VGCD_DEFAULT_SLOTS 256
+
+struct vgcd_worker_slot {
+    pid_t pid;
+    int pool_slot;
+    char peer[128];
+};
+
+struct vgcd {
+    struct vgcd_listener listeners[VGCD_MAX_LISTEN];
+    int nlisteners;
+    const char *executor;
+    struct vgc_executor_config cfg;
+    struct vgc_pool *pool;
+    struct vgcd_worker_slot *workers;
+    int max_workers;
+    int sigfd;
+};
+
+static void vgcd_usage(FILE *f)
+{
+    fprintf(f,
+        "Usage: vgcd --listen ADDRESS [--listen ADDRESS ...] [OPTIONS]\n"
+        "\n"
+        "Serve CUDA driver calls from virtio-gpu-compute clients.\n"
+        "\n"
+        "  -l, --listen ADDRESS     unix:PATH or tcp:HOST:PORT (repeatable)\n"
+        "  -e, --executor NAME      cpu (reference, device memory in host RAM) or\n"
+        "                           cuda (this host's GPUs); default: cuda when a\n"
+        "                           GPU is usable, else cpu\n"
+        "  -n, --devices N          cpu: number of virtual devices (default 1);\n"
+        "                           cuda: expose at most N GPUs\n"
+        "  -m, --device-memory SIZE memory per device, e.g. 4G or 512M\n"
+        "                           (cpu default 8G; cuda default: physical)\n"
+        "      --max-clients N      concurrent clients (default %d)\n"
+        "  -h, --help               this text\n"
+        "\n"
+        "Clients connect with VGC_SERVER=unix:PATH or VGC_SERVER=tcp:HOST:PORT.\n",
+        VGCD_DEFAULT_SLOTS);
+}
+
+static bool vgcd_parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    unsigned long long v;
+    unsigned shift = 0;
+
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno || end == s) {
+        return false;
+    }
+    switch (*end) {
+    case 'k': case 'K': shift = 10; end++; break;
+    case 'm': case 'M': shift = 20; end++; break;
+    case 'g': case 'G': shift = 30; end++; break;
+    case 't': case 'T': shift = 40; end++; break;
+    }
+    if (*end == 'i' || *end == 'B') {
+        end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
+    }
+    if (*end || v == 0 || v > (UINT64_MAX >> shift)) {
+        return false;
+    }
+    *out = (uint64_t)v << shift;
+    return true;
+}
+
+static struct vgcd_worker_slot *vgcd_find_worker(struct vgcd *d, pid_t pid)
+{
+    for (int i = 0; i < d->max_workers; i++) {
+        if (d->workers[i].pid == pid) {
+            return &d->workers[i];
+        }
+    }
+    return NULL;
+}
+
+static void vgcd_reap(struct vgcd *d)
+{
+    int status;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        struct vgcd_worker_slot *w = vgcd_find_worker(d, pid);
+        const char *peer = w ? w->peer : "?";
+
+        if (WIFSIGNALED(status)) {
+            fprintf(stderr, "vgcd: worker %d for %s killed by signal %d\n",
+                    (int)pid, peer, WTERMSIG(status));
+        } else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+            fprintf(stderr, "vgcd: worker %d for %s exited with status %d\n",
+                    (int)pid, peer, WEXITSTATUS(status));
+        }
+        if (w) {
+            /* Whatever the worker held is forgotten, however it ended. */
+            vgc_pool_slot_clear(d->pool, w->pool_slot);
+            w->pid = 0;
+        }
+    }
+}
+
+static void vgcd_worker_main(struct vgcd *d, int fd, int pool_slot, const char *peer)
+{
+    struct vgc_executor *exec;
+    char *err = NULL;
+    sigset_t all;
+    int rc;
+
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    close(d->sigfd);
+    for (int i = 0; i < d->nlisteners; i++) {
+        close(d->listeners[i].fd);
+    }
+    vgc_pool_bind(d->pool, pool_slot);
+    exec = vgc_executor_create(d->executor, &d->cfg, &err);
+    if (!exec) {
+        fprintf(stderr, "vgcd: %s: cannot start the %s executor: %s\n",
+                peer, d->executor, err ? err : "unknown error");
+        free(err);
+        _exit(1);
+    }
+    rc = vgcd_worker_serve_socket(fd, exec, peer);
+    if (exec->destroy) {
+        exec->destroy();
+    }
+    _exit(rc == 0 ? 0 : 2);
+}
+
+static void vgcd_accept(struct vgcd *d, struct vgcd_listener *l)
+{
+    char peer[128];
+    struct vgcd_worker_slot *w = NULL;
+    int fd = vgcd_listener_accept(l, peer, sizeof(peer));
+    int pool_slot;
+    pid_t pid;
+
+    if (fd < 0) {
+        return;
+    }
+    for (int i = 0; i < d->max_workers; i++) {
+        if (d->workers[i].pid == 0) {
+            w = &d->workers[i];
+            break;
+        }
+    }
+    pool_slot = w ? vgc_pool_slot_claim(d->pool) : -1;
+    if (!w || pool_slot < 0) {
+        fprintf(stderr, "vgcd: refusing %s: %d clients already connected\n",
+                peer, d->max_workers);
+        close(fd);
+        return;
+    }
+    pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "vgcd: refusing %s: fork: %s\n", peer, strerror(errno));
+        vgc_pool_slot_clear(d->pool, pool_slot);
+        close(fd);
+        return;
+    }
+    if (pid == 0) {
+        vgcd_worker_main(d, fd, pool_slot, peer);
+    }
+    close(fd);
+    w->pid = pid;
+    w->pool_slot = pool_slot;
+    snprintf(w->peer, sizeof(w->peer), "%s", peer);
+}
+
+static int vgcd_run(struct vgcd *d)
+{
+    struct pollfd pfd[VGCD_MAX_LISTEN + 1];
+
+    for (;;) {
+        int n = 0;
+
+        pfd[n++] = (struct pollfd){ .fd = d->sigfd, .events = POLLIN };
+        for (int i = 0; i < d->nlisteners; i++) {
+            pfd[n++] = (struct pollfd){ .fd = d->listeners[i].fd, .events = POLLIN };
+        }
+        if (poll(pfd, (nfds_t)n, -1) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            perror("vgcd: poll");
+            return 1;
+        }
+        if (pfd[0].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            while (read(d->sigfd, &si, sizeof(si)) == sizeof(si)) {
+                if (si.ssi_signo == SIGCHLD) {
+                    vgcd_reap(d);
+                } else {
+                    fprintf(stderr, "vgcd: signal %u, shutting down\n", si.ssi_signo);
+                    return 0;
+                }
+            }
+        }
+        for (int i = 0; i < d->nlisteners; i++) {
+            if (pfd[i + 1].revents & POLLIN) {
+                vgcd_accept(d, &d->listeners[i]);
+            }
+        }
+    }
+}
+
+static void vgcd_shutdown(struct vgcd *d)
+{
+    for (int i = 0; i < d->nlisteners; i++) {
+        vgcd_listener_close(&d->listeners[i]);
+    }
+    for (int i = 0; i < d->max_workers; i++) {
+        if (d->workers[i].pid > 0) {
+            kill(d->workers[i].pid, SIGTERM);
+        }
+    }
+    for (int i = 0; i < d->max_workers; i++) {
+        if (d->workers[i].pid > 0) {
+            waitpid(d->workers[i].pid, NULL, 0);
+            d->workers[i].pid = 0;
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "listen", required_argument, NULL, 'l' },
+        { "executor", required_argument, NULL, 'e' },
+        { "devices", required_argument, NULL, 'n' },
+        { "device-memory", required_argument, NULL, 'm' },
+        { "max-clients", required_argument, NULL, 'c' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct vgcd d = { .executor = NULL, .max_workers = VGCD_DEFAULT_SLOTS };
+    const char *listen_addr[VGCD_MAX_LISTEN];
+    int nlisten = 0, opt, ndevices = 0;
+    uint64_t memory = 0;
+    sigset_t mask;
+    int rc;
+
+    while ((opt = getopt_long(argc, argv, "l:e:n:m:h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'l':
+            if (nlisten == VGCD_MAX_LISTEN) {
+                fprintf(stderr, "vgcd: at most %d --listen addresses\n", VGCD_MAX_LISTEN);
+                return 2;
+            }
+            listen_addr[nlisten++] = optarg;
+            break;
+        case 'e':
+            d.executor = optarg;
+            break;
+        case 'n':
+            ndevices = atoi(optarg);
+            if (ndevices < 1 || ndevices > VGC_POOL_MAX_DEVICES) {
+                fprintf(stderr, "vgcd: --devices must be 1..%d\n", VGC_POOL_MAX_DEVICES);
+                return 2;
+            }
+            break;
+        case 'm':
+            if (!vgcd_parse_size(optarg, &memory)) {
+                fprintf(stderr, "vgcd: --device-memory: cannot read size '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'c':
+            d.max_workers = atoi(optarg);
+            if (d.max_workers < 1 || d.max_workers > 65536) {
+                fprintf(stderr, "vgcd: --max-clients must be 1..65536\n");
+                return 2;
+            }
+            break;
+        case 'h':
+            vgcd_usage(stdout);
+            return 0;
+        default:
+            vgcd_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "vgcd: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (nlisten == 0) {
+        fprintf(stderr, "vgcd: nothing to listen on: give --listen unix:PATH or tcp:HOST:PORT\n");
+        vgcd_usage(stderr);
+        return 2;
+    }
+    if (!d.executor) {
+        d.executor = vgc_cuda_available() ? "cuda" : "cpu";
+        fprintf(stderr, "vgcd: no --executor given; using %s\n", d.executor);
+    }
+    if (strcmp(d.executor, "cpu") && strcmp(d.executor, "cuda")) {
+        fprintf(stderr, "vgcd: unknown executor '%s' (cpu or cuda)\n", d.executor);
+        return 2;
+    }
+    if (!strcmp(d.executor, "cuda") && !vgc_cuda_available()) {
+        fprintf(stderr, "vgcd: --executor cuda: no usable CUDA driver or GPU on this host "
+                "(use --executor cpu)\n");
+        return 1;
+    }
+    if (!strcmp(d.executor, "cpu")) {
+        ndevices = ndevices ? ndevices : 1;
+        memory = memory ? memory : (8ULL << 30);
+    }
+    d.cfg.ndevices = ndevices;
+    d.cfg.device_memory = memory;
+    d.pool = vgc_pool_create(ndevices ? ndevices : VGC_POOL_MAX_DEVICES,
+                             memory ? memory : UINT64_MAX, d.max_workers);
+    d.workers = calloc((size_t)d.max_workers, sizeof(*d.workers));
+    if (!d.pool || !d.workers) {
+        fprintf(stderr, "vgcd: cannot set up the memory pool: %s\n", strerror(errno));
+        return 1;
+    }
+    d.cfg.pool = d.pool;
+
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    d.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (d.sigfd < 0) {
+        perror("vgcd: signalfd");
+        return 1;
+    }
+    for (int i = 0; i < nlisten; i++) {
+        char *err = NULL;
+        if (vgcd_listener_open(&d.listeners[i], listen_addr[i], &err) < 0) {
+            fprintf(stderr, "vgcd: --listen %s: %s\n", listen_addr[i], err);
+            free(err);
+            d.nlisteners = i;
+            vgcd_shutdown(&d);
+            return 1;
+        }
+        d.nlisteners = i + 1;
+        fprintf(stderr, "vgcd: listening on %s (executor %s)\n",
+                d.listeners[i].name, d.executor);
+    }
+    rc = vgcd_run(&d);
+    vgcd_shutdown(&d);
+    vgc_pool_destroy(d.pool);
+    free(d.workers);
+    fprintf(stderr, "vgcd: stopped\n");
+    return rc;
+}

@@ -1,0 +1,255 @@
+/*
+ * cuda_executor.c - run driver calls on this host's GPUs.
+ *
+ * The host's own libcuda.so.1 is opened with dlopen() and every symbol of
+ * struct vgc_exec_ops is looked up by name, so this file builds and loads on
+ * a machine without a GPU or a driver and says so when asked to run.
+ *
+ * The guest is untrusted and the real driver trusts its caller, so a few
+ * calls are wrapped before they reach it:
+ *  - unified copies (cuMemcpy, cuMemcpyAsync) would happily read or write
+ *    the worker's own memory given a host address: both ends must be device
+ *    memory (the shim turns host-involved copies into HtoD/DtoH);
+ *  - allocations are accounted in the pool, so one daemon's clients share a
+ *    device memory budget.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "executor.h"
+#include "pool.h"
+
+static struct vgc_executor cuda_exec = { .name = "cuda" };
+static struct vgc_exec_ops real;        /* the driver's own functions */
+static struct vgc_pool *cuda_pool;
+static void *cuda_lib;
+
+static void *cuda_open(char **err)
+{
+    const char *path = getenv("VGC_HOST_LIBCUDA");
+    void *h = dlopen(path ? path : "libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+
+    if (!h) {
+        if (err && asprintf(err, "cannot open the host CUDA driver: %s", dlerror()) < 0) {
+            *err = NULL;
+        }
+        return NULL;
+    }
+    /* With LD_LIBRARY_PATH pointing at our shim, dlopen finds the shim. */
+    if (dlsym(h, "vgc_shim_version")) {
+        if (err && asprintf(err, "libcuda.so.1 found first is the virtio-gpu-compute "
+                            "shim, not NVIDIA's driver (set VGC_HOST_LIBCUDA)") < 0) {
+            *err = NULL;
+        }
+        dlclose(h);
+        return NULL;
+    }
+    return h;
+}
+
+bool vgc_cuda_available(void)
+{
+    /* Probe in a child: a CUDA driver initialised here would not survive
+     * the fork of every worker. */
+    pid_t pid = fork();
+    int status;
+
+    if (pid < 0) {
+        return false;
+    }
+    if (pid == 0) {
+        void *h = cuda_open(NULL);
+        PFN_cuInit_v2000 init;
+        PFN_cuDeviceGetCount_v2000 count;
+        int n = 0;
+
+        if (!h) {
+            _exit(1);
+        }
+        init = (PFN_cuInit_v2000)dlsym(h, "cuInit");
+        count = (PFN_cuDeviceGetCount_v2000)dlsym(h, "cuDeviceGetCount");
+        if (!init || !count || init(0) != CUDA_SUCCESS ||
+            count(&n) != CUDA_SUCCESS || n < 1) {
+            _exit(1);
+        }
+        _exit(0);
+    }
+    if (waitpid(pid, &status, 0) < 0) {
+        return false;
+    }
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static CUresult cuda_is_device_memory(CUdeviceptr p)
+{
+    unsigned int type = 0;
+
+    if (!real.cuPointerGetAttribute ||
+        real.cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, p) != CUDA_SUCCESS ||
+        type != CU_MEMORYTYPE_DEVICE) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    return CUDA_SUCCESS;
+}
+
+static CUresult cuda_memcpy(CUdeviceptr dst, CUdeviceptr src, size_t n)
+{
+    if (cuda_is_device_memory(dst) || cuda_is_device_memory(src)) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    return real.cuMemcpy(dst, src, n);
+}
+
+static CUresult cuda_memcpy_async(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s)
+{
+    if (cuda_is_device_memory(dst) || cuda_is_device_memory(src)) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    return real.cuMemcpyAsync(dst, src, n, s);
+}
+
+static int cuda_current_device(void)
+{
+    CUdevice dev = 0;
+
+    if (real.cuCtxGetDevice && real.cuCtxGetDevice(&dev) == CUDA_SUCCESS) {
+        return dev;
+    }
+    return 0;
+}
+
+static CUresult cuda_mem_alloc(CUdeviceptr *dptr, size_t size)
+{
+    int dev = cuda_current_device();
+    CUresult res;
+
+    if (size == 0 || !dptr) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (cuda_pool && !vgc_pool_reserve(cuda_pool, dev, size)) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    res = real.cuMemAlloc_v2(dptr, size);
+    if (res != CUDA_SUCCESS && cuda_pool) {
+        vgc_pool_release(cuda_pool, dev, size);
+    }
+    return res;
+}
+
+static CUresult cuda_mem_free(CUdeviceptr p)
+{
+    CUdeviceptr base = 0;
+    size_t size = 0;
+    int dev = cuda_current_device();
+    CUresult res;
+
+    if (real.cuMemGetAddressRange_v2(&base, &size, p) != CUDA_SUCCESS || base != p) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    res = real.cuMemFree_v2(p);
+    if (res == CUDA_SUCCESS && cuda_pool) {
+        vgc_pool_release(cuda_pool, dev, size);
+    }
+    return res;
+}
+
+static CUresult cuda_mem_get_info(size_t *free_bytes, size_t *total)
+{
+    CUresult res = real.cuMemGetInfo_v2(free_bytes, total);
+    int dev = cuda_current_device();
+
+    if (res == CUDA_SUCCESS && cuda_pool) {
+        uint64_t cap = vgc_pool_capacity(cuda_pool, dev);
+        uint64_t used = vgc_pool_used(cuda_pool, dev);
+        if (cap < *total) {
+            *total = cap;
+            *free_bytes = used < cap && cap - used < *free_bytes ? cap - used : *free_bytes;
+            if (used >= cap) {
+                *free_bytes = 0;
+            }
+        }
+    }
+    return res;
+}
+
+static CUresult cuda_module_load(CUmodule *mod, const void *image, size_t size)
+{
+    /* PTX must end in a NUL the guest may not have sent; the copy adds one. */
+    char *copy = malloc(size + 1);
+    CUresult res;
+
+    if (!copy) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    memcpy(copy, image, size);
+    copy[size] = '\0';
+    res = real.cuModuleLoadData ? real.cuModuleLoadData(mod, copy) : CUDA_ERROR_NOT_SUPPORTED;
+    free(copy);
+    return res;
+}
+
+static CUresult cuda_library_load(CUlibrary *lib, const void *image, size_t size)
+{
+    char *copy = malloc(size + 1);
+    CUresult res;
+
+    if (!copy) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    memcpy(copy, image, size);
+    copy[size] = '\0';
+    res = real.cuLibraryLoadData ?
+          real.cuLibraryLoadData(lib, copy, NULL, NULL, 0, NULL, NULL, 0) :
+          CUDA_ERROR_NOT_SUPPORTED;
+    free(copy);
+    return res;
+}
+
+static void cuda_destroy(void)
+{
+    if (cuda_lib) {
+        dlclose(cuda_lib);
+        cuda_lib = NULL;
+    }
+}
+
+struct vgc_executor *vgc_cuda_executor_create(const struct vgc_executor_config *cfg,
+                                              char **err)
+{
+    void (**slot)(void) = (void (**)(void))&real;
+
+    cuda_lib = cuda_open(err);
+    if (!cuda_lib) {
+        return NULL;
+    }
+    for (int i = 0; i < VGC_EXEC_OPS_COUNT; i++) {
+        slot[i] = (void (*)(void))dlsym(cuda_lib, vgc_exec_ops_names[i]);
+    }
+    if (!real.cuInit || !real.cuMemAlloc_v2 || !real.cuMemFree_v2 ||
+        !real.cuMemGetAddressRange_v2 || !real.cuMemGetInfo_v2 ||
+        !real.cuMemcpy || !real.cuMemcpyAsync) {
+        if (asprintf(err, "the host CUDA driver lacks basic entry points") < 0) {
+            *err = NULL;
+        }
+        cuda_destroy();
+        return NULL;
+    }
+    cuda_pool = cfg->pool;
+    cuda_exec.ops = real;
+    cuda_exec.ops.cuMemAlloc_v2 = cuda_mem_alloc;
+    cuda_exec.ops.cuMemFree_v2 = cuda_mem_free;
+    cuda_exec.ops.cuMemGetInfo_v2 = cuda_mem_get_info;
+    cuda_exec.ops.cuMemcpy = cuda_memcpy;
+    cuda_exec.ops.cuMemcpyAsync = cuda_memcpy_async;
+    cuda_exec.module_load = cuda_module_load;
+    cuda_exec.library_load = cuda_library_load;
+    cuda_exec.destroy = cuda_destroy;
+    return &cuda_exec;
+}

@@ -1,0 +1,84 @@
+/*
+ * executor.h - what a worker asks of an executor.
+ *
+ * An executor runs CUDA driver calls for one client.  Its interface is the
+ * driver API itself: struct vgc_exec_ops (generated from NVIDIA's headers)
+ * holds one member per exported driver symbol, named after the symbol and
+ * typed by its PFN typedef, so the cuda executor fills it with dlsym() and the
+ * cpu executor with its own functions of the same signatures.  A NULL member
+ * means "not supported here": the worker answers CUDA_ERROR_NOT_SUPPORTED.
+ *
+ * Rules:
+ *  - one executor per worker process, created once; its calls come from the
+ *    worker's single thread, so executors keep process-global state;
+ *  - arguments reach an executor already decoded and bounds-checked as wire
+ *    data (lengths fit the payload, handles exist in the session's table),
+ *    but device addresses are checked by the executor: only it knows what
+ *    is allocated;
+ *  - the current context is the driver's usual per-thread current context;
+ *    the worker sets it with ops.cuCtxSetCurrent before each call;
+ *  - memory budgets go through the pool (host-backend/pool/pool.h), never
+ *    around it, so that every worker of one daemon sees the same numbers.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef VGC_EXECUTOR_H
+#define VGC_EXECUTOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vgc_cuda.h"
+#include "vgc_exec_ops.h"       /* generated: struct vgc_exec_ops */
+
+struct vgc_pool;
+
+struct vgc_executor_config {
+    int ndevices;               /* cpu: virtual devices; cuda: at most this many, 0 = all */
+    uint64_t device_memory;     /* cpu: bytes per device; cuda: cap per device, 0 = physical */
+    struct vgc_pool *pool;      /* memory accounting shared by workers; NULL = none */
+};
+
+struct vgc_executor {
+    const char *name;           /* "cpu", "cuda" */
+    struct vgc_exec_ops ops;
+
+    /* Device addresses handed out lie in [va_base, va_base + va_size);
+     * the guest reserves that range so they never alias its own pointers.
+     * Both 0 when the executor cannot say (the real driver). */
+    uint64_t va_base;
+    uint64_t va_size;
+
+    /*
+     * Load a module or library from an image of known size: a fatbin, a
+     * cubin or NUL-terminated PTX.  The image is copied; the executor keeps
+     * no pointer into it.  Same results as cuModuleLoadData /
+     * cuLibraryLoadData.
+     */
+    CUresult (*module_load)(CUmodule *mod, const void *image, size_t size);
+    CUresult (*library_load)(CUlibrary *lib, const void *image, size_t size);
+
+    /* Release everything; the process is about to end. May be NULL. */
+    void (*destroy)(void);
+};
+
+/*
+ * Create the executor named @name ("cpu" or "cuda") for this process.
+ * @cfg: sizes and the pool; copied.
+ * @err: on failure receives a malloc()ed message the caller frees.
+ * Returns: the executor, or NULL with *err set.
+ */
+struct vgc_executor *vgc_executor_create(const char *name,
+                                         const struct vgc_executor_config *cfg,
+                                         char **err);
+
+struct vgc_executor *vgc_cpu_executor_create(const struct vgc_executor_config *cfg,
+                                             char **err);
+struct vgc_executor *vgc_cuda_executor_create(const struct vgc_executor_config *cfg,
+                                              char **err);
+
+/* True when this host has a usable CUDA driver and at least one GPU. */
+bool vgc_cuda_available(void);
+
+#endif /* VGC_EXECUTOR_H */

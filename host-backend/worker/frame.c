@@ -1,0 +1,136 @@
+/*
+ * frame.c - handshake, framing checks and dispatch of one request.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "vgc_opcodes.h"
+#include "frame.h"
+
+const char *vgcd_frame_check_header(const struct vgc_hdr *h)
+{
+    if (h->magic != VGC_MAGIC) {
+        return "bad magic";
+    }
+    if (h->length > VGC_MAX_PAYLOAD) {
+        return "payload length over the limit";
+    }
+    if (h->flags & ~(uint32_t)VGC_F_KNOWN) {
+        return "unknown flags";
+    }
+    if (h->flags & VGC_F_REPLY) {
+        return "a client sent a reply frame";
+    }
+    return NULL;
+}
+
+static enum vgcd_frame_result frame_hello(struct vgcd_session *s,
+                                          const struct vgc_hdr *h,
+                                          const void *payload,
+                                          struct vgc_wr *w)
+{
+    struct vgc_rd r;
+    uint32_t version, pid;
+    uint64_t hash;
+    char name[256];
+    char msg[256] = "";
+    CUresult res = CUDA_SUCCESS;
+    int driver_version = 0;
+
+    vgc_rd_init(&r, payload, h->length);
+    version = vgc_rd_u32(&r);
+    pid = vgc_rd_u32(&r);
+    hash = vgc_rd_u64(&r);
+    vgc_rd_str(&r, name, sizeof(name));
+    if (r.bad) {
+        vgcd_violation(s, "malformed hello");
+        return VGCD_FRAME_VIOLATION;
+    }
+    if (version != VGC_PROTOCOL_VERSION || h->version != VGC_PROTOCOL_VERSION) {
+        snprintf(msg, sizeof(msg),
+                 "protocol version mismatch: client speaks %u, vgcd speaks %u",
+                 version, VGC_PROTOCOL_VERSION);
+        res = CUDA_ERROR_NOT_SUPPORTED;
+    } else if (hash != VGC_SPEC_HASH) {
+        snprintf(msg, sizeof(msg),
+                 "API spec mismatch: client built from spec %016llx, vgcd from %016llx",
+                 (unsigned long long)hash, (unsigned long long)VGC_SPEC_HASH);
+        res = CUDA_ERROR_NOT_SUPPORTED;
+    }
+    if (res != CUDA_SUCCESS) {
+        fprintf(stderr, "vgcd: %s (pid %u, %s): %s\n", s->peer, pid, name, msg);
+    }
+    if (s->exec->ops.cuDriverGetVersion) {
+        s->exec->ops.cuDriverGetVersion(&driver_version);
+    }
+    vgc_wr_i32(w, res);
+    vgc_wr_u32(w, VGC_PROTOCOL_VERSION);
+    vgc_wr_u64(w, VGC_SPEC_HASH);
+    vgc_wr_str(w, s->exec->name);
+    vgc_wr_u64(w, s->exec->va_base);
+    vgc_wr_u64(w, s->exec->va_size);
+    vgc_wr_i32(w, driver_version);
+    vgc_wr_str(w, msg);
+    if (res != CUDA_SUCCESS) {
+        return VGCD_FRAME_CLOSE;
+    }
+    s->hello_done = true;
+    return VGCD_FRAME_REPLY;
+}
+
+enum vgcd_frame_result vgcd_frame_process(struct vgcd_session *s,
+                                          const struct vgc_hdr *h,
+                                          const void *payload,
+                                          struct vgc_wr *w)
+{
+    const char *bad = vgcd_frame_check_header(h);
+    bool async = h->flags & VGC_F_NO_REPLY;
+    struct vgc_rd r;
+    CUresult res;
+
+    if (bad) {
+        vgcd_violation(s, bad);
+        return VGCD_FRAME_VIOLATION;
+    }
+    if (!s->hello_done) {
+        if (h->opcode != VGC_OP_HELLO || async) {
+            vgcd_violation(s, "first frame is not a hello");
+            return VGCD_FRAME_VIOLATION;
+        }
+        return frame_hello(s, h, payload, w);
+    }
+    if (h->version != VGC_PROTOCOL_VERSION) {
+        vgcd_violation(s, "protocol version changed within a session");
+        return VGCD_FRAME_VIOLATION;
+    }
+    if (h->opcode == VGC_OP_GOODBYE) {
+        return VGCD_FRAME_CLOSE;
+    }
+    if (h->opcode < VGC_OP_FIRST_CALL || !vgc_opcode_name(h->opcode)) {
+        vgcd_violation(s, "unknown opcode");
+        return VGCD_FRAME_VIOLATION;
+    }
+    if (async != (bool)vgc_opcode_is_async(h->opcode)) {
+        vgcd_violation(s, async ? "a synchronous call sent without waiting"
+                                : "an asynchronous call sent waiting");
+        return VGCD_FRAME_VIOLATION;
+    }
+
+    res = vgcd_session_enter(s, h->ctx);
+    if (res != CUDA_SUCCESS) {
+        /* The thread's current context is gone: the call fails as a whole. */
+        if (async) {
+            vgcd_defer(s, res);
+            return VGCD_FRAME_NO_REPLY;
+        }
+        vgc_wr_i32(w, res);
+        return VGCD_FRAME_REPLY;
+    }
+    vgc_rd_init(&r, payload, h->length);
+    if (vgcd_dispatch(s, h->opcode, &r, w) < 0) {
+        return VGCD_FRAME_VIOLATION;
+    }
+    return async ? VGCD_FRAME_NO_REPLY : VGCD_FRAME_REPLY;
+}

@@ -1,0 +1,230 @@
+/*
+ * manual.c - the calls whose wire form differs from their C form.
+ *
+ * The generated dispatcher has already decoded and bounds-checked the
+ * arguments into struct vgcd_args_<symbol> and resolved their handles;
+ * these handlers only do what the spec cannot express.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <string.h>
+
+#include "vgc_attr.h"
+#include "vgc_host_args.h"
+#include "session.h"
+
+/* ---- primary contexts: a release to zero or a reset frees its objects ---- */
+
+static CUresult manual_primary_ctx_forget(struct vgcd_session *s, CUdevice dev,
+                                          CUresult (*op)(CUdevice), bool always)
+{
+    struct vgc_exec_ops *ops = &s->exec->ops;
+    CUcontext ctx = NULL;
+    unsigned int flags;
+    int active = 1;
+    uint64_t id;
+    CUresult res;
+
+    if (!op) {
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    /* Learn the primary context's object without changing its count. */
+    if (ops->cuDevicePrimaryCtxRetain &&
+        ops->cuDevicePrimaryCtxRetain(&ctx, dev) == CUDA_SUCCESS && ops->cuDevicePrimaryCtxRelease_v2) {
+        ops->cuDevicePrimaryCtxRelease_v2(dev);
+    }
+    res = op(dev);
+    if (res != CUDA_SUCCESS || !ctx) {
+        return res;
+    }
+    if (!always && ops->cuDevicePrimaryCtxGetState) {
+        ops->cuDevicePrimaryCtxGetState(dev, &flags, &active);
+    }
+    if ((always || !active) &&
+        vgcd_handle_put(s, VGC_HANDLE_CTX, ctx, 0, &id) == CUDA_SUCCESS) {
+        vgcd_handle_drop_children(s, id);
+    }
+    return CUDA_SUCCESS;
+}
+
+CUresult vgcd_cuDevicePrimaryCtxRelease(struct vgcd_session *s,
+                                        struct vgcd_args_cuDevicePrimaryCtxRelease *a)
+{
+    return manual_primary_ctx_forget(s, a->dev, s->exec->ops.cuDevicePrimaryCtxRelease, false);
+}
+
+CUresult vgcd_cuDevicePrimaryCtxRelease_v2(struct vgcd_session *s,
+                                           struct vgcd_args_cuDevicePrimaryCtxRelease_v2 *a)
+{
+    return manual_primary_ctx_forget(s, a->dev, s->exec->ops.cuDevicePrimaryCtxRelease_v2, false);
+}
+
+CUresult vgcd_cuDevicePrimaryCtxReset(struct vgcd_session *s,
+                                      struct vgcd_args_cuDevicePrimaryCtxReset *a)
+{
+    return manual_primary_ctx_forget(s, a->dev, s->exec->ops.cuDevicePrimaryCtxReset, true);
+}
+
+CUresult vgcd_cuDevicePrimaryCtxReset_v2(struct vgcd_session *s,
+                                         struct vgcd_args_cuDevicePrimaryCtxReset_v2 *a)
+{
+    return manual_primary_ctx_forget(s, a->dev, s->exec->ops.cuDevicePrimaryCtxReset_v2, true);
+}
+
+/* ---- images ------------------------------------------------------------- */
+
+CUresult vgcd_cuModuleLoadData(struct vgcd_session *s, struct vgcd_args_cuModuleLoadData *a)
+{
+    if (!a->data || !a->data_len) {
+        return CUDA_ERROR_INVALID_IMAGE;
+    }
+    if (!s->exec->module_load) {
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    return s->exec->module_load(a->module, a->data, a->data_len);
+}
+
+CUresult vgcd_cuLibraryLoadData(struct vgcd_session *s, struct vgcd_args_cuLibraryLoadData *a)
+{
+    if (!a->data || !a->data_len) {
+        return CUDA_ERROR_INVALID_IMAGE;
+    }
+    if (!s->exec->library_load) {
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    return s->exec->library_load(a->library, a->data, a->data_len);
+}
+
+/* ---- 2D copies ------------------------------------------------------------ */
+
+/*
+ * The guest sends host ends packed: rows of WidthInBytes at pitch
+ * WidthInBytes from origin 0,0, in toDevice (source) or toHost (target).
+ * Point the copy at those buffers after checking they are exactly that big;
+ * device ends are left to the executor, which checks every row.
+ */
+static CUresult manual_copy2d_prepare(CUDA_MEMCPY2D *c, const void *in, uint64_t in_len,
+                                      void *out, uint64_t out_len)
+{
+    uint64_t bytes;
+
+    if (c->WidthInBytes && c->Height > UINT64_MAX / c->WidthInBytes) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    bytes = (uint64_t)c->WidthInBytes * c->Height;
+    if (c->srcMemoryType == CU_MEMORYTYPE_HOST) {
+        if (in_len != bytes || c->srcXInBytes || c->srcY || c->srcPitch != c->WidthInBytes) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        c->srcHost = in;
+    } else if (c->srcMemoryType != CU_MEMORYTYPE_DEVICE || in_len) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (c->dstMemoryType == CU_MEMORYTYPE_HOST) {
+        if (out_len != bytes || c->dstXInBytes || c->dstY || c->dstPitch != c->WidthInBytes) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        c->dstHost = out;
+    } else if (c->dstMemoryType != CU_MEMORYTYPE_DEVICE || out_len) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    c->srcArray = NULL;
+    c->dstArray = NULL;
+    return CUDA_SUCCESS;
+}
+
+CUresult vgcd_cuMemcpy2D_v2(struct vgcd_session *s, struct vgcd_args_cuMemcpy2D_v2 *a)
+{
+    CUresult res = manual_copy2d_prepare(&a->pCopy_val, a->toDevice, a->toDevice_len,
+                                         a->toHost, a->toHost_len);
+    if (res != CUDA_SUCCESS) {
+        return res;
+    }
+    return s->exec->ops.cuMemcpy2D_v2 ? s->exec->ops.cuMemcpy2D_v2(&a->pCopy_val)
+                                      : CUDA_ERROR_NOT_SUPPORTED;
+}
+
+CUresult vgcd_cuMemcpy2DUnaligned_v2(struct vgcd_session *s,
+                                     struct vgcd_args_cuMemcpy2DUnaligned_v2 *a)
+{
+    CUresult res = manual_copy2d_prepare(&a->pCopy_val, a->toDevice, a->toDevice_len,
+                                         a->toHost, a->toHost_len);
+    if (res != CUDA_SUCCESS) {
+        return res;
+    }
+    return s->exec->ops.cuMemcpy2DUnaligned_v2 ?
+           s->exec->ops.cuMemcpy2DUnaligned_v2(&a->pCopy_val) : CUDA_ERROR_NOT_SUPPORTED;
+}
+
+CUresult vgcd_cuMemcpy2DAsync_v2(struct vgcd_session *s,
+                                 struct vgcd_args_cuMemcpy2DAsync_v2 *a)
+{
+    CUresult res = manual_copy2d_prepare(&a->pCopy_val, a->toDevice, a->toDevice_len,
+                                         a->toHost, a->toHost_len);
+    if (res != CUDA_SUCCESS) {
+        return res;
+    }
+    if (!s->exec->ops.cuMemcpy2DAsync_v2) {
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    res = s->exec->ops.cuMemcpy2DAsync_v2(&a->pCopy_val, a->hStream);
+    /* toHost is sent back with this reply: the copy must have happened. */
+    if (res == CUDA_SUCCESS && a->pCopy_val.dstMemoryType == CU_MEMORYTYPE_HOST &&
+        s->exec->ops.cuStreamSynchronize) {
+        res = s->exec->ops.cuStreamSynchronize(a->hStream);
+    }
+    return res;
+}
+
+/* ---- launches ------------------------------------------------------------ */
+
+CUresult vgcd_cuLaunchKernel(struct vgcd_session *s, struct vgcd_args_cuLaunchKernel *a)
+{
+    size_t size = a->params_len;
+    /* The packed buffer goes through the driver's own `extra` form, so the
+     * host never turns guest bytes into pointers. */
+    void *extra[] = {
+        CU_LAUNCH_PARAM_BUFFER_POINTER, (void *)a->params,
+        CU_LAUNCH_PARAM_BUFFER_SIZE, &size,
+        CU_LAUNCH_PARAM_END,
+    };
+    static const unsigned char none[8];
+
+    if (!s->exec->ops.cuLaunchKernel) {
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    if (!a->params) {
+        extra[1] = (void *)none;
+    }
+    return s->exec->ops.cuLaunchKernel(a->f, a->gridDimX, a->gridDimY, a->gridDimZ,
+                                       a->blockDimX, a->blockDimY, a->blockDimZ,
+                                       a->sharedMemBytes, a->hStream, NULL, extra);
+}
+
+/* ---- pointer attributes ---------------------------------------------------- */
+
+CUresult vgcd_cuPointerGetAttribute(struct vgcd_session *s,
+                                    struct vgcd_args_cuPointerGetAttribute *a)
+{
+    size_t want = vgc_pointer_attribute_size(a->attribute);
+    CUresult res;
+
+    if (!want || a->data_len != want) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (!s->exec->ops.cuPointerGetAttribute) {
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    res = s->exec->ops.cuPointerGetAttribute(a->data, a->attribute, a->ptr);
+    if (res == CUDA_SUCCESS && a->attribute == CU_POINTER_ATTRIBUTE_CONTEXT) {
+        /* The guest must see its handle, never the executor's pointer. */
+        CUcontext ctx;
+        uint64_t id = 0;
+        memcpy(&ctx, a->data, sizeof(ctx));
+        if (ctx) {
+            res = vgcd_handle_put(s, VGC_HANDLE_CTX, ctx, 0, &id);
+        }
+        memcpy(a->data, &id, sizeof(id));
+    }
+    return res;
+}

@@ -1,0 +1,133 @@
+/*
+ * socket_worker.c - serve one client over a connected stream socket.
+ *
+ * Frames are read whole (header, then at most VGC_MAX_PAYLOAD bytes) into
+ * one buffer and answered from another, both allocated once per session.
+ * Anything wrong with the stream itself ends this client only: the worker
+ * logs why and returns; the daemon and other clients carry on.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "worker.h"
+
+/* 1: got n bytes; 0: clean EOF before the first byte; -1: error or short. */
+static int worker_read_full(int fd, void *buf, size_t n)
+{
+    size_t done = 0;
+
+    while (done < n) {
+        ssize_t r = read(fd, (char *)buf + done, n - done);
+        if (r == 0) {
+            return done == 0 ? 0 : -1;
+        }
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        done += (size_t)r;
+    }
+    return 1;
+}
+
+static int worker_write_full(int fd, struct iovec *iov, int cnt)
+{
+    while (cnt > 0) {
+        ssize_t w = writev(fd, iov, cnt);
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        while (cnt > 0 && (size_t)w >= iov->iov_len) {
+            w -= (ssize_t)iov->iov_len;
+            iov++;
+            cnt--;
+        }
+        if (cnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + w;
+            iov->iov_len -= (size_t)w;
+        }
+    }
+    return 0;
+}
+
+int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, const char *peer)
+{
+    struct vgcd_session *s = vgcd_session_new(exec, peer);
+    uint8_t *in = malloc(VGC_MAX_PAYLOAD);
+    uint8_t *out = malloc(VGC_MAX_PAYLOAD);
+    const char *why = NULL;
+    int ret = 0;
+
+    if (!s || !in || !out) {
+        fprintf(stderr, "vgcd: %s: out of memory for a new session\n", peer);
+        ret = -1;
+        goto out;
+    }
+    for (;;) {
+        struct vgc_hdr h, rh;
+        struct vgc_wr w;
+        enum vgcd_frame_result fr;
+        int rc = worker_read_full(fd, &h, sizeof(h));
+
+        if (rc == 0) {
+            break;                      /* client closed between frames */
+        }
+        if (rc < 0) {
+            why = "connection broken inside a frame header";
+            break;
+        }
+        why = vgcd_frame_check_header(&h);
+        if (why) {
+            break;
+        }
+        if (h.length && worker_read_full(fd, in, h.length) != 1) {
+            why = "connection broken inside a frame payload";
+            break;
+        }
+        vgc_wr_init(&w, out, VGC_MAX_PAYLOAD);
+        fr = vgcd_frame_process(s, &h, in, &w);
+        if (fr == VGCD_FRAME_VIOLATION) {
+            why = s->violation;
+            break;
+        }
+        if (fr == VGCD_FRAME_NO_REPLY) {
+            continue;
+        }
+        if (w.len) {
+            struct iovec iov[2];
+            rh = h;
+            rh.version = VGC_PROTOCOL_VERSION;
+            rh.flags = VGC_F_REPLY;
+            rh.length = (uint32_t)w.len;
+            iov[0] = (struct iovec){ &rh, sizeof(rh) };
+            iov[1] = (struct iovec){ out, w.len };
+            if (worker_write_full(fd, iov, 2) < 0) {
+                why = "cannot send a reply";
+                break;
+            }
+        }
+        if (fr == VGCD_FRAME_CLOSE) {
+            break;
+        }
+    }
+    if (why) {
+        fprintf(stderr, "vgcd: %s: closing: %s\n", peer, why);
+        ret = -1;
+    }
+out:
+    free(in);
+    free(out);
+    vgcd_session_free(s);
+    return ret;
+}

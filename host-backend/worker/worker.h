@@ -1,0 +1,18 @@
+/*
+ * worker.h - a worker process serves one client.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef VGCD_WORKER_H
+#define VGCD_WORKER_H
+
+#include "executor.h"
+
+/*
+ * Serve the client on connected socket @fd until it leaves or breaks the
+ * protocol.  @peer names it in log lines.
+ * Returns 0 after an orderly end, -1 after a violation or I/O error (logged).
+ */
+int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, const char *peer);
+
+#endif /* VGCD_WORKER_H */

@@ -1,0 +1,228 @@
+/*
+ * vgc_wire.h - the framing of the virtio-gpu-compute protocol.
+ *
+ * Shared by the guest shim and the host backend; both transports (socket
+ * and virtqueue) carry the same frames.  docs/protocol.md is the reference.
+ *
+ * Rules of this header:
+ *  - every field is little-endian with an explicit size; nothing depends on
+ *    the compiler's struct layout except struct vgc_hdr, which is packed by
+ *    construction (naturally aligned, 32 bytes, checked below);
+ *  - a reader never trusts a length: vgc_rd_* fail (and stay failed) when a
+ *    field would run past the end of the payload, so a decoder checks once,
+ *    at the end, instead of after every field.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef VGC_WIRE_H
+#define VGC_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define VGC_MAGIC           0x31434756u     /* "VGC1" in memory order */
+#define VGC_PROTOCOL_VERSION 1
+
+/* Largest payload either side accepts; bulk copies are split below this. */
+#define VGC_MAX_PAYLOAD     (16u << 20)
+/* Largest chunk of user data one request carries (leaves room for args). */
+#define VGC_MAX_CHUNK       (VGC_MAX_PAYLOAD - 4096u)
+
+/* Frame flags */
+#define VGC_F_REPLY         (1u << 0)   /* host -> guest answer to request_id */
+#define VGC_F_NO_REPLY      (1u << 1)   /* async: the host sends no answer */
+#define VGC_F_KNOWN         (VGC_F_REPLY | VGC_F_NO_REPLY)
+
+struct vgc_hdr {
+    uint32_t magic;         /* VGC_MAGIC */
+    uint16_t version;       /* VGC_PROTOCOL_VERSION */
+    uint16_t opcode;        /* enum vgc_opcode (generated) */
+    uint32_t flags;         /* VGC_F_* */
+    uint32_t length;        /* payload bytes that follow, <= VGC_MAX_PAYLOAD */
+    uint64_t request_id;    /* chosen by the guest, echoed in the reply */
+    uint64_t ctx;           /* the calling thread's current context handle */
+};
+_Static_assert(sizeof(struct vgc_hdr) == 32, "vgc_hdr is 32 bytes on the wire");
+
+/* Opcodes below VGC_OP_FIRST_CALL are protocol messages, not CUDA calls. */
+enum {
+    VGC_OP_HELLO = 0,       /* handshake; must be the first frame */
+    VGC_OP_GOODBYE = 1,     /* orderly end of a session */
+    VGC_OP_FIRST_CALL = 16,
+};
+
+/*
+ * Handles (contexts, streams, modules, ...) travel as u64 ids that the host
+ * chooses: the kind in the top byte, a serial below.  0 is NULL; for streams
+ * 1 and 2 are the legacy and per-thread default streams.
+ */
+enum vgc_handle_kind {
+    VGC_HANDLE_NONE = 0,
+    VGC_HANDLE_CTX,
+    VGC_HANDLE_MODULE,
+    VGC_HANDLE_FUNC,
+    VGC_HANDLE_STREAM,
+    VGC_HANDLE_EVENT,
+    VGC_HANDLE_LIBRARY,
+    VGC_HANDLE_KERNEL,
+    VGC_HANDLE_LINK,
+    VGC_HANDLE_KINDS
+};
+#define VGC_HANDLE_KIND_SHIFT 56
+#define VGC_HANDLE_KIND(id) ((unsigned)((uint64_t)(id) >> VGC_HANDLE_KIND_SHIFT))
+
+/*
+ * HELLO request payload: u32 protocol version, u32 guest pid,
+ *                        u64 spec hash (VGC_SPEC_HASH), str client name.
+ * HELLO reply payload:   i32 result, u32 protocol version, u64 spec hash,
+ *                        str executor name, u64 device VA base,
+ *                        u64 device VA size, i32 host driver version,
+ *                        str message (why a handshake was refused).
+ * Every other reply payload starts with i32 CUresult.
+ */
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the wire is little-endian; add byte swapping for this host"
+#endif
+
+/* ---- bounded writer ---------------------------------------------------- */
+
+struct vgc_wr {
+    uint8_t *buf;
+    size_t cap;
+    size_t len;
+    bool overflow;          /* sticky: a put did not fit */
+};
+
+static inline void vgc_wr_init(struct vgc_wr *w, void *buf, size_t cap)
+{
+    w->buf = buf;
+    w->cap = cap;
+    w->len = 0;
+    w->overflow = false;
+}
+
+static inline void *vgc_wr_reserve(struct vgc_wr *w, size_t n)
+{
+    if (w->overflow || n > w->cap - w->len) {
+        w->overflow = true;
+        return NULL;
+    }
+    void *p = w->buf + w->len;
+    w->len += n;
+    return p;
+}
+
+static inline void vgc_wr_bytes(struct vgc_wr *w, const void *p, size_t n)
+{
+    void *d = vgc_wr_reserve(w, n);
+    if (d && n) {
+        memcpy(d, p, n);
+    }
+}
+
+static inline void vgc_wr_u8(struct vgc_wr *w, uint8_t v) { vgc_wr_bytes(w, &v, 1); }
+static inline void vgc_wr_u16(struct vgc_wr *w, uint16_t v) { vgc_wr_bytes(w, &v, 2); }
+static inline void vgc_wr_u32(struct vgc_wr *w, uint32_t v) { vgc_wr_bytes(w, &v, 4); }
+static inline void vgc_wr_u64(struct vgc_wr *w, uint64_t v) { vgc_wr_bytes(w, &v, 8); }
+static inline void vgc_wr_i32(struct vgc_wr *w, int32_t v) { vgc_wr_bytes(w, &v, 4); }
+
+/* A byte string: u64 length, then the bytes. */
+static inline void vgc_wr_blob(struct vgc_wr *w, const void *p, uint64_t n)
+{
+    vgc_wr_u64(w, n);
+    vgc_wr_bytes(w, p, (size_t)n);
+}
+
+/* A C string travels as a blob without its NUL; NULL travels as length 0. */
+static inline void vgc_wr_str(struct vgc_wr *w, const char *s)
+{
+    vgc_wr_blob(w, s, s ? strlen(s) : 0);
+}
+
+/* ---- bounded reader ---------------------------------------------------- */
+
+struct vgc_rd {
+    const uint8_t *buf;
+    size_t len;
+    size_t pos;
+    bool bad;               /* sticky: a get ran past the end */
+};
+
+static inline void vgc_rd_init(struct vgc_rd *r, const void *buf, size_t len)
+{
+    r->buf = buf;
+    r->len = len;
+    r->pos = 0;
+    r->bad = false;
+}
+
+/* Returns a pointer to the next n bytes in place, or NULL (and sets bad). */
+static inline const void *vgc_rd_take(struct vgc_rd *r, uint64_t n)
+{
+    if (r->bad || n > r->len - r->pos) {
+        r->bad = true;
+        return NULL;
+    }
+    const void *p = r->buf + r->pos;
+    r->pos += (size_t)n;
+    return p;
+}
+
+static inline void vgc_rd_bytes(struct vgc_rd *r, void *out, size_t n)
+{
+    const void *p = vgc_rd_take(r, n);
+    if (p) {
+        memcpy(out, p, n);
+    } else {
+        memset(out, 0, n);
+    }
+}
+
+static inline uint8_t vgc_rd_u8(struct vgc_rd *r) { uint8_t v; vgc_rd_bytes(r, &v, 1); return v; }
+static inline uint16_t vgc_rd_u16(struct vgc_rd *r) { uint16_t v; vgc_rd_bytes(r, &v, 2); return v; }
+static inline uint32_t vgc_rd_u32(struct vgc_rd *r) { uint32_t v; vgc_rd_bytes(r, &v, 4); return v; }
+static inline uint64_t vgc_rd_u64(struct vgc_rd *r) { uint64_t v; vgc_rd_bytes(r, &v, 8); return v; }
+static inline int32_t vgc_rd_i32(struct vgc_rd *r) { int32_t v; vgc_rd_bytes(r, &v, 4); return v; }
+static inline float vgc_rd_f32(struct vgc_rd *r) { float v; vgc_rd_bytes(r, &v, 4); return v; }
+
+/*
+ * A blob: *n receives its length; returns the bytes in place (not
+ * NUL-terminated), or NULL when the blob is empty or runs past the end.
+ * max bounds the length the caller accepts; longer sets bad.
+ */
+static inline const void *vgc_rd_blob(struct vgc_rd *r, uint64_t *n, uint64_t max)
+{
+    uint64_t len = vgc_rd_u64(r);
+    *n = 0;
+    if (r->bad || len > max) {
+        r->bad = true;
+        return NULL;
+    }
+    const void *p = vgc_rd_take(r, len);
+    if (p) {
+        *n = len;
+    }
+    return len ? p : NULL;
+}
+
+/* Copies a string blob into out[cap] with a NUL; too long sets bad. */
+static inline void vgc_rd_str(struct vgc_rd *r, char *out, size_t cap)
+{
+    uint64_t n;
+    const void *p = vgc_rd_blob(r, &n, cap - 1);
+    if (p) {
+        memcpy(out, p, (size_t)n);
+    }
+    out[r->bad ? 0 : n] = '\0';
+}
+
+/* True when every byte was consumed and nothing ran past the end. */
+static inline bool vgc_rd_done(const struct vgc_rd *r)
+{
+    return !r->bad && r->pos == r->len;
+}
+
+#endif /* VGC_WIRE_H */
