@@ -71,6 +71,27 @@ CUresult vgcd_cuDevicePrimaryCtxReset_v2(struct vgcd_session *s,
     return manual_primary_ctx_forget(s, a->dev, s->exec->ops.cuDevicePrimaryCtxReset_v2, true);
 }
 
+/*
+ * The current context is the guest's business (every frame names it), so
+ * the executor's own context stack is kept at most one deep: undo the push
+ * that creating a context does.
+ */
+CUresult vgcd_cuCtxCreate_v2(struct vgcd_session *s, struct vgcd_args_cuCtxCreate_v2 *a)
+{
+    struct vgc_exec_ops *ops = &s->exec->ops;
+    CUcontext popped;
+    CUresult res;
+
+    if (!ops->cuCtxCreate_v2) {
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    res = ops->cuCtxCreate_v2(a->pctx, a->flags, a->dev);
+    if (res == CUDA_SUCCESS && ops->cuCtxPopCurrent_v2) {
+        ops->cuCtxPopCurrent_v2(&popped);
+    }
+    return res;
+}
+
 /* ---- images ------------------------------------------------------------- */
 
 CUresult vgcd_cuModuleLoadData(struct vgcd_session *s, struct vgcd_args_cuModuleLoadData *a)

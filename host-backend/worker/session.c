@@ -183,16 +183,16 @@ CUresult vgcd_session_enter(struct vgcd_session *s, uint64_t ctx_id)
     void *ctx = NULL;
     CUresult res;
 
-    if (ctx_id == s->ctx_id && (ctx_id == 0 || s->ctx)) {
-        return CUDA_SUCCESS;
-    }
     res = vgcd_handle_get(s, ctx_id, VGC_HMASK(VGC_HANDLE_CTX), &ctx);
     if (res != CUDA_SUCCESS) {
         return res;
     }
+    /* Set it every time: calls such as cuCtxCreate move the executor's
+     * current context behind our back, and setting it is cheap. */
     if (s->exec->ops.cuCtxSetCurrent) {
         res = s->exec->ops.cuCtxSetCurrent(ctx);
-        if (res != CUDA_SUCCESS) {
+        /* Clearing may fail before cuInit; the call itself will say so. */
+        if (res != CUDA_SUCCESS && ctx) {
             return res;
         }
     }

@@ -12,8 +12,8 @@ label giving it its real name, so cuda.h's own prototypes never clash:
     which logs the name once.
 """
 
-from emit_common import (HEADER, MAX_STRING, c_params, elem_size, join_decl,
-                         opname, wire_put, wire_get)
+from emit_common import (HEADER, MAX_STRING, c_params, elem_size, handle_kind_const,
+                         join_decl, opname, wire_put, wire_get)
 
 
 def _wire_params(c, api):
@@ -81,6 +81,14 @@ def _encoder(c, api):
         if k == 'scalar':
             enc.append(wire_put(a, n))
         elif k == 'handle':
+            # Handles carry their kind in the top byte: anything else is not a
+            # handle this process was given, and fails here, synchronously,
+            # even for an async call.
+            kinds = ' && '.join('VGC_HANDLE_KIND(%s) != %s' % (n, handle_kind_const(x))
+                                for x in a.kinds)
+            special = '(uintptr_t)%s > 2' % n if 'stream' in a.kinds else '%s' % n
+            err = 'CUDA_ERROR_INVALID_CONTEXT' if a.kinds == ('ctx',) else 'CUDA_ERROR_INVALID_HANDLE'
+            pre.append('if (%s && %s) {\n        return %s;\n    }' % (special, kinds, err))
             enc.append('vgc_wr_u64(w, (uint64_t)(uintptr_t)%s);' % n)
         elif k == 'in-raw':
             if a.optional:

@@ -1,0 +1,57 @@
+# Thin wrapper: dependencies, build, demo, tests.  The build itself is meson.
+#
+#   make            build everything into build/
+#   make demo       run the main job: a CUDA driver-API program through the
+#                   libcuda shim against vgcd (cpu executor when no GPU)
+#   make check      all tests; ends with "N passed, N failed"
+#
+# Both install what they need on a fresh Debian 12 machine (apt packages);
+# the CUDA toolkit is expected at /usr/local/cuda.
+
+BUILD   ?= build
+ASAN    ?= build-asan
+FUZZ    ?= build-fuzz
+APT_PACKAGES = meson ninja-build pkg-config gcc clang libclang-rt-14-dev \
+               libglib2.0-dev libzstd-dev nettle-dev python3
+
+.PHONY: all deps build demo check asan fuzz clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	    dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	        apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@test -f /usr/local/cuda/include/cudaTypedefs.h || \
+	    { echo "the CUDA toolkit is expected at /usr/local/cuda"; exit 1; }
+
+$(BUILD)/build.ninja: | deps
+	meson setup $(BUILD)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+$(ASAN)/build.ninja: | deps
+	meson setup $(ASAN) -Db_sanitize=address,undefined -Db_lundef=false
+
+asan: deps $(ASAN)/build.ninja
+	ninja -C $(ASAN)
+
+$(FUZZ)/build.ninja: | deps
+	CC=clang meson setup $(FUZZ) -Dfuzz=true -Db_lundef=false
+
+fuzz: deps $(FUZZ)/build.ninja
+	ninja -C $(FUZZ)
+
+demo: build
+	tests/demo.sh $(BUILD)
+
+check: build asan fuzz
+	python3 tests/run.py --build $(BUILD) --asan-build $(ASAN) --fuzz-build $(FUZZ)
+
+clean:
+	rm -rf $(BUILD) $(ASAN) $(FUZZ)

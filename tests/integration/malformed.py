@@ -1,0 +1,192 @@
+"""Malformed traffic against vgcd: every case must close that connection
+with a logged reason, while a well-behaved client on the same daemon runs to
+completion.  Used by tests/run.py (section robustness)."""
+
+import re
+import socket
+import struct
+import subprocess
+import time
+
+MAGIC = 0x31434756
+VERSION = 1
+F_NO_REPLY = 2
+OPCODES = {}
+SPEC_HASH = 0
+
+
+def load_opcodes(path):
+    global SPEC_HASH
+    text = open(path).read()
+    for name, num in re.findall(r'VGC_OP_(\w+) = (\d+)', text):
+        OPCODES[name] = int(num)
+    SPEC_HASH = int(re.search(r'VGC_SPEC_HASH 0x([0-9a-f]+)ULL', text).group(1), 16)
+
+
+def hdr(opcode, length, flags=0, version=VERSION, magic=MAGIC, rid=1, ctx=0):
+    return struct.pack('<IHHIIQQ', magic, version, opcode, flags, length, rid, ctx)
+
+
+def hello_payload(version=VERSION, spec=None):
+    name = b'malformed'
+    return struct.pack('<IIQ', version, 1234, SPEC_HASH if spec is None else spec) + \
+        struct.pack('<Q', len(name)) + name
+
+
+def connect(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(path)
+    return s
+
+
+def recv_all(s, n):
+    buf = b''
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise EOFError('closed after %d of %d bytes' % (len(buf), n))
+        buf += chunk
+    return buf
+
+
+def read_reply(s):
+    h = recv_all(s, 32)
+    magic, ver, op, flags, length, rid, ctx = struct.unpack('<IHHIIQQ', h)
+    return op, flags, recv_all(s, length)
+
+
+def closed_by_peer(s):
+    try:
+        while True:
+            data = s.recv(65536)
+            if not data:
+                return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
+
+
+def do_hello(s):
+    payload = hello_payload()
+    s.sendall(hdr(0, len(payload)) + payload)
+    op, flags, body = read_reply(s)
+    (res,) = struct.unpack_from('<i', body)
+    return res
+
+
+def case_garbage(path):
+    s = connect(path)
+    s.sendall(bytes(range(256)) * 16)
+    return closed_by_peer(s), 'bad magic'
+
+
+def case_truncated(path):
+    s = connect(path)
+    do_hello(s)
+    s.sendall(hdr(OPCODES['cuMemAlloc_v2'], 100) + b'\x00' * 10)
+    s.shutdown(socket.SHUT_WR)
+    return closed_by_peer(s), 'inside a frame payload'
+
+
+def case_oversized(path):
+    s = connect(path)
+    do_hello(s)
+    s.sendall(hdr(OPCODES['cuMemAlloc_v2'], 0xFFFFFFFF))
+    return closed_by_peer(s), 'payload length over the limit'
+
+
+def case_unknown_opcode(path):
+    s = connect(path)
+    do_hello(s)
+    s.sendall(hdr(60000, 0))
+    return closed_by_peer(s), 'unknown opcode'
+
+
+def case_no_hello(path):
+    s = connect(path)
+    s.sendall(hdr(OPCODES['cuInit'], 4) + b'\x00' * 4)
+    return closed_by_peer(s), 'first frame is not a hello'
+
+
+def case_bad_payload(path):
+    s = connect(path)
+    do_hello(s)
+    s.sendall(hdr(OPCODES['cuMemAlloc_v2'], 3) + b'\x01\x02\x03')
+    return closed_by_peer(s), 'cuMemAlloc_v2: malformed request'
+
+
+def case_lying_length(path):
+    # cuMemcpyHtoD_v2 whose blob claims more bytes than ByteCount says
+    s = connect(path)
+    do_hello(s)
+    data = b'x' * 16
+    payload = struct.pack('<Q', 0x7e0000000000) + struct.pack('<Q', len(data)) + data + \
+        struct.pack('<Q', 4096)
+    s.sendall(hdr(OPCODES['cuMemcpyHtoD_v2'], len(payload)) + payload)
+    return closed_by_peer(s), 'srcHost length disagrees with ByteCount'
+
+
+def case_async_mismatch(path):
+    s = connect(path)
+    do_hello(s)
+    s.sendall(hdr(OPCODES['cuInit'], 4, flags=F_NO_REPLY) + b'\x00' * 4)
+    return closed_by_peer(s), 'a synchronous call sent without waiting'
+
+
+def case_version_mismatch(path):
+    """A client of another protocol version gets a clear refusal."""
+    s = connect(path)
+    payload = hello_payload(version=99)
+    s.sendall(hdr(0, len(payload), version=99) + payload)
+    op, flags, body = read_reply(s)
+    (res,) = struct.unpack_from('<i', body)
+    text = body.decode('latin1')
+    ok = res != 0 and 'protocol version mismatch' in text and closed_by_peer(s)
+    return ok, 'protocol version mismatch'
+
+
+def case_handle_forgery(path):
+    """A made-up stream handle is an error reply, not a crash."""
+    s = connect(path)
+    do_hello(s)
+    payload = struct.pack('<Q', 0x0400000000001234)
+    s.sendall(hdr(OPCODES['cuStreamSynchronize'], len(payload)) + payload)
+    op, flags, body = read_reply(s)
+    (res,) = struct.unpack_from('<i', body)
+    s.close()
+    return res == 400, None     # CUDA_ERROR_INVALID_HANDLE
+
+
+CASES = [case_garbage, case_truncated, case_oversized, case_unknown_opcode,
+         case_no_hello, case_bad_payload, case_lying_length, case_async_mismatch,
+         case_version_mismatch, case_handle_forgery]
+
+
+def run_all(path, progs, env, log_text):
+    """Yield (name, ok, detail).  A good client runs alongside all cases."""
+    good = None
+    prog = progs.get('test_threads') or progs.get('test_memcpy')
+    if prog:
+        good = subprocess.Popen([prog], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+    for case in CASES:
+        name = case.__name__[5:].replace('_', ' ')
+        try:
+            ok, expect = case(path)
+        except Exception as e:      # noqa: BLE001 - any failure is the test failing
+            ok, expect = False, None
+            yield name, False, '%s: %s' % (type(e).__name__, e)
+            continue
+        time.sleep(0.1)
+        if ok and expect and expect not in log_text():
+            yield name, False, 'vgcd did not log "%s"' % expect
+        else:
+            yield name, ok, ''
+    if good:
+        out, _ = good.communicate(timeout=300)
+        yield ('a well-behaved client beside them (%s)' % prog.rsplit('/', 1)[-1],
+               good.returncode == 0, '' if good.returncode == 0 else out[-2000:])
+    else:
+        yield 'a well-behaved client beside them', False, 'no test program built'

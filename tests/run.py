@@ -1,0 +1,296 @@
+#!/usr/bin/env python3
+"""Run every test of virtio-gpu-compute and print "N passed, N failed".
+
+Sections (each check is one line: "ok", "FAIL" or "skip", with its name):
+  generator   protocol/gen unit tests (python unittest)
+  unit        C unit tests built by meson (tests/unit)
+  integration driver-API programs through the shim against vgcd --executor
+              cpu, over a unix socket and over TCP loopback
+  robustness  malformed traffic on vgcd's socket, clients unaffected
+  asan        unit and integration tests again, with ASan/UBSan builds of
+              vgcd and the shim
+  fuzz        the request decoder under libFuzzer, for a bounded time
+
+A skipped check is reported as skipped, never as passed.
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = {'ok': 0, 'FAIL': 0, 'skip': 0}
+FAILED = []
+
+
+def report(status, name, detail=''):
+    RESULTS[status] += 1
+    if status == 'FAIL':
+        FAILED.append(name)
+    line = '%-4s %s' % (status, name)
+    if detail:
+        line += ': ' + detail
+    print(line, flush=True)
+
+
+def tail(text, n=25):
+    lines = text.strip().splitlines()
+    return '\n'.join('    | ' + l for l in lines[-n:])
+
+
+def run_check(name, cmd, env=None, timeout=120, cwd=None):
+    """Run one command; exit status 0 passes."""
+    start = time.time()
+    try:
+        p = subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=timeout, text=True,
+                           errors='replace')
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout if isinstance(e.stdout, str) else (e.stdout or b'').decode(errors='replace')
+        report('FAIL', name, 'timed out after %ds\n%s' % (timeout, tail(out)))
+        return False
+    took = time.time() - start
+    if p.returncode == 0:
+        report('ok', name, '%.1fs' % took)
+        return True
+    report('FAIL', name, 'exit %d\n%s' % (p.returncode, tail(p.stdout)))
+    return False
+
+
+class Daemon:
+    """A vgcd on a private socket; its log is kept for failures."""
+
+    def __init__(self, build, listen, extra=(), env=None):
+        self.log = tempfile.NamedTemporaryFile(prefix='vgcd-', suffix='.log', delete=False)
+        self.listen = listen
+        cmd = [os.path.join(build, 'host-backend', 'vgcd'), '--executor', 'cpu',
+               '--device-memory', '2G', '--devices', '2']
+        for l in listen:
+            cmd += ['--listen', l]
+        cmd += list(extra)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if self.ready():
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError('vgcd did not start:\n' + self.log_text())
+
+    def ready(self):
+        for l in self.listen:
+            if l.startswith('unix:') and not os.path.exists(l[5:]):
+                return False
+            if l.startswith('tcp:'):
+                host, port = l[4:].rsplit(':', 1)
+                try:
+                    socket.create_connection((host, int(port)), 0.2).close()
+                except OSError:
+                    return False
+        return True
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def log_text(self):
+        with open(self.log.name, errors='replace') as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def integration_programs(build):
+    d = os.path.join(build, 'tests', 'integration')
+    if not os.path.isdir(d):
+        return []
+    return sorted(os.path.join(d, f) for f in os.listdir(d)
+                  if f.startswith('test_') and os.access(os.path.join(d, f), os.X_OK)
+                  and '.' not in f)
+
+
+def shim_env(build, server, extra=None):
+    env = dict(os.environ)
+    env['LD_LIBRARY_PATH'] = os.path.join(build, 'guest-driver', 'libcuda')
+    env['VGC_SERVER'] = server
+    env.update(extra or {})
+    return env
+
+
+def section_generator():
+    run_check('generator: python unit tests',
+              [sys.executable, '-m', 'unittest', 'discover', '-s',
+               os.path.join(ROOT, 'tests', 'unit'), '-p', 'test_*.py'], timeout=120)
+
+
+def section_unit(build, label='', env=None):
+    d = os.path.join(build, 'tests', 'unit')
+    if not os.path.isdir(d):
+        report('FAIL', 'unit%s: no unit tests built in %s' % (label, d))
+        return
+    for f in sorted(os.listdir(d)):
+        path = os.path.join(d, f)
+        if f.startswith('test_') and os.access(path, os.X_OK) and '.' not in f:
+            run_check('unit%s: %s' % (label, f), [path], timeout=300,
+                      env=dict(os.environ, **(env or {})))
+
+
+def section_integration(build, label='', env_extra=None, transports=('unix', 'tcp')):
+    progs = integration_programs(build)
+    if not progs:
+        report('FAIL', 'integration%s: no test programs built' % label)
+        return
+    tmp = tempfile.mkdtemp(prefix='vgc-it-')
+    sock = os.path.join(tmp, 'vgcd.sock')
+    port = free_port()
+    listen = ['unix:' + sock, 'tcp:127.0.0.1:%d' % port]
+    d = Daemon(build, listen, env=dict(os.environ, **(env_extra or {})))
+    try:
+        servers = {'unix': 'unix:' + sock, 'tcp': 'tcp:127.0.0.1:%d' % port}
+        for t in transports:
+            for p in progs:
+                name = 'integration%s [%s]: %s' % (label, t, os.path.basename(p))
+                run_check(name, [p], env=shim_env(build, servers[t], env_extra), timeout=180)
+        if d.alive():
+            report('ok', 'integration%s: vgcd survived every program' % label)
+        else:
+            report('FAIL', 'integration%s: vgcd died' % label, tail(d.log_text()))
+    finally:
+        rc = d.stop()
+        if rc not in (0, None):
+            report('FAIL', 'integration%s: vgcd exit status %s on SIGTERM' % (label, rc),
+                   tail(d.log_text()))
+        else:
+            report('ok', 'integration%s: vgcd stops cleanly on SIGTERM' % label)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def section_robustness(build):
+    sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration'))
+    import malformed
+    malformed.load_opcodes(os.path.join(build, 'protocol', 'vgc_opcodes.h'))
+    tmp = tempfile.mkdtemp(prefix='vgc-rb-')
+    sock = os.path.join(tmp, 'vgcd.sock')
+    d = Daemon(build, ['unix:' + sock])
+    progs = {os.path.basename(p): p for p in integration_programs(build)}
+    try:
+        for name, ok, detail in malformed.run_all(sock, progs, shim_env(build, 'unix:' + sock),
+                                                  d.log_text):
+            report('ok' if ok else 'FAIL', 'robustness: ' + name, detail)
+        report('ok' if d.alive() else 'FAIL', 'robustness: vgcd still running after all of it')
+    finally:
+        d.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def section_fuzz(fuzz_build, seconds):
+    fz = os.path.join(fuzz_build, 'tests', 'fuzz', 'fuzz_frame') if fuzz_build else None
+    if not fz or not os.path.exists(fz):
+        report('FAIL', 'fuzz: fuzz_frame not built (make fuzz)')
+        return
+    corpus = tempfile.mkdtemp(prefix='vgc-fuzz-')
+    seeds = os.path.join(ROOT, 'tests', 'fuzz', 'corpus')
+    args = [fz, '-max_total_time=%d' % seconds, '-rss_limit_mb=4096', '-max_len=65536',
+            '-print_final_stats=1', corpus]
+    if os.path.isdir(seeds):
+        args.append(seeds)
+    run_check('fuzz: request decoder, %d s under libFuzzer+ASan' % seconds, args,
+              timeout=seconds + 120)
+    shutil.rmtree(corpus, ignore_errors=True)
+
+
+def asan_env():
+    return {'ASAN_OPTIONS': 'detect_leaks=0:abort_on_error=1:allocator_may_return_null=1',
+            'UBSAN_OPTIONS': 'print_stacktrace=1:halt_on_error=1'}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--build', default=os.path.join(ROOT, 'build'))
+    ap.add_argument('--asan-build')
+    ap.add_argument('--fuzz-build')
+    ap.add_argument('--fuzz-seconds', type=int, default=int(os.environ.get('VGC_FUZZ_SECONDS', '60')))
+    ap.add_argument('--only', help='comma-separated sections')
+    args = ap.parse_args()
+    only = set(args.only.split(',')) if args.only else None
+
+    def want(s):
+        return only is None or s in only
+
+    if want('generator'):
+        section_generator()
+    if want('unit'):
+        section_unit(args.build)
+    if want('integration'):
+        section_integration(args.build)
+    if want('robustness'):
+        section_robustness(args.build)
+    if want('asan'):
+        if args.asan_build:
+            # The test programs are not instrumented; the shim is, so the
+            # sanitizer runtime must be loaded first.
+            libasan = subprocess.run(['gcc', '-print-file-name=libasan.so'],
+                                     stdout=subprocess.PIPE, text=True).stdout.strip()
+            env = asan_env()
+            section_unit(args.asan_build, ' (asan)', env)
+            section_integration_asan(args.asan_build, env, dict(env, LD_PRELOAD=libasan))
+        else:
+            report('FAIL', 'asan: no --asan-build given')
+    if want('fuzz'):
+        section_fuzz(args.fuzz_build, args.fuzz_seconds)
+
+    if FAILED:
+        print('\nfailed:\n' + '\n'.join('  ' + f for f in FAILED))
+    skipped = ', %d skipped' % RESULTS['skip'] if RESULTS['skip'] else ''
+    print('%d passed, %d failed%s' % (RESULTS['ok'], RESULTS['FAIL'], skipped))
+    return 1 if RESULTS['FAIL'] else 0
+
+
+def section_integration_asan(build, env_daemon, env_shim):
+    """Integration programs with vgcd and the shim built with ASan/UBSan."""
+    progs = integration_programs(build)
+    if not progs:
+        report('FAIL', 'integration (asan): no test programs built')
+        return
+    tmp = tempfile.mkdtemp(prefix='vgc-asan-')
+    sock = os.path.join(tmp, 'vgcd.sock')
+    d = Daemon(build, ['unix:' + sock], env=dict(os.environ, **env_daemon))
+    try:
+        for p in progs:
+            run_check('integration (asan): %s' % os.path.basename(p), [p],
+                      env=shim_env(build, 'unix:' + sock, env_shim), timeout=300)
+        log = d.log_text()
+        bad = 'ERROR: AddressSanitizer' in log or 'runtime error:' in log
+        report('FAIL' if bad or not d.alive() else 'ok',
+               'integration (asan): vgcd workers clean under ASan/UBSan',
+               tail(log) if bad or not d.alive() else '')
+    finally:
+        d.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,235 @@
+/*
+ * test_frame.c - requests through the worker's frame processor, in process,
+ * on the cpu executor: handshake, handle tables, deferred async errors and
+ * protocol violations, without a socket in the way.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vgc_opcodes.h"
+#include "executor.h"
+#include "frame.h"
+#include "session.h"
+
+static int failures;
+
+#define CHECK(cond, ...) do { \
+    if (!(cond)) { \
+        printf("not ok - %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+        printf(__VA_ARGS__); \
+        printf("\n"); \
+        failures++; \
+    } else { \
+        printf("ok - %s\n", #cond); \
+    } \
+} while (0)
+
+static uint8_t reply_buf[VGC_MAX_PAYLOAD];
+static struct vgc_rd reply;
+
+/* Send one frame; returns the frame result, the reply readable in `reply`. */
+static enum vgcd_frame_result send_frame(struct vgcd_session *s, unsigned opcode,
+                                         uint32_t flags, uint64_t ctx,
+                                         const struct vgc_wr *payload, uint16_t version)
+{
+    struct vgc_hdr h = {
+        .magic = VGC_MAGIC, .version = version, .opcode = (uint16_t)opcode,
+        .flags = flags, .length = payload ? (uint32_t)payload->len : 0,
+        .request_id = 1, .ctx = ctx,
+    };
+    struct vgc_wr w;
+    enum vgcd_frame_result fr;
+
+    vgc_wr_init(&w, reply_buf, sizeof(reply_buf));
+    fr = vgcd_frame_process(s, &h, payload ? payload->buf : NULL, &w);
+    vgc_rd_init(&reply, reply_buf, w.len);
+    return fr;
+}
+
+static CUresult call(struct vgcd_session *s, unsigned opcode, uint64_t ctx,
+                     const struct vgc_wr *payload)
+{
+    enum vgcd_frame_result fr = send_frame(s, opcode, 0, ctx, payload, VGC_PROTOCOL_VERSION);
+
+    if (fr != VGCD_FRAME_REPLY) {
+        return (CUresult)-1;
+    }
+    return (CUresult)vgc_rd_i32(&reply);
+}
+
+static uint8_t pbuf[1 << 20];
+
+static struct vgc_wr *payload(void)
+{
+    static struct vgc_wr w;
+    vgc_wr_init(&w, pbuf, sizeof(pbuf));
+    return &w;
+}
+
+static struct vgcd_session *new_session(struct vgc_executor *exec)
+{
+    struct vgcd_session *s = vgcd_session_new(exec, "test");
+    struct vgc_wr *w = payload();
+
+    vgc_wr_u32(w, VGC_PROTOCOL_VERSION);
+    vgc_wr_u32(w, 1);
+    vgc_wr_u64(w, VGC_SPEC_HASH);
+    vgc_wr_str(w, "test_frame");
+    CHECK(send_frame(s, VGC_OP_HELLO, 0, 0, w, VGC_PROTOCOL_VERSION) == VGCD_FRAME_REPLY,
+          "hello refused");
+    CHECK(vgc_rd_i32(&reply) == CUDA_SUCCESS, "hello result");
+    return s;
+}
+
+static void test_handshake(struct vgc_executor *exec)
+{
+    struct vgcd_session *s = vgcd_session_new(exec, "test");
+    struct vgc_wr *w = payload();
+    char msg[256], name[32];
+
+    /* a call before the hello ends the session */
+    vgc_wr_u32(w, 0);
+    CHECK(send_frame(s, VGC_OP_cuInit, 0, 0, w, 1) == VGCD_FRAME_VIOLATION, "call before hello");
+    vgcd_session_free(s);
+
+    /* another protocol version is refused with a message, then closed */
+    s = vgcd_session_new(exec, "test");
+    w = payload();
+    vgc_wr_u32(w, 7);
+    vgc_wr_u32(w, 1);
+    vgc_wr_u64(w, VGC_SPEC_HASH);
+    vgc_wr_str(w, "old client");
+    CHECK(send_frame(s, VGC_OP_HELLO, 0, 0, w, 7) == VGCD_FRAME_CLOSE, "mismatch not closed");
+    CHECK(vgc_rd_i32(&reply) == CUDA_ERROR_NOT_SUPPORTED, "mismatch result");
+    CHECK(vgc_rd_u32(&reply) == VGC_PROTOCOL_VERSION, "server version");
+    vgc_rd_u64(&reply);
+    vgc_rd_str(&reply, name, sizeof(name));
+    CHECK(!strcmp(name, "cpu"), "executor name %s", name);
+    vgc_rd_u64(&reply);
+    vgc_rd_u64(&reply);
+    vgc_rd_i32(&reply);
+    vgc_rd_str(&reply, msg, sizeof(msg));
+    CHECK(strstr(msg, "protocol version mismatch") != NULL, "message: %s", msg);
+    vgcd_session_free(s);
+}
+
+static void test_calls(struct vgc_executor *exec)
+{
+    struct vgcd_session *s = new_session(exec);
+    struct vgc_wr *w;
+    uint64_t ctx, ctx2, stream, dptr;
+    char data[1000], back[1000];
+    CUresult r;
+
+    w = payload();
+    vgc_wr_u32(w, 0);
+    CHECK(call(s, VGC_OP_cuInit, 0, w) == CUDA_SUCCESS, "cuInit");
+
+    w = payload();
+    vgc_wr_u32(w, 0);                               /* dev */
+    CHECK(call(s, VGC_OP_cuDevicePrimaryCtxRetain, 0, w) == CUDA_SUCCESS, "retain");
+    ctx = vgc_rd_u64(&reply);
+    CHECK(VGC_HANDLE_KIND(ctx) == VGC_HANDLE_CTX, "ctx handle %#llx", (unsigned long long)ctx);
+    CHECK(call(s, VGC_OP_cuDevicePrimaryCtxRetain, 0, w) == CUDA_SUCCESS, "retain again");
+    CHECK(vgc_rd_u64(&reply) == ctx, "the primary context is one handle");
+
+    /* memory round trip through the frames */
+    w = payload();
+    vgc_wr_u64(w, sizeof(data));
+    CHECK(call(s, VGC_OP_cuMemAlloc_v2, ctx, w) == CUDA_SUCCESS, "alloc");
+    dptr = vgc_rd_u64(&reply);
+    CHECK(vgc_rd_done(&reply), "alloc reply fully used");
+    for (size_t i = 0; i < sizeof(data); i++) {
+        data[i] = (char)(i * 7 + 3);
+    }
+    w = payload();
+    vgc_wr_u64(w, dptr);
+    vgc_wr_blob(w, data, sizeof(data));
+    vgc_wr_u64(w, sizeof(data));
+    CHECK(call(s, VGC_OP_cuMemcpyHtoD_v2, ctx, w) == CUDA_SUCCESS, "HtoD");
+    w = payload();
+    vgc_wr_u64(w, sizeof(back));                    /* dstHost length */
+    vgc_wr_u64(w, dptr);
+    vgc_wr_u64(w, sizeof(back));
+    CHECK(call(s, VGC_OP_cuMemcpyDtoH_v2, ctx, w) == CUDA_SUCCESS, "DtoH");
+    {
+        uint64_t n;
+        const void *p = vgc_rd_blob(&reply, &n, sizeof(back));
+        CHECK(p && n == sizeof(back) && !memcmp(p, data, sizeof(data)), "bytes came back");
+    }
+
+    /* a forged handle is an error, not a crash */
+    w = payload();
+    vgc_wr_u64(w, ((uint64_t)VGC_HANDLE_STREAM << 56) | 999);
+    CHECK(call(s, VGC_OP_cuStreamSynchronize, ctx, w) == CUDA_ERROR_INVALID_HANDLE, "forged");
+    w = payload();
+    vgc_wr_u64(w, ctx);                             /* right id, wrong kind */
+    CHECK(call(s, VGC_OP_cuStreamSynchronize, ctx, w) == CUDA_ERROR_INVALID_HANDLE, "kind");
+
+    /* an async failure is reported by the next synchronising call */
+    w = payload();
+    vgc_wr_u64(w, 0x10);                            /* no such device address */
+    vgc_wr_u8(w, 1);
+    vgc_wr_u64(w, 64);
+    vgc_wr_u64(w, 0);
+    CHECK(send_frame(s, VGC_OP_cuMemsetD8Async, VGC_F_NO_REPLY, ctx, w, 1) ==
+          VGCD_FRAME_NO_REPLY, "async has no reply");
+    w = payload();
+    vgc_wr_u64(w, 0);
+    r = call(s, VGC_OP_cuStreamSynchronize, ctx, w);
+    CHECK(r == CUDA_ERROR_INVALID_VALUE, "deferred error surfaced: %d", r);
+    CHECK(call(s, VGC_OP_cuStreamSynchronize, ctx, w) == CUDA_SUCCESS, "and only once");
+
+    /* destroying a context forgets what it owned */
+    w = payload();
+    vgc_wr_u32(w, 0);                               /* flags */
+    vgc_wr_u32(w, 0);                               /* dev */
+    CHECK(call(s, VGC_OP_cuCtxCreate_v2, ctx, w) == CUDA_SUCCESS, "ctx create");
+    ctx2 = vgc_rd_u64(&reply);
+    w = payload();
+    vgc_wr_u32(w, 0);
+    CHECK(call(s, VGC_OP_cuStreamCreate, ctx2, w) == CUDA_SUCCESS, "stream create");
+    stream = vgc_rd_u64(&reply);
+    w = payload();
+    vgc_wr_u64(w, stream);
+    CHECK(call(s, VGC_OP_cuStreamSynchronize, ctx2, w) == CUDA_SUCCESS, "stream works");
+    w = payload();
+    vgc_wr_u64(w, ctx2);
+    CHECK(call(s, VGC_OP_cuCtxDestroy_v2, ctx2, w) == CUDA_SUCCESS, "ctx destroy");
+    w = payload();
+    vgc_wr_u64(w, stream);
+    CHECK(call(s, VGC_OP_cuStreamSynchronize, ctx, w) == CUDA_ERROR_INVALID_HANDLE,
+          "stream of a destroyed context is gone");
+    CHECK(call(s, VGC_OP_cuStreamSynchronize, ctx2, w) == CUDA_ERROR_INVALID_CONTEXT,
+          "the destroyed context is gone");
+
+    /* malformed payloads end the session */
+    w = payload();
+    vgc_wr_u8(w, 1);
+    CHECK(send_frame(s, VGC_OP_cuMemAlloc_v2, 0, ctx, w, 1) == VGCD_FRAME_VIOLATION, "short");
+    CHECK(s->violation && strstr(s->violation, "malformed"), "reason: %s", s->violation);
+    vgcd_session_free(s);
+
+    s = new_session(exec);
+    CHECK(send_frame(s, 9999, 0, 0, NULL, 1) == VGCD_FRAME_VIOLATION, "unknown opcode");
+    vgcd_session_free(s);
+}
+
+int main(void)
+{
+    struct vgc_executor_config cfg = { .ndevices = 1, .device_memory = 64 << 20 };
+    char *err = NULL;
+    struct vgc_executor *exec = vgc_executor_create("cpu", &cfg, &err);
+
+    if (!exec) {
+        printf("not ok - cpu executor: %s\n", err);
+        return 1;
+    }
+    test_handshake(exec);
+    test_calls(exec);
+    printf("%s\n", failures ? "FAILED" : "all passed");
+    return failures ? 1 : 0;
+}
