@@ -41,14 +41,17 @@ $(ASAN)/build.ninja: | deps
 asan: deps $(ASAN)/build.ninja
 	ninja -C $(ASAN)
 
+# libFuzzer wants coverage in the code under test: all of it is built with
+# -fsanitize=fuzzer-no-link; only the fuzz targets link libFuzzer itself.
 $(FUZZ)/build.ninja: | deps
-	CC=clang meson setup $(FUZZ) -Dfuzz=true -Db_lundef=false
+	CC=clang meson setup $(FUZZ) -Dfuzz=true -Db_lundef=false \
+	    -Db_sanitize=address,undefined -Dc_args=-fsanitize=fuzzer-no-link
 
 fuzz: deps $(FUZZ)/build.ninja
-	ninja -C $(FUZZ)
+	ninja -C $(FUZZ) tests/fuzz/fuzz_frame
 
 demo: build
-	tests/demo.sh $(BUILD)
+	tests/demo/demo.sh $(BUILD)
 
 check: build asan fuzz
 	python3 tests/run.py --build $(BUILD) --asan-build $(ASAN) --fuzz-build $(FUZZ)

@@ -140,9 +140,22 @@ static void launch_test(CUfunction f, CUstream s, const char *where)
                  "cuLaunchKernel(add_one) on %s -> %s", where,
                  r == CUDA_SUCCESS ? "launched" : "not supported by this executor");
 
+    /*
+     * Launches are asynchronous: an executor that cannot run the kernel may
+     * say so at the launch or, like any execution error, at the next
+     * synchronising call.  Either way a refused launch changes nothing and
+     * leaves no sticky error behind.
+     */
     if (r == CUDA_SUCCESS) {
-        CHECK_CU(cuCtxSynchronize());
-        memset(out, 0, sizeof out);
+        r = cuCtxSynchronize();
+        snprintf(detail, sizeof detail, "got %s want CUDA_SUCCESS or CUDA_ERROR_NOT_SUPPORTED",
+                 itest_errname(r));
+        itest_report(r == CUDA_SUCCESS || r == CUDA_ERROR_NOT_SUPPORTED, __FILE__, __LINE__,
+                     detail, "cuCtxSynchronize after the launch on %s -> %s", where,
+                     r == CUDA_SUCCESS ? "ran" : "refused at the synchronising call");
+    }
+    memset(out, 0, sizeof out);
+    if (r == CUDA_SUCCESS) {
         if (CHECK_CU(cuMemcpyDtoH(out, d, sizeof out))) {
             unsigned bad = 0;
             for (unsigned i = 0; i < n; i++)
@@ -150,9 +163,7 @@ static void launch_test(CUfunction f, CUstream s, const char *where)
             CHECK(bad == 0, "kernel incremented all %u elements (%u wrong)", n, bad);
         }
     } else {
-        /* A refused launch changes nothing and leaves no sticky error. */
         CHECK_CU(cuCtxSynchronize());
-        memset(out, 0, sizeof out);
         if (CHECK_CU(cuMemcpyDtoH(out, d, sizeof out)))
             CHECK_BYTES(out, in, sizeof in, "data untouched by the refused launch");
     }

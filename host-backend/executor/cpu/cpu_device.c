@@ -47,20 +47,17 @@ uint64_t cpu_dev_used(int dev)
 
 /*
  * Deterministic and distinct per device, so that CUDA_VISIBLE_DEVICES=GPU-
- * <uuid> and NVML agree across runs: "vgc-cpu" + 0 bytes + the ordinal,
- * shaped like an RFC 4122 version 4 UUID.
+ * <uuid> and NVML agree across runs: "vgccpu", then the RFC 4122 version
+ * (4) and variant bits, zeros, and the ordinal in the last two bytes.
  */
 void cpu_dev_uuid(int dev, CUuuid *uuid)
 {
-    static const unsigned char prefix[8] = {
-        'v', 'g', 'c', '-', 'c', 'p', 0x40, 'u'
-    };
-
     memset(uuid, 0, sizeof(*uuid));
-    memcpy(uuid->bytes, prefix, sizeof(prefix));
-    uuid->bytes[8] = 0x80;
-    uuid->bytes[14] = (unsigned char)(dev >> 8);
-    uuid->bytes[15] = (unsigned char)dev;
+    memcpy(uuid->bytes, "vgccpu", 6);
+    uuid->bytes[6] = 0x40;
+    uuid->bytes[8] = (char)0x80;
+    uuid->bytes[14] = (char)(dev >> 8);
+    uuid->bytes[15] = (char)dev;
 }
 
 CUresult cpu_init(unsigned int flags)

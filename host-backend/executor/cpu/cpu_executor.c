@@ -178,6 +178,7 @@ static const struct vgc_exec_ops cpu_ops = {
     /* modules and libraries */
     .cuModuleLoadData = cpu_mod_load_data,
     .cuModuleLoadDataEx = cpu_mod_load_data_ex,
+    .cuModuleLoadFatBinary = cpu_mod_load_data,
     .cuModuleUnload = cpu_mod_unload,
     .cuModuleGetFunction = cpu_mod_get_function,
     .cuModuleGetFunctionCount = cpu_mod_get_function_count,
@@ -220,6 +221,7 @@ static void cpu_executor_destroy(void)
     cpu_lib_free_all();
     cpu_ctx_destroy_all();
     cpu_mem_free_all();
+    cpu_launch_reset();
     memset(&cpu_state, 0, sizeof(cpu_state));
     memset(&cpu_executor, 0, sizeof(cpu_executor));
 }

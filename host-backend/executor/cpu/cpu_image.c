@@ -69,6 +69,7 @@ void cpu_image_free(struct cpu_image *img)
     free(img->kernels);
     free(img->globals);
     free(img->ptx);
+    free(img->data);
     memset(img, 0, sizeof(*img));
 }
 
@@ -79,6 +80,7 @@ struct cpu_elf {
     size_t size;
     Elf64_Ehdr eh;
     const uint8_t *shdrs;
+    uint16_t *info_of;          /* .text section index -> its .nv.info.NAME */
 };
 
 static bool cpu_elf_shdr(const struct cpu_elf *e, size_t i, Elf64_Shdr *sh)
@@ -139,27 +141,24 @@ static bool cpu_str_prefix(const char *s, const char *prefix)
  * each parameter's ordinal, offset and size.  Leaves nparams at -1 when
  * the records are missing or do not cover 0..n-1.
  */
-static CUresult cpu_elf_params(const struct cpu_elf *e,
+static CUresult cpu_elf_params(const struct cpu_elf *e, size_t text,
                                struct cpu_kernel_desc *k)
 {
-    size_t i, n = 0, seen = 0;
+    size_t n = 0, seen = 0;
     const uint8_t *p = NULL;
     uint64_t len = 0, off;
     struct cpu_param *params;
+    const char *name;
+    Elf64_Shdr sh;
     bool *have;
 
-    for (i = 1; i < e->eh.e_shnum; i++) {
-        const char *name = cpu_elf_section_name(e, i);
-        Elf64_Shdr sh;
-
-        if (name && cpu_str_prefix(name, ".nv.info.") &&
-            strcmp(name + strlen(".nv.info."), k->name) == 0 &&
-            cpu_elf_shdr(e, i, &sh)) {
-            p = cpu_elf_bytes(e, &sh);
-            len = sh.sh_size;
-            break;
-        }
+    if (!e->info_of[text] || !cpu_elf_shdr(e, e->info_of[text], &sh) ||
+        !(name = cpu_elf_section_name(e, e->info_of[text])) ||
+        strcmp(name + strlen(".nv.info."), k->name) != 0) {
+        return CUDA_SUCCESS;
     }
+    p = cpu_elf_bytes(e, &sh);
+    len = sh.sh_size;
     if (!p) {
         return CUDA_SUCCESS;
     }
@@ -274,7 +273,7 @@ static CUresult cpu_elf_symbol(const struct cpu_elf *e, struct cpu_image *img,
         if (!k.name) {
             return CUDA_ERROR_OUT_OF_MEMORY;
         }
-        rc = cpu_elf_params(e, &k);
+        rc = cpu_elf_params(e, sym->st_shndx, &k);
         if (rc != CUDA_SUCCESS) {
             free(k.name);
             return rc;
@@ -329,6 +328,7 @@ CUresult cpu_elf_scan(struct cpu_image *img, const uint8_t *elf, size_t size)
     Elf64_Shdr symtab;
     const uint8_t *syms;
     size_t i, nsyms;
+    CUresult rc = CUDA_SUCCESS;
 
     if (size < sizeof(Elf64_Ehdr)) {
         return CUDA_ERROR_INVALID_IMAGE;
@@ -360,11 +360,24 @@ CUresult cpu_elf_scan(struct cpu_image *img, const uint8_t *elf, size_t size)
     if (!syms || symtab.sh_entsize < sizeof(Elf64_Sym)) {
         return CUDA_ERROR_INVALID_IMAGE;
     }
+    /* Each .nv.info.NAME names its kernel's .text section in sh_info. */
+    e.info_of = calloc(e.eh.e_shnum, sizeof(*e.info_of));
+    if (!e.info_of) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    for (i = 1; i < e.eh.e_shnum; i++) {
+        const char *name = cpu_elf_section_name(&e, i);
+        Elf64_Shdr sh;
+
+        if (name && cpu_str_prefix(name, ".nv.info.") &&
+            cpu_elf_shdr(&e, i, &sh) && sh.sh_info < e.eh.e_shnum) {
+            e.info_of[sh.sh_info] = (uint16_t)i;
+        }
+    }
     nsyms = symtab.sh_size / symtab.sh_entsize;
     for (i = 1; i < nsyms; i++) {
         Elf64_Sym sym;
         const char *name;
-        CUresult rc;
 
         memcpy(&sym, syms + i * symtab.sh_entsize, sizeof(sym));
         name = cpu_elf_str(&e, symtab.sh_link, sym.st_name);
@@ -373,10 +386,11 @@ CUresult cpu_elf_scan(struct cpu_image *img, const uint8_t *elf, size_t size)
         }
         rc = cpu_elf_symbol(&e, img, &sym, name, &kcap, &gcap);
         if (rc != CUDA_SUCCESS) {
-            return rc;
+            break;
         }
     }
-    return CUDA_SUCCESS;
+    free(e.info_of);
+    return rc;
 }
 
 /* ---- fatbin ---------------------------------------------------------- */
@@ -585,6 +599,16 @@ CUresult cpu_image_parse(struct cpu_image *img, const void *data, size_t size)
     } else {
         rc = cpu_image_take_ptx(img, p, size);
     }
+    if (rc == CUDA_SUCCESS) {
+        /* Kept for later stages; the caller's buffer is not. */
+        img->data = malloc(size);
+        if (img->data) {
+            memcpy(img->data, p, size);
+            img->size = size;
+        } else {
+            rc = CUDA_ERROR_OUT_OF_MEMORY;
+        }
+    }
     if (rc != CUDA_SUCCESS) {
         cpu_image_free(img);
     }
@@ -605,12 +629,29 @@ size_t cpu_image_guess_size(const void *data)
         return end <= CPU_IMAGE_MAX ? (size_t)end : 0;
     }
     if (memcmp(p, ELFMAG, SELFMAG) == 0) {
-        /* The section header table is last in cubins nvcc writes;
-         * take whichever table ends later. */
+        /* The largest end of the header tables and of any section. */
+        uint16_t i;
+
         memcpy(&eh, p, sizeof(eh));
+        if (eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+            eh.e_shentsize < sizeof(Elf64_Shdr) ||
+            eh.e_shoff > CPU_IMAGE_MAX || eh.e_phoff > CPU_IMAGE_MAX) {
+            return 0;
+        }
         end = eh.e_shoff + (uint64_t)eh.e_shnum * eh.e_shentsize;
         if (eh.e_phoff + (uint64_t)eh.e_phnum * eh.e_phentsize > end) {
             end = eh.e_phoff + (uint64_t)eh.e_phnum * eh.e_phentsize;
+        }
+        for (i = 0; i < eh.e_shnum && end <= CPU_IMAGE_MAX; i++) {
+            Elf64_Shdr sh;
+
+            memcpy(&sh, p + eh.e_shoff + (size_t)i * eh.e_shentsize,
+                   sizeof(sh));
+            if (sh.sh_type != SHT_NOBITS && sh.sh_offset <= CPU_IMAGE_MAX &&
+                sh.sh_size <= CPU_IMAGE_MAX &&
+                sh.sh_offset + sh.sh_size > end) {
+                end = sh.sh_offset + sh.sh_size;
+            }
         }
         return end <= CPU_IMAGE_MAX && end >= sizeof(eh) ? (size_t)end : 0;
     }

@@ -100,6 +100,8 @@ struct cpu_global_desc {
  * because the PTX interpreter (a later stage) runs from it.
  */
 struct cpu_image {
+    uint8_t *data;              /* copy of the image as loaded */
+    size_t size;
     char *ptx;                  /* NULL when the image carries no PTX */
     size_t ptx_len;
     int ptx_arch;               /* 75 for ".target sm_75"; 0 unknown */
@@ -173,7 +175,6 @@ struct CUfunc_st {
     int max_dynamic_shared;
     int carveout;
     CUfunc_cache cache_config;
-    bool warned;                /* "cannot run" logged once */
 };
 
 /*
@@ -468,6 +469,7 @@ CUresult cpu_func_is_loaded(CUfunctionLoadingState *state, CUfunction f);
 CUresult cpu_func_load(CUfunction f);
 
 /* cpu_launch.c */
+void cpu_launch_reset(void);
 CUresult cpu_launch_kernel(CUfunction f, unsigned int gx, unsigned int gy,
                            unsigned int gz, unsigned int bx, unsigned int by,
                            unsigned int bz, unsigned int shmem, CUstream h,

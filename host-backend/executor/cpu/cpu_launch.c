@@ -11,6 +11,8 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cpu_internal.h"
 
@@ -31,13 +33,44 @@ struct cpu_launch {
     void **extra;
 };
 
+/*
+ * Names already reported, so each kernel name is logged once per process
+ * however many modules carry it; bounded so a client cannot grow it.
+ */
+#define CPU_LAUNCH_WARN_MAX 1024
+
+static char *cpu_launch_warned[CPU_LAUNCH_WARN_MAX];
+static size_t cpu_launch_nwarned;
+
+static void cpu_launch_warn_once(const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < cpu_launch_nwarned; i++) {
+        if (strcmp(cpu_launch_warned[i], name) == 0) {
+            return;
+        }
+    }
+    if (cpu_launch_nwarned < CPU_LAUNCH_WARN_MAX) {
+        cpu_launch_warned[cpu_launch_nwarned] = strdup(name);
+        if (cpu_launch_warned[cpu_launch_nwarned]) {
+            cpu_launch_nwarned++;
+        }
+    }
+    fprintf(stderr, "vgcd[cpu]: cannot run kernel %s yet "
+            "(PTX interpreter not built)\n", name);
+}
+
+void cpu_launch_reset(void)
+{
+    while (cpu_launch_nwarned) {
+        free(cpu_launch_warned[--cpu_launch_nwarned]);
+    }
+}
+
 static CUresult cpu_launch_run(struct cpu_launch *l)
 {
-    if (!l->f->warned) {
-        l->f->warned = true;
-        fprintf(stderr, "vgcd[cpu]: cannot run kernel %s yet "
-                "(PTX interpreter not built)\n", l->f->desc->name);
-    }
+    cpu_launch_warn_once(l->f->desc->name);
     return CUDA_ERROR_NOT_SUPPORTED;
 }
 

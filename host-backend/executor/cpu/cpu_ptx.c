@@ -704,12 +704,16 @@ static CUresult cpu_ptx_variable(struct cpu_ptx_lex *lx, struct cpu_image *img,
         if (cpu_ptx_is_punct(&t, '=')) {
             cpu_ptx_initializer(lx, &in, is_float, esize,
                                 unsized ? CPU_IMAGE_MAX : size, &leaves);
+            /* "x[] = {...}": as many elements as initialisers */
             if (unsized &&
-                __builtin_mul_overflow((uint64_t)leaves, size, &size)) {
+                __builtin_mul_overflow((uint64_t)leaves, (uint64_t)esize,
+                                       &size)) {
                 size = 0;
                 in.trivial = false;
             }
             t = cpu_ptx_next(lx);
+        } else if (unsized) {
+            size = 0;           /* storage defined elsewhere */
         }
         if (in.trivial && in.len && in.len <= size) {
             g.init = in.buf;
