@@ -4,6 +4,8 @@
 Sections (each check is one line: "ok", "FAIL" or "skip", with its name):
   generator   protocol/gen unit tests (python unittest)
   unit        C unit tests built by meson (tests/unit)
+  daemon      vgcd's command line and refusals
+  shim        the shim's exports; no server; a server of another version
   integration driver-API programs through the shim against vgcd --executor
               cpu, over a unix socket and over TCP loopback
   robustness  malformed traffic on vgcd's socket, clients unaffected
@@ -35,6 +37,8 @@ def report(status, name, detail=''):
     if status == 'FAIL':
         FAILED.append(name)
     line = '%-4s %s' % (status, name)
+    if detail and status == 'ok':
+        detail = detail.strip().splitlines()[0] if '\n' not in detail.strip()[:80] else ''
     if detail:
         line += ': ' + detail
     print(line, flush=True)
@@ -206,6 +210,79 @@ def section_robustness(build):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def section_daemon_cli(build):
+    """vgcd's command line, and its executors' refusals."""
+    vgcd = os.path.join(build, 'host-backend', 'vgcd')
+    p = subprocess.run([vgcd, '--help'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True)
+    report('ok' if p.returncode == 0 and 'Usage: vgcd' in p.stdout else 'FAIL',
+           'vgcd: --help', p.stdout[-300:] if p.returncode else '')
+    p = subprocess.run([vgcd], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    report('ok' if p.returncode == 2 and 'nothing to listen on' in p.stdout else 'FAIL',
+           'vgcd: refuses to start without --listen', p.stdout[-300:])
+    p = subprocess.run([vgcd, '--listen', 'bogus:x'], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=10)
+    report('ok' if p.returncode == 1 and 'unknown address kind' in p.stdout else 'FAIL',
+           'vgcd: a bad --listen address is a clear error', p.stdout[-300:])
+    gpu = os.path.exists('/dev/nvidiactl')
+    if gpu:
+        report('skip', 'vgcd: --executor cuda refusal without a GPU', 'this host has a GPU')
+    else:
+        tmp = tempfile.mkdtemp(prefix='vgc-cli-')
+        p = subprocess.run([vgcd, '--executor', 'cuda', '--listen', 'unix:' + tmp + '/s'],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=30)
+        report('ok' if p.returncode == 1 and 'no usable CUDA driver or GPU' in p.stdout
+               else 'FAIL', 'vgcd: --executor cuda says clearly that there is no GPU',
+               p.stdout[-300:])
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def section_shim(build):
+    """The shim's export surface and its behaviour without a usable server."""
+    shim = os.path.join(build, 'guest-driver', 'libcuda', 'libcuda.so.1')
+    stub = os.path.join(os.environ.get('VGC_NVIDIA_STUBS', '/usr/local/cuda/lib64/stubs'),
+                        'libcuda.so')
+
+    def exports(path):
+        out = subprocess.run(['nm', '-D', '--defined-only', path], stdout=subprocess.PIPE,
+                             text=True, check=True).stdout
+        return {l.split()[-1] for l in out.splitlines() if l.strip()}
+    mine, theirs = exports(shim), exports(stub)
+    missing, extra = sorted(theirs - mine), sorted(mine - theirs - {'vgc_shim_version'})
+    report('ok' if not missing and not extra else 'FAIL',
+           'shim: exports exactly the %d functions of NVIDIA\'s stub' % len(theirs),
+           'missing %s extra %s' % (missing[:10], extra[:10]) if missing or extra else '')
+
+    prog = os.path.join(build, 'tests', 'integration', 'test_device')
+    env = shim_env(build, '')
+    del env['VGC_SERVER']
+    p = subprocess.run([prog], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=30)
+    report('ok' if p.returncode != 0 and 'CUDA_ERROR_NO_DEVICE' in p.stdout and
+           'VGC_SERVER is not set' in p.stdout else 'FAIL',
+           'shim: no server configured -> cuInit says CUDA_ERROR_NO_DEVICE and why',
+           tail(p.stdout, 5))
+
+    # a server of another protocol version: the shim must say so
+    sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration'))
+    import malformed
+    malformed.load_opcodes(os.path.join(build, 'protocol', 'vgc_opcodes.h'))
+    tmp = tempfile.mkdtemp(prefix='vgc-shim-')
+    path = os.path.join(tmp, 'fake.sock')
+    srv = malformed.FakeServer(path, version=2)
+    try:
+        p = subprocess.run([prog], env=shim_env(build, 'unix:' + path), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=30)
+        report('ok' if p.returncode != 0 and 'refused this client' in p.stdout and
+               'vgcd protocol 2' in p.stdout else 'FAIL',
+               'shim: a server of another protocol version is refused with both versions named',
+               tail(p.stdout, 5))
+    finally:
+        srv.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def section_fuzz(fuzz_build, seconds):
     fz = os.path.join(fuzz_build, 'tests', 'fuzz', 'fuzz_frame') if fuzz_build else None
     if not fz or not os.path.exists(fz):
@@ -244,6 +321,10 @@ def main():
         section_generator()
     if want('unit'):
         section_unit(args.build)
+    if want('daemon'):
+        section_daemon_cli(args.build)
+    if want('shim'):
+        section_shim(args.build)
     if want('integration'):
         section_integration(args.build)
     if want('robustness'):

@@ -228,24 +228,30 @@ CUresult vgcd_cuPointerGetAttribute(struct vgcd_session *s,
                                     struct vgcd_args_cuPointerGetAttribute *a)
 {
     size_t want = vgc_pointer_attribute_size(a->attribute);
+    /* The reply buffer has no alignment to speak of; the executor writes
+     * typed values, so it writes here first. */
+    uint64_t value[4] = { 0 };
     CUresult res;
 
-    if (!want || a->data_len != want) {
+    if (!want || a->data_len != want || want > sizeof(value)) {
         return CUDA_ERROR_INVALID_VALUE;
     }
     if (!s->exec->ops.cuPointerGetAttribute) {
         return CUDA_ERROR_NOT_SUPPORTED;
     }
-    res = s->exec->ops.cuPointerGetAttribute(a->data, a->attribute, a->ptr);
+    res = s->exec->ops.cuPointerGetAttribute(value, a->attribute, a->ptr);
     if (res == CUDA_SUCCESS && a->attribute == CU_POINTER_ATTRIBUTE_CONTEXT) {
         /* The guest must see its handle, never the executor's pointer. */
         CUcontext ctx;
         uint64_t id = 0;
-        memcpy(&ctx, a->data, sizeof(ctx));
+        memcpy(&ctx, value, sizeof(ctx));
         if (ctx) {
             res = vgcd_handle_put(s, VGC_HANDLE_CTX, ctx, 0, &id);
         }
-        memcpy(a->data, &id, sizeof(id));
+        value[0] = id;
+    }
+    if (res == CUDA_SUCCESS) {
+        memcpy(a->data, value, want);
     }
     return res;
 }

@@ -190,3 +190,42 @@ def run_all(path, progs, env, log_text):
                good.returncode == 0, '' if good.returncode == 0 else out[-2000:])
     else:
         yield 'a well-behaved client beside them', False, 'no test program built'
+
+
+class FakeServer:
+    """A server that answers every HELLO as a vgcd of another version would."""
+
+    def __init__(self, path, version):
+        import threading
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(4)
+        self.version = version
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                h = recv_all(c, 32)
+                magic, ver, op, flags, length, rid, ctx = struct.unpack('<IHHIIQQ', h)
+                recv_all(c, length)
+                msg = ('protocol version mismatch: client speaks %d, vgcd speaks %d'
+                       % (ver, self.version)).encode()
+                name = b'cpu'
+                body = struct.pack('<iIQ', 801, self.version, 0) + \
+                    struct.pack('<Q', len(name)) + name + struct.pack('<QQi', 0, 0, 0) + \
+                    struct.pack('<Q', len(msg)) + msg
+                c.sendall(struct.pack('<IHHIIQQ', MAGIC, self.version, 0, 1, len(body),
+                                      rid, 0) + body)
+            except (OSError, EOFError):
+                pass
+            finally:
+                c.close()
+
+    def close(self):
+        self.sock.close()

@@ -82,6 +82,8 @@ static void skip(const char *what)
 
 static struct vgc_executor *ex;
 #define OPS (&ex->ops)
+#define ATTR(name, dev) \
+    OPS->cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_##name, dev)
 
 #define MIB (1024u * 1024u)
 #define DEVICE_MEMORY (512ull * MIB)
@@ -105,7 +107,8 @@ static const char test_ptx[] =
     ".global .align 4 .u32 ginit = 42;\n"
     ".global .align 1 .b8 garr[8] = {1, 2, 3, 4, 5, 6, 7, 8};\n"
     ".global .align 4 .f32 gf = 0f3F800000;\n"
-    ".global .align 8 .b8 gd[16] = {0, 0, 0, 0, 0, 0, 4, 64, 0, 0, 0, 0, 0, 0, 240, 191};\n"
+    ".global .align 8 .b8 gd[16] = {0, 0, 0, 0, 0, 0, 4, 64, "
+    "0, 0, 0, 0, 0, 0, 240, 191};\n"
     ".global .align 4 .u32 gneg = -7;\n"
     ".global .align 8 .u64 gptr = generic(ginit);\n"
     ".global .align 4 .v2 .u32 gvec;\n"
@@ -303,29 +306,29 @@ static void test_init_and_devices(void)
     CHECK_RC(OPS->cuDeviceTotalMem_v2(&total, 0), CUDA_SUCCESS);
     check(total == DEVICE_MEMORY, "total memory %zu", total);
 
-    CHECK_RC(OPS->cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, 0),
+    CHECK_RC(ATTR(COMPUTE_CAPABILITY_MAJOR, 0),
              CUDA_SUCCESS);
     check(v == 8, "cc major 8");
-    CHECK_RC(OPS->cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_WARP_SIZE, 0),
+    CHECK_RC(ATTR(WARP_SIZE, 0),
              CUDA_SUCCESS);
     check(v == 32, "warp size 32");
-    CHECK_RC(OPS->cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK, 0),
+    CHECK_RC(ATTR(MAX_THREADS_PER_BLOCK, 0),
              CUDA_SUCCESS);
     check(v == 1024, "1024 threads per block");
-    CHECK_RC(OPS->cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, 0),
+    CHECK_RC(ATTR(MULTIPROCESSOR_COUNT, 0),
              CUDA_SUCCESS);
     check(v == 108, "108 SMs");
-    CHECK_RC(OPS->cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, 0),
+    CHECK_RC(ATTR(MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, 0),
              CUDA_SUCCESS);
     check(v == 163 * 1024, "163 KiB opt-in shared");
-    CHECK_RC(OPS->cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_UNIFIED_ADDRESSING, 0),
+    CHECK_RC(ATTR(UNIFIED_ADDRESSING, 0),
              CUDA_SUCCESS);
     check(v == 1, "unified addressing");
-    CHECK_RC(OPS->cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_PCI_BUS_ID, 1),
+    CHECK_RC(ATTR(PCI_BUS_ID, 1),
              CUDA_SUCCESS);
     check(v == 0x11, "device 1 on bus 0x11");
     CHECK_RC(OPS->cuDeviceGetAttribute(&v, 0, 0), CUDA_ERROR_INVALID_VALUE);
-    CHECK_RC(OPS->cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_MAX, 0),
+    CHECK_RC(ATTR(MAX, 0),
              CUDA_ERROR_INVALID_VALUE);
     CHECK_RC(OPS->cuDeviceGetAttribute(&v, (CUdevice_attribute)100000, 0),
              CUDA_ERROR_INVALID_VALUE);

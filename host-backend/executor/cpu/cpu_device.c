@@ -343,20 +343,22 @@ CUresult cpu_dev_get_properties(CUdevprop *prop, CUdevice dev)
         return CUDA_ERROR_INVALID_VALUE;
     }
     memset(prop, 0, sizeof(*prop));
-    prop->maxThreadsPerBlock = cpu_dev_attrs[CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK];
-    prop->maxThreadsDim[0] = cpu_dev_attrs[CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X];
-    prop->maxThreadsDim[1] = cpu_dev_attrs[CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Y];
-    prop->maxThreadsDim[2] = cpu_dev_attrs[CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Z];
-    prop->maxGridSize[0] = cpu_dev_attrs[CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X];
-    prop->maxGridSize[1] = cpu_dev_attrs[CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y];
-    prop->maxGridSize[2] = cpu_dev_attrs[CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z];
-    prop->sharedMemPerBlock = cpu_dev_attrs[CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK];
-    prop->totalConstantMemory = cpu_dev_attrs[CU_DEVICE_ATTRIBUTE_TOTAL_CONSTANT_MEMORY];
-    prop->SIMDWidth = cpu_dev_attrs[CU_DEVICE_ATTRIBUTE_WARP_SIZE];
-    prop->memPitch = cpu_dev_attrs[CU_DEVICE_ATTRIBUTE_MAX_PITCH];
-    prop->regsPerBlock = cpu_dev_attrs[CU_DEVICE_ATTRIBUTE_MAX_REGISTERS_PER_BLOCK];
-    prop->clockRate = cpu_dev_attrs[CU_DEVICE_ATTRIBUTE_CLOCK_RATE];
-    prop->textureAlign = cpu_dev_attrs[CU_DEVICE_ATTRIBUTE_TEXTURE_ALIGNMENT];
+#define A(name) cpu_dev_attrs[CU_DEVICE_ATTRIBUTE_##name]
+    prop->maxThreadsPerBlock = A(MAX_THREADS_PER_BLOCK);
+    prop->maxThreadsDim[0] = A(MAX_BLOCK_DIM_X);
+    prop->maxThreadsDim[1] = A(MAX_BLOCK_DIM_Y);
+    prop->maxThreadsDim[2] = A(MAX_BLOCK_DIM_Z);
+    prop->maxGridSize[0] = A(MAX_GRID_DIM_X);
+    prop->maxGridSize[1] = A(MAX_GRID_DIM_Y);
+    prop->maxGridSize[2] = A(MAX_GRID_DIM_Z);
+    prop->sharedMemPerBlock = A(MAX_SHARED_MEMORY_PER_BLOCK);
+    prop->totalConstantMemory = A(TOTAL_CONSTANT_MEMORY);
+    prop->SIMDWidth = A(WARP_SIZE);
+    prop->memPitch = A(MAX_PITCH);
+    prop->regsPerBlock = A(MAX_REGISTERS_PER_BLOCK);
+    prop->clockRate = A(CLOCK_RATE);
+    prop->textureAlign = A(TEXTURE_ALIGNMENT);
+#undef A
     return CUDA_SUCCESS;
 }
 
@@ -487,6 +489,7 @@ CUresult cpu_dev_get_texture_1d_linear_max_width(size_t *width,
                    num_channels != 4)) {
         return CUDA_ERROR_INVALID_VALUE;
     }
-    *width = (size_t)cpu_dev_attrs[CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE1D_LINEAR_WIDTH];
+    *width = (size_t)
+        cpu_dev_attrs[CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE1D_LINEAR_WIDTH];
     return CUDA_SUCCESS;
 }
