@@ -12,7 +12,7 @@ BUILD   ?= build
 ASAN    ?= build-asan
 FUZZ    ?= build-fuzz
 APT_PACKAGES = meson ninja-build pkg-config gcc clang libclang-rt-14-dev \
-               libglib2.0-dev libzstd-dev nettle-dev python3
+               libglib2.0-dev libzstd-dev nettle-dev python3 dpkg-dev linux-libc-dev
 
 .PHONY: all deps build demo check asan fuzz clean
 
@@ -29,14 +29,17 @@ deps:
 	@test -f /usr/local/cuda/include/cudaTypedefs.h || \
 	    { echo "the CUDA toolkit is expected at /usr/local/cuda"; exit 1; }
 
+# vgcd's vhost-user backend links libvhost-user built from Debian's QEMU
+# source (hw/libvhost-user.sh fetches it with apt and caches the build).
 $(BUILD)/build.ninja: | deps
-	meson setup $(BUILD)
+	meson setup $(BUILD) -Dlibvhost_user="$$(hw/libvhost-user.sh)"
 
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
 $(ASAN)/build.ninja: | deps
-	meson setup $(ASAN) -Db_sanitize=address,undefined -Db_lundef=false
+	meson setup $(ASAN) -Db_sanitize=address,undefined -Db_lundef=false \
+	    -Dlibvhost_user="$$(hw/libvhost-user.sh)"
 
 asan: deps $(ASAN)/build.ninja
 	ninja -C $(ASAN)

@@ -12,15 +12,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include <linux/virtio_gpu_compute.h>
 
 #include "vgc_opcodes.h"
 #include "context.h"
 #include "log.h"
 #include "transport.h"
+
+/* The first virtio device; a process uses one (CUDA_VISIBLE_DEVICES
+ * selects among the GPUs behind it). */
+#define VGC_DEVICE_PATH "/dev/vgc0"
 
 /* Queued async frames are sent once this many bytes wait. */
 #define VGC_FLUSH_BYTES (64u << 10)
@@ -31,11 +40,13 @@ static struct {
     pthread_mutex_t lock;
     pthread_once_t atfork_once;
     int fd;                     /* -1: not connected */
+    bool is_device;             /* fd is /dev/vgcN, not a socket */
     bool connected_once;
     bool broken;
     uint8_t *sbuf;              /* queued frames, then the request being built */
     size_t pending;             /* bytes of complete frames in sbuf */
-    uint8_t *rbuf;              /* the last reply payload */
+    uint8_t *rframe;            /* the last reply: header, then payload */
+    uint8_t *rbuf;              /* = rframe + header */
     uint64_t next_id;
     char server[256];
     struct vgc_server_info info;
@@ -115,14 +126,91 @@ static int transport_read(void *buf, size_t n)
     return 0;
 }
 
+/*
+ * The virtio transport: one ioctl sends the queued frames and, when the last
+ * one is synchronous, brings its reply back into rframe.  The kernel pins
+ * these buffers and hands them to the device as they are.
+ */
+static int transport_device_call(bool want_reply, size_t *reply_len)
+{
+    struct vgc_ioctl_segment req = { (uintptr_t)conn.sbuf, conn.pending };
+    struct vgc_ioctl_segment rep = { (uintptr_t)conn.rframe,
+                                     sizeof(struct vgc_hdr) + VGC_MAX_PAYLOAD };
+    struct vgc_ioctl_call call = {
+        .argsz = sizeof(call),
+        .flags = want_reply ? VGC_CALL_F_WANT_REPLY : 0,
+        .req_segs = (uintptr_t)&req,
+        .req_nsegs = 1,
+        .reply_segs = (uintptr_t)&rep,
+        .reply_nsegs = want_reply ? 1 : 0,
+    };
+
+    while (ioctl(conn.fd, VGC_IOC_CALL, &call) < 0) {
+        if (errno != EINTR) {
+            return -1;
+        }
+    }
+    *reply_len = call.reply_len;
+    return 0;
+}
+
 static int transport_flush(void)
 {
-    if (conn.pending && transport_write(conn.sbuf, conn.pending) < 0) {
-        conn.pending = 0;
-        transport_break(strerror(errno));
-        return -1;
+    size_t unused;
+
+    if (conn.pending) {
+        int rc = conn.is_device ? transport_device_call(false, &unused)
+                                : transport_write(conn.sbuf, conn.pending);
+        if (rc < 0) {
+            conn.pending = 0;
+            transport_break(strerror(errno));
+            return -1;
+        }
     }
     conn.pending = 0;
+    return 0;
+}
+
+/*
+ * Send what is queued, the last frame being synchronous, and receive its
+ * reply into rframe.  Returns 0, or -1 with the connection broken.
+ */
+static int transport_exchange(struct vgc_hdr *rh)
+{
+    if (conn.is_device) {
+        size_t len = 0;
+        if (transport_device_call(true, &len) < 0) {
+            conn.pending = 0;
+            transport_break(strerror(errno));
+            return -1;
+        }
+        conn.pending = 0;
+        if (len < sizeof(*rh)) {
+            transport_break("short reply from the device");
+            return -1;
+        }
+        memcpy(rh, conn.rframe, sizeof(*rh));
+        if (rh->length > len - sizeof(*rh)) {
+            transport_break("reply longer than what the device wrote");
+            return -1;
+        }
+        return 0;
+    }
+    if (transport_flush() < 0) {
+        return -1;
+    }
+    if (transport_read(rh, sizeof(*rh)) < 0) {
+        transport_break(errno == ECONNRESET ? "vgcd closed the connection" : strerror(errno));
+        return -1;
+    }
+    if (rh->length > VGC_MAX_PAYLOAD) {
+        transport_break("malformed reply");
+        return -1;
+    }
+    if (transport_read(conn.rbuf, rh->length) < 0) {
+        transport_break("connection broken inside a reply");
+        return -1;
+    }
     return 0;
 }
 
@@ -186,20 +274,12 @@ CUresult vgc_req_call(struct vgc_req *rq)
     transport_fill_header(rq, 0);
     memcpy(&h, rq->frame, sizeof(h));
     conn.pending += sizeof(struct vgc_hdr) + rq->wr.len;
-    if (transport_flush() < 0) {
-        return CUDA_ERROR_DEVICE_UNAVAILABLE;
-    }
-    if (transport_read(&rh, sizeof(rh)) < 0) {
-        transport_break(errno == ECONNRESET ? "vgcd closed the connection" : strerror(errno));
+    if (transport_exchange(&rh) < 0) {
         return CUDA_ERROR_DEVICE_UNAVAILABLE;
     }
     if (rh.magic != VGC_MAGIC || !(rh.flags & VGC_F_REPLY) ||
-        rh.request_id != h.request_id || rh.length > VGC_MAX_PAYLOAD || rh.length < 4) {
+        rh.request_id != h.request_id || rh.length < 4) {
         transport_break("malformed reply");
-        return CUDA_ERROR_DEVICE_UNAVAILABLE;
-    }
-    if (transport_read(conn.rbuf, rh.length) < 0) {
-        transport_break("connection broken inside a reply");
         return CUDA_ERROR_DEVICE_UNAVAILABLE;
     }
     vgc_rd_init(&rq->rd, conn.rbuf, rh.length);
@@ -283,6 +363,28 @@ static int transport_dial(const char *server)
     return -1;
 }
 
+static int transport_open_device(const char *path)
+{
+    struct vgc_ioctl_info info = { .argsz = sizeof(info) };
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+
+    if (fd < 0) {
+        return -1;
+    }
+    if (ioctl(fd, VGC_IOC_INFO, &info) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    if (info.max_payload < VGC_MAX_PAYLOAD) {
+        close(fd);
+        errno = EPROTO;
+        return -1;
+    }
+    return fd;
+}
+
 static CUresult transport_hello(void)
 {
     struct vgc_req rq;
@@ -302,9 +404,7 @@ static CUresult transport_hello(void)
     vgc_wr_str(&rq.wr, program_invocation_short_name);
     transport_fill_header(&rq, 0);
     conn.pending = sizeof(struct vgc_hdr) + rq.wr.len;
-    if (transport_flush() < 0 || transport_read(&rh, sizeof(rh)) < 0 ||
-        rh.magic != VGC_MAGIC || rh.length > VGC_MAX_PAYLOAD ||
-        transport_read(conn.rbuf, rh.length) < 0) {
+    if (transport_exchange(&rh) < 0 || rh.magic != VGC_MAGIC) {
         vgc_warn("%s: no handshake with vgcd (is it a vgcd? see its log)", conn.server);
         return CUDA_ERROR_NO_DEVICE;
     }
@@ -366,24 +466,30 @@ CUresult vgc_transport_connect(void)
         pthread_mutex_unlock(&conn.lock);
         return res;
     }
+    /* VGC_SERVER wins; otherwise the virtio device, when there is one. */
+    if ((!server || !*server) && access(VGC_DEVICE_PATH, F_OK) == 0) {
+        server = "device:" VGC_DEVICE_PATH;
+    }
     if (!server || !*server) {
         vgc_warn("no CUDA device: VGC_SERVER is not set (unix:PATH or tcp:HOST:PORT) "
-                 "and there is no /dev/vgc0");
+                 "and there is no %s", VGC_DEVICE_PATH);
         pthread_mutex_unlock(&conn.lock);
         return CUDA_ERROR_NO_DEVICE;
     }
     snprintf(conn.server, sizeof(conn.server), "%s", server);
     if (!conn.sbuf) {
         conn.sbuf = malloc(VGC_SEND_CAP);
-        conn.rbuf = malloc(VGC_MAX_PAYLOAD);
-        if (!conn.sbuf || !conn.rbuf) {
+        conn.rframe = malloc(sizeof(struct vgc_hdr) + VGC_MAX_PAYLOAD);
+        if (!conn.sbuf || !conn.rframe) {
             pthread_mutex_unlock(&conn.lock);
             return CUDA_ERROR_OUT_OF_MEMORY;
         }
+        conn.rbuf = conn.rframe + sizeof(struct vgc_hdr);
     }
-    conn.fd = transport_dial(server);
+    conn.is_device = !strncmp(server, "device:", 7);
+    conn.fd = conn.is_device ? transport_open_device(server + 7) : transport_dial(server);
     if (conn.fd < 0) {
-        vgc_warn("no CUDA device: cannot connect to VGC_SERVER=%s: %s", server, strerror(errno));
+        vgc_warn("no CUDA device: cannot connect to %s: %s", server, strerror(errno));
         pthread_mutex_unlock(&conn.lock);
         return CUDA_ERROR_NO_DEVICE;
     }

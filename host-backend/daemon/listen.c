@@ -109,7 +109,17 @@ int vgcd_listener_open(struct vgcd_listener *l, const char *addr, char **err)
     if (!strncmp(addr, "tcp:", 4)) {
         return listen_tcp(l, addr + 4, err);
     }
-    return listen_fail(err, "unknown address kind (want unix:PATH or tcp:HOST:PORT)");
+    if (!strncmp(addr, "vhost-user:", 11)) {
+#ifdef VGCD_VHOST_USER
+        l->is_vhost_user = 1;
+        return listen_unix(l, addr + 11, err);
+#else
+        return listen_fail(err, "this vgcd was built without vhost-user "
+                           "(meson -Dlibvhost_user, see hw/libvhost-user.sh)");
+#endif
+    }
+    return listen_fail(err, "unknown address kind (want unix:PATH, tcp:HOST:PORT "
+                       "or vhost-user:PATH)");
 }
 
 int vgcd_listener_accept(struct vgcd_listener *l, char *peer, size_t peer_size)
@@ -128,7 +138,8 @@ int vgcd_listener_accept(struct vgcd_listener *l, char *peer, size_t peer_size)
         struct ucred cred;
         socklen_t clen = sizeof(cred);
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0) {
-            snprintf(peer, peer_size, "unix client pid %d", (int)cred.pid);
+            snprintf(peer, peer_size, "%s pid %d",
+                     l->is_vhost_user ? "VM on " : "unix client", (int)cred.pid);
         } else {
             snprintf(peer, peer_size, "unix client");
         }

@@ -11,11 +11,12 @@
 struct vgcd_listener {
     int fd;
     int is_unix;
+    int is_vhost_user;      /* a VM's QEMU connects here: vhost-user protocol */
     char name[160];         /* as given: "unix:/run/vgc.sock" */
     char path[108];         /* unix: the socket file, removed on close */
 };
 
-/* Open @addr; on failure returns -1 with *err a malloc()ed message. */
+/* Open @addr (unix:PATH, tcp:HOST:PORT, vhost-user:PATH); on failure returns -1 with *err a malloc()ed message. */
 int vgcd_listener_open(struct vgcd_listener *l, const char *addr, char **err);
 /* Accept one client; describes it in @peer.  Returns the fd or -1. */
 int vgcd_listener_accept(struct vgcd_listener *l, char *peer, size_t peer_size);

@@ -26,6 +26,9 @@
 #include "listen.h"
 #include "pool.h"
 #include "worker.h"
+#ifdef VGCD_VHOST_USER
+#include "vhost_worker.h"
+#endif
 
 #define VGCD_MAX_LISTEN 16
 #define VGCD_DEFAULT_SLOTS 256
@@ -54,7 +57,9 @@ static void vgcd_usage(FILE *f)
         "\n"
         "Serve CUDA driver calls from virtio-gpu-compute clients.\n"
         "\n"
-        "  -l, --listen ADDRESS     unix:PATH or tcp:HOST:PORT (repeatable)\n"
+        "  -l, --listen ADDRESS     unix:PATH or tcp:HOST:PORT for the libcuda shim,\n"
+        "                           vhost-user:PATH for a VM's vhost-user-gpu-compute-pci\n"
+        "                           device (repeatable)\n"
         "  -e, --executor NAME      cpu (reference, device memory in host RAM) or\n"
         "                           cuda (this host's GPUs); default: cuda when a\n"
         "                           GPU is usable, else cpu\n"
@@ -130,7 +135,8 @@ static void vgcd_reap(struct vgcd *d)
     }
 }
 
-static void vgcd_worker_main(struct vgcd *d, int fd, int pool_slot, const char *peer)
+static void vgcd_worker_main(struct vgcd *d, struct vgcd_listener *l, int fd, int pool_slot,
+                             const char *peer)
 {
     struct vgc_executor *exec;
     char *err = NULL;
@@ -144,6 +150,16 @@ static void vgcd_worker_main(struct vgcd *d, int fd, int pool_slot, const char *
     for (int i = 0; i < d->nlisteners; i++) {
         close(d->listeners[i].fd);
     }
+#ifdef VGCD_VHOST_USER
+    if (l->is_vhost_user) {
+        /* A VM: its sessions are processes of their own, each with its own
+         * pool slot; this process holds no device memory itself. */
+        vgc_pool_slot_clear(d->pool, pool_slot);
+        _exit(vgcd_vhost_serve(fd, d->executor, &d->cfg, d->pool, peer) == 0 ? 0 : 2);
+    }
+#else
+    (void)l;
+#endif
     vgc_pool_bind(d->pool, pool_slot);
     exec = vgc_executor_create(d->executor, &d->cfg, &err);
     if (!exec) {
@@ -191,7 +207,7 @@ static void vgcd_accept(struct vgcd *d, struct vgcd_listener *l)
         return;
     }
     if (pid == 0) {
-        vgcd_worker_main(d, fd, pool_slot, peer);
+        vgcd_worker_main(d, l, fd, pool_slot, peer);
     }
     close(fd);
     w->pid = pid;

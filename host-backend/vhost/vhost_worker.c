@@ -1,0 +1,603 @@
+/*
+ * vhost_worker.c - the vhost-user backend of one VM.
+ *
+ * QEMU's vhost-user-gpu-compute-pci front-end hands this process the VM's
+ * memory and virtqueues (libvhost-user maps them and checks every
+ * descriptor against the memory table before we see it).  Requests are
+ * described in docs/virtio-device.md: OPEN_SESSION, CLOSE_SESSION and CALL
+ * chains.
+ *
+ * Each guest session is a process of its own, forked from here and running
+ * the ordinary socket worker over a socketpair: one guest process can never
+ * name another's memory or handles, a crash ends one session, and the frame
+ * checks are the very code that guards the socket transport.  This process
+ * only moves frames between guest memory and those sockets, after checking
+ * that a chain is well formed.
+ *
+ * Calls are served one at a time, in queue order: a synchronous frame waits
+ * for its session's reply before the next chain is popped.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "libvhost-user.h"
+
+#include <linux/virtio_gpu_compute.h>
+
+#include "vgc_wire.h"
+#include "pool.h"
+#include "worker.h"
+#include "vhost_worker.h"
+
+#define VHOST_MAX_SESSIONS  64
+#define VHOST_MAX_WATCHES   (8 + 2 * 8)
+#define VHOST_NUM_QUEUES    8
+/* A chain carries at most this many frame bytes: a full sync frame plus
+ * a batch of async ones. */
+#define VHOST_MAX_FRAMES    (2u * (VGC_MAX_PAYLOAD + sizeof(struct vgc_hdr)))
+#define VHOST_MAX_SEGMENTS  1024
+
+struct vhost_session {
+    uint32_t id;            /* 0: free slot */
+    pid_t pid;
+    int fd;                 /* our end of the socketpair */
+    int pool_slot;
+};
+
+struct vhost_watch {
+    int fd;
+    int condition;
+    vu_watch_cb cb;
+    void *data;
+};
+
+struct vhost_vm {
+    VuDev dev;              /* first: callbacks get the VuDev back */
+    const char *executor;
+    const struct vgc_executor_config *cfg;
+    struct vgc_pool *pool;
+    const char *peer;
+    struct vhost_watch watches[VHOST_MAX_WATCHES];
+    int nwatches;
+    struct vhost_session sessions[VHOST_MAX_SESSIONS];
+    uint32_t next_session;
+    uint8_t *frames;        /* gathered request frames */
+    uint8_t *reply;         /* one reply frame */
+    bool broken;
+};
+
+static struct vhost_vm *vhost_vm(VuDev *dev)
+{
+    return (struct vhost_vm *)dev;
+}
+
+/* ---- the event loop's watches (libvhost-user owns none) ------------------- */
+
+static void vhost_set_watch(VuDev *dev, int fd, int condition, vu_watch_cb cb, void *data)
+{
+    struct vhost_vm *vm = vhost_vm(dev);
+
+    for (int i = 0; i < vm->nwatches; i++) {
+        if (vm->watches[i].fd == fd) {
+            vm->watches[i] = (struct vhost_watch){ fd, condition, cb, data };
+            return;
+        }
+    }
+    if (vm->nwatches == VHOST_MAX_WATCHES) {
+        fprintf(stderr, "vgcd: %s: too many event sources\n", vm->peer);
+        vm->broken = true;
+        return;
+    }
+    vm->watches[vm->nwatches++] = (struct vhost_watch){ fd, condition, cb, data };
+}
+
+static void vhost_remove_watch(VuDev *dev, int fd)
+{
+    struct vhost_vm *vm = vhost_vm(dev);
+
+    for (int i = 0; i < vm->nwatches; i++) {
+        if (vm->watches[i].fd == fd) {
+            vm->watches[i] = vm->watches[--vm->nwatches];
+            return;
+        }
+    }
+}
+
+static void vhost_panic(VuDev *dev, const char *err)
+{
+    struct vhost_vm *vm = vhost_vm(dev);
+
+    /* libvhost-user calls this for a bad descriptor, a descriptor loop, an
+     * address outside guest RAM: the device is unusable until QEMU resets
+     * it.  Leaving closes the socket, which is how QEMU learns it. */
+    fprintf(stderr, "vgcd: %s: device error: %s; disconnecting\n", vm->peer, err);
+    vm->broken = true;
+}
+
+/* ---- sessions ------------------------------------------------------------ */
+
+static struct vhost_session *vhost_session_find(struct vhost_vm *vm, uint32_t id)
+{
+    for (int i = 0; id && i < VHOST_MAX_SESSIONS; i++) {
+        if (vm->sessions[i].id == id) {
+            return &vm->sessions[i];
+        }
+    }
+    return NULL;
+}
+
+static void vhost_session_close(struct vhost_vm *vm, struct vhost_session *s)
+{
+    if (s->fd >= 0) {
+        close(s->fd);          /* the session process sees EOF and ends */
+    }
+    if (s->pid > 0) {
+        waitpid(s->pid, NULL, 0);
+    }
+    vgc_pool_slot_clear(vm->pool, s->pool_slot);
+    memset(s, 0, sizeof(*s));
+    s->fd = -1;
+}
+
+static void vhost_session_main(struct vhost_vm *vm, int fd, int pool_slot, uint32_t id)
+{
+    struct vgc_executor *exec;
+    char peer[160];
+    char *err = NULL;
+    int rc;
+
+    /* Nothing of QEMU's (memory, eventfds, the socket) belongs here. */
+    for (int i = 3; i < 1024; i++) {
+        if (i != fd && i != 2) {
+            close(i);
+        }
+    }
+    snprintf(peer, sizeof(peer), "%s session %u", vm->peer, id);
+    vgc_pool_bind(vm->pool, pool_slot);
+    exec = vgc_executor_create(vm->executor, vm->cfg, &err);
+    if (!exec) {
+        fprintf(stderr, "vgcd: %s: cannot start the %s executor: %s\n", peer,
+                vm->executor, err ? err : "?");
+        _exit(1);
+    }
+    rc = vgcd_worker_serve_socket(fd, exec, peer);
+    if (exec->destroy) {
+        exec->destroy();
+    }
+    _exit(rc == 0 ? 0 : 2);
+}
+
+static uint32_t vhost_session_open(struct vhost_vm *vm, uint32_t *status)
+{
+    struct vhost_session *s = vhost_session_find(vm, 0);
+    int sv[2], slot;
+    pid_t pid;
+
+    for (int i = 0; !s && i < VHOST_MAX_SESSIONS; i++) {
+        if (vm->sessions[i].id == 0) {
+            s = &vm->sessions[i];
+        }
+    }
+    slot = s ? vgc_pool_slot_claim(vm->pool) : -1;
+    if (!s || slot < 0) {
+        *status = VIRTIO_GPU_COMPUTE_S_LIMIT;
+        return 0;
+    }
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        vgc_pool_slot_clear(vm->pool, slot);
+        *status = VIRTIO_GPU_COMPUTE_S_BACKEND;
+        return 0;
+    }
+    if (++vm->next_session == 0) {
+        vm->next_session = 1;
+    }
+    pid = fork();
+    if (pid < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        vgc_pool_slot_clear(vm->pool, slot);
+        *status = VIRTIO_GPU_COMPUTE_S_BACKEND;
+        return 0;
+    }
+    if (pid == 0) {
+        vhost_session_main(vm, sv[1], slot, vm->next_session);
+    }
+    close(sv[1]);
+    s->id = vm->next_session;
+    s->pid = pid;
+    s->fd = sv[0];
+    s->pool_slot = slot;
+    *status = VIRTIO_GPU_COMPUTE_S_OK;
+    return s->id;
+}
+
+/* ---- moving bytes between guest memory and us ---------------------------- */
+
+static size_t vhost_iov_size(const struct iovec *iov, unsigned n)
+{
+    size_t total = 0;
+
+    for (unsigned i = 0; i < n; i++) {
+        total += iov[i].iov_len;
+    }
+    return total;
+}
+
+/* Copy @len bytes at @offset of the iovec into @buf; false if too short. */
+static bool vhost_iov_read(const struct iovec *iov, unsigned n, size_t offset,
+                           void *buf, size_t len)
+{
+    uint8_t *out = buf;
+
+    for (unsigned i = 0; i < n && len; i++) {
+        if (offset >= iov[i].iov_len) {
+            offset -= iov[i].iov_len;
+            continue;
+        }
+        size_t take = iov[i].iov_len - offset < len ? iov[i].iov_len - offset : len;
+        memcpy(out, (uint8_t *)iov[i].iov_base + offset, take);
+        out += take;
+        len -= take;
+        offset = 0;
+    }
+    return len == 0;
+}
+
+static bool vhost_iov_write(const struct iovec *iov, unsigned n, size_t offset,
+                            const void *buf, size_t len)
+{
+    const uint8_t *in = buf;
+
+    for (unsigned i = 0; i < n && len; i++) {
+        if (offset >= iov[i].iov_len) {
+            offset -= iov[i].iov_len;
+            continue;
+        }
+        size_t take = iov[i].iov_len - offset < len ? iov[i].iov_len - offset : len;
+        memcpy((uint8_t *)iov[i].iov_base + offset, in, take);
+        in += take;
+        len -= take;
+        offset = 0;
+    }
+    return len == 0;
+}
+
+static int vhost_write_all(int fd, const void *buf, size_t n)
+{
+    const uint8_t *p = buf;
+
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int vhost_read_all(int fd, void *buf, size_t n)
+{
+    uint8_t *p = buf;
+
+    while (n) {
+        ssize_t r = read(fd, p, n);
+        if (r == 0) {
+            return -1;
+        }
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+/*
+ * Check the frames of a CALL: whole headers, lengths inside the chain, at
+ * most one synchronous frame and only last.  The session process checks
+ * everything else.  Returns the number of frames, or -1.
+ */
+static int vhost_frames_check(const uint8_t *p, size_t len, bool *want_reply)
+{
+    size_t pos = 0;
+    int count = 0;
+
+    *want_reply = false;
+    while (pos < len) {
+        struct vgc_hdr h;
+        if (len - pos < sizeof(h) || *want_reply) {
+            return -1;          /* a partial header, or a frame after the sync one */
+        }
+        memcpy(&h, p + pos, sizeof(h));
+        if (h.magic != VGC_MAGIC || h.length > VGC_MAX_PAYLOAD ||
+            h.length > len - pos - sizeof(h)) {
+            return -1;
+        }
+        *want_reply = !(h.flags & VGC_F_NO_REPLY);
+        pos += sizeof(h) + h.length;
+        count++;
+    }
+    return count ? count : -1;
+}
+
+static uint32_t vhost_call(struct vhost_vm *vm, struct vhost_session *s,
+                           const VuVirtqElement *e, size_t out_len, size_t in_room,
+                           uint32_t *reply_len)
+{
+    size_t len = out_len - sizeof(struct virtio_gpu_compute_req);
+    struct vgc_hdr rh;
+    bool want_reply;
+
+    *reply_len = 0;
+    if (len > VHOST_MAX_FRAMES ||
+        !vhost_iov_read(e->out_sg, e->out_num, sizeof(struct virtio_gpu_compute_req),
+                        vm->frames, len) ||
+        vhost_frames_check(vm->frames, len, &want_reply) < 0) {
+        fprintf(stderr, "vgcd: %s: session %u: malformed frames in a call; closing it\n",
+                vm->peer, s->id);
+        vhost_session_close(vm, s);
+        return VIRTIO_GPU_COMPUTE_S_BAD_REQUEST;
+    }
+    if (vhost_write_all(s->fd, vm->frames, len) < 0) {
+        vhost_session_close(vm, s);
+        return VIRTIO_GPU_COMPUTE_S_BACKEND;
+    }
+    if (!want_reply) {
+        return VIRTIO_GPU_COMPUTE_S_OK;
+    }
+    if (vhost_read_all(s->fd, &rh, sizeof(rh)) < 0 || rh.magic != VGC_MAGIC ||
+        rh.length > VGC_MAX_PAYLOAD || vhost_read_all(s->fd, vm->reply, rh.length) < 0) {
+        /* The session process refused the frames (it logged why) or died. */
+        vhost_session_close(vm, s);
+        return VIRTIO_GPU_COMPUTE_S_BACKEND;
+    }
+    if (sizeof(rh) + rh.length > in_room) {
+        return VIRTIO_GPU_COMPUTE_S_NO_SPACE;
+    }
+    vhost_iov_write(e->in_sg, e->in_num, sizeof(struct virtio_gpu_compute_resp),
+                    &rh, sizeof(rh));
+    vhost_iov_write(e->in_sg, e->in_num,
+                    sizeof(struct virtio_gpu_compute_resp) + sizeof(rh),
+                    vm->reply, rh.length);
+    *reply_len = sizeof(rh) + rh.length;
+    return VIRTIO_GPU_COMPUTE_S_OK;
+}
+
+static unsigned vhost_handle(struct vhost_vm *vm, const VuVirtqElement *e)
+{
+    struct virtio_gpu_compute_req req;
+    struct virtio_gpu_compute_resp resp = { 0 };
+    size_t out_len = vhost_iov_size(e->out_sg, e->out_num);
+    size_t in_len = vhost_iov_size(e->in_sg, e->in_num);
+    uint32_t status = VIRTIO_GPU_COMPUTE_S_OK, reply_len = 0;
+    struct vhost_session *s;
+
+    if (in_len < sizeof(resp)) {
+        fprintf(stderr, "vgcd: %s: request without room for its response\n", vm->peer);
+        return 0;
+    }
+    if (e->out_num + e->in_num > VHOST_MAX_SEGMENTS ||
+        !vhost_iov_read(e->out_sg, e->out_num, 0, &req, sizeof(req))) {
+        status = VIRTIO_GPU_COMPUTE_S_BAD_REQUEST;
+        goto done;
+    }
+    resp.session = req.session;
+    switch (le32toh(req.type)) {
+    case VIRTIO_GPU_COMPUTE_OPEN_SESSION:
+        resp.session = htole32(vhost_session_open(vm, &status));
+        break;
+    case VIRTIO_GPU_COMPUTE_CLOSE_SESSION:
+        s = vhost_session_find(vm, le32toh(req.session));
+        if (s) {
+            vhost_session_close(vm, s);
+        } else {
+            status = VIRTIO_GPU_COMPUTE_S_NO_SESSION;
+        }
+        break;
+    case VIRTIO_GPU_COMPUTE_CALL:
+        s = vhost_session_find(vm, le32toh(req.session));
+        if (!s) {
+            status = VIRTIO_GPU_COMPUTE_S_NO_SESSION;
+            break;
+        }
+        status = vhost_call(vm, s, e, out_len, in_len, &reply_len);
+        break;
+    default:
+        status = VIRTIO_GPU_COMPUTE_S_BAD_REQUEST;
+    }
+done:
+    resp.status = htole32(status);
+    resp.reply_len = htole32(reply_len);
+    vhost_iov_write(e->in_sg, e->in_num, 0, &resp, sizeof(resp));
+    return sizeof(resp) + reply_len;
+}
+
+static void vhost_queue_handler(VuDev *dev, int qidx)
+{
+    struct vhost_vm *vm = vhost_vm(dev);
+    VuVirtq *vq = vu_get_queue(dev, qidx);
+    VuVirtqElement *e;
+
+    while (!vm->broken && (e = vu_queue_pop(dev, vq, sizeof(*e)))) {
+        unsigned len = vhost_handle(vm, e);
+        vu_queue_push(dev, vq, e, len);
+        vu_queue_notify(dev, vq);
+        free(e);
+    }
+}
+
+/* ---- the device interface -------------------------------------------------- */
+
+static uint64_t vhost_get_features(VuDev *dev)
+{
+    (void)dev;
+    return 1ULL << 32 /* VIRTIO_F_VERSION_1 */ | 1ULL << VHOST_USER_F_PROTOCOL_FEATURES;
+}
+
+static void vhost_set_features(VuDev *dev, uint64_t features)
+{
+    (void)dev;
+    (void)features;
+}
+
+static uint64_t vhost_get_protocol_features(VuDev *dev)
+{
+    (void)dev;
+    return 1ULL << VHOST_USER_PROTOCOL_F_CONFIG | 1ULL << VHOST_USER_PROTOCOL_F_MQ |
+           1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK;
+}
+
+static void vhost_queue_set_started(VuDev *dev, int qidx, bool started)
+{
+    VuVirtq *vq = vu_get_queue(dev, qidx);
+
+    vu_set_queue_handler(dev, vq, started ? vhost_queue_handler : NULL);
+}
+
+static int vhost_get_config(VuDev *dev, uint8_t *config, uint32_t len)
+{
+    struct vhost_vm *vm = vhost_vm(dev);
+    struct virtio_gpu_compute_config c = {
+        .protocol_version = htole32(VGC_PROTOCOL_VERSION),
+        .num_gpus = htole32(vm->cfg->ndevices > 0 ? (uint32_t)vm->cfg->ndevices : 1),
+        .max_payload = htole32(VGC_MAX_PAYLOAD),
+        .max_segments = htole32(VHOST_MAX_SEGMENTS),
+    };
+
+    if (len > sizeof(c)) {
+        return -1;
+    }
+    memcpy(config, &c, len);
+    return 0;
+}
+
+static const VuDevIface vhost_iface = {
+    .get_features = vhost_get_features,
+    .set_features = vhost_set_features,
+    .get_protocol_features = vhost_get_protocol_features,
+    .queue_set_started = vhost_queue_set_started,
+    .get_config = vhost_get_config,
+};
+
+static void vhost_reap(struct vhost_vm *vm)
+{
+    int status;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (int i = 0; i < VHOST_MAX_SESSIONS; i++) {
+            struct vhost_session *s = &vm->sessions[i];
+            if (s->pid == pid) {
+                if (WIFSIGNALED(status)) {
+                    fprintf(stderr, "vgcd: %s: session %u killed by signal %d\n",
+                            vm->peer, s->id, WTERMSIG(status));
+                }
+                s->pid = 0;     /* its socket reports EOF at the next call */
+            }
+        }
+    }
+}
+
+int vgcd_vhost_serve(int fd, const char *executor, const struct vgc_executor_config *cfg,
+                     struct vgc_pool *pool, const char *peer)
+{
+    struct vhost_vm *vm = calloc(1, sizeof(*vm));
+    sigset_t mask;
+    int sigfd, rc = 0;
+
+    if (!vm) {
+        return -1;
+    }
+    vm->executor = executor;
+    vm->cfg = cfg;
+    vm->pool = pool;
+    vm->peer = peer;
+    vm->frames = malloc(VHOST_MAX_FRAMES);
+    vm->reply = malloc(VGC_MAX_PAYLOAD);
+    for (int i = 0; i < VHOST_MAX_SESSIONS; i++) {
+        vm->sessions[i].fd = -1;
+    }
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (!vm->frames || !vm->reply || sigfd < 0 ||
+        !vu_init(&vm->dev, VHOST_NUM_QUEUES, fd, vhost_panic, NULL, vhost_set_watch,
+                 vhost_remove_watch, &vhost_iface)) {
+        fprintf(stderr, "vgcd: %s: cannot start the vhost-user device\n", peer);
+        rc = -1;
+        goto out;
+    }
+    fprintf(stderr, "vgcd: %s: vhost-user device connected\n", peer);
+    while (!vm->broken) {
+        struct pollfd pfd[2 + VHOST_MAX_WATCHES];
+        struct vhost_watch snap[VHOST_MAX_WATCHES];
+        int n = 0, nw = vm->nwatches;
+
+        pfd[n++] = (struct pollfd){ .fd = fd, .events = POLLIN };
+        pfd[n++] = (struct pollfd){ .fd = sigfd, .events = POLLIN };
+        memcpy(snap, vm->watches, sizeof(snap[0]) * (size_t)nw);
+        for (int i = 0; i < nw; i++) {
+            pfd[n++] = (struct pollfd){ .fd = snap[i].fd, .events = POLLIN };
+        }
+        if (poll(pfd, (nfds_t)n, -1) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            rc = -1;
+            break;
+        }
+        if (pfd[1].revents) {
+            struct signalfd_siginfo si;
+            while (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
+            }
+            vhost_reap(vm);
+        }
+        if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+            if (!vu_dispatch(&vm->dev)) {
+                break;              /* QEMU disconnected */
+            }
+        }
+        for (int i = 0; i < nw && !vm->broken; i++) {
+            if (pfd[2 + i].revents & POLLIN) {
+                snap[i].cb(&vm->dev, VU_WATCH_IN, snap[i].data);
+            }
+        }
+    }
+    fprintf(stderr, "vgcd: %s: vhost-user device %s\n", peer,
+            vm->broken ? "broken, disconnected" : "disconnected");
+    vu_deinit(&vm->dev);
+out:
+    for (int i = 0; i < VHOST_MAX_SESSIONS; i++) {
+        if (vm->sessions[i].id) {
+            vhost_session_close(vm, &vm->sessions[i]);
+        }
+    }
+    if (sigfd >= 0) {
+        close(sigfd);
+    }
+    free(vm->frames);
+    free(vm->reply);
+    free(vm);
+    return rc;
+}
