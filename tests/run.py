@@ -91,7 +91,8 @@ class Daemon:
 
     def ready(self):
         for l in self.listen:
-            if l.startswith('unix:') and not os.path.exists(l[5:]):
+            path = l.split(':', 1)[1]
+            if l.split(':', 1)[0] in ('unix', 'vhost-user') and not os.path.exists(path):
                 return False
             if l.startswith('tcp:'):
                 host, port = l[4:].rsplit(':', 1)
@@ -283,6 +284,30 @@ def section_shim(build):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def section_vhost(build):
+    """The VM path, driven by a vhost-user front-end in Python (no QEMU)."""
+    vgcd = os.path.join(build, 'host-backend', 'vgcd')
+    p = subprocess.run([vgcd, '--help'], stdout=subprocess.PIPE, text=True)
+    if 'vhost-user:PATH' not in p.stdout:
+        report('FAIL', 'vhost: vgcd built without vhost-user (-Dlibvhost_user)')
+        return
+    sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration'))
+    import malformed
+    import vhost_tests
+    malformed.load_opcodes(os.path.join(build, 'protocol', 'vgc_opcodes.h'))
+    tmp = tempfile.mkdtemp(prefix='vgc-vh-')
+    sock = os.path.join(tmp, 'vm.sock')
+    d = Daemon(build, ['vhost-user:' + sock])
+    try:
+        for name, ok, detail in vhost_tests.run_all(sock, d.alive):
+            report('ok' if ok else 'FAIL', 'vhost: ' + name, detail if not ok else '')
+    except Exception as e:      # noqa: BLE001 - a crash of the test is a failure
+        report('FAIL', 'vhost: %s: %s' % (type(e).__name__, e), tail(d.log_text()))
+    finally:
+        d.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def section_fuzz(fuzz_build, seconds):
     fz = os.path.join(fuzz_build, 'tests', 'fuzz', 'fuzz_frame') if fuzz_build else None
     if not fz or not os.path.exists(fz):
@@ -329,6 +354,8 @@ def main():
         section_integration(args.build)
     if want('robustness'):
         section_robustness(args.build)
+    if want('vhost'):
+        section_vhost(args.build)
     if want('asan'):
         if args.asan_build:
             # Everything in that build, test programs included, is

@@ -139,7 +139,7 @@ int vgcd_listener_accept(struct vgcd_listener *l, char *peer, size_t peer_size)
         socklen_t clen = sizeof(cred);
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0) {
             snprintf(peer, peer_size, "%s pid %d",
-                     l->is_vhost_user ? "VM on " : "unix client", (int)cred.pid);
+                     l->is_vhost_user ? "VM of QEMU" : "unix client", (int)cred.pid);
         } else {
             snprintf(peer, peer_size, "unix client");
         }

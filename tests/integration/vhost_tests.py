@@ -1,0 +1,158 @@
+"""The VM path without QEMU: vhost_master.py plays the VM's front-end against
+`vgcd --listen vhost-user:PATH`.  Used by tests/run.py (section vhost)."""
+
+import os
+import struct
+import time
+
+import malformed as mf
+import vhost_master as vm
+
+F_NO_REPLY = 2
+
+
+def frame(op, payload=b'', ctx=0, async_=False, rid=1):
+    return mf.hdr(op, len(payload), flags=F_NO_REPLY if async_ else 0, rid=rid, ctx=ctx) + payload
+
+
+def result(reply):
+    """(CUresult, payload after it) of a reply frame."""
+    if len(reply) < 36:
+        return None, b''
+    return struct.unpack_from('<i', reply, 32)[0], reply[36:]
+
+
+class Guest:
+    """One guest process: a session on a device."""
+
+    def __init__(self, dev):
+        self.dev = dev
+        status, self.session, _ = dev.request(vm.OPEN_SESSION, 0)
+        assert status == vm.S_OK and self.session, (status, self.session)
+        self.ctx = 0
+
+    def call(self, op, payload=b'', batch=b'', room=1 << 20):
+        f = batch + frame(op, payload, self.ctx)
+        status, _, reply = self.dev.request(vm.CALL, self.session, f, room)
+        return status, reply
+
+    def hello(self):
+        status, reply = self.call(0, mf.hello_payload())
+        return status == vm.S_OK and result(reply)[0] == 0
+
+    def setup(self):
+        assert self.hello()
+        s, r = self.call(mf.OPCODES['cuInit'], struct.pack('<I', 0))
+        assert result(r)[0] == 0, result(r)
+        s, r = self.call(mf.OPCODES['cuDevicePrimaryCtxRetain'], struct.pack('<i', 0))
+        res, rest = result(r)
+        assert res == 0, res
+        self.ctx = struct.unpack_from('<Q', rest)[0]
+
+    def alloc(self, n):
+        s, r = self.call(mf.OPCODES['cuMemAlloc_v2'], struct.pack('<Q', n))
+        res, rest = result(r)
+        assert res == 0, res
+        return struct.unpack_from('<Q', rest)[0]
+
+    def htod(self, dptr, data):
+        p = struct.pack('<QQ', dptr, len(data)) + data + struct.pack('<Q', len(data))
+        return result(self.call(mf.OPCODES['cuMemcpyHtoD_v2'], p)[1])[0]
+
+    def dtoh(self, dptr, n):
+        p = struct.pack('<QQQ', n, dptr, n)
+        res, rest = result(self.call(mf.OPCODES['cuMemcpyDtoH_v2'], p, room=n + 4096)[1])
+        return res, rest[8:8 + n] if res == 0 else b''
+
+    def close(self):
+        return self.dev.request(vm.CLOSE_SESSION, self.session)[0]
+
+
+def run_all(sock_path, alive):
+    """Yield (name, ok, detail)."""
+    dev = vm.VhostMaster(sock_path)
+    version, gpus, payload, segs = dev.config
+    yield ('config space read from the backend', version == 1 and gpus == 2 and
+           payload == 16 << 20 and segs > 0, 'config %r' % (dev.config,))
+
+    a = Guest(dev)
+    a.setup()
+    yield 'session: handshake, cuInit, primary context through the virtqueue', True, ''
+
+    data = os.urandom(1 << 20)
+    da = a.alloc(len(data))
+    ok = a.htod(da, data) == 0 and a.dtoh(da, len(data)) == (0, data)
+    yield '1 MiB host-to-device and back through guest memory, byte-exact', ok, ''
+
+    # a batch: two async memsets, then a synchronising call, in one chain
+    ms = mf.OPCODES['cuMemsetD8Async']
+    batch = frame(ms, struct.pack('<QBQQ', da, 0x11, 4096, 0), a.ctx, async_=True) + \
+        frame(ms, struct.pack('<QBQQ', da + 4096, 0x22, 4096, 0), a.ctx, async_=True)
+    s, r = a.call(mf.OPCODES['cuStreamSynchronize'], struct.pack('<Q', 0), batch=batch)
+    res, back = a.dtoh(da, 8192)
+    yield ('async frames batched before a sync frame in one chain', s == vm.S_OK and
+           result(r)[0] == 0 and back == b'\x11' * 4096 + b'\x22' * 4096, 'status %d' % s)
+
+    b = Guest(dev)
+    b.setup()
+    res, _ = b.dtoh(da, 64)
+    yield ('a second guest process cannot read the first one\'s memory',
+           res == 1, 'got CUresult %s' % res)      # CUDA_ERROR_INVALID_VALUE
+
+    yield 'closing a session', b.close() == vm.S_OK, ''
+    s, _ = b.call(mf.OPCODES['cuInit'], struct.pack('<I', 0))
+    yield 'a call on a closed session is refused', s == vm.S_NO_SESSION, 'status %d' % s
+
+    # frames that break the protocol close that session only
+    bad = Guest(dev)
+    status, _, _ = dev.request(vm.CALL, bad.session, b'\x00' * 40, 4096)
+    yield 'malformed frames: BAD_REQUEST, that session closed', status == vm.S_BAD_REQUEST, \
+        'status %d' % status
+    res, back = a.dtoh(da, 16)
+    yield 'the other session carries on', res == 0 and back == b'\x11' * 16, ''
+
+    # an oversized chain is refused without harm to the device
+    big = dev.alloc(40 << 20)
+    req = dev.alloc(16)
+    dev.write(req, struct.pack('<IIQ', vm.CALL, a.session, 0))
+    resp = dev.alloc(16)
+    dev.post([(vm.GPA_BASE + req, 16, False), (vm.GPA_BASE + big, 40 << 20, False),
+              (vm.GPA_BASE + resp, 16, True)])
+    status = struct.unpack_from('<I', dev.ram, resp)[0]
+    yield 'a 40 MiB request is refused (BAD_REQUEST)', status == vm.S_BAD_REQUEST, \
+        'status %d' % status
+    a2 = Guest(dev)
+    a2.setup()
+    yield 'the device serves new sessions after that', True, ''
+    dev.close()
+
+    # crafted descriptors break only the VM that posted them
+    def crafted(name, post):
+        d = vm.VhostMaster(sock_path)
+        Guest(d)
+        try:
+            post(d)
+            gone = False
+        except (vm.BackendGone, TimeoutError):
+            gone = True
+        d.close()
+        other = vm.VhostMaster(sock_path)
+        g = Guest(other)
+        g.setup()
+        other.close()
+        return name, gone and alive(), 'backend still served the chain' if not gone else ''
+
+    yield crafted('descriptor outside guest RAM: that VM is disconnected, others served',
+                  lambda d: d.post([(0x7fff00000000, 16, False), (vm.GPA_BASE, 16, True)], 10))
+    yield crafted('descriptor running past the end of guest RAM: disconnected',
+                  lambda d: d.post([(vm.GPA_BASE + d.ram_size - 8, 64, False),
+                                    (vm.GPA_BASE, 16, True)], 10))
+
+    def loop(d):
+        d.write_desc(10, vm.GPA_BASE + vm.HEAP, 16, vm.VRING_DESC_F_NEXT, 11)
+        d.write_desc(11, vm.GPA_BASE + vm.HEAP, 16, vm.VRING_DESC_F_NEXT, 10)
+        d.post_raw(10, 10)
+    yield crafted('a loop in a descriptor chain: disconnected', loop)
+
+    time.sleep(0.2)
+    yield 'vgcd survived every crafted chain', alive(), ''
