@@ -8,7 +8,12 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/uio.h>
@@ -16,6 +21,33 @@
 
 #include "frame.h"
 #include "worker.h"
+
+/*
+ * A call can run for as long as its kernel does, and a kernel may never
+ * return.  This thread watches the client's end: once it is gone, a worker
+ * still inside a call ends itself, which stops whatever the call was doing
+ * and frees all it held.  An idle worker reads the EOF itself.
+ */
+static atomic_bool worker_busy;
+
+static void *worker_watch_peer(void *arg)
+{
+    struct pollfd p = { .fd = (int)(intptr_t)arg, .events = POLLRDHUP };
+
+    while (poll(&p, 1, -1) < 0 || !(p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+        if (p.revents & POLLNVAL) {
+            return NULL;
+        }
+    }
+    for (;;) {
+        if (atomic_load(&worker_busy)) {
+            fprintf(stderr, "vgcd: client gone during a call; ending its worker\n");
+            _exit(3);
+        }
+        usleep(100 * 1000);
+    }
+    return NULL;
+}
 
 /* 1: got n bytes; 0: clean EOF before the first byte; -1: error or short. */
 static int worker_read_full(int fd, void *buf, size_t n)
@@ -74,6 +106,17 @@ int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, const char *peer
         ret = -1;
         goto out;
     }
+    {
+        pthread_t watcher;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&watcher, &attr, worker_watch_peer, (void *)(intptr_t)fd) != 0) {
+            fprintf(stderr, "vgcd: %s: cannot watch the client; a call that never "
+                    "returns will not be stopped\n", peer);
+        }
+        pthread_attr_destroy(&attr);
+    }
     for (;;) {
         struct vgc_hdr h, rh;
         struct vgc_wr w;
@@ -96,7 +139,9 @@ int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, const char *peer
             break;
         }
         vgc_wr_init(&w, out, VGC_MAX_PAYLOAD);
+        atomic_store(&worker_busy, true);
         fr = vgcd_frame_process(s, &h, in, &w);
+        atomic_store(&worker_busy, false);
         if (fr == VGCD_FRAME_VIOLATION) {
             why = s->violation;
             break;
