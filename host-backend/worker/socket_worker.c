@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -49,27 +50,6 @@ static void *worker_watch_peer(void *arg)
     return NULL;
 }
 
-/* 1: got n bytes; 0: clean EOF before the first byte; -1: error or short. */
-static int worker_read_full(int fd, void *buf, size_t n)
-{
-    size_t done = 0;
-
-    while (done < n) {
-        ssize_t r = read(fd, (char *)buf + done, n - done);
-        if (r == 0) {
-            return done == 0 ? 0 : -1;
-        }
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -1;
-        }
-        done += (size_t)r;
-    }
-    return 1;
-}
-
 static int worker_write_full(int fd, struct iovec *iov, int cnt)
 {
     while (cnt > 0) {
@@ -93,12 +73,41 @@ static int worker_write_full(int fd, struct iovec *iov, int cnt)
     return 0;
 }
 
+/*
+ * Frames are read in bulk: a batch of small async frames arrives in one
+ * read() instead of two per frame.  @buf holds @*have bytes; make it hold
+ * at least @need, reading as much as the socket offers.
+ * Returns 1, 0 on a clean EOF with nothing buffered, -1 on error or EOF
+ * inside a frame.
+ */
+static int worker_fill(int fd, uint8_t *buf, size_t cap, size_t *have, size_t need)
+{
+    while (*have < need) {
+        ssize_t r = read(fd, buf + *have, cap - *have);
+        if (r == 0) {
+            return *have == 0 ? 0 : -1;
+        }
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        *have += (size_t)r;
+    }
+    return 1;
+}
+
+#define WORKER_READ_AHEAD (256u << 10)
+
 int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, const char *peer)
 {
     struct vgcd_session *s = vgcd_session_new(exec, peer);
-    uint8_t *in = malloc(VGC_MAX_PAYLOAD);
+    size_t cap = sizeof(struct vgc_hdr) + VGC_MAX_PAYLOAD + WORKER_READ_AHEAD;
+    uint8_t *in = malloc(cap);
     uint8_t *out = malloc(VGC_MAX_PAYLOAD);
     const char *why = NULL;
+    size_t have = 0;
     int ret = 0;
 
     if (!s || !in || !out) {
@@ -121,7 +130,8 @@ int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, const char *peer
         struct vgc_hdr h, rh;
         struct vgc_wr w;
         enum vgcd_frame_result fr;
-        int rc = worker_read_full(fd, &h, sizeof(h));
+        size_t frame_len;
+        int rc = worker_fill(fd, in, cap, &have, sizeof(h));
 
         if (rc == 0) {
             break;                      /* client closed between frames */
@@ -130,18 +140,23 @@ int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, const char *peer
             why = "connection broken inside a frame header";
             break;
         }
+        memcpy(&h, in, sizeof(h));
         why = vgcd_frame_check_header(&h);
         if (why) {
             break;
         }
-        if (h.length && worker_read_full(fd, in, h.length) != 1) {
+        frame_len = sizeof(h) + h.length;
+        if (worker_fill(fd, in, cap, &have, frame_len) != 1) {
             why = "connection broken inside a frame payload";
             break;
         }
         vgc_wr_init(&w, out, VGC_MAX_PAYLOAD);
         atomic_store(&worker_busy, true);
-        fr = vgcd_frame_process(s, &h, in, &w);
+        fr = vgcd_frame_process(s, &h, in + sizeof(h), &w);
         atomic_store(&worker_busy, false);
+        /* What follows this frame moves to the front: usually a few bytes. */
+        memmove(in, in + frame_len, have - frame_len);
+        have -= frame_len;
         if (fr == VGCD_FRAME_VIOLATION) {
             why = s->violation;
             break;

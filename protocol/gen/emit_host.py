@@ -223,8 +223,12 @@ def emit_dispatch(api, spec):
             for x in bufs:
                 o.append('    vgc_wr_u64(w, a->%s_len);\n' % x.name)
                 o.append('    a->%s = vgc_wr_reserve(w, a->%s_len);\n' % (x.name, x.name))
-                o.append('    if (a->%s_len) {\n        memset(a->%s, 0, a->%s_len);\n    }\n'
-                         % (x.name, x.name, x.name))
+                # Small buffers (names, strings) are cleared so that what an
+                # executor leaves unwritten reads as zero; bulk data is
+                # written whole by the executor and not cleared twice.
+                o.append('    if (a->%s_len && a->%s_len <= 4096) {\n'
+                         '        memset(a->%s, 0, a->%s_len);\n    }\n'
+                         % (x.name, x.name, x.name, x.name))
             o.append('    if (w->overflow) {\n')
             o.append('        return vgcd_violation(s, "%s: reply too large");\n' % c.symbol)
             o.append('    }\n')
