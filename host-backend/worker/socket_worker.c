@@ -75,17 +75,24 @@ static int worker_write_full(int fd, struct iovec *iov, int cnt)
 
 /*
  * Frames are read in bulk: a batch of small async frames arrives in one
- * read() instead of two per frame.  @buf holds @*have bytes; make it hold
- * at least @need, reading as much as the socket offers.
+ * read() instead of two per frame.  The buffer holds unparsed bytes in
+ * [*pos, *end); make at least @need of them available, moving them to the
+ * front only when the buffer's tail is too short (never once per frame).
  * Returns 1, 0 on a clean EOF with nothing buffered, -1 on error or EOF
  * inside a frame.
  */
-static int worker_fill(int fd, uint8_t *buf, size_t cap, size_t *have, size_t need)
+static int worker_fill(int fd, uint8_t *buf, size_t cap, size_t *pos, size_t *end,
+                       size_t need)
 {
-    while (*have < need) {
-        ssize_t r = read(fd, buf + *have, cap - *have);
+    if (cap - *pos < need) {
+        memmove(buf, buf + *pos, *end - *pos);
+        *end -= *pos;
+        *pos = 0;
+    }
+    while (*end - *pos < need) {
+        ssize_t r = read(fd, buf + *end, cap - *end);
         if (r == 0) {
-            return *have == 0 ? 0 : -1;
+            return *end == *pos ? 0 : -1;
         }
         if (r < 0) {
             if (errno == EINTR) {
@@ -93,7 +100,7 @@ static int worker_fill(int fd, uint8_t *buf, size_t cap, size_t *have, size_t ne
             }
             return -1;
         }
-        *have += (size_t)r;
+        *end += (size_t)r;
     }
     return 1;
 }
@@ -107,7 +114,7 @@ int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, const char *peer
     uint8_t *in = malloc(cap);
     uint8_t *out = malloc(VGC_MAX_PAYLOAD);
     const char *why = NULL;
-    size_t have = 0;
+    size_t pos = 0, end = 0;
     int ret = 0;
 
     if (!s || !in || !out) {
@@ -131,7 +138,7 @@ int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, const char *peer
         struct vgc_wr w;
         enum vgcd_frame_result fr;
         size_t frame_len;
-        int rc = worker_fill(fd, in, cap, &have, sizeof(h));
+        int rc = worker_fill(fd, in, cap, &pos, &end, sizeof(h));
 
         if (rc == 0) {
             break;                      /* client closed between frames */
@@ -140,23 +147,24 @@ int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, const char *peer
             why = "connection broken inside a frame header";
             break;
         }
-        memcpy(&h, in, sizeof(h));
+        memcpy(&h, in + pos, sizeof(h));
         why = vgcd_frame_check_header(&h);
         if (why) {
             break;
         }
         frame_len = sizeof(h) + h.length;
-        if (worker_fill(fd, in, cap, &have, frame_len) != 1) {
+        if (worker_fill(fd, in, cap, &pos, &end, frame_len) != 1) {
             why = "connection broken inside a frame payload";
             break;
         }
         vgc_wr_init(&w, out, VGC_MAX_PAYLOAD);
         atomic_store(&worker_busy, true);
-        fr = vgcd_frame_process(s, &h, in + sizeof(h), &w);
+        fr = vgcd_frame_process(s, &h, in + pos + sizeof(h), &w);
         atomic_store(&worker_busy, false);
-        /* What follows this frame moves to the front: usually a few bytes. */
-        memmove(in, in + frame_len, have - frame_len);
-        have -= frame_len;
+        pos += frame_len;
+        if (pos == end) {
+            pos = end = 0;
+        }
         if (fr == VGCD_FRAME_VIOLATION) {
             why = s->violation;
             break;
