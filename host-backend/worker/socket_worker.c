@@ -20,6 +20,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "vgc_opcodes.h"
 #include "frame.h"
 #include "worker.h"
 
@@ -112,7 +113,7 @@ int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, const char *peer
     struct vgcd_session *s = vgcd_session_new(exec, peer);
     size_t cap = sizeof(struct vgc_hdr) + VGC_MAX_PAYLOAD + WORKER_READ_AHEAD;
     uint8_t *in = malloc(cap);
-    uint8_t *out = malloc(VGC_MAX_PAYLOAD);
+    uint8_t *out = aligned_alloc(4096, VGC_MAX_PAYLOAD + 4096);
     const char *why = NULL;
     size_t pos = 0, end = 0;
     int ret = 0;
@@ -136,6 +137,7 @@ int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, const char *peer
     for (;;) {
         struct vgc_hdr h, rh;
         struct vgc_wr w;
+        uint8_t *reply;
         enum vgcd_frame_result fr;
         size_t frame_len;
         int rc = worker_fill(fd, in, cap, &pos, &end, sizeof(h));
@@ -157,7 +159,9 @@ int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, const char *peer
             why = "connection broken inside a frame payload";
             break;
         }
-        vgc_wr_init(&w, out, VGC_MAX_PAYLOAD);
+        /* Start the reply where its bulk bytes will be cache-line aligned. */
+        reply = out + (64 - vgc_reply_data_offset(h.opcode) % 64) % 64;
+        vgc_wr_init(&w, reply, VGC_MAX_PAYLOAD);
         atomic_store(&worker_busy, true);
         fr = vgcd_frame_process(s, &h, in + pos + sizeof(h), &w);
         atomic_store(&worker_busy, false);
@@ -179,7 +183,7 @@ int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, const char *peer
             rh.flags = VGC_F_REPLY;
             rh.length = (uint32_t)w.len;
             iov[0] = (struct iovec){ &rh, sizeof(rh) };
-            iov[1] = (struct iovec){ out, w.len };
+            iov[1] = (struct iovec){ reply, w.len };
             if (worker_write_full(fd, iov, 2) < 0) {
                 why = "cannot send a reply";
                 break;
