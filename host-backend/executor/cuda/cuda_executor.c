@@ -87,7 +87,7 @@ bool vgc_cuda_available(void)
     return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
-static CUresult cuda_is_device_memory(CUdeviceptr p)
+static CUresult cuda_check_device_memory(CUdeviceptr p)
 {
     unsigned int type = 0;
 
@@ -101,7 +101,7 @@ static CUresult cuda_is_device_memory(CUdeviceptr p)
 
 static CUresult cuda_memcpy(CUdeviceptr dst, CUdeviceptr src, size_t n)
 {
-    if (cuda_is_device_memory(dst) || cuda_is_device_memory(src)) {
+    if (cuda_check_device_memory(dst) || cuda_check_device_memory(src)) {
         return CUDA_ERROR_INVALID_VALUE;
     }
     return real.cuMemcpy(dst, src, n);
@@ -109,7 +109,7 @@ static CUresult cuda_memcpy(CUdeviceptr dst, CUdeviceptr src, size_t n)
 
 static CUresult cuda_memcpy_async(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s)
 {
-    if (cuda_is_device_memory(dst) || cuda_is_device_memory(src)) {
+    if (cuda_check_device_memory(dst) || cuda_check_device_memory(src)) {
         return CUDA_ERROR_INVALID_VALUE;
     }
     return real.cuMemcpyAsync(dst, src, n, s);
@@ -179,17 +179,27 @@ static CUresult cuda_mem_get_info(size_t *free_bytes, size_t *total)
     return res;
 }
 
+/* PTX must end in a NUL the guest may not have sent: images are loaded
+ * from a copy that has one. */
+static char *cuda_image_copy(const void *image, size_t size)
+{
+    char *copy = malloc(size + 1);
+
+    if (copy) {
+        memcpy(copy, image, size);
+        copy[size] = '\0';
+    }
+    return copy;
+}
+
 static CUresult cuda_module_load(CUmodule *mod, const void *image, size_t size)
 {
-    /* PTX must end in a NUL the guest may not have sent; the copy adds one. */
-    char *copy = malloc(size + 1);
+    char *copy = cuda_image_copy(image, size);
     CUresult res;
 
     if (!copy) {
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
-    memcpy(copy, image, size);
-    copy[size] = '\0';
     res = real.cuModuleLoadData ? real.cuModuleLoadData(mod, copy) : CUDA_ERROR_NOT_SUPPORTED;
     free(copy);
     return res;
@@ -197,14 +207,12 @@ static CUresult cuda_module_load(CUmodule *mod, const void *image, size_t size)
 
 static CUresult cuda_library_load(CUlibrary *lib, const void *image, size_t size)
 {
-    char *copy = malloc(size + 1);
+    char *copy = cuda_image_copy(image, size);
     CUresult res;
 
     if (!copy) {
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
-    memcpy(copy, image, size);
-    copy[size] = '\0';
     res = real.cuLibraryLoadData ?
           real.cuLibraryLoadData(lib, copy, NULL, NULL, 0, NULL, NULL, 0) :
           CUDA_ERROR_NOT_SUPPORTED;
