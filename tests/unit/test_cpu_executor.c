@@ -21,6 +21,7 @@
 #include <zstd.h>
 
 #include "executor.h"
+#include "cpu_internal.h"      /* which modules carry PTX */
 #include "../../host-backend/pool/pool.h"
 
 /*
@@ -942,6 +943,7 @@ static void check_module(CUmodule mod, const char *what, bool from_ptx,
     bool ok = true;
     int attr = 0;
     void *params[4];
+    CUresult want_launch;
     CUdeviceptr pa = 0;
     int n = 4;
 
@@ -1009,14 +1011,17 @@ static void check_module(CUmodule mod, const char *what, bool from_ptx,
         CHECK_RC(OPS->cuFuncGetParamInfo(mixed, 0, NULL, NULL), CUDA_SUCCESS);
     }
 
-    /* Launches are validated, then refused until the interpreter exists. */
+    /* Launches are validated, then run by the PTX interpreter; a module
+     * without PTX (a SASS-only cubin) cannot run kernels. */
+    want_launch = ((struct CUmod_st *)mod)->image.ptx ? CUDA_SUCCESS :
+                  CUDA_ERROR_NOT_SUPPORTED;
     CHECK_RC(OPS->cuMemAlloc_v2(&pa, 64), CUDA_SUCCESS);
     params[0] = &pa;
     params[1] = &pa;
     params[2] = &pa;
     params[3] = &n;
     CHECK_RC(OPS->cuLaunchKernel(add, 1, 1, 1, 32, 1, 1, 0, NULL, params, NULL),
-             CUDA_ERROR_NOT_SUPPORTED);
+             want_launch);
     CHECK_RC(OPS->cuLaunchKernel(add, 1, 1, 1, 2048, 1, 1, 0, NULL, params, NULL),
              CUDA_ERROR_INVALID_VALUE);
     CHECK_RC(OPS->cuLaunchKernel(add, 1, 1, 1, 64, 32, 1, 0, NULL, params, NULL),
@@ -1035,7 +1040,7 @@ static void check_module(CUmodule mod, const char *what, bool from_ptx,
         };
 
         CHECK_RC(OPS->cuLaunchKernelEx(&cfg, add, params, NULL),
-                 CUDA_ERROR_NOT_SUPPORTED);
+                 want_launch);
         cfg.blockDimZ = 65;
         CHECK_RC(OPS->cuLaunchKernelEx(&cfg, add, params, NULL),
                  CUDA_ERROR_INVALID_VALUE);
@@ -1177,6 +1182,7 @@ static void test_synthetic_fatbins(void)
     params[3] = &n;
     CHECK_RC(OPS->cuLibraryGetKernel(&k, lib, "add"), CUDA_SUCCESS);
     CHECK_RC(OPS->cuLaunchKernel((CUfunction)k, 1, 1, 1, 1, 1, 1, 0, NULL, params, NULL),
+             ((struct CUlib_st *)lib)->mod->image.ptx ? CUDA_SUCCESS :
              CUDA_ERROR_NOT_SUPPORTED);
     CHECK_RC(OPS->cuMemFree_v2(pa), CUDA_SUCCESS);
     CHECK_RC(OPS->cuLibraryUnload(lib), CUDA_SUCCESS);

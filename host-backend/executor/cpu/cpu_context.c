@@ -39,6 +39,7 @@ static bool cpu_ctx_flags_ok(unsigned int flags)
 /* Driver defaults for an sm_80 part. */
 static void cpu_ctx_reset_state(struct CUctx_st *ctx)
 {
+    ctx->sticky = CUDA_SUCCESS;
     memset(ctx->limits, 0, sizeof(ctx->limits));
     ctx->limits[CU_LIMIT_STACK_SIZE] = 1024;
     ctx->limits[CU_LIMIT_PRINTF_FIFO_SIZE] = 1 << 20;
@@ -155,6 +156,9 @@ CUresult cpu_ctx_get_current_checked(struct CUctx_st **out)
     ctx = s->depth ? s->v[s->depth - 1] : NULL;
     if (!ctx || !ctx->active) {
         return CUDA_ERROR_INVALID_CONTEXT;
+    }
+    if (ctx->sticky != CUDA_SUCCESS) {
+        return ctx->sticky;
     }
     *out = ctx;
     return CUDA_SUCCESS;

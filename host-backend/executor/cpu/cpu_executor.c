@@ -177,6 +177,10 @@ static const struct vgc_exec_ops cpu_ops = {
 
     /* modules and libraries */
     .cuModuleLoadData = cpu_mod_load_data,
+    .cuLinkCreate_v2 = cpu_link_create,
+    .cuLinkAddData_v2 = cpu_link_add_data,
+    .cuLinkComplete = cpu_link_complete,
+    .cuLinkDestroy = cpu_link_destroy,
     .cuModuleLoadDataEx = cpu_mod_load_data_ex,
     .cuModuleLoadFatBinary = cpu_mod_load_data,
     .cuModuleUnload = cpu_mod_unload,

@@ -165,6 +165,9 @@ struct CUctx_st {
     struct CUstream_st *streams;
     struct CUevent_st *events;
     struct CUmod_st *modules;
+    /* A kernel fault (illegal address, trap, timeout) makes the context
+     * unusable: every later call that resolves it returns this. */
+    CUresult sticky;
     struct CUctx_st *next;      /* cpu_state.contexts */
 };
 
@@ -198,6 +201,8 @@ struct CUmod_st {
     struct cpu_image image;
     struct CUkern_st *funcs;    /* image.nkernels, sorted by name */
     struct cpu_global *globals; /* image.nglobals, sorted by name */
+    struct ptx_module *ptx;     /* decoded bodies, on first launch */
+    CUresult ptx_rc;            /* why decoding failed, if it did */
     struct CUmod_st *prev, *next;
 };
 
@@ -468,7 +473,30 @@ CUresult cpu_func_get_module(CUmodule *pmod, CUfunction f);
 CUresult cpu_func_is_loaded(CUfunctionLoadingState *state, CUfunction f);
 CUresult cpu_func_load(CUfunction f);
 
+/* cpu_link.c: PTX "linking" (the output is the PTX itself) */
+CUresult cpu_link_create(unsigned int nopts, CUjit_option *opts, void **vals,
+                         CUlinkState *out);
+CUresult cpu_link_add_data(CUlinkState state, CUjitInputType type,
+                           void *data, size_t size, const char *name,
+                           unsigned int nopts, CUjit_option *opts,
+                           void **vals);
+CUresult cpu_link_complete(CUlinkState state, void **out, size_t *size);
+CUresult cpu_link_destroy(CUlinkState state);
+
 /* cpu_launch.c */
+/*
+ * Stop running kernels: every launch in progress (and every later one
+ * until vgc_cpu_cancel_clear) ends with CUDA_ERROR_LAUNCH_TIMEOUT at its
+ * next branch.  Async-signal-safe, callable from any thread: the worker
+ * calls it when its client goes away (SIGTERM / EPOLLHUP) so that a
+ * kernel that spins forever does not keep the process alive.
+ */
+void vgc_cpu_cancel_all(void);
+void vgc_cpu_cancel_clear(void);
+/* Why the last launch failed, for logs and tests ("" if it did not). */
+const char *cpu_launch_last_error(void);
+/* Thread-instructions the last launch issued (for bench/ptx_bench). */
+uint64_t cpu_launch_last_insns(void);
 void cpu_launch_reset(void);
 CUresult cpu_launch_kernel(CUfunction f, unsigned int gx, unsigned int gy,
                            unsigned int gz, unsigned int bx, unsigned int by,

@@ -2,11 +2,11 @@
  * cpu_launch.c - kernel launches on the cpu reference executor.
  *
  * Launches are validated as the driver validates them (function, grid and
- * block dimensions, shared memory, stream, parameters) and then refused
- * with CUDA_ERROR_NOT_SUPPORTED: running kernels needs the PTX
- * interpreter, a later stage, which will plug in at cpu_launch_run()
- * using the module's decompressed PTX (struct cpu_image.ptx) and the
- * parameter layout (struct cpu_kernel_desc).
+ * block dimensions, shared memory, stream, parameters) and then run,
+ * synchronously, by the PTX interpreter (ptx_parse.c decodes a module's
+ * PTX once, on its first launch; ptx_exec.c runs the grid).  A fault
+ * (illegal address, trap, budget or cancellation) is sticky for the
+ * launching context.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cpu_internal.h"
+#include "ptx_internal.h"
 
 #define CPU_MAX_BLOCK_X 1024u
 #define CPU_MAX_BLOCK_Y 1024u
@@ -38,11 +39,14 @@ struct cpu_launch {
  * however many modules carry it; bounded so a client cannot grow it.
  */
 #define CPU_LAUNCH_WARN_MAX 1024
+#define CPU_LAUNCH_DEFAULT_MAX_INSNS (1ULL << 40)
 
 static char *cpu_launch_warned[CPU_LAUNCH_WARN_MAX];
 static size_t cpu_launch_nwarned;
+static char cpu_launch_msg[256];
+static uint64_t cpu_launch_insns;
 
-static void cpu_launch_warn_once(const char *name)
+static void cpu_launch_warn_once(const char *name, const char *why)
 {
     size_t i;
 
@@ -57,8 +61,7 @@ static void cpu_launch_warn_once(const char *name)
             cpu_launch_nwarned++;
         }
     }
-    fprintf(stderr, "vgcd[cpu]: cannot run kernel %s yet "
-            "(PTX interpreter not built)\n", name);
+    fprintf(stderr, "vgcd[cpu]: cannot run kernel %s: %s\n", name, why);
 }
 
 void cpu_launch_reset(void)
@@ -68,10 +71,176 @@ void cpu_launch_reset(void)
     }
 }
 
+const char *cpu_launch_last_error(void)
+{
+    return cpu_launch_msg;
+}
+
+uint64_t cpu_launch_last_insns(void)
+{
+    return cpu_launch_insns;
+}
+
+static uint64_t cpu_launch_max_insns(void)
+{
+    const char *e = getenv("VGC_CPU_MAX_INSNS");
+    char *end;
+    unsigned long long v;
+
+    if (!e || !*e) {
+        return CPU_LAUNCH_DEFAULT_MAX_INSNS;
+    }
+    v = strtoull(e, &end, 0);
+    return *end ? CPU_LAUNCH_DEFAULT_MAX_INSNS : v;
+}
+
+/*
+ * The parameter buffer, packed at each parameter's offset: from the
+ * kernelParams array, or from extra's CU_LAUNCH_PARAM_BUFFER_POINTER
+ * (what the worker always sends).
+ */
+static CUresult cpu_launch_params(const struct cpu_launch *l,
+                                  const struct ptx_func *fn, uint8_t *buf,
+                                  size_t cap, size_t *used)
+{
+    const struct cpu_kernel_desc *d = l->f->desc;
+    size_t i;
+
+    *used = fn->param_size;
+    if (l->params) {
+        if (d->nparams < 0) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        for (i = 0; i < (size_t)d->nparams; i++) {
+            const struct cpu_param *p = &d->params[i];
+
+            if (p->offset > cap || p->size > cap - p->offset ||
+                !l->params[i]) {
+                return CUDA_ERROR_INVALID_VALUE;
+            }
+            memcpy(buf + p->offset, l->params[i], p->size);
+        }
+        return CUDA_SUCCESS;
+    }
+    if (l->extra) {
+        const void *ptr = NULL;
+        size_t size = 0;
+        bool have_size = false;
+
+        for (i = 0; i < 64 && l->extra[i] != CU_LAUNCH_PARAM_END; i += 2) {
+            if (l->extra[i] == CU_LAUNCH_PARAM_BUFFER_POINTER) {
+                ptr = l->extra[i + 1];
+            } else if (l->extra[i] == CU_LAUNCH_PARAM_BUFFER_SIZE) {
+                if (!l->extra[i + 1]) {
+                    return CUDA_ERROR_INVALID_VALUE;
+                }
+                size = *(const size_t *)l->extra[i + 1];
+                have_size = true;
+            } else {
+                return CUDA_ERROR_INVALID_VALUE;
+            }
+        }
+        if (!ptr || !have_size || size > cap) {
+            return size > cap ? CUDA_ERROR_INVALID_VALUE :
+                   fn->param_size ? CUDA_ERROR_INVALID_VALUE : CUDA_SUCCESS;
+        }
+        memcpy(buf, ptr, size);
+    }
+    return CUDA_SUCCESS;
+}
+
 static CUresult cpu_launch_run(struct cpu_launch *l)
 {
-    cpu_launch_warn_once(l->f->desc->name);
-    return CUDA_ERROR_NOT_SUPPORTED;
+    struct CUmod_st *mod = l->f->mod;
+    const char *name = l->f->desc->name;
+    struct ptx_launch_args *a;
+    uint64_t *gaddr = NULL;
+    uint8_t *pbuf = NULL;
+    size_t i, used;
+    CUresult rc;
+
+    cpu_launch_msg[0] = 0;
+    if (!mod->image.ptx) {
+        cpu_launch_warn_once(name, "its module carries no PTX (a SASS-only "
+                             "cubin); rebuild it with PTX included");
+        snprintf(cpu_launch_msg, sizeof(cpu_launch_msg),
+                 "kernel %s: module has no PTX", name);
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    if (!mod->ptx && mod->ptx_rc == CUDA_SUCCESS) {
+        char err[200];
+
+        mod->ptx_rc = ptx_module_parse(mod->image.ptx, mod->image.ptx_len,
+                                       &mod->ptx, err, sizeof(err));
+        if (mod->ptx_rc != CUDA_SUCCESS) {
+            fprintf(stderr, "vgcd[cpu]: cannot decode PTX: %s\n", err);
+            snprintf(cpu_launch_msg, sizeof(cpu_launch_msg), "bad PTX: %s",
+                     err);
+        }
+    }
+    if (mod->ptx_rc != CUDA_SUCCESS) {
+        return mod->ptx_rc;
+    }
+    a = calloc(1, sizeof(*a));
+    if (!a) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    a->fn = ptx_module_find(mod->ptx, name);
+    if (!a->fn) {
+        free(a);
+        snprintf(cpu_launch_msg, sizeof(cpu_launch_msg),
+                 "kernel %s: no body in the PTX", name);
+        return CUDA_ERROR_NOT_FOUND;
+    }
+    gaddr = calloc(mod->ptx->nglobals + 1, sizeof(*gaddr));
+    pbuf = calloc(a->fn->param_size + 1, 1);
+    if (!gaddr || !pbuf) {
+        rc = CUDA_ERROR_OUT_OF_MEMORY;
+        goto out;
+    }
+    rc = cpu_launch_params(l, a->fn, pbuf, a->fn->param_size, &used);
+    if (rc != CUDA_SUCCESS) {
+        goto out;
+    }
+    /* Module variables get their device memory on first use. */
+    for (i = 0; i < mod->ptx->nglobals; i++) {
+        CUdeviceptr p = 0;
+
+        if (cpu_mod_get_global(&p, NULL, mod, mod->ptx->globals[i]) ==
+            CUDA_SUCCESS) {
+            gaddr[i] = p;
+        }
+    }
+    memcpy(a->grid, l->grid, sizeof(a->grid));
+    memcpy(a->block, l->block, sizeof(a->block));
+    a->dyn_shared = l->shmem;
+    a->params = pbuf;
+    a->param_size = used;
+    a->global_addr = gaddr;
+    a->ctx = l->ctx;
+    a->max_insns = cpu_launch_max_insns();
+    rc = ptx_execute(a);
+    cpu_launch_insns = a->thread_insns;
+    if (rc != CUDA_SUCCESS) {
+        snprintf(cpu_launch_msg, sizeof(cpu_launch_msg), "%s", a->msg);
+        fprintf(stderr, "vgcd[cpu]: %s\n", a->msg);
+        switch (rc) {
+        case CUDA_ERROR_ILLEGAL_ADDRESS:
+        case CUDA_ERROR_MISALIGNED_ADDRESS:
+        case CUDA_ERROR_LAUNCH_FAILED:
+        case CUDA_ERROR_LAUNCH_TIMEOUT:
+            /* As on a GPU, a faulting kernel poisons its context. */
+            l->ctx->sticky = rc;
+            break;
+        default:
+            break;
+        }
+    }
+out:
+    free(gaddr);
+    free(pbuf);
+    free(a);
+    return rc;
 }
 
 static CUresult cpu_launch_check(struct cpu_launch *l, CUstream h)

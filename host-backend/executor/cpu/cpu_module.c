@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cpu_internal.h"
+#include "ptx_internal.h"
 
 static int cpu_mod_kernel_cmp(const void *a, const void *b)
 {
@@ -146,6 +147,7 @@ static void cpu_mod_destroy(struct CUmod_st *mod)
     }
     free(mod->funcs);
     free(mod->globals);
+    ptx_module_free(mod->ptx);
     cpu_image_free(&mod->image);
     mod->magic = 0;
     free(mod);

@@ -1,0 +1,2214 @@
+/*
+ * ptx_parse.c - decode PTX text into the interpreter's compact form
+ * (ptx_internal.h), once per module.
+ *
+ * The text is untrusted.  Every token is bounded by the buffer, every
+ * emitted slot index, branch target and size is checked here, and what
+ * is not understood inside a function body becomes PTX_OP_UNSUPPORTED
+ * (which names the instruction if it is ever executed) rather than an
+ * error, so that a module with one exotic instruction on a cold path
+ * still runs.  Structural damage (unbalanced braces, undefined labels or
+ * registers, too many slots) fails the parse with a message.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ptx_internal.h"
+
+#define PP_MAX_OPNDS    8
+#define PP_MAX_PARTS    12
+#define PP_NAME_MAX     256
+
+enum pp_tok_kind { PP_EOF, PP_WORD, PP_NUM, PP_STR, PP_PUNCT };
+
+struct pp_tok {
+    enum pp_tok_kind kind;
+    const char *s;
+    size_t len;
+};
+
+enum pp_sym_kind {
+    PP_SYM_REG, PP_SYM_LABEL, PP_SYM_SHARED, PP_SYM_LOCAL, PP_SYM_PARAM,
+    PP_SYM_GLOBAL, PP_SYM_CONST,
+};
+
+struct pp_sym {
+    char *name;                 /* NULL: empty bucket */
+    enum pp_sym_kind kind;
+    uint64_t val;
+};
+
+struct pp_table {
+    struct pp_sym *v;
+    size_t cap, n;
+};
+
+struct pp_fixup {
+    uint32_t insn;
+    char *label;
+};
+
+struct pp {
+    const char *p, *end;
+    uint32_t line;
+    struct pp_tok peeked;
+    uint32_t peek_line;
+    bool has_peek;
+    char *err;
+    size_t errlen;
+    bool failed;
+    bool oom;
+    struct ptx_module *m;
+    struct pp_table mod_syms;
+    uint32_t mod_shared;        /* static shared bytes at module scope */
+    /* the function being decoded */
+    struct ptx_func *f;
+    struct pp_table syms;
+    uint32_t cap_code, cap_consts;
+    struct pp_fixup *fix;
+    size_t nfix, cap_fix;
+    uint32_t cur_line;
+};
+
+static void pp_fail(struct pp *s, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (s->failed) {
+        return;
+    }
+    s->failed = true;
+    n = snprintf(s->err, s->errlen, "line %u: ", s->line);
+    if (n >= 0 && (size_t)n < s->errlen) {
+        va_start(ap, fmt);
+        vsnprintf(s->err + n, s->errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+}
+
+/* ---- symbol tables ---------------------------------------------------- */
+
+static uint64_t pp_hash(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL;
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    }
+    return h;
+}
+
+static struct pp_sym *pp_lookup_in(struct pp_table *t, const char *s,
+                                   size_t len)
+{
+    size_t i;
+
+    if (!t->cap) {
+        return NULL;
+    }
+    for (i = pp_hash(s, len) & (t->cap - 1); t->v[i].name;
+         i = (i + 1) & (t->cap - 1)) {
+        if (strlen(t->v[i].name) == len && memcmp(t->v[i].name, s, len) == 0) {
+            return &t->v[i];
+        }
+    }
+    return NULL;
+}
+
+static struct pp_sym *pp_lookup(struct pp *s, const char *name, size_t len)
+{
+    struct pp_sym *y = pp_lookup_in(&s->syms, name, len);
+
+    return y ? y : pp_lookup_in(&s->mod_syms, name, len);
+}
+
+/* Insert or overwrite (later declarations shadow earlier ones). */
+static struct pp_sym *pp_define(struct pp *s, struct pp_table *t,
+                                const char *name, size_t len,
+                                enum pp_sym_kind kind, uint64_t val)
+{
+    struct pp_sym *y;
+    size_t i;
+
+    if (len == 0 || len > PP_NAME_MAX) {
+        pp_fail(s, "bad name");
+        return NULL;
+    }
+    if ((t->n + 1) * 2 > t->cap) {
+        size_t ncap = t->cap ? t->cap * 2 : 64;
+        struct pp_sym *nv = calloc(ncap, sizeof(*nv));
+
+        if (!nv) {
+            s->oom = true;
+            pp_fail(s, "out of memory");
+            return NULL;
+        }
+        for (i = 0; i < t->cap; i++) {
+            if (t->v[i].name) {
+                size_t j = pp_hash(t->v[i].name, strlen(t->v[i].name)) &
+                           (ncap - 1);
+
+                while (nv[j].name) {
+                    j = (j + 1) & (ncap - 1);
+                }
+                nv[j] = t->v[i];
+            }
+        }
+        free(t->v);
+        t->v = nv;
+        t->cap = ncap;
+    }
+    y = pp_lookup_in(t, name, len);
+    if (!y) {
+        for (i = pp_hash(name, len) & (t->cap - 1); t->v[i].name;
+             i = (i + 1) & (t->cap - 1)) {
+        }
+        y = &t->v[i];
+        y->name = strndup(name, len);
+        if (!y->name) {
+            s->oom = true;
+            pp_fail(s, "out of memory");
+            return NULL;
+        }
+        t->n++;
+    }
+    y->kind = kind;
+    y->val = val;
+    return y;
+}
+
+static void pp_table_free(struct pp_table *t)
+{
+    size_t i;
+
+    for (i = 0; i < t->cap; i++) {
+        free(t->v[i].name);
+    }
+    free(t->v);
+    memset(t, 0, sizeof(*t));
+}
+
+/* ---- lexer ------------------------------------------------------------ */
+
+static bool pp_word_start(char c)
+{
+    return isalpha((unsigned char)c) || c == '_' || c == '$' || c == '%' ||
+           c == '.';
+}
+
+static bool pp_word_char(char c)
+{
+    return isalnum((unsigned char)c) || c == '_' || c == '$' || c == '%' ||
+           c == '.';
+}
+
+static void pp_skip_space(struct pp *s)
+{
+    while (s->p < s->end) {
+        char c = *s->p;
+
+        if (c == '\n') {
+            s->line++;
+            s->p++;
+        } else if (isspace((unsigned char)c)) {
+            s->p++;
+        } else if (c == '/' && s->end - s->p >= 2 && s->p[1] == '/') {
+            while (s->p < s->end && *s->p != '\n') {
+                s->p++;
+            }
+        } else if (c == '/' && s->end - s->p >= 2 && s->p[1] == '*') {
+            s->p += 2;
+            while (s->end - s->p >= 2 && !(s->p[0] == '*' && s->p[1] == '/')) {
+                s->line += *s->p == '\n';
+                s->p++;
+            }
+            s->p = s->end - s->p >= 2 ? s->p + 2 : s->end;
+        } else {
+            break;
+        }
+    }
+}
+
+static struct pp_tok pp_lex(struct pp *s)
+{
+    struct pp_tok t = { PP_EOF, s->p, 0 };
+    const char *q;
+
+    pp_skip_space(s);
+    q = s->p;
+    t.s = q;
+    if (q >= s->end || *q == 0) {
+        s->p = s->end;
+        return t;
+    }
+    if (pp_word_start(*q)) {
+        t.kind = PP_WORD;
+        while (q < s->end && pp_word_char(*q)) {
+            q++;
+        }
+    } else if (isdigit((unsigned char)*q)) {
+        t.kind = PP_NUM;
+        while (q < s->end && (isalnum((unsigned char)*q) || *q == '.')) {
+            if ((*q == 'e' || *q == 'E') && s->end - q >= 2 &&
+                (q[1] == '+' || q[1] == '-') && !(t.s[0] == '0' &&
+                s->end - t.s >= 2 && (t.s[1] == 'x' || t.s[1] == 'X'))) {
+                q++;
+            }
+            q++;
+        }
+    } else if (*q == '"') {
+        t.kind = PP_STR;
+        q++;
+        while (q < s->end && *q != '"' && *q != '\n') {
+            q += (*q == '\\' && s->end - q >= 2) ? 2 : 1;
+        }
+        if (q < s->end && *q == '"') {
+            q++;
+        }
+    } else {
+        t.kind = PP_PUNCT;
+        q++;
+    }
+    t.len = (size_t)(q - t.s);
+    s->p = q;
+    return t;
+}
+
+static struct pp_tok pp_next(struct pp *s)
+{
+    if (s->has_peek) {
+        s->has_peek = false;
+        return s->peeked;
+    }
+    return pp_lex(s);
+}
+
+static struct pp_tok pp_peek(struct pp *s)
+{
+    if (!s->has_peek) {
+        s->peeked = pp_lex(s);
+        s->has_peek = true;
+    }
+    return s->peeked;
+}
+
+static bool pp_is(const struct pp_tok *t, const char *w)
+{
+    size_t n = strlen(w);
+
+    return (t->kind == PP_WORD || t->kind == PP_PUNCT) && t->len == n &&
+           memcmp(t->s, w, n) == 0;
+}
+
+static bool pp_punct(const struct pp_tok *t, char c)
+{
+    return t->kind == PP_PUNCT && t->s[0] == c;
+}
+
+static void pp_skip_line(struct pp *s)
+{
+    if (s->has_peek) {
+        /* The peeked token is on the line being skipped: drop it. */
+        s->has_peek = false;
+        s->p = s->peeked.s + s->peeked.len;
+    }
+    while (s->p < s->end && *s->p != '\n') {
+        s->p++;
+    }
+}
+
+static void pp_skip_block(struct pp *s)
+{
+    size_t depth = 1;
+
+    while (depth && !s->failed) {
+        struct pp_tok t = pp_next(s);
+
+        if (t.kind == PP_EOF) {
+            pp_fail(s, "unbalanced braces");
+            return;
+        }
+        depth += pp_punct(&t, '{');
+        depth -= pp_punct(&t, '}');
+    }
+}
+
+static void pp_skip_statement(struct pp *s)
+{
+    for (;;) {
+        struct pp_tok t = pp_next(s);
+
+        if (t.kind == PP_EOF || pp_punct(&t, ';')) {
+            return;
+        }
+        if (pp_punct(&t, '{')) {
+            pp_skip_block(s);
+            return;
+        }
+    }
+}
+
+/* Integer literal: decimal, 0x hex, 0b binary, octal; optional U suffix. */
+static bool pp_int(const struct pp_tok *t, uint64_t *out)
+{
+    char buf[72];
+    char *e;
+    size_t len = t->len;
+    int base = 10;
+    const char *p = buf;
+
+    if (t->kind != PP_NUM || len == 0 || len >= sizeof(buf)) {
+        return false;
+    }
+    memcpy(buf, t->s, len);
+    buf[len] = 0;
+    if (buf[len - 1] == 'U' || buf[len - 1] == 'u') {
+        buf[--len] = 0;
+    }
+    if (len > 2 && buf[0] == '0' && (buf[1] == 'x' || buf[1] == 'X')) {
+        base = 16;
+        p += 2;
+    } else if (len > 2 && buf[0] == '0' && (buf[1] == 'b' || buf[1] == 'B')) {
+        base = 2;
+        p += 2;
+    } else if (len > 1 && buf[0] == '0') {
+        base = 8;
+    }
+    if (!*p || *p == '-' || *p == '+') {
+        return false;
+    }
+    errno = 0;
+    *out = strtoull(p, &e, base);
+    return *e == 0 && errno == 0;
+}
+
+/*
+ * Float literal to bits of @ty (PTX_T_F32 / PTX_T_F64): 0fXXXXXXXX,
+ * 0dXXXXXXXXXXXXXXXX or decimal.
+ */
+static bool pp_float(const struct pp_tok *t, int ty, bool neg, uint64_t *out)
+{
+    char buf[72];
+    char *e;
+    double d;
+
+    if (t->kind != PP_NUM || t->len >= sizeof(buf) || t->len < 1) {
+        return false;
+    }
+    memcpy(buf, t->s, t->len);
+    buf[t->len] = 0;
+    if (t->len == 10 && buf[0] == '0' && (buf[1] == 'f' || buf[1] == 'F')) {
+        uint32_t bits = (uint32_t)strtoul(buf + 2, &e, 16);
+        float f;
+
+        if (*e) {
+            return false;
+        }
+        memcpy(&f, &bits, 4);
+        d = f;
+    } else if (t->len == 18 && buf[0] == '0' &&
+               (buf[1] == 'd' || buf[1] == 'D')) {
+        uint64_t bits = strtoull(buf + 2, &e, 16);
+
+        if (*e) {
+            return false;
+        }
+        memcpy(&d, &bits, 8);
+    } else {
+        uint64_t v;
+
+        if (pp_int(t, &v)) {
+            d = (double)v;
+        } else {
+            d = strtod(buf, &e);
+            if (*e) {
+                return false;
+            }
+        }
+    }
+    if (neg) {
+        d = -d;
+    }
+    if (ty == PTX_T_F32) {
+        float f = (float)d;
+        uint32_t bits;
+
+        memcpy(&bits, &f, 4);
+        *out = bits;
+    } else {
+        memcpy(out, &d, 8);
+    }
+    return true;
+}
+
+/* ---- types and modifiers ---------------------------------------------- */
+
+static int pp_type(const char *w)
+{
+    static const struct {
+        const char *n;
+        int t;
+    } tab[] = {
+        { "u8", PTX_T_U8 }, { "s8", PTX_T_S8 }, { "b8", PTX_T_U8 },
+        { "u16", PTX_T_U16 }, { "s16", PTX_T_S16 }, { "b16", PTX_T_U16 },
+        { "u32", PTX_T_U32 }, { "s32", PTX_T_S32 }, { "b32", PTX_T_U32 },
+        { "u64", PTX_T_U64 }, { "s64", PTX_T_S64 }, { "b64", PTX_T_U64 },
+        { "f16", PTX_T_F16 }, { "f32", PTX_T_F32 }, { "f64", PTX_T_F64 },
+        { "pred", PTX_T_PRED },
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
+        if (strcmp(w, tab[i].n) == 0) {
+            return tab[i].t;
+        }
+    }
+    return PTX_T_NONE;
+}
+
+static unsigned pp_type_size(int t)
+{
+    switch (t) {
+    case PTX_T_U8: case PTX_T_S8: case PTX_T_PRED:
+        return 1;
+    case PTX_T_U16: case PTX_T_S16: case PTX_T_F16:
+        return 2;
+    case PTX_T_U32: case PTX_T_S32: case PTX_T_F32:
+        return 4;
+    case PTX_T_U64: case PTX_T_S64: case PTX_T_F64:
+        return 8;
+    }
+    return 0;
+}
+
+static bool pp_type_signed(int t)
+{
+    return t == PTX_T_S8 || t == PTX_T_S16 || t == PTX_T_S32 ||
+           t == PTX_T_S64;
+}
+
+static bool pp_type_float(int t)
+{
+    return t == PTX_T_F16 || t == PTX_T_F32 || t == PTX_T_F64;
+}
+
+/* A mnemonic split at its dots. */
+struct pp_mn {
+    char buf[128];
+    const char *part[PP_MAX_PARTS];
+    int nparts;
+    int types[4];
+    int ntypes;
+};
+
+static bool pp_mn_split(struct pp_mn *mn, const struct pp_tok *t)
+{
+    char *p;
+
+    if (t->len >= sizeof(mn->buf)) {
+        return false;
+    }
+    memcpy(mn->buf, t->s, t->len);
+    mn->buf[t->len] = 0;
+    mn->nparts = 0;
+    mn->ntypes = 0;
+    for (p = mn->buf; p;) {
+        char *dot = strchr(p, '.');
+        int ty;
+
+        if (dot) {
+            *dot = 0;
+        }
+        if (mn->nparts == PP_MAX_PARTS) {
+            return false;
+        }
+        mn->part[mn->nparts++] = p;
+        ty = mn->nparts > 1 ? pp_type(p) : PTX_T_NONE;
+        if (ty != PTX_T_NONE && mn->ntypes < 4) {
+            mn->types[mn->ntypes++] = ty;
+        }
+        p = dot ? dot + 1 : NULL;
+    }
+    return mn->part[0][0] != 0;
+}
+
+static bool pp_has(const struct pp_mn *mn, const char *w)
+{
+    int i;
+
+    for (i = 1; i < mn->nparts; i++) {
+        if (strcmp(mn->part[i], w) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- code emission ---------------------------------------------------- */
+
+static struct ptx_insn *pp_emit(struct pp *s, int op)
+{
+    struct ptx_func *f = s->f;
+    struct ptx_insn *in;
+
+    if (f->ncode >= PTX_MAX_CODE) {
+        pp_fail(s, "function too long");
+        return NULL;
+    }
+    if (f->ncode == s->cap_code) {
+        uint32_t ncap = s->cap_code ? s->cap_code * 2 : 256;
+        struct ptx_insn *nc = realloc(f->code, ncap * sizeof(*nc));
+
+        if (!nc) {
+            s->oom = true;
+            pp_fail(s, "out of memory");
+            return NULL;
+        }
+        f->code = nc;
+        s->cap_code = ncap;
+    }
+    in = &f->code[f->ncode++];
+    memset(in, 0, sizeof(*in));
+    in->op = (uint16_t)op;
+    in->d = in->a = in->b = in->c = in->e = PTX_SLOT_SINK;
+    in->line = s->cur_line;
+    return in;
+}
+
+static uint16_t pp_new_slot(struct pp *s)
+{
+    if (s->f->nslots >= PTX_MAX_SLOTS) {
+        pp_fail(s, "too many registers");
+        return PTX_SLOT_SINK;
+    }
+    return (uint16_t)s->f->nslots++;
+}
+
+static uint16_t pp_const_slot(struct pp *s, int32_t global, uint64_t value)
+{
+    char key[48];
+    struct pp_sym *y;
+    struct ptx_func *f = s->f;
+    uint16_t slot;
+
+    snprintf(key, sizeof(key), "#%d:%llx", (int)global,
+             (unsigned long long)value);
+    y = pp_lookup_in(&s->syms, key, strlen(key));
+    if (y) {
+        return (uint16_t)y->val;
+    }
+    slot = pp_new_slot(s);
+    if (s->failed) {
+        return PTX_SLOT_SINK;
+    }
+    if (f->nconsts == s->cap_consts) {
+        uint32_t ncap = s->cap_consts ? s->cap_consts * 2 : 32;
+        struct ptx_const *nc = realloc(f->consts, ncap * sizeof(*nc));
+
+        if (!nc) {
+            s->oom = true;
+            pp_fail(s, "out of memory");
+            return PTX_SLOT_SINK;
+        }
+        f->consts = nc;
+        s->cap_consts = ncap;
+    }
+    f->consts[f->nconsts].slot = slot;
+    f->consts[f->nconsts].global = global;
+    f->consts[f->nconsts].value = value;
+    f->nconsts++;
+    pp_define(s, &s->syms, key, strlen(key), PP_SYM_CONST, slot);
+    return slot;
+}
+
+/* ---- operands --------------------------------------------------------- */
+
+enum pp_opnd_kind {
+    PP_O_NONE, PP_O_NAME, PP_O_NUM, PP_O_ADDR, PP_O_VEC,
+};
+
+struct pp_opnd {
+    enum pp_opnd_kind kind;
+    struct pp_tok name;         /* NAME, or ADDR base (kind PP_EOF: none) */
+    struct pp_tok num;          /* NUM */
+    bool neg;                   /* -NUM, or !pred */
+    int64_t off;                /* ADDR offset; NAME+off */
+    struct pp_tok pipe;         /* second destination after '|' */
+    struct pp_tok vec[4];
+    int nvec;
+};
+
+static const struct {
+    const char *name;
+    int id;
+} pp_sregs[] = {
+    { "%tid.x", PTX_SR_TID_X }, { "%tid.y", PTX_SR_TID_Y },
+    { "%tid.z", PTX_SR_TID_Z }, { "%ntid.x", PTX_SR_NTID_X },
+    { "%ntid.y", PTX_SR_NTID_Y }, { "%ntid.z", PTX_SR_NTID_Z },
+    { "%ctaid.x", PTX_SR_CTAID_X }, { "%ctaid.y", PTX_SR_CTAID_Y },
+    { "%ctaid.z", PTX_SR_CTAID_Z }, { "%nctaid.x", PTX_SR_NCTAID_X },
+    { "%nctaid.y", PTX_SR_NCTAID_Y }, { "%nctaid.z", PTX_SR_NCTAID_Z },
+    { "%laneid", PTX_SR_LANEID }, { "%warpid", PTX_SR_WARPID },
+    { "%nwarpid", PTX_SR_NWARPID }, { "%smid", PTX_SR_SMID },
+    { "%nsmid", PTX_SR_NSMID }, { "%gridid", PTX_SR_GRIDID },
+    { "%lanemask_eq", PTX_SR_LANEMASK_EQ },
+    { "%lanemask_lt", PTX_SR_LANEMASK_LT },
+    { "%lanemask_le", PTX_SR_LANEMASK_LE },
+    { "%lanemask_gt", PTX_SR_LANEMASK_GT },
+    { "%lanemask_ge", PTX_SR_LANEMASK_GE },
+    { "%clock", PTX_SR_CLOCK }, { "%clock64", PTX_SR_CLOCK64 },
+    { "%globaltimer", PTX_SR_GLOBALTIMER },
+    { "%dynamic_smem_size", PTX_SR_DYN_SMEM },
+    { "%total_smem_size", PTX_SR_TOTAL_SMEM },
+    { "%tid", PTX_SR_TID_X }, { "%ntid", PTX_SR_NTID_X },
+};
+
+static int pp_sreg(const struct pp_tok *t)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(pp_sregs) / sizeof(pp_sregs[0]); i++) {
+        if (pp_is(t, pp_sregs[i].name)) {
+            return pp_sregs[i].id;
+        }
+    }
+    if (t->len > 7 && memcmp(t->s, "%envreg", 7) == 0) {
+        return PTX_SR_ZERO;
+    }
+    return -1;
+}
+
+/* Slot of a symbol's address in @space_generic (true: generic address). */
+static uint16_t pp_sym_addr(struct pp *s, struct pp_sym *y, int64_t off,
+                            bool generic)
+{
+    uint64_t base = y->val;
+
+    switch (y->kind) {
+    case PP_SYM_SHARED:
+        if (base == UINT64_MAX) {
+            /* Dynamic shared memory: based after the static part, which
+             * is only known at the end of the function. */
+            return pp_const_slot(s, -2, (uint64_t)off +
+                                 (generic ? PTX_SHARED_WIN : 0));
+        }
+        return pp_const_slot(s, -1, base + (uint64_t)off +
+                             (generic ? PTX_SHARED_WIN : 0));
+    case PP_SYM_LOCAL:
+        return pp_const_slot(s, -1, base + (uint64_t)off +
+                             (generic ? PTX_LOCAL_WIN : 0));
+    case PP_SYM_PARAM:
+        return pp_const_slot(s, -1, base + (uint64_t)off);
+    case PP_SYM_GLOBAL:
+        return pp_const_slot(s, (int32_t)base, (uint64_t)off);
+    default:
+        pp_fail(s, "'%s' is not an address", y->name);
+        return PTX_SLOT_SINK;
+    }
+}
+
+/* A source operand as a slot; @ty is the operand's type. */
+static uint16_t pp_src(struct pp *s, const struct pp_opnd *o, int ty)
+{
+    struct pp_sym *y;
+    int sr;
+
+    if (s->failed) {
+        return PTX_SLOT_SINK;
+    }
+    if (o->kind == PP_O_NUM) {
+        uint64_t v;
+
+        if (pp_type_float(ty)) {
+            if (!pp_float(&o->num, ty, o->neg, &v)) {
+                pp_fail(s, "bad float literal");
+                return PTX_SLOT_SINK;
+            }
+        } else {
+            if (!pp_int(&o->num, &v)) {
+                pp_fail(s, "bad integer literal");
+                return PTX_SLOT_SINK;
+            }
+            v = o->neg ? (uint64_t)0 - v : v;
+            if (pp_type_size(ty) == 4 || ty == PTX_T_PRED) {
+                v = (uint32_t)v;
+            }
+        }
+        return pp_const_slot(s, -1, v);
+    }
+    if (o->kind != PP_O_NAME) {
+        pp_fail(s, "bad operand");
+        return PTX_SLOT_SINK;
+    }
+    sr = pp_sreg(&o->name);
+    if (sr >= 0) {
+        uint16_t t = pp_new_slot(s);
+        struct ptx_insn *in = pp_emit(s, PTX_OP_SREG);
+
+        if (in) {
+            in->d = t;
+            in->imm = sr;
+        }
+        return t;
+    }
+    y = pp_lookup(s, o->name.s, o->name.len);
+    if (!y) {
+        pp_fail(s, "undefined name '%.*s'", (int)o->name.len, o->name.s);
+        return PTX_SLOT_SINK;
+    }
+    if (y->kind == PP_SYM_REG) {
+        if (o->neg) {
+            /* "!%p": negate into a temporary. */
+            uint16_t t = pp_new_slot(s);
+            struct ptx_insn *in = pp_emit(s, PTX_OP_NOT_PRED);
+
+            if (in) {
+                in->d = t;
+                in->a = (uint16_t)y->val;
+            }
+            return t;
+        }
+        return (uint16_t)y->val;
+    }
+    return pp_sym_addr(s, y, o->off, false);
+}
+
+static uint16_t pp_dst_tok(struct pp *s, const struct pp_tok *t)
+{
+    struct pp_sym *y;
+
+    if (s->failed) {
+        return PTX_SLOT_SINK;
+    }
+    if (t->kind == PP_WORD && pp_is(t, "_")) {
+        return PTX_SLOT_SINK;
+    }
+    y = pp_lookup(s, t->s, t->len);
+    if (!y || y->kind != PP_SYM_REG) {
+        pp_fail(s, "destination '%.*s' is not a register", (int)t->len, t->s);
+        return PTX_SLOT_SINK;
+    }
+    return (uint16_t)y->val;
+}
+
+static uint16_t pp_dst(struct pp *s, const struct pp_opnd *o)
+{
+    if (o->kind != PP_O_NAME) {
+        pp_fail(s, "bad destination");
+        return PTX_SLOT_SINK;
+    }
+    return pp_dst_tok(s, &o->name);
+}
+
+/* Address operand: base slot and offset. */
+static void pp_addr(struct pp *s, const struct pp_opnd *o, bool generic,
+                    uint16_t *base, int64_t *off)
+{
+    struct pp_sym *y;
+
+    *base = PTX_SLOT_SINK;
+    *off = 0;
+    if (o->kind != PP_O_ADDR) {
+        pp_fail(s, "expected an address");
+        return;
+    }
+    if (o->name.kind == PP_EOF) {
+        *base = pp_const_slot(s, -1, 0);
+        *off = o->off;
+        return;
+    }
+    y = pp_lookup(s, o->name.s, o->name.len);
+    if (!y) {
+        pp_fail(s, "undefined name '%.*s'", (int)o->name.len, o->name.s);
+        return;
+    }
+    if (y->kind == PP_SYM_REG) {
+        *base = (uint16_t)y->val;
+        *off = o->off;
+        return;
+    }
+    *base = pp_sym_addr(s, y, 0, generic);
+    *off = o->off;
+}
+
+static bool pp_parse_offset(struct pp *s, int64_t *off)
+{
+    struct pp_tok t = pp_peek(s);
+    bool neg = false;
+    uint64_t v;
+
+    if (!pp_punct(&t, '+') && !pp_punct(&t, '-')) {
+        return true;
+    }
+    pp_next(s);
+    neg = pp_punct(&t, '-');
+    t = pp_next(s);
+    if (pp_punct(&t, '-')) {
+        neg = !neg;
+        t = pp_next(s);
+    }
+    if (!pp_int(&t, &v)) {
+        return false;
+    }
+    *off = neg ? -(int64_t)v : (int64_t)v;
+    return true;
+}
+
+static bool pp_parse_opnd(struct pp *s, struct pp_opnd *o)
+{
+    struct pp_tok t = pp_next(s);
+
+    memset(o, 0, sizeof(*o));
+    if (pp_punct(&t, '[')) {
+        o->kind = PP_O_ADDR;
+        t = pp_next(s);
+        if (t.kind == PP_WORD) {
+            o->name = t;
+            if (!pp_parse_offset(s, &o->off)) {
+                return false;
+            }
+        } else if (t.kind == PP_NUM) {
+            uint64_t v;
+
+            if (!pp_int(&t, &v)) {
+                return false;
+            }
+            o->off = (int64_t)v;
+        } else {
+            return false;
+        }
+        t = pp_next(s);
+        return pp_punct(&t, ']');
+    }
+    if (pp_punct(&t, '{')) {
+        o->kind = PP_O_VEC;
+        for (;;) {
+            t = pp_next(s);
+            if (t.kind != PP_WORD || o->nvec == 4) {
+                return false;
+            }
+            o->vec[o->nvec++] = t;
+            t = pp_next(s);
+            if (pp_punct(&t, '}')) {
+                return true;
+            }
+            if (!pp_punct(&t, ',')) {
+                return false;
+            }
+        }
+    }
+    if (pp_punct(&t, '!')) {
+        o->neg = true;
+        t = pp_next(s);
+    } else if (pp_punct(&t, '-')) {
+        o->neg = true;
+        t = pp_next(s);
+        if (t.kind != PP_NUM) {
+            return false;
+        }
+    }
+    if (t.kind == PP_NUM) {
+        o->kind = PP_O_NUM;
+        o->num = t;
+        return true;
+    }
+    if (t.kind != PP_WORD) {
+        return false;
+    }
+    o->kind = PP_O_NAME;
+    o->name = t;
+    t = pp_peek(s);
+    if (pp_punct(&t, '|')) {
+        pp_next(s);
+        o->pipe = pp_next(s);
+        return o->pipe.kind == PP_WORD;
+    }
+    return pp_parse_offset(s, &o->off);
+}
+
+/* ---- instruction decoding --------------------------------------------- */
+
+static int pp_cmp(const struct pp_mn *mn)
+{
+    static const struct {
+        const char *n;
+        int c;
+        bool uns;               /* integer unsigned variants */
+    } tab[] = {
+        { "eq", PTX_CMP_EQ, 0 }, { "ne", PTX_CMP_NE, 0 },
+        { "lt", PTX_CMP_LT, 0 }, { "le", PTX_CMP_LE, 0 },
+        { "gt", PTX_CMP_GT, 0 }, { "ge", PTX_CMP_GE, 0 },
+        { "lo", PTX_CMP_LT, 1 }, { "ls", PTX_CMP_LE, 1 },
+        { "hi", PTX_CMP_GT, 1 }, { "hs", PTX_CMP_GE, 1 },
+        { "equ", PTX_CMP_EQU, 0 }, { "neu", PTX_CMP_NEU, 0 },
+        { "ltu", PTX_CMP_LTU, 0 }, { "leu", PTX_CMP_LEU, 0 },
+        { "gtu", PTX_CMP_GTU, 0 }, { "geu", PTX_CMP_GEU, 0 },
+        { "num", PTX_CMP_NUM, 0 }, { "nan", PTX_CMP_NAN, 0 },
+    };
+    size_t i;
+
+    if (mn->nparts < 2) {
+        return -1;
+    }
+    for (i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
+        if (strcmp(mn->part[1], tab[i].n) == 0) {
+            return tab[i].c;
+        }
+    }
+    return -1;
+}
+
+static int pp_rounding(const struct pp_mn *mn)
+{
+    static const char *const r[] = { "rn", "rz", "rm", "rp",
+                                     "rni", "rzi", "rmi", "rpi" };
+    int i;
+
+    for (i = 0; i < 8; i++) {
+        if (pp_has(mn, r[i])) {
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+static void pp_unsupported(struct pp *s, const struct pp_mn *mn,
+                           const struct pp_tok *t)
+{
+    struct ptx_func *f = s->f;
+    struct ptx_insn *in;
+    char **nu;
+    char *name;
+
+    (void)mn;
+    nu = realloc(f->unsupported, (f->nunsupported + 1) * sizeof(*nu));
+    name = strndup(t->s, t->len < 64 ? t->len : 64);
+    if (!nu || !name) {
+        free(name);
+        if (nu) {
+            f->unsupported = nu;
+        }
+        s->oom = true;
+        pp_fail(s, "out of memory");
+        return;
+    }
+    f->unsupported = nu;
+    f->unsupported[f->nunsupported] = name;
+    in = pp_emit(s, PTX_OP_UNSUPPORTED);
+    if (in) {
+        in->imm = f->nunsupported;
+    }
+    f->nunsupported++;
+}
+
+/* Choose among ops by the instruction's type. */
+struct pp_ops {
+    int u32, s32, u64, s64, f32, f64, u16, s16, pred;
+};
+
+static int pp_pick(const struct pp_ops *o, int t)
+{
+    switch (t) {
+    case PTX_T_U32: return o->u32;
+    case PTX_T_S32: return o->s32;
+    case PTX_T_U64: return o->u64;
+    case PTX_T_S64: return o->s64;
+    case PTX_T_F32: return o->f32;
+    case PTX_T_F64: return o->f64;
+    case PTX_T_U16: return o->u16;
+    case PTX_T_S16: return o->s16;
+    case PTX_T_PRED: return o->pred;
+    }
+    return -1;
+}
+
+#define OPS(u32, s32, u64, s64, f32, f64, u16, s16, pred) \
+    (struct pp_ops){ u32, s32, u64, s64, f32, f64, u16, s16, pred }
+#define N (-1)
+#define P(x) PTX_OP_##x
+
+static int pp_mem_mod(int ty, int vec)
+{
+    unsigned sz = pp_type_size(ty);
+    int lg = sz == 8 ? 3 : sz == 4 ? 2 : sz == 2 ? 1 : 0;
+
+    return lg | (pp_type_signed(ty) ? PTX_MEM_SIGNED : 0) |
+           ((vec == 4 ? 2 : vec == 2 ? 1 : 0) << 3);
+}
+
+/* Returns false when the instruction should become PTX_OP_UNSUPPORTED. */
+static bool pp_decode(struct pp *s, const struct pp_mn *mn,
+                      struct pp_opnd *o, int n, uint16_t guard, bool gneg)
+{
+    const char *b = mn->part[0];
+    int ty = mn->ntypes ? mn->types[0] : PTX_T_NONE;
+    struct ptx_insn tmp = { 0 };
+    struct ptx_insn *in;
+    int op = -1;
+    int i;
+
+    tmp.d = tmp.a = tmp.b = tmp.c = tmp.e = PTX_SLOT_SINK;
+
+#define NEED(k) do { if (n != (k)) return false; } while (0)
+#define BIN(ops) do {                                               \
+        op = pp_pick(&(ops), ty);                                   \
+        NEED(3);                                                    \
+        if (op < 0) return false;                                   \
+        tmp.a = pp_src(s, &o[1], ty);                               \
+        tmp.b = pp_src(s, &o[2], ty);                               \
+        tmp.d = pp_dst(s, &o[0]);                                   \
+    } while (0)
+#define UN(ops) do {                                                \
+        op = pp_pick(&(ops), ty);                                   \
+        NEED(2);                                                    \
+        if (op < 0) return false;                                   \
+        tmp.a = pp_src(s, &o[1], ty);                               \
+        tmp.d = pp_dst(s, &o[0]);                                   \
+    } while (0)
+
+    if (!strcmp(b, "add")) {
+        BIN(OPS(P(ADD_32), P(ADD_32), P(ADD_64), P(ADD_64), P(ADD_F32),
+                P(ADD_F64), P(ADD_16), P(ADD_16), N));
+        if (op == P(ADD_F32) && pp_has(mn, "sat")) {
+            return false;
+        }
+    } else if (!strcmp(b, "sub")) {
+        BIN(OPS(P(SUB_32), P(SUB_32), P(SUB_64), P(SUB_64), P(SUB_F32),
+                P(SUB_F64), P(SUB_16), P(SUB_16), N));
+    } else if (!strcmp(b, "mul") || !strcmp(b, "mul24")) {
+        if (pp_has(mn, "wide")) {
+            BIN(OPS(P(MUL_WIDE_U32), P(MUL_WIDE_S32), N, N, N, N,
+                    P(MUL_WIDE_U16), P(MUL_WIDE_S16), N));
+        } else if (pp_has(mn, "hi")) {
+            BIN(OPS(P(MUL_HI_U32), P(MUL_HI_S32), P(MUL_HI_U64),
+                    P(MUL_HI_S64), N, N, N, N, N));
+        } else {
+            BIN(OPS(P(MUL_LO_32), P(MUL_LO_32), P(MUL_LO_64), P(MUL_LO_64),
+                    P(MUL_F32), P(MUL_F64), P(MUL_LO_16), P(MUL_LO_16), N));
+        }
+    } else if (!strcmp(b, "mad") || !strcmp(b, "fma") || !strcmp(b, "mad24")) {
+        struct pp_ops ops;
+
+        if (pp_has(mn, "wide")) {
+            ops = OPS(P(MAD_WIDE_U32), P(MAD_WIDE_S32), N, N, N, N, N, N, N);
+        } else if (pp_has(mn, "hi")) {
+            ops = OPS(P(MAD_HI_U32), P(MAD_HI_S32), N, N, N, N, N, N, N);
+        } else {
+            ops = OPS(P(MAD_LO_32), P(MAD_LO_32), P(MAD_LO_64), P(MAD_LO_64),
+                      P(FMA_F32), P(FMA_F64), N, N, N);
+        }
+        op = pp_pick(&ops, ty);
+        NEED(4);
+        if (op < 0 || pp_has(mn, "sat") || pp_has(mn, "cc")) {
+            return false;
+        }
+        tmp.a = pp_src(s, &o[1], ty);
+        tmp.b = pp_src(s, &o[2], ty);
+        tmp.c = pp_src(s, &o[3], (op == P(MAD_WIDE_U32) ||
+                       op == P(MAD_WIDE_S32)) ? PTX_T_U64 : ty);
+        tmp.d = pp_dst(s, &o[0]);
+    } else if (!strcmp(b, "div")) {
+        BIN(OPS(P(DIV_U32), P(DIV_S32), P(DIV_U64), P(DIV_S64), P(DIV_F32),
+                P(DIV_F64), N, N, N));
+    } else if (!strcmp(b, "rem")) {
+        BIN(OPS(P(REM_U32), P(REM_S32), P(REM_U64), P(REM_S64), N, N, N, N,
+                N));
+    } else if (!strcmp(b, "min")) {
+        BIN(OPS(P(MIN_U32), P(MIN_S32), P(MIN_U64), P(MIN_S64), P(MIN_F32),
+                P(MIN_F64), N, N, N));
+    } else if (!strcmp(b, "max")) {
+        BIN(OPS(P(MAX_U32), P(MAX_S32), P(MAX_U64), P(MAX_S64), P(MAX_F32),
+                P(MAX_F64), N, N, N));
+    } else if (!strcmp(b, "and")) {
+        BIN(OPS(P(AND_32), P(AND_32), P(AND_64), P(AND_64), N, N, P(AND_32),
+                P(AND_32), P(AND_32)));
+    } else if (!strcmp(b, "or")) {
+        BIN(OPS(P(OR_32), P(OR_32), P(OR_64), P(OR_64), N, N, P(OR_32),
+                P(OR_32), P(OR_32)));
+    } else if (!strcmp(b, "xor")) {
+        BIN(OPS(P(XOR_32), P(XOR_32), P(XOR_64), P(XOR_64), N, N, P(XOR_32),
+                P(XOR_32), P(XOR_32)));
+    } else if (!strcmp(b, "shl")) {
+        op = pp_pick(&OPS(P(SHL_32), P(SHL_32), P(SHL_64), P(SHL_64), N, N,
+                          P(SHL_16), P(SHL_16), N), ty);
+        NEED(3);
+        if (op < 0) {
+            return false;
+        }
+        tmp.a = pp_src(s, &o[1], ty);
+        tmp.b = pp_src(s, &o[2], PTX_T_U32);
+        tmp.d = pp_dst(s, &o[0]);
+    } else if (!strcmp(b, "shr")) {
+        op = pp_pick(&OPS(P(SHR_U32), P(SHR_S32), P(SHR_U64), P(SHR_S64), N,
+                          N, P(SHR_U16), P(SHR_S16), N), ty);
+        NEED(3);
+        if (op < 0) {
+            return false;
+        }
+        tmp.a = pp_src(s, &o[1], ty);
+        tmp.b = pp_src(s, &o[2], PTX_T_U32);
+        tmp.d = pp_dst(s, &o[0]);
+    } else if (!strcmp(b, "not")) {
+        UN(OPS(P(NOT_32), P(NOT_32), P(NOT_64), P(NOT_64), N, N, P(NOT_32),
+               P(NOT_32), P(NOT_PRED)));
+    } else if (!strcmp(b, "cnot")) {
+        UN(OPS(P(CNOT_32), P(CNOT_32), N, N, N, N, N, N, N));
+    } else if (!strcmp(b, "neg")) {
+        UN(OPS(N, P(NEG_S32), N, P(NEG_S64), P(NEG_F32), P(NEG_F64), N, N,
+               N));
+    } else if (!strcmp(b, "abs")) {
+        UN(OPS(N, P(ABS_S32), N, P(ABS_S64), P(ABS_F32), P(ABS_F64), N, N,
+               N));
+    } else if (!strcmp(b, "popc")) {
+        UN(OPS(P(POPC_32), N, P(POPC_64), N, N, N, N, N, N));
+    } else if (!strcmp(b, "clz")) {
+        UN(OPS(P(CLZ_32), N, P(CLZ_64), N, N, N, N, N, N));
+    } else if (!strcmp(b, "brev")) {
+        UN(OPS(P(BREV_32), N, P(BREV_64), N, N, N, N, N, N));
+    } else if (!strcmp(b, "bfind")) {
+        if (pp_has(mn, "shiftamt")) {
+            return false;
+        }
+        UN(OPS(P(BFIND_U32), P(BFIND_S32), N, N, N, N, N, N, N));
+    } else if (!strcmp(b, "sqrt")) {
+        UN(OPS(N, N, N, N, P(SQRT_F32), P(SQRT_F64), N, N, N));
+    } else if (!strcmp(b, "rsqrt")) {
+        UN(OPS(N, N, N, N, P(RSQRT_F32), P(RSQRT_F64), N, N, N));
+    } else if (!strcmp(b, "rcp")) {
+        UN(OPS(N, N, N, N, P(RCP_F32), P(RCP_F64), N, N, N));
+    } else if (!strcmp(b, "sin")) {
+        UN(OPS(N, N, N, N, P(SIN_F32), N, N, N, N));
+    } else if (!strcmp(b, "cos")) {
+        UN(OPS(N, N, N, N, P(COS_F32), N, N, N, N));
+    } else if (!strcmp(b, "ex2")) {
+        UN(OPS(N, N, N, N, P(EX2_F32), N, N, N, N));
+    } else if (!strcmp(b, "lg2")) {
+        UN(OPS(N, N, N, N, P(LG2_F32), N, N, N, N));
+    } else if (!strcmp(b, "copysign")) {
+        BIN(OPS(N, N, N, N, P(COPYSIGN_F32), P(COPYSIGN_F64), N, N, N));
+    } else if (!strcmp(b, "testp")) {
+        static const char *const kinds[] = { "finite", "infinite", "number",
+                                             "notanumber", "normal",
+                                             "subnormal" };
+        op = pp_pick(&OPS(N, N, N, N, P(TESTP_F32), P(TESTP_F64), N, N, N),
+                     ty);
+        NEED(2);
+        if (op < 0) {
+            return false;
+        }
+        tmp.mod = 0xff;
+        for (i = 0; i < 6; i++) {
+            if (pp_has(mn, kinds[i])) {
+                tmp.mod = (uint8_t)i;
+            }
+        }
+        if (tmp.mod == 0xff) {
+            return false;
+        }
+        tmp.a = pp_src(s, &o[1], ty);
+        tmp.d = pp_dst(s, &o[0]);
+    } else if (!strcmp(b, "bfe")) {
+        op = pp_pick(&OPS(P(BFE_U32), P(BFE_S32), P(BFE_U64), P(BFE_S64), N,
+                          N, N, N, N), ty);
+        NEED(4);
+        if (op < 0) {
+            return false;
+        }
+        tmp.a = pp_src(s, &o[1], ty);
+        tmp.b = pp_src(s, &o[2], PTX_T_U32);
+        tmp.c = pp_src(s, &o[3], PTX_T_U32);
+        tmp.d = pp_dst(s, &o[0]);
+    } else if (!strcmp(b, "bfi")) {
+        op = pp_pick(&OPS(P(BFI_32), P(BFI_32), P(BFI_64), P(BFI_64), N, N,
+                          N, N, N), ty);
+        NEED(5);
+        if (op < 0) {
+            return false;
+        }
+        tmp.a = pp_src(s, &o[1], ty);
+        tmp.b = pp_src(s, &o[2], ty);
+        tmp.c = pp_src(s, &o[3], PTX_T_U32);
+        tmp.e = pp_src(s, &o[4], PTX_T_U32);
+        tmp.d = pp_dst(s, &o[0]);
+    } else if (!strcmp(b, "shf")) {
+        NEED(4);
+        op = pp_has(mn, "l") ? P(SHF_L) : pp_has(mn, "r") ? P(SHF_R) : -1;
+        if (op < 0) {
+            return false;
+        }
+        tmp.mod = pp_has(mn, "clamp");
+        tmp.a = pp_src(s, &o[1], PTX_T_U32);
+        tmp.b = pp_src(s, &o[2], PTX_T_U32);
+        tmp.c = pp_src(s, &o[3], PTX_T_U32);
+        tmp.d = pp_dst(s, &o[0]);
+    } else if (!strcmp(b, "prmt")) {
+        NEED(4);
+        if (mn->nparts != 2) {
+            return false;       /* only the default mode */
+        }
+        op = P(PRMT);
+        tmp.a = pp_src(s, &o[1], PTX_T_U32);
+        tmp.b = pp_src(s, &o[2], PTX_T_U32);
+        tmp.c = pp_src(s, &o[3], PTX_T_U32);
+        tmp.d = pp_dst(s, &o[0]);
+    } else if (!strcmp(b, "lop3")) {
+        uint64_t lut;
+
+        NEED(5);
+        if (o[4].kind != PP_O_NUM || !pp_int(&o[4].num, &lut) || lut > 255) {
+            return false;
+        }
+        op = P(LOP3);
+        tmp.mod = (uint8_t)lut;
+        tmp.a = pp_src(s, &o[1], PTX_T_U32);
+        tmp.b = pp_src(s, &o[2], PTX_T_U32);
+        tmp.c = pp_src(s, &o[3], PTX_T_U32);
+        tmp.d = pp_dst(s, &o[0]);
+    } else if (!strcmp(b, "setp")) {
+        int cmp = pp_cmp(mn);
+        int boolop = pp_has(mn, "and") ? 1 : pp_has(mn, "or") ? 2 :
+                     pp_has(mn, "xor") ? 3 : 0;
+
+        op = pp_pick(&OPS(P(SETP_U32), P(SETP_S32), P(SETP_U64), P(SETP_S64),
+                          P(SETP_F32), P(SETP_F64), P(SETP_U16), P(SETP_S16),
+                          N), ty);
+        if (op < 0 || cmp < 0 || n != (boolop ? 4 : 3)) {
+            return false;
+        }
+        /* lo/ls/hi/hs on a signed type still compare unsigned. */
+        if (!strcmp(mn->part[1], "lo") || !strcmp(mn->part[1], "ls") ||
+            !strcmp(mn->part[1], "hi") || !strcmp(mn->part[1], "hs")) {
+            op = op == P(SETP_S32) ? P(SETP_U32) : op == P(SETP_S64) ?
+                 P(SETP_U64) : op == P(SETP_S16) ? P(SETP_U16) : op;
+        }
+        tmp.mod = (uint8_t)cmp;
+        tmp.aux = (uint32_t)boolop;
+        tmp.a = pp_src(s, &o[1], ty);
+        tmp.b = pp_src(s, &o[2], ty);
+        tmp.c = boolop ? pp_src(s, &o[3], PTX_T_PRED) : PTX_SLOT_TRUE;
+        tmp.d = pp_dst(s, &o[0]);
+        if (o[0].pipe.kind == PP_WORD) {
+            tmp.e = pp_dst_tok(s, &o[0].pipe);
+        }
+    } else if (!strcmp(b, "selp")) {
+        NEED(4);
+        op = P(SELP);
+        tmp.a = pp_src(s, &o[1], ty);
+        tmp.b = pp_src(s, &o[2], ty);
+        tmp.c = pp_src(s, &o[3], PTX_T_PRED);
+        tmp.d = pp_dst(s, &o[0]);
+    } else if (!strcmp(b, "slct")) {
+        NEED(4);
+        if (mn->ntypes != 2) {
+            return false;
+        }
+        op = mn->types[1] == PTX_T_F32 ? P(SLCT_F32) : P(SLCT_S32);
+        tmp.a = pp_src(s, &o[1], ty);
+        tmp.b = pp_src(s, &o[2], ty);
+        tmp.c = pp_src(s, &o[3], mn->types[1]);
+        tmp.d = pp_dst(s, &o[0]);
+    } else if (!strcmp(b, "mov")) {
+        NEED(2);
+        if (o[0].kind == PP_O_VEC || o[1].kind == PP_O_VEC) {
+            const struct pp_opnd *v = o[0].kind == PP_O_VEC ? &o[0] : &o[1];
+            uint16_t sl[4] = { PTX_SLOT_SINK, PTX_SLOT_SINK, PTX_SLOT_SINK,
+                               PTX_SLOT_SINK };
+            unsigned esz;
+
+            if (pp_type_size(ty) < 2 || v->nvec < 2 ||
+                pp_type_size(ty) % (unsigned)v->nvec) {
+                return false;
+            }
+            esz = pp_type_size(ty) / (unsigned)v->nvec;
+            for (i = 0; i < v->nvec; i++) {
+                struct pp_opnd e = { .kind = PP_O_NAME, .name = v->vec[i] };
+
+                sl[i] = v == &o[0] ? pp_dst_tok(s, &v->vec[i]) :
+                        pp_src(s, &e, PTX_T_U32);
+            }
+            op = v == &o[0] ? P(UNPACK) : P(PACK);
+            tmp.mod = (uint8_t)(esz | (v->nvec << 4));
+            if (op == P(UNPACK)) {
+                tmp.a = pp_src(s, &o[1], ty);
+                tmp.d = sl[0];
+                tmp.b = sl[1];
+                tmp.c = sl[2];
+                tmp.e = sl[3];
+            } else {
+                tmp.d = pp_dst(s, &o[0]);
+                tmp.a = sl[0];
+                tmp.b = sl[1];
+                tmp.c = sl[2];
+                tmp.e = sl[3];
+            }
+        } else if (o[1].kind == PP_O_NAME && pp_sreg(&o[1].name) >= 0) {
+            op = P(SREG);
+            tmp.imm = pp_sreg(&o[1].name);
+            tmp.d = pp_dst(s, &o[0]);
+        } else {
+            op = P(MOV);
+            tmp.a = pp_src(s, &o[1], ty);
+            tmp.d = pp_dst(s, &o[0]);
+        }
+    } else if (!strcmp(b, "cvt")) {
+        int to, from;
+
+        NEED(2);
+        if (mn->ntypes != 2) {
+            return false;
+        }
+        to = mn->types[0];
+        from = mn->types[1];
+        if (to == PTX_T_F16 || from == PTX_T_F16 || to == PTX_T_PRED ||
+            from == PTX_T_PRED) {
+            return false;
+        }
+        if (to == PTX_T_S64 && from == PTX_T_S32 && !pp_has(mn, "sat")) {
+            op = P(CVT_S64_S32);
+        } else if ((to == PTX_T_U64 || to == PTX_T_S64) && from == PTX_T_U32 &&
+                   !pp_has(mn, "sat")) {
+            op = P(CVT_U64_U32);
+        } else if ((to == PTX_T_U32 || to == PTX_T_S32) &&
+                   (from == PTX_T_U64 || from == PTX_T_S64) &&
+                   !pp_has(mn, "sat")) {
+            op = P(CVT_U32_U64);
+        } else {
+            op = P(CVT);
+            tmp.mod = (uint8_t)pp_rounding(mn);
+            tmp.aux = (uint32_t)(to | from << 8 |
+                                 (pp_has(mn, "sat") ? 1u << 16 : 0) |
+                                 (pp_has(mn, "ftz") ? 1u << 17 : 0));
+        }
+        tmp.a = pp_src(s, &o[1], from);
+        tmp.d = pp_dst(s, &o[0]);
+    } else if (!strcmp(b, "cvta")) {
+        bool to_sp = pp_has(mn, "to");
+
+        NEED(2);
+        if (pp_has(mn, "shared")) {
+            op = to_sp ? P(CVTA_TO_SHARED) : P(CVTA_SHARED);
+        } else if (pp_has(mn, "local")) {
+            op = to_sp ? P(CVTA_TO_LOCAL) : P(CVTA_LOCAL);
+        } else if (pp_has(mn, "global") || pp_has(mn, "const")) {
+            op = P(MOV);
+        } else {
+            return false;
+        }
+        tmp.a = pp_src(s, &o[1], PTX_T_U64);
+        tmp.d = pp_dst(s, &o[0]);
+    } else if (!strcmp(b, "ld") || !strcmp(b, "ldu") || !strcmp(b, "st")) {
+        bool st = !strcmp(b, "st");
+        int vec = pp_has(mn, "v4") ? 4 : pp_has(mn, "v2") ? 2 : 1;
+        bool generic = false;
+        const struct pp_opnd *val = st ? &o[1] : &o[0];
+        uint16_t sl[4] = { PTX_SLOT_SINK, PTX_SLOT_SINK, PTX_SLOT_SINK,
+                           PTX_SLOT_SINK };
+
+        NEED(2);
+        if (pp_type_size(ty) == 0 || ty == PTX_T_PRED || ty == PTX_T_F16) {
+            return false;
+        }
+        if (pp_has(mn, "global") || pp_has(mn, "const")) {
+            op = st ? P(ST_GLOBAL) : P(LD_GLOBAL);
+        } else if (pp_has(mn, "shared")) {
+            op = st ? P(ST_SHARED) : P(LD_SHARED);
+        } else if (pp_has(mn, "local")) {
+            op = st ? P(ST_LOCAL) : P(LD_LOCAL);
+        } else if (pp_has(mn, "param")) {
+            op = st ? P(ST_PARAM) : P(LD_PARAM);
+        } else {
+            op = st ? P(ST_GENERIC) : P(LD_GENERIC);
+            generic = true;
+        }
+        if (pp_has(mn, "shared::cluster")) {
+            return false;
+        }
+        if (vec > 1) {
+            if (val->kind != PP_O_VEC || val->nvec != vec) {
+                return false;
+            }
+            for (i = 0; i < vec; i++) {
+                struct pp_opnd e = { .kind = PP_O_NAME, .name = val->vec[i] };
+
+                sl[i] = st ? (pp_is(&val->vec[i], "_") ? PTX_SLOT_SINK :
+                              pp_src(s, &e, ty)) :
+                        pp_dst_tok(s, &val->vec[i]);
+            }
+        } else {
+            sl[0] = st ? pp_src(s, val, ty) : pp_dst(s, val);
+        }
+        pp_addr(s, st ? &o[0] : &o[1], generic, &tmp.a, &tmp.imm);
+        tmp.mod = (uint8_t)pp_mem_mod(ty, vec);
+        tmp.d = sl[0];
+        tmp.b = sl[1];
+        tmp.c = sl[2];
+        tmp.e = sl[3];
+    } else if (!strcmp(b, "atom") || !strcmp(b, "red")) {
+        static const char *const kinds[] = { "add", "min", "max", "inc",
+                                             "dec", "cas", "exch", "and",
+                                             "or", "xor" };
+        bool red = !strcmp(b, "red");
+        int kind = -1, first = red ? 0 : 1;
+        bool generic = false;
+
+        for (i = 0; i < 10; i++) {
+            if (pp_has(mn, kinds[i])) {
+                kind = i;
+            }
+        }
+        if (kind < 0 || pp_type_size(ty) < 4 || pp_has(mn, "v2") ||
+            pp_has(mn, "v4") || (ty == PTX_T_F64 && kind != PTX_ATOM_ADD) ||
+            (ty == PTX_T_F32 && kind != PTX_ATOM_ADD && kind != PTX_ATOM_EXCH &&
+             kind != PTX_ATOM_MIN && kind != PTX_ATOM_MAX)) {
+            return false;
+        }
+        if (n != first + (kind == PTX_ATOM_CAS ? 3 : 2)) {
+            return false;
+        }
+        if (pp_has(mn, "global")) {
+            op = P(ATOM_GLOBAL);
+        } else if (pp_has(mn, "shared")) {
+            op = P(ATOM_SHARED);
+        } else {
+            op = P(ATOM_GENERIC);
+            generic = true;
+        }
+        pp_addr(s, &o[first], generic, &tmp.a, &tmp.imm);
+        tmp.b = pp_src(s, &o[first + 1], ty);
+        if (kind == PTX_ATOM_CAS) {
+            tmp.c = pp_src(s, &o[first + 2], ty);
+        }
+        tmp.mod = (uint8_t)kind;
+        tmp.aux = (uint32_t)ty;
+        tmp.d = red ? PTX_SLOT_SINK : pp_dst(s, &o[0]);
+    } else if (!strcmp(b, "bra") || !strcmp(b, "brx")) {
+        struct pp_fixup *nf;
+
+        if (!strcmp(b, "brx") || n != 1 || o[0].kind != PP_O_NAME) {
+            return false;
+        }
+        op = P(BRA);
+        if (s->nfix == s->cap_fix) {
+            size_t ncap = s->cap_fix ? s->cap_fix * 2 : 64;
+
+            nf = realloc(s->fix, ncap * sizeof(*nf));
+            if (!nf) {
+                s->oom = true;
+                pp_fail(s, "out of memory");
+                return true;
+            }
+            s->fix = nf;
+            s->cap_fix = ncap;
+        }
+        s->fix[s->nfix].insn = s->f->ncode;     /* the BRA emitted below */
+        s->fix[s->nfix].label = strndup(o[0].name.s, o[0].name.len);
+        if (!s->fix[s->nfix].label) {
+            s->oom = true;
+            pp_fail(s, "out of memory");
+            return true;
+        }
+        s->nfix++;
+    } else if (!strcmp(b, "ret") || !strcmp(b, "exit")) {
+        op = P(EXIT);
+    } else if (!strcmp(b, "trap")) {
+        op = P(TRAP);
+    } else if (!strcmp(b, "bar") || !strcmp(b, "barrier")) {
+        if (pp_has(mn, "warp")) {
+            op = P(NOP);        /* the warp runs in lockstep */
+        } else if (pp_has(mn, "red") || pp_has(mn, "arrive")) {
+            return false;
+        } else {
+            op = P(BAR);
+        }
+    } else if (!strcmp(b, "membar") || !strcmp(b, "fence") ||
+               !strcmp(b, "prefetch") || !strcmp(b, "prefetchu") ||
+               !strcmp(b, "pmevent") || !strcmp(b, "nanosleep")) {
+        op = P(NOP);
+    } else if (!strcmp(b, "shfl")) {
+        static const char *const modes[] = { "up", "down", "bfly", "idx" };
+
+        if (!pp_has(mn, "sync") || n != 5) {
+            return false;
+        }
+        op = P(SHFL);
+        tmp.mod = 0xff;
+        for (i = 0; i < 4; i++) {
+            if (pp_has(mn, modes[i])) {
+                tmp.mod = (uint8_t)i;
+            }
+        }
+        if (tmp.mod == 0xff) {
+            return false;
+        }
+        tmp.a = pp_src(s, &o[1], PTX_T_U32);
+        tmp.b = pp_src(s, &o[2], PTX_T_U32);
+        tmp.c = pp_src(s, &o[3], PTX_T_U32);
+        tmp.d = pp_dst(s, &o[0]);
+        if (o[0].pipe.kind == PP_WORD) {
+            tmp.e = pp_dst_tok(s, &o[0].pipe);
+        }
+    } else if (!strcmp(b, "vote")) {
+        static const char *const modes[] = { "all", "any", "uni", "ballot" };
+
+        op = P(VOTE);
+        tmp.mod = 0xff;
+        for (i = 0; i < 4; i++) {
+            if (pp_has(mn, modes[i])) {
+                tmp.mod = (uint8_t)i;
+            }
+        }
+        if (tmp.mod == 0xff || n < 2 || n > 3) {
+            return false;
+        }
+        tmp.a = pp_src(s, &o[1], PTX_T_PRED);
+        tmp.d = pp_dst(s, &o[0]);
+    } else if (!strcmp(b, "activemask")) {
+        NEED(1);
+        op = P(ACTIVEMASK);
+        tmp.d = pp_dst(s, &o[0]);
+    } else if (!strcmp(b, "isspacep")) {
+        NEED(2);
+        op = P(ISSPACEP);
+        tmp.mod = pp_has(mn, "shared") ? 1 : pp_has(mn, "local") ? 2 :
+                  pp_has(mn, "global") ? 0 : 3;
+        if (tmp.mod == 3) {
+            return false;
+        }
+        tmp.a = pp_src(s, &o[1], PTX_T_U64);
+        tmp.d = pp_dst(s, &o[0]);
+    } else {
+        return false;
+    }
+#undef NEED
+#undef BIN
+#undef UN
+    if (s->failed || op < 0) {
+        return s->failed;
+    }
+    in = pp_emit(s, op);
+    if (!in) {
+        return true;
+    }
+    tmp.op = (uint16_t)op;
+    tmp.guard = guard;
+    tmp.gneg = gneg;
+    tmp.line = s->cur_line;
+    *in = tmp;
+    return true;
+}
+
+/* One instruction; its mnemonic token has been read. */
+static void pp_instruction(struct pp *s, struct pp_tok mt, uint16_t guard,
+                           bool gneg)
+{
+    struct pp_opnd o[PP_MAX_OPNDS];
+    struct pp_mn mn;
+    int n = 0;
+    bool ok = true;
+    const char *stmt = mt.s;
+
+    for (;;) {
+        struct pp_tok t = pp_peek(s);
+
+        if (pp_punct(&t, ';')) {
+            pp_next(s);
+            break;
+        }
+        if (t.kind == PP_EOF || n == PP_MAX_OPNDS) {
+            pp_fail(s, "bad instruction '%.*s'", (int)mt.len, mt.s);
+            return;
+        }
+        if (!pp_parse_opnd(s, &o[n++])) {
+            ok = false;
+            pp_skip_statement(s);
+            break;
+        }
+        t = pp_peek(s);
+        if (pp_punct(&t, ',')) {
+            pp_next(s);
+        }
+    }
+    (void)stmt;
+    if (!ok || !pp_mn_split(&mn, &mt) || !pp_decode(s, &mn, o, n, guard, gneg)) {
+        if (!s->failed) {
+            pp_unsupported(s, &mn, &mt);
+        }
+    }
+}
+
+/* ---- declarations ----------------------------------------------------- */
+
+struct pp_decl {
+    struct pp_tok name;
+    uint64_t size;
+    uint64_t align;
+    int type;
+    uint64_t count;             /* <N> of .reg declarations; 0 none */
+    bool ok;
+};
+
+/*
+ * A variable declaration after its state space: [.align N] [.vN] .type
+ * name [<N>] [[N]]... [= init].  Stops before ',' ')' or ';' (consumed
+ * when @eat_semi).
+ */
+static struct pp_decl pp_declaration(struct pp *s)
+{
+    struct pp_decl d = { .align = 0, .ok = false };
+    uint64_t vec = 1, elems = 1;
+    struct pp_tok t;
+
+    for (;;) {
+        t = pp_peek(s);
+        if (t.kind != PP_WORD || t.s[0] != '.') {
+            break;
+        }
+        pp_next(s);
+        if (pp_is(&t, ".align")) {
+            t = pp_next(s);
+            if (!pp_int(&t, &d.align) || d.align > 4096) {
+                return d;
+            }
+        } else if (pp_is(&t, ".v2")) {
+            vec = 2;
+        } else if (pp_is(&t, ".v4")) {
+            vec = 4;
+        } else if (t.len > 1 && t.len < 16) {
+            char w[16];
+
+            memcpy(w, t.s + 1, t.len - 1);
+            w[t.len - 1] = 0;
+            if (pp_type(w) != PTX_T_NONE) {
+                d.type = pp_type(w);
+            } else if (!strcmp(w, "b128")) {
+                d.type = PTX_T_U64;
+                vec *= 2;
+            }
+            /* .ptr, .global (param attributes) etc.: ignored */
+        }
+    }
+    t = pp_next(s);
+    if (t.kind != PP_WORD || !d.type) {
+        return d;
+    }
+    d.name = t;
+    t = pp_peek(s);
+    if (pp_punct(&t, '<')) {
+        pp_next(s);
+        t = pp_next(s);
+        if (!pp_int(&t, &d.count) || d.count > PTX_MAX_SLOTS) {
+            return d;
+        }
+        t = pp_next(s);
+        if (!pp_punct(&t, '>')) {
+            return d;
+        }
+        t = pp_peek(s);
+    }
+    while (pp_punct(&t, '[')) {
+        uint64_t dim = 0;
+
+        pp_next(s);
+        t = pp_next(s);
+        if (!pp_punct(&t, ']')) {
+            if (!pp_int(&t, &dim) || dim > (1ULL << 32)) {
+                return d;
+            }
+            t = pp_next(s);
+            if (!pp_punct(&t, ']')) {
+                return d;
+            }
+        }
+        elems *= dim;
+        if (elems > (1ULL << 32)) {
+            return d;
+        }
+        t = pp_peek(s);
+    }
+    d.size = elems * vec * pp_type_size(d.type);
+    if (!d.align) {
+        d.align = vec * pp_type_size(d.type);
+    }
+    if (d.align == 0 || (d.align & (d.align - 1))) {
+        d.align = 1;
+    }
+    if (pp_punct(&t, '=')) {
+        /* Initialisers: cpu_ptx.c reads them; skip to the end. */
+        while (!pp_punct(&t, ';') && t.kind != PP_EOF) {
+            pp_next(s);
+            t = pp_peek(s);
+        }
+    }
+    d.ok = true;
+    return d;
+}
+
+static bool pp_expect(struct pp *s, char c)
+{
+    struct pp_tok t = pp_next(s);
+
+    if (!pp_punct(&t, c)) {
+        pp_fail(s, "expected '%c'", c);
+        return false;
+    }
+    return true;
+}
+
+static uint64_t pp_align_up(uint64_t v, uint64_t a)
+{
+    return (v + a - 1) & ~(a - 1);
+}
+
+static void pp_reg_decl(struct pp *s)
+{
+    for (;;) {
+        struct pp_decl d = pp_declaration(s);
+        struct pp_tok t;
+
+        if (!d.ok) {
+            pp_fail(s, "bad .reg declaration");
+            return;
+        }
+        if (d.count) {
+            uint64_t i;
+            char name[PP_NAME_MAX + 24];
+
+            if (d.name.len > PP_NAME_MAX) {
+                pp_fail(s, "bad register name");
+                return;
+            }
+            for (i = 0; i < d.count && !s->failed; i++) {
+                int len = snprintf(name, sizeof(name), "%.*s%llu",
+                                   (int)d.name.len, d.name.s,
+                                   (unsigned long long)i);
+
+                pp_define(s, &s->syms, name, (size_t)len, PP_SYM_REG,
+                          pp_new_slot(s));
+            }
+        } else {
+            pp_define(s, &s->syms, d.name.s, d.name.len, PP_SYM_REG,
+                      pp_new_slot(s));
+        }
+        t = pp_next(s);
+        if (pp_punct(&t, ';') || s->failed) {
+            return;
+        }
+        if (!pp_punct(&t, ',')) {
+            pp_fail(s, "bad .reg declaration");
+            return;
+        }
+        /* ".reg .b32 %a, %b;": the next name shares the type. */
+        {
+            struct pp_tok nt = pp_next(s);
+
+            if (nt.kind != PP_WORD) {
+                pp_fail(s, "bad .reg declaration");
+                return;
+            }
+            pp_define(s, &s->syms, nt.s, nt.len, PP_SYM_REG, pp_new_slot(s));
+            t = pp_peek(s);
+            while (pp_punct(&t, ',')) {
+                pp_next(s);
+                nt = pp_next(s);
+                if (nt.kind != PP_WORD) {
+                    pp_fail(s, "bad .reg declaration");
+                    return;
+                }
+                pp_define(s, &s->syms, nt.s, nt.len, PP_SYM_REG,
+                          pp_new_slot(s));
+                t = pp_peek(s);
+            }
+            pp_expect(s, ';');
+            return;
+        }
+    }
+}
+
+/* .shared / .local inside a body, or .shared at module scope. */
+static void pp_var_decl(struct pp *s, struct pp_table *t, bool shared,
+                        uint64_t *offset, bool ext)
+{
+    struct pp_decl d = pp_declaration(s);
+
+    if (!d.ok) {
+        pp_fail(s, "bad variable declaration");
+        return;
+    }
+    pp_expect(s, ';');
+    if (ext) {
+        /* Dynamic shared memory: its offset is fixed at launch (UINT64_MAX
+         * marks it; the function records the real base). */
+        pp_define(s, t, d.name.s, d.name.len, PP_SYM_SHARED, UINT64_MAX);
+        return;
+    }
+    *offset = pp_align_up(*offset, d.align);
+    if (d.size > (1ULL << 31) || *offset + d.size > (1ULL << 31)) {
+        pp_fail(s, "variable too large");
+        return;
+    }
+    pp_define(s, t, d.name.s, d.name.len,
+              shared ? PP_SYM_SHARED : PP_SYM_LOCAL, *offset);
+    *offset += d.size;
+}
+
+/* ---- functions -------------------------------------------------------- */
+
+static void pp_func_free(struct ptx_func *f)
+{
+    uint32_t i;
+
+    free(f->name);
+    free(f->code);
+    free(f->consts);
+    for (i = 0; i < f->nunsupported; i++) {
+        free(f->unsupported[i]);
+    }
+    free(f->unsupported);
+}
+
+/* Fix up dynamic-shared constants once the static size is known. */
+static void pp_fix_dyn_shared(struct ptx_func *f)
+{
+    uint32_t i;
+    uint64_t base = pp_align_up(f->shared_static, 16);
+
+    for (i = 0; i < f->nconsts; i++) {
+        struct ptx_const *c = &f->consts[i];
+
+        if (c->global == -2) {
+            c->global = -1;
+            c->value += base;
+        }
+    }
+}
+
+static void pp_entry(struct pp *s)
+{
+    struct ptx_func *f, *nf;
+    struct pp_tok t;
+    uint64_t param_off = 0, shared_off = s->mod_shared, local_off = 0;
+    bool guard_pending = false;
+    uint16_t guard = 0;
+    bool gneg = false;
+    size_t depth = 0, i;
+
+    nf = realloc(s->m->funcs, (s->m->nfuncs + 1) * sizeof(*nf));
+    if (!nf) {
+        s->oom = true;
+        pp_fail(s, "out of memory");
+        return;
+    }
+    s->m->funcs = nf;
+    f = &nf[s->m->nfuncs++];
+    memset(f, 0, sizeof(*f));
+    s->f = f;
+    s->cap_code = s->cap_consts = 0;
+    f->nslots = PTX_SLOT_FIRST;
+    t = pp_next(s);
+    if (t.kind != PP_WORD || t.len > 4096) {
+        pp_fail(s, "bad entry name");
+        return;
+    }
+    f->name = strndup(t.s, t.len);
+    if (!f->name) {
+        s->oom = true;
+        pp_fail(s, "out of memory");
+        return;
+    }
+    t = pp_peek(s);
+    if (pp_punct(&t, '(')) {
+        pp_next(s);
+        t = pp_peek(s);
+        if (pp_punct(&t, ')')) {
+            pp_next(s);
+        } else {
+            for (;;) {
+                struct pp_decl d;
+
+                t = pp_next(s);
+                if (!pp_is(&t, ".param")) {
+                    pp_fail(s, "bad parameter");
+                    return;
+                }
+                d = pp_declaration(s);
+                if (!d.ok) {
+                    pp_fail(s, "bad parameter");
+                    return;
+                }
+                param_off = pp_align_up(param_off, d.align);
+                if (param_off + d.size > 65536) {
+                    pp_fail(s, "parameters too large");
+                    return;
+                }
+                pp_define(s, &s->syms, d.name.s, d.name.len, PP_SYM_PARAM,
+                          param_off);
+                param_off += d.size;
+                t = pp_next(s);
+                if (pp_punct(&t, ')')) {
+                    break;
+                }
+                if (!pp_punct(&t, ',')) {
+                    pp_fail(s, "bad parameter list");
+                    return;
+                }
+            }
+        }
+    }
+    f->param_size = (uint32_t)param_off;
+    /* Performance directives (.maxntid 256, 1, 1 ...) up to the body. */
+    for (;;) {
+        t = pp_next(s);
+        if (pp_punct(&t, '{')) {
+            break;
+        }
+        if (t.kind == PP_EOF || pp_punct(&t, ';')) {
+            /* A declaration without a body. */
+            s->m->nfuncs--;
+            pp_func_free(f);
+            return;
+        }
+    }
+    depth = 1;
+    while (!s->failed) {
+        t = pp_next(s);
+        s->cur_line = s->line;
+        if (t.kind == PP_EOF) {
+            pp_fail(s, "function %s not closed", f->name);
+            return;
+        }
+        if (pp_punct(&t, '{')) {
+            depth++;
+            continue;
+        }
+        if (pp_punct(&t, '}')) {
+            if (--depth == 0) {
+                break;
+            }
+            continue;
+        }
+        if (pp_punct(&t, '@')) {
+            struct pp_tok p = pp_next(s);
+            struct pp_sym *y;
+
+            gneg = false;
+            if (pp_punct(&p, '!')) {
+                gneg = true;
+                p = pp_next(s);
+            }
+            y = p.kind == PP_WORD ? pp_lookup(s, p.s, p.len) : NULL;
+            if (!y || y->kind != PP_SYM_REG) {
+                pp_fail(s, "bad guard predicate");
+                return;
+            }
+            guard = (uint16_t)y->val;
+            guard_pending = true;
+            continue;
+        }
+        if (t.kind != PP_WORD) {
+            pp_fail(s, "unexpected '%.*s'", (int)t.len, t.s);
+            return;
+        }
+        if (t.s[0] == '.') {
+            if (guard_pending) {
+                pp_fail(s, "guard on a directive");
+                return;
+            }
+            if (pp_is(&t, ".reg")) {
+                pp_reg_decl(s);
+            } else if (pp_is(&t, ".shared")) {
+                pp_var_decl(s, &s->syms, true, &shared_off, false);
+            } else if (pp_is(&t, ".local")) {
+                pp_var_decl(s, &s->syms, false, &local_off, false);
+            } else if (pp_is(&t, ".loc") || pp_is(&t, ".file")) {
+                pp_skip_line(s);
+            } else {
+                /* .pragma, .param (call sequences) ... */
+                pp_skip_statement(s);
+            }
+            continue;
+        }
+        {
+            struct pp_tok nt = pp_peek(s);
+
+            if (pp_punct(&nt, ':') && !guard_pending) {
+                pp_next(s);
+                pp_define(s, &s->syms, t.s, t.len, PP_SYM_LABEL, f->ncode);
+                continue;
+            }
+        }
+        pp_instruction(s, t, guard_pending ? guard : 0,
+                       guard_pending && gneg);
+        guard_pending = false;
+        gneg = false;
+    }
+    if (s->failed) {
+        return;
+    }
+    /* A final EXIT so that running off the end is well defined. */
+    {
+        struct ptx_insn *in = pp_emit(s, PTX_OP_EXIT);
+
+        (void)in;
+    }
+    for (i = 0; i < s->nfix && !s->failed; i++) {
+        struct pp_sym *y = pp_lookup_in(&s->syms, s->fix[i].label,
+                                        strlen(s->fix[i].label));
+
+        if (!y || y->kind != PP_SYM_LABEL || y->val >= f->ncode ||
+            s->fix[i].insn >= f->ncode ||
+            f->code[s->fix[i].insn].op != PTX_OP_BRA) {
+            pp_fail(s, "undefined label '%s'", s->fix[i].label);
+            break;
+        }
+        f->code[s->fix[i].insn].imm = (int64_t)y->val;
+    }
+    if (shared_off > 0xffffffffULL || local_off > 0xffffffffULL) {
+        pp_fail(s, "too much shared or local memory");
+    }
+    f->shared_static = (uint32_t)shared_off;
+    f->local_size = (uint32_t)pp_align_up(local_off, 8);
+}
+
+static void pp_end_func(struct pp *s)
+{
+    size_t i;
+
+    if (s->f && !s->failed) {
+        pp_fix_dyn_shared(s->f);
+    }
+    for (i = 0; i < s->nfix; i++) {
+        free(s->fix[i].label);
+    }
+    s->nfix = 0;
+    pp_table_free(&s->syms);
+    s->f = NULL;
+}
+
+/* ---- module ----------------------------------------------------------- */
+
+void ptx_module_free(struct ptx_module *m)
+{
+    size_t i;
+
+    if (!m) {
+        return;
+    }
+    for (i = 0; i < m->nfuncs; i++) {
+        pp_func_free(&m->funcs[i]);
+    }
+    free(m->funcs);
+    for (i = 0; i < m->nglobals; i++) {
+        free(m->globals[i]);
+    }
+    free(m->globals);
+    free(m);
+}
+
+const struct ptx_func *ptx_module_find(const struct ptx_module *m,
+                                       const char *name)
+{
+    size_t i;
+
+    for (i = 0; m && i < m->nfuncs; i++) {
+        if (strcmp(m->funcs[i].name, name) == 0) {
+            return &m->funcs[i];
+        }
+    }
+    return NULL;
+}
+
+static void pp_global_decl(struct pp *s)
+{
+    struct pp_decl d = pp_declaration(s);
+    char **ng;
+
+    if (!d.ok) {
+        pp_skip_statement(s);
+        return;
+    }
+    pp_skip_statement(s);
+    ng = realloc(s->m->globals, (s->m->nglobals + 1) * sizeof(*ng));
+    if (!ng) {
+        s->oom = true;
+        pp_fail(s, "out of memory");
+        return;
+    }
+    s->m->globals = ng;
+    ng[s->m->nglobals] = strndup(d.name.s, d.name.len);
+    if (!ng[s->m->nglobals]) {
+        s->oom = true;
+        pp_fail(s, "out of memory");
+        return;
+    }
+    pp_define(s, &s->mod_syms, d.name.s, d.name.len, PP_SYM_GLOBAL,
+              s->m->nglobals);
+    s->m->nglobals++;
+}
+
+CUresult ptx_module_parse(const char *text, size_t len,
+                          struct ptx_module **out, char *err, size_t errlen)
+{
+    struct pp s = { 0 };
+    bool ext = false;
+    uint64_t mod_shared = 0;
+
+    *out = NULL;
+    s.p = text;
+    s.end = text + len;
+    s.line = 1;
+    s.err = err;
+    s.errlen = errlen;
+    if (errlen) {
+        err[0] = 0;
+    }
+    s.m = calloc(1, sizeof(*s.m));
+    if (!s.m) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    while (!s.failed) {
+        struct pp_tok t = pp_next(&s);
+
+        if (t.kind == PP_EOF) {
+            break;
+        }
+        if (pp_is(&t, ".version") || pp_is(&t, ".target") ||
+            pp_is(&t, ".address_size") || pp_is(&t, ".file") ||
+            pp_is(&t, ".loc")) {
+            pp_skip_line(&s);
+        } else if (pp_is(&t, ".visible") || pp_is(&t, ".weak") ||
+                   pp_is(&t, ".common")) {
+            continue;
+        } else if (pp_is(&t, ".extern")) {
+            ext = true;
+            continue;
+        } else if (pp_is(&t, ".entry")) {
+            s.mod_shared = (uint32_t)mod_shared;
+            pp_entry(&s);
+            pp_end_func(&s);
+        } else if (pp_is(&t, ".global") || pp_is(&t, ".const")) {
+            pp_global_decl(&s);
+        } else if (pp_is(&t, ".shared")) {
+            pp_var_decl(&s, &s.mod_syms, true, &mod_shared, ext);
+        } else {
+            /* .func (device functions are not called yet), .section ... */
+            pp_skip_statement(&s);
+        }
+        ext = false;
+    }
+    pp_table_free(&s.mod_syms);
+    free(s.fix);
+    if (s.failed) {
+        ptx_module_free(s.m);
+        return s.oom ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_ERROR_INVALID_PTX;
+    }
+    *out = s.m;
+    return CUDA_SUCCESS;
+}
