@@ -3,10 +3,12 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "vgc_guest_impl.h"
 #include "context.h"
+#include "export_tables.h"
 #include "transport.h"
 
 #define VGC_CTX_STACK_MAX 64
@@ -152,9 +154,15 @@ CUresult vgc_impl_cuCtxCreate_v4(CUcontext *pctx, CUctxCreateParams *params,
 
 CUresult vgc_impl_cuCtxDestroy_v2(CUcontext ctx)
 {
-    CUresult res = vgc_call_cuCtxDestroy_v2(ctx);
+    CUresult res;
     int j = 0;
 
+    /* The runtime's per-context state is torn down while the context
+     * still works: its destructors free what they allocated in it. */
+    if (ctx_plausible(ctx)) {
+        vgc_cls_context_gone((uintptr_t)ctx);
+    }
+    res = vgc_call_cuCtxDestroy_v2(ctx);
     if (res != CUDA_SUCCESS) {
         return res;
     }
@@ -166,4 +174,153 @@ CUresult vgc_impl_cuCtxDestroy_v2(CUcontext ctx)
     }
     ctx_depth = j;
     return CUDA_SUCCESS;
+}
+
+/* ---- primary contexts ------------------------------------------------------ */
+
+/*
+ * Each guest process has its own session, so the host's retain count of a
+ * primary context is exactly the retains made by this process: counting
+ * them here tells which release is the last, before it is sent, so the
+ * runtime's context-local storage can be destroyed while the context works.
+ */
+#define VGC_PRIMARY_MAX 64
+
+static pthread_mutex_t primary_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    uint64_t ctx;               /* handle, 0 until first retained */
+    unsigned refs;
+} primary[VGC_PRIMARY_MAX];
+
+CUresult vgc_impl_cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
+{
+    CUresult res = vgc_call_cuDevicePrimaryCtxRetain(pctx, dev);
+
+    if (res == CUDA_SUCCESS && dev >= 0 && dev < VGC_PRIMARY_MAX) {
+        pthread_mutex_lock(&primary_lock);
+        primary[dev].ctx = (uintptr_t)*pctx;
+        primary[dev].refs++;
+        pthread_mutex_unlock(&primary_lock);
+    }
+    return res;
+}
+
+/* Run @dev's context-local storage destructors if @last (or its refs are 1). */
+static void primary_going(CUdevice dev, bool always)
+{
+    uint64_t ctx = 0;
+
+    if (dev < 0 || dev >= VGC_PRIMARY_MAX) {
+        return;
+    }
+    pthread_mutex_lock(&primary_lock);
+    if (always || primary[dev].refs == 1) {
+        ctx = primary[dev].ctx;
+    }
+    pthread_mutex_unlock(&primary_lock);
+    if (ctx) {
+        vgc_cls_context_gone(ctx);
+    }
+}
+
+static void primary_released(CUdevice dev, CUresult res, bool reset)
+{
+    if (res != CUDA_SUCCESS || dev < 0 || dev >= VGC_PRIMARY_MAX) {
+        return;
+    }
+    pthread_mutex_lock(&primary_lock);
+    if (reset) {
+        primary[dev].refs = 0;
+    } else if (primary[dev].refs) {
+        primary[dev].refs--;
+    }
+    pthread_mutex_unlock(&primary_lock);
+}
+
+CUresult vgc_impl_cuDevicePrimaryCtxRelease(CUdevice dev)
+{
+    CUresult res;
+
+    primary_going(dev, false);
+    res = vgc_call_cuDevicePrimaryCtxRelease(dev);
+    primary_released(dev, res, false);
+    return res;
+}
+
+CUresult vgc_impl_cuDevicePrimaryCtxRelease_v2(CUdevice dev)
+{
+    CUresult res;
+
+    primary_going(dev, false);
+    res = vgc_call_cuDevicePrimaryCtxRelease_v2(dev);
+    primary_released(dev, res, false);
+    return res;
+}
+
+CUresult vgc_impl_cuDevicePrimaryCtxReset(CUdevice dev)
+{
+    CUresult res;
+
+    primary_going(dev, true);
+    res = vgc_call_cuDevicePrimaryCtxReset(dev);
+    primary_released(dev, res, true);
+    return res;
+}
+
+CUresult vgc_impl_cuDevicePrimaryCtxReset_v2(CUdevice dev)
+{
+    CUresult res;
+
+    primary_going(dev, true);
+    res = vgc_call_cuDevicePrimaryCtxReset_v2(dev);
+    primary_released(dev, res, true);
+    return res;
+}
+
+/* CUDA 13's form names the context; cudaDeviceSynchronize uses it. */
+CUresult vgc_impl_cuCtxSynchronize_v2(CUcontext ctx)
+{
+    CUresult res, pop;
+
+    if (!vgc_initialized()) {
+        return CUDA_ERROR_NOT_INITIALIZED;
+    }
+    if (!ctx || (uintptr_t)ctx == vgc_ctx_current_handle()) {
+        return vgc_call_cuCtxSynchronize();
+    }
+    res = vgc_impl_cuCtxPushCurrent_v2(ctx);
+    if (res != CUDA_SUCCESS) {
+        return res;
+    }
+    res = vgc_call_cuCtxSynchronize();
+    pop = vgc_impl_cuCtxPopCurrent_v2(NULL);
+    return res != CUDA_SUCCESS ? res : pop;
+}
+
+/*
+ * Stream capture is not offered (cuStreamBeginCapture is not supported), so
+ * no stream is ever capturing; CuPy asks before every asynchronous copy.
+ * The handle is checked as the host would: a stream id or a default stream.
+ */
+CUresult vgc_impl_cuStreamIsCapturing(CUstream hStream, CUstreamCaptureStatus *captureStatus)
+{
+    uintptr_t h = (uintptr_t)hStream;
+
+    if (!vgc_initialized()) {
+        return CUDA_ERROR_NOT_INITIALIZED;
+    }
+    if (!captureStatus) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (h > 2 && VGC_HANDLE_KIND(h) != VGC_HANDLE_STREAM) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    *captureStatus = CU_STREAM_CAPTURE_STATUS_NONE;
+    return CUDA_SUCCESS;
+}
+
+CUresult vgc_impl_cuStreamIsCapturing_ptsz(CUstream hStream,
+                                           CUstreamCaptureStatus *captureStatus)
+{
+    return vgc_impl_cuStreamIsCapturing(hStream, captureStatus);
 }

@@ -6,6 +6,11 @@
  * headers (these are the program's own bytes, in its own memory) and ships
  * exactly that many bytes; the host checks them again before use.
  *
+ * Images are cached on the host by content (vgc_wire.h, VGC_OP_IMAGE_*):
+ * the shim hashes an image, asks whether the daemon holds it, uploads it
+ * in parts only when it does not, and loads it by reference.  A cuBLAS
+ * process thus sends its large fatbins once per daemon, not per process.
+ *
  * Launch arguments travel packed by each parameter's offset and size, which
  * the shim learns once per function from the host (cuFuncGetParamInfo) and
  * caches.  The host launches with the packed buffer (the `extra` form), so
@@ -23,6 +28,7 @@
 #include "vgc_guest_impl.h"
 #include "context.h"
 #include "log.h"
+#include "sha256.h"
 #include "transport.h"
 
 #define FATBIN_WRAPPER_MAGIC 0x466243B1u
@@ -106,10 +112,100 @@ static const void *image_measure(const void *image, size_t *size)
     return p;
 }
 
+/* ---- the host's image cache ----------------------------------------------- */
+
+/* One IMAGE_QUERY or IMAGE_PUT request; returns the host's answer. */
+static CUresult image_request(unsigned opcode, const uint8_t hash[32], uint64_t size,
+                              uint64_t offset, const void *part, size_t part_len)
+{
+    struct vgc_req rq;
+    CUresult res = vgc_req_begin(&rq, opcode);
+
+    if (res != CUDA_SUCCESS) {
+        return res;
+    }
+    vgc_wr_bytes(&rq.wr, hash, 32);
+    vgc_wr_u64(&rq.wr, size);
+    if (opcode == VGC_OP_IMAGE_PUT) {
+        vgc_wr_u64(&rq.wr, offset);
+        vgc_wr_blob(&rq.wr, part, part_len);
+    }
+    res = vgc_req_call(&rq);
+    if (!vgc_rd_done(&rq.rd)) {
+        res = vgc_req_bad_reply(&rq);
+    }
+    vgc_req_end(&rq);
+    return res;
+}
+
+static bool image_cache_enabled(void)
+{
+    const char *env = getenv("VGC_IMAGE_CACHE");
+
+    return !env || strcmp(env, "0");
+}
+
+/*
+ * Decide what a load call carries for the image @data of @size bytes: a
+ * reference to the host's copy (written to @ref), uploading the image first
+ * when the host lacks it, or the image itself when there is no cache.
+ */
+static CUresult image_ship(const void *data, size_t size, uint8_t ref[VGC_IMAGE_REF_SIZE],
+                           const void **send, size_t *send_len)
+{
+    uint8_t hash[VGC_SHA256_DIGEST];
+    uint64_t size64 = size;
+    CUresult res = CUDA_ERROR_NOT_SUPPORTED;
+    unsigned parts = 0;
+
+    if (image_cache_enabled() && size <= VGC_IMAGE_MAX) {
+        vgc_sha256(data, size, hash);
+        res = image_request(VGC_OP_IMAGE_QUERY, hash, size, 0, NULL, 0);
+        if (res == CUDA_SUCCESS) {
+            vgc_log("module image %02x%02x%02x%02x..., %zu bytes: already on the host",
+                    hash[0], hash[1], hash[2], hash[3], size);
+        } else if (res == CUDA_ERROR_NOT_FOUND) {
+            for (size_t off = 0; off < size; off += VGC_IMAGE_PART, parts++) {
+                size_t n = size - off < VGC_IMAGE_PART ? size - off : VGC_IMAGE_PART;
+                res = image_request(VGC_OP_IMAGE_PUT, hash, size, off,
+                                    (const uint8_t *)data + off, n);
+                if (res != CUDA_SUCCESS) {
+                    break;
+                }
+            }
+            if (res == CUDA_SUCCESS) {
+                vgc_log("module image %02x%02x%02x%02x..., %zu bytes: uploaded in %u part(s)",
+                        hash[0], hash[1], hash[2], hash[3], size, parts);
+            }
+        }
+        if (res == CUDA_ERROR_DEVICE_UNAVAILABLE) {
+            return res;
+        }
+    }
+    if (res == CUDA_SUCCESS) {
+        memcpy(ref, VGC_IMAGE_REF_MAGIC, VGC_IMAGE_REF_MAGIC_LEN);
+        memcpy(ref + VGC_IMAGE_REF_MAGIC_LEN, hash, 32);
+        memcpy(ref + VGC_IMAGE_REF_MAGIC_LEN + 32, &size64, 8);
+        *send = ref;
+        *send_len = VGC_IMAGE_REF_SIZE;
+        return CUDA_SUCCESS;
+    }
+    /* No cache on this host: the image travels with the call. */
+    if (size > VGC_MAX_CHUNK) {
+        vgc_log("module image of %zu bytes exceeds what one request carries", size);
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    *send = data;
+    *send_len = size;
+    return CUDA_SUCCESS;
+}
+
 static CUresult module_load_image(CUmodule *module, const void *image)
 {
-    const void *data;
-    size_t size = 0;
+    uint8_t ref[VGC_IMAGE_REF_SIZE];
+    const void *data, *send;
+    size_t size = 0, send_len;
+    CUresult res;
 
     if (!vgc_initialized()) {
         return CUDA_ERROR_NOT_INITIALIZED;
@@ -121,11 +217,11 @@ static CUresult module_load_image(CUmodule *module, const void *image)
     if (!data) {
         return CUDA_ERROR_INVALID_IMAGE;
     }
-    if (size > VGC_MAX_CHUNK) {
-        vgc_log("module image of %zu bytes exceeds what one request carries", size);
-        return CUDA_ERROR_NOT_SUPPORTED;
+    res = image_ship(data, size, ref, &send, &send_len);
+    if (res != CUDA_SUCCESS) {
+        return res;
     }
-    return vgc_call_cuModuleLoadData(module, data, size);
+    return vgc_call_cuModuleLoadData(module, send, send_len);
 }
 
 CUresult vgc_impl_cuModuleLoadData(CUmodule *module, const void *image)
@@ -198,8 +294,10 @@ CUresult vgc_impl_cuLibraryLoadData(CUlibrary *library, const void *code,
                                     void **libraryOptionValues,
                                     unsigned int numLibraryOptions)
 {
-    const void *data;
-    size_t size = 0;
+    uint8_t ref[VGC_IMAGE_REF_SIZE];
+    const void *data, *send;
+    size_t size = 0, send_len;
+    CUresult res;
 
     (void)jitOptions;
     (void)jitOptionsValues;
@@ -217,11 +315,11 @@ CUresult vgc_impl_cuLibraryLoadData(CUlibrary *library, const void *code,
     if (!data) {
         return CUDA_ERROR_INVALID_IMAGE;
     }
-    if (size > VGC_MAX_CHUNK) {
-        vgc_log("library image of %zu bytes exceeds what one request carries", size);
-        return CUDA_ERROR_NOT_SUPPORTED;
+    res = image_ship(data, size, ref, &send, &send_len);
+    if (res != CUDA_SUCCESS) {
+        return res;
     }
-    return vgc_call_cuLibraryLoadData(library, data, size);
+    return vgc_call_cuLibraryLoadData(library, send, send_len);
 }
 
 /* ---- launches ------------------------------------------------------------ */

@@ -1,6 +1,7 @@
 /*
  * procaddr.c - the calls the shim answers alone: versions, error strings,
- * cuGetProcAddress and export tables.
+ * and cuGetProcAddress (export tables:
+ * export_tables.c).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -148,22 +149,6 @@ CUresult vgc_impl_cuGetProcAddress(const char *symbol, void **pfn, int driverVer
                                    cuuint64_t flags)
 {
     return vgc_impl_cuGetProcAddress_v2(symbol, pfn, driverVersion, flags, NULL);
-}
-
-CUresult vgc_impl_cuGetExportTable(const void **ppExportTable, const CUuuid *pExportTableId)
-{
-    const unsigned char *b;
-
-    if (!ppExportTable || !pExportTableId) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    *ppExportTable = NULL;
-    b = (const unsigned char *)pExportTableId->bytes;
-    vgc_log("cuGetExportTable: table %02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-            "%02x%02x%02x%02x%02x%02x is not provided",
-            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
-            b[10], b[11], b[12], b[13], b[14], b[15]);
-    return CUDA_ERROR_NOT_SUPPORTED;
 }
 
 CUresult vgc_impl_cuModuleGetLoadingMode(CUmoduleLoadingMode *mode)

@@ -483,7 +483,9 @@ CUresult vgc_transport_connect(void)
     snprintf(conn.server, sizeof(conn.server), "%s", server);
     if (!conn.sbuf) {
         conn.sbuf = malloc(VGC_SEND_CAP);
-        conn.rframe = aligned_alloc(4096, 4096 + sizeof(struct vgc_hdr) + VGC_MAX_PAYLOAD);
+        /* the payload, its header and room to align it; aligned_alloc wants
+         * a multiple of the alignment */
+        conn.rframe = aligned_alloc(4096, VGC_MAX_PAYLOAD + 8192);
         if (!conn.sbuf || !conn.rframe) {
             pthread_mutex_unlock(&conn.lock);
             return CUDA_ERROR_OUT_OF_MEMORY;

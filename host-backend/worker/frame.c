@@ -8,6 +8,7 @@
 
 #include "vgc_opcodes.h"
 #include "frame.h"
+#include "image_cache.h"
 
 const char *vgcd_frame_check_header(const struct vgc_hdr *h)
 {
@@ -107,6 +108,16 @@ enum vgcd_frame_result vgcd_frame_process(struct vgcd_session *s,
     }
     if (h->opcode == VGC_OP_GOODBYE) {
         return VGCD_FRAME_CLOSE;
+    }
+    if (h->opcode == VGC_OP_IMAGE_QUERY || h->opcode == VGC_OP_IMAGE_PUT) {
+        if (async) {
+            vgcd_violation(s, "an image request sent without waiting");
+            return VGCD_FRAME_VIOLATION;
+        }
+        if (vgcd_image_frame(s, h->opcode, payload, h->length, w) < 0) {
+            return VGCD_FRAME_VIOLATION;
+        }
+        return VGCD_FRAME_REPLY;
     }
     if (h->opcode < VGC_OP_FIRST_CALL || !vgc_opcode_name(h->opcode)) {
         vgcd_violation(s, "unknown opcode");

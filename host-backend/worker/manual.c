@@ -11,6 +11,7 @@
 
 #include "vgc_attr.h"
 #include "vgc_host_args.h"
+#include "image_cache.h"
 #include "session.h"
 
 /* ---- primary contexts: a release to zero or a reset frees its objects ---- */
@@ -92,28 +93,91 @@ CUresult vgcd_cuCtxCreate_v2(struct vgcd_session *s, struct vgcd_args_cuCtxCreat
     return res;
 }
 
+/*
+ * Limits added after an executor was written: the CIG limits describe
+ * contexts created with CIG parameters, which the shim never creates, so
+ * for any context the driver's answer is "not a CIG context".  cuBLASLt
+ * asks at start-up and treats a failure as an unusable context.
+ */
+CUresult vgcd_cuCtxGetLimit(struct vgcd_session *s, struct vgcd_args_cuCtxGetLimit *a)
+{
+    CUresult res = s->exec->ops.cuCtxGetLimit ? s->exec->ops.cuCtxGetLimit(a->pvalue, a->limit)
+                                              : CUDA_ERROR_NOT_SUPPORTED;
+
+    if (res == CUDA_ERROR_UNSUPPORTED_LIMIT &&
+        (a->limit == CU_LIMIT_CIG_ENABLED || a->limit == CU_LIMIT_CIG_SHMEM_FALLBACK_ENABLED)) {
+        *a->pvalue = 0;
+        res = CUDA_SUCCESS;
+    }
+    return res;
+}
+
 /* ---- images ------------------------------------------------------------- */
+
+/*
+ * The image bytes are either the image itself or a reference to one in the
+ * daemon's image cache (image_cache.h), sent once the guest learned that the
+ * cache holds it.  *mapped says whether vgcd_image_unmap() must follow.
+ */
+static CUresult manual_image(const void *data, uint64_t len, const void **image,
+                             size_t *size, bool *mapped)
+{
+    CUresult res;
+
+    *mapped = false;
+    if (!data || !len) {
+        return CUDA_ERROR_INVALID_IMAGE;
+    }
+    res = vgcd_image_resolve(data, (size_t)len, image, size);
+    if (res == CUDA_ERROR_NOT_FOUND) {
+        *image = data;
+        *size = (size_t)len;
+        return CUDA_SUCCESS;
+    }
+    *mapped = res == CUDA_SUCCESS;
+    return res;
+}
 
 CUresult vgcd_cuModuleLoadData(struct vgcd_session *s, struct vgcd_args_cuModuleLoadData *a)
 {
-    if (!a->data || !a->data_len) {
-        return CUDA_ERROR_INVALID_IMAGE;
-    }
+    const void *image;
+    size_t size;
+    bool mapped;
+    CUresult res;
+
     if (!s->exec->module_load) {
-        return CUDA_ERROR_NOT_SUPPORTED;
+        return a->data && a->data_len ? CUDA_ERROR_NOT_SUPPORTED : CUDA_ERROR_INVALID_IMAGE;
     }
-    return s->exec->module_load(a->module, a->data, a->data_len);
+    res = manual_image(a->data, a->data_len, &image, &size, &mapped);
+    if (res != CUDA_SUCCESS) {
+        return res;
+    }
+    res = s->exec->module_load(a->module, image, size);
+    if (mapped) {
+        vgcd_image_unmap(image, size);
+    }
+    return res;
 }
 
 CUresult vgcd_cuLibraryLoadData(struct vgcd_session *s, struct vgcd_args_cuLibraryLoadData *a)
 {
-    if (!a->data || !a->data_len) {
-        return CUDA_ERROR_INVALID_IMAGE;
-    }
+    const void *image;
+    size_t size;
+    bool mapped;
+    CUresult res;
+
     if (!s->exec->library_load) {
-        return CUDA_ERROR_NOT_SUPPORTED;
+        return a->data && a->data_len ? CUDA_ERROR_NOT_SUPPORTED : CUDA_ERROR_INVALID_IMAGE;
     }
-    return s->exec->library_load(a->library, a->data, a->data_len);
+    res = manual_image(a->data, a->data_len, &image, &size, &mapped);
+    if (res != CUDA_SUCCESS) {
+        return res;
+    }
+    res = s->exec->library_load(a->library, image, size);
+    if (mapped) {
+        vgcd_image_unmap(image, size);
+    }
+    return res;
 }
 
 /* ---- 2D copies ------------------------------------------------------------ */

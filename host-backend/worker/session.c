@@ -210,9 +210,12 @@ void vgcd_defer(struct vgcd_session *s, CUresult res)
 
 CUresult vgcd_syncpoint(struct vgcd_session *s, CUresult res)
 {
-    if (res == CUDA_SUCCESS && s->deferred != CUDA_SUCCESS) {
+    /* The deferred failure is reported once, by the first synchronising
+     * call: as its own result, or superseded by the call's own error (a
+     * sticky context error, say, which the executor repeats itself). */
+    if (res == CUDA_SUCCESS) {
         res = s->deferred;
-        s->deferred = CUDA_SUCCESS;
     }
+    s->deferred = CUDA_SUCCESS;
     return res;
 }

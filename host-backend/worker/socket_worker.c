@@ -113,6 +113,7 @@ int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, const char *peer
     struct vgcd_session *s = vgcd_session_new(exec, peer);
     size_t cap = sizeof(struct vgc_hdr) + VGC_MAX_PAYLOAD + WORKER_READ_AHEAD;
     uint8_t *in = malloc(cap);
+    /* aligned_alloc wants a size that is a multiple of the alignment */
     uint8_t *out = aligned_alloc(4096, VGC_MAX_PAYLOAD + 4096);
     const char *why = NULL;
     size_t pos = 0, end = 0;

@@ -239,7 +239,10 @@ def emit_dispatch(api, spec):
             for x in outs:
                 o.append('    slot_%s = vgc_wr_reserve(w, %s);\n' % (x.name, out_wire_size(x)))
             for x in bufs:
-                o.append('    vgc_wr_u64(w, a->%s_len);\n' % x.name)
+                o.append('    uint8_t *lenslot_%s = vgc_wr_reserve(w, 8);\n' % x.name)
+                o.append('    uint64_t reserved_%s = a->%s_len;\n' % (x.name, x.name))
+                o.append('    if (lenslot_%s) {\n        memcpy(lenslot_%s, &a->%s_len, 8);\n    }\n'
+                         % (x.name, x.name, x.name))
                 o.append('    a->%s = vgc_wr_reserve(w, a->%s_len);\n' % (x.name, x.name))
                 # Small buffers (names, strings) are cleared so that what an
                 # executor leaves unwritten reads as zero; bulk data is
@@ -284,6 +287,18 @@ def emit_dispatch(api, spec):
             else:
                 o.append('        memcpy(slot_%s, &a->%s_val, %s);\n' % (x.name, x.name, out_wire_size(x)))
         o.append('    }\n')
+        if bufs:
+            # The last output buffer may come back shorter than asked (a
+            # handler that learns the size only when it runs sets a->X_len).
+            last = bufs[-1]
+            o.append('    if (res == CUDA_SUCCESS && a->%s_len < reserved_%s) {\n'
+                     % (last.name, last.name))
+            o.append('        memcpy(lenslot_%s, &a->%s_len, 8);\n' % (last.name, last.name))
+            o.append('        w->len -= (size_t)(reserved_%s - a->%s_len);\n'
+                     % (last.name, last.name))
+            o.append('    }\n')
+            for x in bufs[:-1]:
+                o.append('    (void)reserved_%s;\n' % x.name)
         o.append('    int32_t r32 = (int32_t)res;\n')
         o.append('    memcpy(slot_result, &r32, 4);\n')
         o.append('    return 0;\n}\n\n')

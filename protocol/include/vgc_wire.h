@@ -50,8 +50,33 @@ _Static_assert(sizeof(struct vgc_hdr) == 32, "vgc_hdr is 32 bytes on the wire");
 enum {
     VGC_OP_HELLO = 0,       /* handshake; must be the first frame */
     VGC_OP_GOODBYE = 1,     /* orderly end of a session */
+    VGC_OP_IMAGE_QUERY = 2, /* does the host hold this module image? */
+    VGC_OP_IMAGE_PUT = 3,   /* one part of a module image */
     VGC_OP_FIRST_CALL = 16,
 };
+
+/*
+ * Module images are cached on the host by content (SHA-256), once per
+ * daemon: a guest asks before it sends, sends a missing image in parts of
+ * at most VGC_IMAGE_PART bytes, and then loads it by reference.
+ *
+ * IMAGE_QUERY request: u8[32] sha256, u64 size.
+ *             reply:   i32 CUDA_SUCCESS (held), CUDA_ERROR_NOT_FOUND
+ *                      (send it), or another error (no cache: send the
+ *                      image inline as before).
+ * IMAGE_PUT request:   u8[32] sha256, u64 size, u64 offset, blob part.
+ *             Parts of one image arrive in order, from offset 0.
+ *             reply:   i32 CUDA_SUCCESS, or CUDA_ERROR_INVALID_IMAGE when
+ *                      the completed image does not match its hash.
+ * A load call (cuModuleLoadData, cuLibraryLoadData) then carries, as its
+ * image bytes, a reference: VGC_IMAGE_REF_MAGIC, u8[32] sha256, u64 size.
+ * No real image starts with a NUL byte, so a reference is unambiguous.
+ */
+#define VGC_IMAGE_REF_MAGIC "\0VGCIMG\1"
+#define VGC_IMAGE_REF_MAGIC_LEN 8
+#define VGC_IMAGE_REF_SIZE  (VGC_IMAGE_REF_MAGIC_LEN + 32 + 8)
+#define VGC_IMAGE_PART      (VGC_MAX_PAYLOAD - 4096u)
+#define VGC_IMAGE_MAX       (4ull << 30)
 
 /*
  * Handles (contexts, streams, modules, ...) travel as u64 ids that the host
