@@ -8,10 +8,19 @@ Sections (each check is one line: "ok", "FAIL" or "skip", with its name):
   shim        the shim's exports; no server; a server of another version
   integration driver-API programs through the shim against vgcd --executor
               cpu, over a unix socket and over TCP loopback
+  runtime     unmodified NVIDIA runtime and libraries through the shim:
+              nvcc-built programs (static and shared cudart), cuBLAS and
+              cuDNN, the NVML shim and vgc-smi, and Python (CuPy, Numba)
+              in a venv when PyPI is reachable
+  kernels     nvcc -O3 kernels run by the cpu executor's PTX interpreter
+              through the shim (tests/kernels), checked against the CPU
   robustness  malformed traffic on vgcd's socket, clients unaffected
   asan        unit and integration tests again, with ASan/UBSan builds of
               vgcd and the shim
   fuzz        the request decoder under libFuzzer, for a bounded time
+  gpu         tests/gpu/run.sh --self-test (arguments, refusal without a GPU,
+              report format on sample data, build-minimal.sh, gpu_bench on the
+              cpu executor); the real GPU run itself is reported as skipped
 
 A skipped check is reported as skipped, never as passed.
 """
@@ -193,6 +202,161 @@ def section_integration(build, label='', env_extra=None, transports=('unix', 'tc
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+RUNTIME_PROGRAMS = ['rt_api_static', 'rt_api_shared', 'rt_kernel_static', 'rt_kernel_shared',
+                    'rt_cublas', 'rt_cudnn', 'rt_bigimage']
+
+
+def runtime_image_cache(build, server, cache):
+    """A second process finds the first one's module images on the host."""
+    prog = os.path.join(build, 'tests', 'runtime', 'rt_bigimage')
+    name = 'runtime: image cache: a 20 MiB image is sent in parts once per daemon'
+    if not os.access(prog, os.X_OK):
+        report('skip', name, 'rt_bigimage not built')
+        return
+    outs = []
+    for _ in range(2):
+        p = subprocess.run([prog], env=shim_env(build, server, {'VGC_LOG': '1'}),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           errors='replace', timeout=300)
+        outs.append(p.stdout)
+    files = os.listdir(cache) if os.path.isdir(cache) else []
+    ok = ('bytes: uploaded in 2 part(s)' in outs[0] and 'bytes: uploaded' not in outs[1] and
+          'already on the host' in outs[1] and len(files) == 1)
+    report('ok' if ok else 'FAIL', name,
+           '' if ok else '%d file(s) in the cache\n%s\n%s' % (len(files), tail(outs[0], 8),
+                                                                  tail(outs[1], 8)))
+
+
+def section_runtime(build):
+    """NVIDIA's own runtime, cuBLAS and cuDNN, unmodified, on the shim."""
+    d = os.path.join(build, 'tests', 'runtime')
+    hashes = os.path.join(d, 'test_hashes')
+    if os.access(hashes, os.X_OK):
+        run_check('runtime: test_hashes', [hashes])
+    else:
+        report('skip', 'runtime: test_hashes', 'not built (no nettle)')
+    progs = [os.path.join(d, p) for p in RUNTIME_PROGRAMS]
+    tmp = tempfile.mkdtemp(prefix='vgc-rt-')
+    sock = os.path.join(tmp, 'vgcd.sock')
+    cache = os.path.join(tmp, 'images')
+    daemon = Daemon(build, ['unix:' + sock], env=dict(os.environ, VGCD_IMAGE_CACHE_DIR=cache))
+    try:
+        server = 'unix:' + sock
+        runtime_image_cache(build, server, cache)
+        for p in progs:
+            name = 'runtime: %s' % os.path.basename(p)
+            if not os.access(p, os.X_OK):
+                report('skip', name, 'not built (no nvcc or library in /usr/local/cuda)')
+                continue
+            run_check(name, [p], env=shim_env(build, server), timeout=300)
+        section_runtime_nvml(build, server)
+        section_runtime_python(build, server)
+        if daemon.alive():
+            report('ok', 'runtime: vgcd survived every program')
+        else:
+            report('FAIL', 'runtime: vgcd died', tail(daemon.log_text()))
+    finally:
+        rc = daemon.stop()
+        if rc not in (0, None):
+            report('FAIL', 'runtime: vgcd exit status %s on SIGTERM' % rc, tail(daemon.log_text()))
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def section_runtime_nvml(build, server):
+    """The NVML shim against the CUDA shim, and vgc-smi."""
+    prog = os.path.join(build, 'tests', 'runtime', 'rt_nvml')
+    smi = os.path.join(build, 'guest-driver', 'tools', 'vgc-smi')
+    env = shim_env(build, server)
+    env['LD_LIBRARY_PATH'] += ':' + os.path.join(build, 'guest-driver', 'libnvml')
+    run_check('runtime: rt_nvml', [prog], env=env, timeout=120)
+    for args, want in (([], 'Memory-Usage'), (['-L'], 'UUID: GPU-')):
+        name = 'runtime: vgc-smi %s' % ' '.join(args)
+        try:
+            p = subprocess.run([smi] + args, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            report('FAIL', name, str(e))
+            continue
+        ok = p.returncode == 0 and want in p.stdout and 'MiB' in p.stdout or \
+            (args and p.returncode == 0 and want in p.stdout)
+        report('ok' if ok else 'FAIL', name, '' if ok else tail(p.stdout))
+
+
+# The venv is cached in the build directory, keyed by this list.
+PY_PACKAGES = ['numpy', 'cupy-cuda13x', 'numba-cuda[cu13]']
+
+
+def runtime_venv(build):
+    """A venv with PY_PACKAGES, or (None, why) when PyPI cannot be reached."""
+    import hashlib
+    key = hashlib.sha256(' '.join(PY_PACKAGES).encode()).hexdigest()[:12]
+    venv = os.path.join(build, 'tests', 'runtime', 'pyenv-' + key)
+    py = os.path.join(venv, 'bin', 'python')
+    if os.path.exists(os.path.join(venv, '.complete')):
+        return py, ''
+    try:
+        p = subprocess.run([sys.executable, '-m', 'pip', 'index', 'versions', 'cupy-cuda13x'],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=30)
+        if p.returncode != 0:
+            return None, 'PyPI is not reachable (pip index failed)'
+    except (OSError, subprocess.TimeoutExpired):
+        return None, 'PyPI is not reachable (timed out)'
+    shutil.rmtree(venv, ignore_errors=True)
+    steps = [[sys.executable, '-m', 'venv', venv],
+             [py, '-m', 'pip', 'install', '-q', '--disable-pip-version-check'] + PY_PACKAGES]
+    for cmd in steps:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=1500)
+        if p.returncode != 0:
+            return None, 'creating the venv failed:\n' + tail(p.stdout)
+    open(os.path.join(venv, '.complete'), 'w').close()
+    return py, ''
+
+
+def section_runtime_python(build, server):
+    """CuPy and Numba, from PyPI, through the shim on the cpu executor."""
+    py, why = runtime_venv(build)
+    script = os.path.join(ROOT, 'tests', 'runtime', 'rt_python.py')
+    for which in ('cupy', 'numba'):
+        name = 'runtime: python %s' % which
+        if not py:
+            report('skip' if 'not reachable' in why else 'FAIL', name, why)
+            continue
+        env = shim_env(build, server, {'CUDA_PATH': '/usr/local/cuda',
+                                       'CUDA_HOME': '/usr/local/cuda'})
+        run_check(name, [py, script, which], env=env, timeout=600)
+
+
+def section_kernels(build):
+    """nvcc -O3 kernels (tests/kernels) run by the cpu executor's PTX
+    interpreter through the shim, over a unix socket and TCP loopback."""
+    d = os.path.join(build, 'tests', 'kernels')
+    progs = []
+    if os.path.isdir(d):
+        progs = sorted(os.path.join(d, f) for f in os.listdir(d)
+                       if f.startswith('test_') and '.' not in f
+                       and os.access(os.path.join(d, f), os.X_OK))
+    if not progs:
+        report('skip', 'kernels: no kernel tests built (nvcc not found?)')
+        return
+    tmp = tempfile.mkdtemp(prefix='vgc-kn-')
+    sock = os.path.join(tmp, 'vgcd.sock')
+    port = free_port()
+    d = Daemon(build, ['unix:' + sock, 'tcp:127.0.0.1:%d' % port])
+    try:
+        servers = {'unix': 'unix:' + sock, 'tcp': 'tcp:127.0.0.1:%d' % port}
+        for t in ('unix', 'tcp'):
+            for p in progs:
+                run_check('kernels [%s]: %s' % (t, os.path.basename(p)), [p],
+                          env=shim_env(build, servers[t]), timeout=300)
+        report('ok' if d.alive() else 'FAIL', 'kernels: vgcd survived every program',
+               '' if d.alive() else tail(d.log_text()))
+    finally:
+        d.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def section_robustness(build):
     sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration'))
     import malformed
@@ -308,6 +472,36 @@ def section_vhost(build):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def section_gpu(build):
+    """tests/gpu/run.sh: its no-GPU self-test; the GPU run needs the GPU machine."""
+    script = os.path.join(ROOT, 'tests', 'gpu', 'run.sh')
+    cmd = [script, '--self-test']
+    if os.path.isdir(build):
+        cmd += ['--build', build]
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           errors='replace', timeout=600)
+        out, rc = p.stdout, p.returncode
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout if isinstance(e.stdout, str) else (e.stdout or b'').decode(errors='replace')
+        out, rc = out + '\ntimed out after 600s', None
+    seen = 0
+    for line in out.splitlines():
+        if line.startswith('ok - '):
+            report('ok', 'gpu: ' + line[5:])
+            seen += 1
+        elif line.startswith('not ok - '):
+            name, _, detail = line[9:].partition(': ')
+            report('FAIL', 'gpu: ' + name, detail)
+            seen += 1
+    if rc != 0 and (rc is None or seen == 0 or 'not ok - ' not in out):
+        report('FAIL', 'gpu: run.sh --self-test exit %s' % rc, tail(out))
+    gpu = shutil.which('nvidia-smi') and os.path.exists('/dev/nvidiactl')
+    report('skip', 'gpu: tests/gpu/run.sh on a real GPU',
+           'no GPU on this machine' if not gpu else
+           'takes minutes: run it by hand (tests/gpu/README.md)')
+
+
 def section_fuzz(fuzz_build, seconds):
     fz = os.path.join(fuzz_build, 'tests', 'fuzz', 'fuzz_frame') if fuzz_build else None
     if not fz or not os.path.exists(fz):
@@ -352,6 +546,10 @@ def main():
         section_shim(args.build)
     if want('integration'):
         section_integration(args.build)
+    if want('kernels'):
+        section_kernels(args.build)
+    if want('runtime'):
+        section_runtime(args.build)
     if want('robustness'):
         section_robustness(args.build)
     if want('vhost'):
@@ -367,6 +565,8 @@ def main():
             report('FAIL', 'asan: no --asan-build given')
     if want('fuzz'):
         section_fuzz(args.fuzz_build, args.fuzz_seconds)
+    if want('gpu'):
+        section_gpu(args.build)
 
     if FAILED:
         print('\nfailed:\n' + '\n'.join('  ' + f for f in FAILED))
