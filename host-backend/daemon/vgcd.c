@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "executor.h"
+#include "image_cache.h"
 #include "listen.h"
 #include "pool.h"
 #include "worker.h"
@@ -377,6 +378,7 @@ int main(int argc, char **argv)
         perror("vgcd: signalfd");
         return 1;
     }
+    vgcd_image_cache_init();
     for (int i = 0; i < nlisten; i++) {
         char *err = NULL;
         if (vgcd_listener_open(&d.listeners[i], listen_addr[i], &err) < 0) {
@@ -392,6 +394,7 @@ int main(int argc, char **argv)
     }
     rc = vgcd_run(&d);
     vgcd_shutdown(&d);
+    vgcd_image_cache_remove();
     vgc_pool_destroy(d.pool);
     free(d.workers);
     fprintf(stderr, "vgcd: stopped\n");

@@ -32,9 +32,26 @@ static char ic_dir[PATH_MAX];
 
 /*
  * VGCD_IMAGE_CACHE_DIR names the directory; by default it is private to
- * the daemon (the parent of this worker) and its user, under
- * $XDG_RUNTIME_DIR or /tmp.
+ * the daemon and its user, under $XDG_RUNTIME_DIR or /tmp.  The daemon
+ * fixes the name before it forks (vgcd_image_cache_init), so that workers
+ * and the per-session processes of VMs, whatever their parent, agree.
  */
+void vgcd_image_cache_init(void)
+{
+    const char *env = getenv("VGCD_IMAGE_CACHE_DIR");
+    const char *base = getenv("XDG_RUNTIME_DIR");
+
+    if (env && *env) {
+        snprintf(ic_dir, sizeof(ic_dir), "%s", env);
+        return;
+    }
+    if (!base || !*base) {
+        base = "/tmp";
+    }
+    snprintf(ic_dir, sizeof(ic_dir), "%s/vgcd-images-%u-%d", base, (unsigned)getuid(),
+             (int)getpid());
+}
+
 const char *vgcd_image_cache_dir(void)
 {
     const char *env, *base;
@@ -256,10 +273,16 @@ void vgcd_image_unmap(const void *image, size_t size)
 
 void vgcd_image_cache_remove(void)
 {
+    const char *env = getenv("VGCD_IMAGE_CACHE_DIR");
     const char *dir = vgcd_image_cache_dir();
-    DIR *d = opendir(dir);
+    DIR *d;
     struct dirent *e;
 
+    /* A directory the operator named is theirs to keep across restarts. */
+    if (env && *env) {
+        return;
+    }
+    d = opendir(dir);
     if (!d) {
         return;
     }

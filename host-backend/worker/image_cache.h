@@ -35,9 +35,12 @@ int vgcd_image_frame(struct vgcd_session *s, unsigned opcode, const void *payloa
 CUresult vgcd_image_resolve(const void *data, size_t len, const void **image, size_t *size);
 void vgcd_image_unmap(const void *image, size_t size);
 
+/* In the daemon, before forking workers: fix the cache's name for all. */
+void vgcd_image_cache_init(void);
 /* The cache directory (created on first use), for logs and cleanup. */
 const char *vgcd_image_cache_dir(void);
-/* Remove the cache directory and its files (the daemon, at exit). */
+/* Remove the cache directory and its files (the daemon, at exit), unless
+ * VGCD_IMAGE_CACHE_DIR named it. */
 void vgcd_image_cache_remove(void);
 
 #endif /* VGCD_IMAGE_CACHE_H */
