@@ -319,3 +319,48 @@ CUresult vgcd_cuPointerGetAttribute(struct vgcd_session *s,
     }
     return res;
 }
+
+/* ---- linking: options tune the host's JIT; none of them travels ---------- */
+
+CUresult vgcd_cuLinkCreate_v2(struct vgcd_session *s, struct vgcd_args_cuLinkCreate_v2 *a)
+{
+    if (!s->exec->ops.cuLinkCreate_v2) {
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    return s->exec->ops.cuLinkCreate_v2(0, NULL, NULL, a->stateOut);
+}
+
+CUresult vgcd_cuLinkAddData_v2(struct vgcd_session *s, struct vgcd_args_cuLinkAddData_v2 *a)
+{
+    if (!s->exec->ops.cuLinkAddData_v2) {
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    return s->exec->ops.cuLinkAddData_v2(a->state, a->type, (void *)a->data, a->data_len,
+                                         a->name, 0, NULL, NULL);
+}
+
+/*
+ * The linked image goes back in the reply, as long as it is: the guest
+ * keeps its own copy until cuLinkDestroy, as the driver's stays valid.
+ */
+CUresult vgcd_cuLinkComplete(struct vgcd_session *s, struct vgcd_args_cuLinkComplete *a)
+{
+    void *image = NULL;
+    size_t size = 0;
+    CUresult res;
+
+    if (!s->exec->ops.cuLinkComplete) {
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    res = s->exec->ops.cuLinkComplete(a->state, &image, &size);
+    if (res != CUDA_SUCCESS) {
+        return res;
+    }
+    if (!image || size > a->image_len) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    memcpy(a->image, image, size);
+    a->image_len = size;
+    *a->sizeOut = size;
+    return CUDA_SUCCESS;
+}

@@ -201,6 +201,9 @@ def emit_stubs(api, spec):
                  % (sym.name, params, sym.name))
         o.append('CUresult vgc_export_%s(%s)\n{\n' % (sym.name, params))
         if kind == 'call':
+            for a in by[sym.name].args:
+                if a.kind == 'skip':
+                    o.append('    (void)%s;    /* not carried */\n' % a.name)
             o.append('    return vgc_call_%s(%s);\n' % (sym.name, _wire_args(by[sym.name])))
         elif kind == 'impl':
             o.append('    return %s(%s);\n' % (target, args))
