@@ -1,7 +1,8 @@
 /*
  * memcpy.c - copies that touch guest memory, and pointer attributes.
  *
- * A request carries at most VGC_MAX_CHUNK bytes, so large copies go as a
+ * A request carries at most vgc_transport_max_chunk() bytes (16 MiB on a
+ * socket, less on a virtio device), so large copies go as a
  * run of chunk-sized calls; the host applies them in order, so the result is
  * the same as one copy.  Unified-address calls (cuMemcpy, cuMemcpy2D with
  * CU_MEMORYTYPE_UNIFIED) are turned into explicit directions here: the host
@@ -21,7 +22,9 @@
 
 static size_t chunk(size_t left)
 {
-    return left < VGC_MAX_CHUNK ? left : VGC_MAX_CHUNK;
+    size_t max = vgc_transport_max_chunk();
+
+    return left < max ? left : max;
 }
 
 CUresult vgc_impl_cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t n)
@@ -245,10 +248,10 @@ static CUresult copy2d(const CUDA_MEMCPY2D *pCopy, CUstream stream, int kind)
         (c.dstMemoryType == CU_MEMORYTYPE_HOST && (!dst_host || c.dstPitch < width))) {
         return CUDA_ERROR_INVALID_VALUE;
     }
-    if (width > VGC_MAX_CHUNK) {
+    if (width > vgc_transport_max_chunk()) {
         return CUDA_ERROR_NOT_SUPPORTED;    /* rows wider than a chunk */
     }
-    rows_per_call = VGC_MAX_CHUNK / width;
+    rows_per_call = vgc_transport_max_chunk() / width;
 
     for (size_t y0 = 0; y0 < c.Height; y0 += rows_per_call) {
         size_t rows = c.Height - y0 < rows_per_call ? c.Height - y0 : rows_per_call;

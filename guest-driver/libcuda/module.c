@@ -165,8 +165,10 @@ static CUresult image_ship(const void *data, size_t size, uint8_t ref[VGC_IMAGE_
             vgc_log("module image %02x%02x%02x%02x..., %zu bytes: already on the host",
                     hash[0], hash[1], hash[2], hash[3], size);
         } else if (res == CUDA_ERROR_NOT_FOUND) {
-            for (size_t off = 0; off < size; off += VGC_IMAGE_PART, parts++) {
-                size_t n = size - off < VGC_IMAGE_PART ? size - off : VGC_IMAGE_PART;
+            size_t part = vgc_transport_max_chunk() < VGC_IMAGE_PART ?
+                          vgc_transport_max_chunk() : VGC_IMAGE_PART;
+            for (size_t off = 0; off < size; off += part, parts++) {
+                size_t n = size - off < part ? size - off : part;
                 res = image_request(VGC_OP_IMAGE_PUT, hash, size, off,
                                     (const uint8_t *)data + off, n);
                 if (res != CUDA_SUCCESS) {

@@ -41,6 +41,7 @@ static struct {
     pthread_once_t atfork_once;
     int fd;                     /* -1: not connected */
     bool is_device;             /* fd is /dev/vgcN, not a socket */
+    size_t max_chunk;           /* bulk bytes one request may carry */
     bool connected_once;
     bool broken;
     uint8_t *sbuf;              /* queued frames, then the request being built */
@@ -381,10 +382,20 @@ static int transport_open_device(const char *path)
         errno = e;
         return -1;
     }
-    if (info.max_payload < VGC_MAX_PAYLOAD) {
+    if (info.max_payload < VGC_MAX_PAYLOAD || info.max_segments < 16) {
         close(fd);
         errno = EPROTO;
         return -1;
+    }
+    /*
+     * A chain has at most max_segments descriptors and the kernel needs one
+     * per page of a pinned buffer that is not physically contiguous with
+     * the previous one: size bulk requests so that a worst-case buffer
+     * (one page a descriptor, plus headers and a partial first page) fits.
+     */
+    conn.max_chunk = ((size_t)info.max_segments - 8) * 4096;
+    if (conn.max_chunk > VGC_MAX_CHUNK) {
+        conn.max_chunk = VGC_MAX_CHUNK;
     }
     return fd;
 }
@@ -518,6 +529,11 @@ CUresult vgc_transport_connect(void)
 const struct vgc_server_info *vgc_server_info(void)
 {
     return &conn.info;
+}
+
+size_t vgc_transport_max_chunk(void)
+{
+    return conn.max_chunk ? conn.max_chunk : VGC_MAX_CHUNK;
 }
 
 bool vgc_is_device_address(uint64_t p)

@@ -58,6 +58,13 @@ struct vgc_server_info {
 CUresult vgc_transport_connect(void);
 const struct vgc_server_info *vgc_server_info(void);
 
+/*
+ * Bulk bytes (a copy's chunk, a part of an image) one request may carry on
+ * this transport: VGC_MAX_CHUNK on a socket, less on a virtio device whose
+ * chains have fewer descriptors than a full chunk of pages needs.
+ */
+size_t vgc_transport_max_chunk(void);
+
 /* True when @p lies in the server's device address window. */
 bool vgc_is_device_address(uint64_t p);
 

@@ -85,7 +85,7 @@ struct vgc_ioctl_info {
 	__u32 protocol_version;         /* (out) */
 	__u32 num_gpus;                 /* (out) */
 	__u32 max_payload;              /* (out) */
-	__u32 max_segments;             /* (out) */
+	__u32 max_segments;             /* (out) descriptors one chain may use */
 	__u32 session;                  /* (out) this file's session id */
 	__u32 reserved;
 };
@@ -96,7 +96,8 @@ struct vgc_ioctl_segment {
 	__u64 len;
 };
 
-#define VGC_CALL_F_WANT_REPLY   (1u << 0)       /* the last frame is synchronous */
+/* The last frame is synchronous: set exactly when reply_nsegs > 0. */
+#define VGC_CALL_F_WANT_REPLY   (1u << 0)
 
 struct vgc_ioctl_call {
 	__u32 argsz;                    /* (in) sizeof(struct vgc_ioctl_call) */
@@ -108,10 +109,12 @@ struct vgc_ioctl_call {
 	__u64 reply_len;                /* (out) bytes of reply frame written */
 };
 
-/* errnos: EINVAL (argsz, flags, segments), EFAULT, ENOMEM, EINTR (killed;
- * the request still completes on the device), ENODEV (device gone or
- * reset), EIO (the device refused the request: status in dmesg, rate
- * limited), ENOTTY (unknown command). */
+/* errnos: EINVAL (argsz, flags, segments), EFAULT, ENOMEM, E2BIG (the
+ * frames need more descriptors than a chain has: see max_segments), EINTR
+ * (killed; the request still completes on the device), ENODEV (device gone
+ * or reset), EIO (the device refused the request: status in dmesg, rate
+ * limited), ENOTTY (unknown command).  open() fails with EBUSY when the
+ * device has no room for another session, EIO when it refused one. */
 #define VGC_IOC_INFO    _IO(VGC_IOCTL_TYPE, 0x00)
 #define VGC_IOC_CALL    _IO(VGC_IOCTL_TYPE, 0x01)
 
