@@ -61,3 +61,15 @@ check: build asan fuzz
 
 clean:
 	rm -rf $(BUILD) $(ASAN) $(FUZZ)
+
+# QEMU with the vhost-user-gpu-compute-pci device, built from Debian's QEMU
+# source and cached outside the tree (hw/README.md); the binary's path goes
+# to $(BUILD)/qemu-path.  libvhost-user prints "LIBDIR SRCDIR".
+.PHONY: qemu libvhost-user
+qemu:
+	@mkdir -p $(BUILD)
+	@p=$$(hw/build-qemu.sh) || exit 1; p=$$(echo "$$p" | tail -n 1); \
+	    echo "$$p" > $(BUILD)/qemu-path; echo "qemu: $$p"
+
+libvhost-user:
+	@hw/build-qemu.sh --libvhost-user
