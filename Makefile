@@ -1,18 +1,22 @@
 # Thin wrapper: dependencies, build, demo, tests.  The build itself is meson.
 #
 #   make            build everything into build/
-#   make demo       run the main job: a CUDA driver-API program through the
-#                   libcuda shim against vgcd (cpu executor when no GPU)
+#   make demo       run the main job: an unmodified CUDA program through the
+#                   libcuda shim against vgcd (cpu executor when no GPU),
+#                   over a socket and inside a VM over the virtio device
 #   make check      all tests; ends with "N passed, N failed"
+#   make qemu       QEMU with the device (cached outside the tree)
 #
-# Both install what they need on a fresh Debian 12 machine (apt packages);
-# the CUDA toolkit is expected at /usr/local/cuda.
+# Both install what they need on a fresh Debian 12 machine (apt packages,
+# Debian's QEMU source, the guest kernel); the CUDA toolkit is expected at
+# /usr/local/cuda.
 
 BUILD   ?= build
 ASAN    ?= build-asan
 FUZZ    ?= build-fuzz
 APT_PACKAGES = meson ninja-build pkg-config gcc clang libclang-rt-14-dev \
-               libglib2.0-dev libzstd-dev nettle-dev python3 dpkg-dev linux-libc-dev
+               libglib2.0-dev libzstd-dev nettle-dev python3 python3-venv dpkg-dev \
+               linux-libc-dev make kmod cpio busybox-static qemu-system-x86
 
 .PHONY: all deps build demo check asan fuzz clean
 
@@ -53,10 +57,10 @@ $(FUZZ)/build.ninja: | deps
 fuzz: deps $(FUZZ)/build.ninja
 	ninja -C $(FUZZ) tests/fuzz/fuzz_frame
 
-demo: build
+demo: build qemu
 	tests/demo/demo.sh $(BUILD)
 
-check: build asan fuzz
+check: build asan fuzz qemu
 	python3 tests/run.py --build $(BUILD) --asan-build $(ASAN) --fuzz-build $(FUZZ)
 
 clean:
@@ -66,7 +70,7 @@ clean:
 # source and cached outside the tree (hw/README.md); the binary's path goes
 # to $(BUILD)/qemu-path.  libvhost-user prints "LIBDIR SRCDIR".
 .PHONY: qemu libvhost-user
-qemu:
+qemu: deps
 	@mkdir -p $(BUILD)
 	@p=$$(hw/build-qemu.sh) || exit 1; p=$$(echo "$$p" | tail -n 1); \
 	    echo "$$p" > $(BUILD)/qemu-path; echo "qemu: $$p"

@@ -15,6 +15,9 @@ Sections (each check is one line: "ok", "FAIL" or "skip", with its name):
   kernels     nvcc -O3 kernels run by the cpu executor's PTX interpreter
               through the shim (tests/kernels), checked against the CPU
   robustness  malformed traffic on vgcd's socket, clients unaffected
+  vhost       the VM path against a vhost-user front-end in Python
+  e2e         the QEMU device, and two TCG guests running the test
+              programs over /dev/vgc0 on one vgcd
   asan        unit and integration tests again, with ASan/UBSan builds of
               vgcd and the shim
   fuzz        the request decoder under libFuzzer, for a bounded time
@@ -502,6 +505,67 @@ def section_gpu(build):
            'takes minutes: run it by hand (tests/gpu/README.md)')
 
 
+def qemu_with_device(build):
+    """The QEMU binary `make qemu` built, or None."""
+    path = os.environ.get('VGC_QEMU')
+    if not path:
+        try:
+            with open(os.path.join(build, 'qemu-path')) as f:
+                path = f.read().strip()
+        except OSError:
+            return None
+    return path if path and os.access(path, os.X_OK) else None
+
+
+def section_e2e(build):
+    """Guests under TCG with the device, on one vgcd (tests/e2e)."""
+    qemu = qemu_with_device(build)
+    if not qemu:
+        report('FAIL', 'e2e: no QEMU with the device (make qemu writes build/qemu-path)')
+        return
+    p = subprocess.run([os.path.join(ROOT, 'tests', 'e2e', 'test_qemu_device.sh'), qemu],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       timeout=300, cwd=ROOT)
+    lines = [l for l in p.stdout.splitlines() if l.startswith(('ok ', 'FAIL', 'skip'))]
+    for l in lines:
+        status, _, name = l.partition(' ')
+        report({'ok': 'ok', 'skip': 'skip'}.get(status, 'FAIL'), 'e2e: qemu device: ' +
+               name.strip())
+    if p.returncode != 0 and not any(l.startswith('FAIL') for l in lines):
+        report('FAIL', 'e2e: test_qemu_device.sh exit %d' % p.returncode, tail(p.stdout))
+
+    # Two guests at once on one vgcd, each running the test programs over
+    # /dev/vgc0, then a process killed in the middle of a 64 MiB copy.
+    cmd = [os.path.join(ROOT, 'tests', 'e2e', 'guest-run'), '--vms', '2', '--qemu', qemu,
+           '--vgcd', os.path.join(build, 'host-backend', 'vgcd'),
+           '--shim', os.path.join(build, 'guest-driver', 'libcuda'), '--timeout', '900',
+           '--', 'sh', os.path.join(ROOT, 'tests', 'e2e', 'in-guest.sh'), build]
+    start = time.time()
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=1200, cwd=ROOT)
+        out = p.stdout
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout if isinstance(e.stdout, str) else (e.stdout or b'').decode()
+        report('FAIL', 'e2e: guest-run timed out', tail(out))
+    seen = {}
+    for l in out.splitlines():
+        if 'E2E-RESULT' not in l:
+            continue
+        vm = l.split(']', 1)[0].lstrip('[') if l.startswith('[') else '?'
+        name, rc = l.split('E2E-RESULT', 1)[1].split()[:2]
+        seen[(vm, name)] = rc
+        if rc == 'skip':
+            report('skip', 'e2e [%s]: %s' % (vm, name), 'not built')
+        else:
+            report('ok' if rc == '0' else 'FAIL', 'e2e [%s]: %s' % (vm, name),
+                   '' if rc == '0' else 'exit %s' % rc)
+    vms = {vm for vm, _ in seen}
+    report('ok' if p.returncode == 0 and vms == {'vm0', 'vm1'} else 'FAIL',
+           'e2e: two guests on one vgcd finished (%.0f s)' % (time.time() - start),
+           '' if p.returncode == 0 and vms == {'vm0', 'vm1'} else tail(out, 40))
+
+
 def section_fuzz(fuzz_build, seconds):
     fz = os.path.join(fuzz_build, 'tests', 'fuzz', 'fuzz_frame') if fuzz_build else None
     if not fz or not os.path.exists(fz):
@@ -554,6 +618,8 @@ def main():
         section_robustness(args.build)
     if want('vhost'):
         section_vhost(args.build)
+    if want('e2e'):
+        section_e2e(args.build)
     if want('asan'):
         if args.asan_build:
             # Everything in that build, test programs included, is

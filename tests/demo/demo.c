@@ -44,9 +44,10 @@ static const char saxpy_ptx[] =
     "  fma.rn.f32 %f3, %f1, %f2, %f3; st.global.f32 [%rd7], %f3;\n"
     "DONE:\n  ret;\n}\n";
 
-int main(void)
+int main(int argc, char **argv)
 {
-    const size_t n = 64 << 20;          /* 64 Mi floats = 256 MiB */
+    /* 16 Mi floats (64 MiB) a vector unless told otherwise */
+    const size_t n = (argc > 1 ? strtoull(argv[1], NULL, 0) : 16) << 20;
     CUdevice dev;
     CUcontext ctx;
     CUdeviceptr dx, dy;
@@ -102,18 +103,20 @@ int main(void)
     CK(cuEventRecord(e1, 0));
     CK(cuEventSynchronize(e1));
     CK(cuEventElapsedTime(&ms, e0, e1));
-    printf("host to device: 512 MiB in %.0f ms (%.2f GB/s wall)\n", ms,
-           2.0 * n * sizeof(float) / (now() - t) / 1e9);
+    printf("host to device: %zu MiB in %.0f ms (%.2f GB/s wall)\n",
+           2 * n * sizeof(float) >> 20, ms, 2.0 * n * sizeof(float) / (now() - t) / 1e9);
 
     CK(cuModuleLoadData(&mod, saxpy_ptx));
     CK(cuModuleGetFunction(&fn, mod, "saxpy"));
     nn = (unsigned)n;
     {
         void *args[] = { &nn, &a, &dx, &dy };
+        t = now();
         lr = cuLaunchKernel(fn, (unsigned)((n + 255) / 256), 1, 1, 256, 1, 1, 0, NULL, args, NULL);
         if (lr == CUDA_SUCCESS) {
             lr = cuCtxSynchronize();
         }
+        t = now() - t;
     }
     if (lr == CUDA_SUCCESS) {
         size_t bad = 0;
@@ -121,7 +124,8 @@ int main(void)
         for (size_t i = 0; i < n; i++) {
             bad += y[i] != 2.0f * (float)(i % 1000) + 1.0f;
         }
-        printf("saxpy kernel: %s (%zu wrong)\n", bad ? "WRONG" : "correct", bad);
+        printf("saxpy kernel over %zu Mi elements: %s (%zu wrong), %.2f s\n", n >> 20,
+               bad ? "WRONG" : "correct", bad, t);
         if (bad) {
             return 1;
         }
@@ -135,7 +139,7 @@ int main(void)
             printf("device to host: WRONG DATA\n");
             return 1;
         }
-        printf("device to host: 256 MiB back, byte-exact\n");
+        printf("device to host: %zu MiB back, byte-exact\n", n * sizeof(float) >> 20);
     }
     CK(cuMemsetD32(dy, 0x3f800000u, n));
     CK(cuMemcpyDtoH(y, dy, sizeof(float) * 4));
