@@ -224,6 +224,7 @@ static void cpu_executor_destroy(void)
     /* Libraries first: their globals are allocations outside any context. */
     cpu_lib_free_all();
     cpu_ctx_destroy_all();
+    cpu_link_destroy_all();
     cpu_mem_free_all();
     cpu_launch_reset();
     memset(&cpu_state, 0, sizeof(cpu_state));

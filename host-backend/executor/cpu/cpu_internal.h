@@ -482,6 +482,8 @@ CUresult cpu_link_add_data(CUlinkState state, CUjitInputType type,
                            void **vals);
 CUresult cpu_link_complete(CUlinkState state, void **out, size_t *size);
 CUresult cpu_link_destroy(CUlinkState state);
+/* Free every link state still alive (executor teardown). */
+void cpu_link_destroy_all(void);
 
 /* cpu_launch.c */
 /*

@@ -22,7 +22,11 @@ struct cpu_link {
     uint32_t magic;
     char *text;
     size_t len;
+    struct cpu_link *prev, *next;   /* every live link state, for teardown */
 };
+
+/* Link states belong to no context: the executor frees what a client left. */
+static struct cpu_link *cpu_links;
 
 CUresult cpu_link_create(unsigned int nopts, CUjit_option *opts, void **vals,
                          CUlinkState *out)
@@ -41,6 +45,11 @@ CUresult cpu_link_create(unsigned int nopts, CUjit_option *opts, void **vals,
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     l->magic = CPU_MAGIC_LINK;
+    l->next = cpu_links;
+    if (cpu_links) {
+        cpu_links->prev = l;
+    }
+    cpu_links = l;
     *out = (CUlinkState)l;
     return CUDA_SUCCESS;
 }
@@ -126,7 +135,22 @@ CUresult cpu_link_destroy(CUlinkState state)
         return CUDA_ERROR_INVALID_HANDLE;
     }
     l->magic = 0;
+    if (l->prev) {
+        l->prev->next = l->next;
+    } else {
+        cpu_links = l->next;
+    }
+    if (l->next) {
+        l->next->prev = l->prev;
+    }
     free(l->text);
     free(l);
     return CUDA_SUCCESS;
+}
+
+void cpu_link_destroy_all(void)
+{
+    while (cpu_links) {
+        cpu_link_destroy((CUlinkState)cpu_links);
+    }
 }
