@@ -67,6 +67,70 @@ static const char tp_good[] =
     "  mov.u32 %r1, buf;\n  mov.u32 %r2, 5;\n"
     "  st.shared.u32 [%r1+64], %r2;\n  ret;\n}\n";
 
+/* Device functions: early divergent ret, recursion, register arguments,
+ * a guarded call, and vprintf. */
+static const char tp_calls[] =
+    ".version 8.0\n.target sm_80\n.address_size 64\n"
+    ".extern .func (.param .b32 func_retval0) vprintf\n"
+    "(\n  .param .b64 vprintf_param_0,\n  .param .b64 vprintf_param_1\n)\n;\n"
+    ".global .align 1 .b8 $str[20] = {116, 61, 37, 100, 32, 118, 61, 37, "
+    "108, 108, 100, 32, 102, 61, 37, 46, 50, 102, 10, 0};\n"
+    ".func (.param .b32 rsum_ret) rsum (.param .b32 rsum_n);\n"
+    ".func (.param .b32 twice_ret) twice (.param .b32 twice_a)\n{\n"
+    "  .reg .b32 %r<3>;\n  .reg .pred %p<2>;\n"
+    "  ld.param.b32 %r1, [twice_a];\n  setp.lt.s32 %p1, %r1, 10;\n"
+    "  @%p1 bra $SMALL;\n  add.s32 %r2, %r1, %r1;\n"
+    "  st.param.b32 [twice_ret], %r2;\n  ret;\n"
+    "$SMALL:\n  mul.lo.s32 %r2, %r1, 3;\n"
+    "  st.param.b32 [twice_ret], %r2;\n  ret;\n}\n"
+    ".func (.param .b32 rsum_ret) rsum (.param .b32 rsum_n)\n{\n"
+    "  .reg .b32 %r<4>;\n  .reg .pred %p<2>;\n"
+    "  ld.param.b32 %r1, [rsum_n];\n  setp.le.s32 %p1, %r1, 0;\n"
+    "  @%p1 bra $ZERO;\n  sub.s32 %r2, %r1, 1;\n"
+    "  { // callseq\n  .param .b32 a0;\n  st.param.b32 [a0+0], %r2;\n"
+    "  .param .b32 r0;\n  call.uni (r0), rsum, (a0);\n"
+    "  ld.param.b32 %r3, [r0+0];\n  }\n"
+    "  add.s32 %r3, %r3, %r1;\n  st.param.b32 [rsum_ret], %r3;\n  ret;\n"
+    "$ZERO:\n  mov.u32 %r3, 0;\n  st.param.b32 [rsum_ret], %r3;\n  ret;\n}\n"
+    ".visible .entry calls(.param .u64 calls_param_0,"
+    " .param .u32 calls_param_1)\n{\n"
+    "  .reg .b32 %r<8>;\n  .reg .b64 %rd<5>;\n  .reg .pred %p<3>;\n"
+    "  ld.param.u64 %rd1, [calls_param_0];\n"
+    "  ld.param.u32 %r1, [calls_param_1];\n  mov.u32 %r2, %tid.x;\n"
+    "  setp.ge.s32 %p1, %r2, %r1;\n  @%p1 bra $END;\n"
+    "  {\n  .param .b32 a0;\n  st.param.b32 [a0], %r2;\n"
+    "  .param .b32 r0;\n  call.uni (r0), twice, (a0);\n"
+    "  ld.param.b32 %r3, [r0];\n  }\n"
+    "  and.b32 %r4, %r2, 7;\n"
+    "  {\n  .param .b32 a1;\n  st.param.b32 [a1], %r4;\n"
+    "  .param .b32 r1;\n  call (r1), rsum, (a1);\n"
+    "  ld.param.b32 %r5, [r1];\n  }\n"
+    "  and.b32 %r6, %r2, 1;\n  setp.eq.s32 %p2, %r6, 0;\n"
+    "  mov.u32 %r7, 0;\n  @%p2 call (%r7), twice, (%r5);\n"
+    "  cvta.to.global.u64 %rd2, %rd1;\n  mul.wide.s32 %rd3, %r2, 12;\n"
+    "  add.s64 %rd4, %rd2, %rd3;\n  st.global.u32 [%rd4], %r3;\n"
+    "  st.global.u32 [%rd4+4], %r5;\n  st.global.u32 [%rd4+8], %r7;\n"
+    "$END:\n  ret;\n}\n"
+    ".visible .entry deep(.param .u64 deep_param_0,"
+    " .param .u32 deep_param_1)\n{\n"
+    "  .reg .b32 %r<3>;\n  mov.u32 %r1, 100;\n"
+    "  call.uni (%r2), rsum, (%r1);\n  ret;\n}\n"
+    ".visible .entry pf(.param .u64 pf_param_0, .param .u32 pf_param_1)\n{\n"
+    "  .local .align 8 .b8 depot[24];\n"
+    "  .reg .b32 %r<3>;\n  .reg .b64 %rd<8>;\n  .reg .f64 %fd<2>;\n"
+    "  mov.u32 %r1, %tid.x;\n  mov.u64 %rd1, depot;\n"
+    "  cvta.local.u64 %rd2, %rd1;\n  st.local.u32 [%rd1], %r1;\n"
+    "  cvt.s64.s32 %rd3, %r1;\n  mul.lo.s64 %rd3, %rd3, 1099511627776;\n"
+    "  st.local.u64 [%rd1+8], %rd3;\n  cvt.rn.f64.s32 %fd1, %r1;\n"
+    "  st.local.f64 [%rd1+16], %fd1;\n  cvta.global.u64 %rd4, $str;\n"
+    "  {\n  .param .b64 p0;\n  st.param.b64 [p0+0], %rd4;\n"
+    "  .param .b64 p1;\n  st.param.b64 [p1+0], %rd2;\n"
+    "  .param .b32 rv;\n  call.uni (rv), vprintf, (p0, p1);\n"
+    "  ld.param.b32 %r2, [rv+0];\n  }\n"
+    "  ld.param.u64 %rd5, [pf_param_0];\n  cvta.to.global.u64 %rd6, %rd5;\n"
+    "  mul.wide.u32 %rd7, %r1, 4;\n  add.s64 %rd6, %rd6, %rd7;\n"
+    "  st.global.u32 [%rd6], %r2;\n  ret;\n}\n";
+
 static CUresult tp_launch(CUmodule mod, const char *name, unsigned blocks,
                           unsigned threads, void **params)
 {
@@ -187,15 +251,17 @@ static void test_illegal(CUdevice dev, CUcontext good)
 }
 
 /* Mutated PTX: the decoder and interpreter must survive all of it. */
-static void test_mutations(void)
+static void test_mutations(const char *src, const char *kernel, int iters)
 {
     static const char *const junk[] = {
         "{", "}", ";", "[", "]", "%r1", "%rd9999", "@%p1 ", "$L__BB0_2",
         "bra $nowhere;", ".reg .b32 %r<99999999>;", "ld.global.v4.u32 ",
         "0f7FC00000", "-", ",", ".shared .b8 x[4294967296];", "|", "!",
         "shfl.sync.idx.b32 %r1|%p1, %r2, 31, 31, -1;", "\"", "/*", "<", ">",
+        "call.uni (r0), rsum, (a0);", "call twice;", "(", ")", ".param .b32 q;",
+        "call (%r7), twice, (%r5, %r5, 7);", "ret;",
     };
-    size_t len = strlen(tp_good);
+    size_t len = strlen(src);
     char *buf = malloc(len + 256);
     uint32_t x = 2463534242u;
     int i, parsed = 0, ran = 0;
@@ -205,14 +271,14 @@ static void test_mutations(void)
 
     OPS->cuMemAlloc_v2(&d, 256);
     setenv("VGC_CPU_MAX_INSNS", "20000", 1);
-    for (i = 0; i < 3000; i++) {
+    for (i = 0; i < iters; i++) {
         size_t l = len, k, at;
         int muts = 1 + (int)(x % 4);
         struct ptx_module *m = NULL;
         char err[128];
         CUmodule mod;
 
-        memcpy(buf, tp_good, len + 1);
+        memcpy(buf, src, len + 1);
         for (k = 0; k < (size_t)muts; k++) {
             x ^= x << 13;
             x ^= x >> 17;
@@ -254,7 +320,7 @@ static void test_mutations(void)
         }
         /* Through the executor, launching what loads. */
         if (OPS->cuModuleLoadData(&mod, buf) == CUDA_SUCCESS) {
-            CUresult rc = tp_launch(mod, "add1", 2, 64, params);
+            CUresult rc = tp_launch(mod, kernel, 2, 64, params);
 
             ran += rc == CUDA_SUCCESS;
             OPS->cuModuleUnload(mod);
@@ -274,8 +340,8 @@ static void test_mutations(void)
         }
     }
     unsetenv("VGC_CPU_MAX_INSNS");
-    check(true, "3000 mutated modules: %d decoded, %d launches ran", parsed,
-          ran);
+    check(true, "%d mutated modules (%s): %d decoded, %d launches ran",
+          iters, kernel, parsed, ran);
     free(buf);
 }
 
@@ -314,6 +380,180 @@ static void test_link(void)
     check(OPS->cuLinkDestroy(ls) == CUDA_SUCCESS, "cuLinkDestroy");
 }
 
+static void test_calls(void)
+{
+    enum { N = 40 };
+    uint32_t host[N * 3], pr[4];
+    CUdeviceptr d, dp;
+    CUmodule mod;
+    int n = N, i, bad = 0;
+    void *params[] = { &d, &n };
+    void *pparams[] = { &dp, &n };
+    char out[256];
+    size_t len;
+    CUresult rc;
+
+    rc = OPS->cuModuleLoadData(&mod, tp_calls);
+    check(rc == CUDA_SUCCESS, "load a module with device functions (%d)", rc);
+    if (rc != CUDA_SUCCESS) {
+        return;
+    }
+    OPS->cuMemAlloc_v2(&d, sizeof(host));
+    OPS->cuMemsetD8_v2(d, 0xee, sizeof(host));
+    rc = tp_launch(mod, "calls", 1, 64, params);
+    check(rc == CUDA_SUCCESS, "calls runs (%d: %s)", rc,
+          cpu_launch_last_error());
+    OPS->cuMemcpyDtoH_v2(host, d, sizeof(host));
+    for (i = 0; i < N; i++) {
+        uint32_t k = (uint32_t)i & 7, sum = k * (k + 1) / 2;
+        uint32_t tw = i < 10 ? 3u * (uint32_t)i : 2u * (uint32_t)i;
+
+        bad += host[i * 3] != tw;
+        bad += host[i * 3 + 1] != sum;
+        bad += host[i * 3 + 2] != (i & 1 ? 0 : sum < 10 ? 3 * sum : 2 * sum);
+    }
+    check(bad == 0, "call/ret: divergent ret, recursion, register and "
+          "guarded calls (%d wrong)", bad);
+    rc = tp_launch(mod, "deep", 1, 1, params);
+    check(rc == CUDA_ERROR_NOT_SUPPORTED &&
+          strstr(cpu_launch_last_error(), "rsum") != NULL,
+          "recursion past the bound: NOT_SUPPORTED naming the call (%d: %s)",
+          rc, cpu_launch_last_error());
+    /* vprintf: the text is kept for the context until drained. */
+    vgc_cpu_printf_drain(NULL, out, sizeof(out));
+    OPS->cuMemAlloc_v2(&dp, sizeof(pr));
+    n = 3;
+    rc = tp_launch(mod, "pf", 1, 3, pparams);
+    check(rc == CUDA_SUCCESS, "vprintf kernel runs (%d: %s)", rc,
+          cpu_launch_last_error());
+    OPS->cuMemcpyDtoH_v2(pr, dp, 3 * sizeof(uint32_t));
+    check(pr[0] == 3 && pr[1] == 3 && pr[2] == 3,
+          "vprintf returns the number of arguments");
+    len = vgc_cpu_printf_drain(NULL, out, sizeof(out) - 1);
+    out[len] = 0;
+    check(strcmp(out, "t=0 v=0 f=0.00\nt=1 v=1099511627776 f=1.00\n"
+                      "t=2 v=2199023255552 f=2.00\n") == 0,
+          "printf output, in lane order, drained: '%s'", out);
+    check(vgc_cpu_printf_drain(NULL, out, sizeof(out)) == 0,
+          "drained once");
+    /* A small cap: drain in pieces. */
+    rc = tp_launch(mod, "pf", 1, 3, pparams);
+    len = vgc_cpu_printf_drain(NULL, out, 10);
+    len += vgc_cpu_printf_drain(NULL, out + len, sizeof(out) - 1 - len);
+    out[len] = 0;
+    check(rc == CUDA_SUCCESS && len == 69 && strncmp(out, "t=0 v=0 f=0.00\nt=1", 18) == 0,
+          "printf output drained in pieces (%zu bytes)", len);
+    OPS->cuMemFree_v2(dp);
+    OPS->cuMemFree_v2(d);
+    OPS->cuModuleUnload(mod);
+}
+
+/* ptx_printf_format against a fake device memory. */
+struct tp_mem {
+    uint64_t base;
+    uint8_t b[256];
+};
+
+static bool tp_mem_read(void *opaque, uint64_t addr, void *dst, size_t n)
+{
+    struct tp_mem *m = opaque;
+
+    if (addr < m->base || addr - m->base > sizeof(m->b) ||
+        n > sizeof(m->b) - (addr - m->base)) {
+        return false;
+    }
+    memcpy(dst, m->b + (addr - m->base), n);
+    return true;
+}
+
+static const char *tp_fmt(struct tp_mem *m, const char *fmt, const void *args,
+                          size_t alen, int *nargs)
+{
+    static char out[512];
+    size_t len = 0;
+
+    memset(m->b, 0, sizeof(m->b));
+    strcpy((char *)m->b, fmt);
+    if (alen) {
+        memcpy(m->b + 128, args, alen);
+    }
+    strcpy((char *)m->b + 200, "hello");
+    *nargs = ptx_printf_format(tp_mem_read, m, m->base, m->base + 128, out,
+                               sizeof(out) - 1, &len);
+    out[len] = 0;
+    return out;
+}
+
+static void test_printf_format(void)
+{
+    struct tp_mem m = { .base = 0x10000 };
+    const char *r;
+    int k;
+    {
+        struct {
+            int32_t d, u;
+            int64_t ll;
+            double f;
+            uint64_t s;
+            int32_t c, x;
+            uint64_t lu, p;
+            double e, g;
+        } e = { -42, (int32_t)4000000000u, -1234567890123LL, 3.14159,
+                0x10000 + 200, 'Z', 0xbeef, 18446744073709551615ULL,
+                0xdead0, 12345.678, 0.5 };
+
+        r = tp_fmt(&m, "%i %u %lld %.3f %s %c %X %llu %p %e %g %%", &e,
+                   sizeof(e), &k);
+        check(strcmp(r, "-42 4000000000 -1234567890123 3.142 hello Z BEEF "
+                     "18446744073709551615 0xdead0 1.234568e+04 0.5 %") == 0
+              && k == 11, "printf conversions: '%s' (%d args)", r, k);
+    }
+    {
+        struct {
+            int32_t w, v, l, z, o;
+            int32_t pad;
+            uint64_t s;
+            double f;
+        } c = { 6, 17, 3, 8, 8, 0, 0x10000 + 200, 2.25 };
+
+        r = tp_fmt(&m, "[%*d] [%-5d] [%05d] [%o] [%.2s] [%10.1f] [%ld]", &c,
+                   sizeof(c), &k);
+        check(strncmp(r, "[    17] [3    ] [00008] [10] [he] [       2.2]",
+                      46) == 0, "printf width, flags, precision: '%s'", r);
+    }
+    r = tp_fmt(&m, "no args %% done\n", NULL, 0, &k);
+    check(strcmp(r, "no args % done\n") == 0 && k == 0,
+          "printf without arguments");
+    {
+        uint64_t bad = 0xbad000;
+
+        r = tp_fmt(&m, "[%s] [%s]", (uint64_t[]){ 0, bad }, 16, &k);
+        check(strcmp(r, "[(null)] []") == 0,
+              "printf %%s of NULL and of unmapped memory: '%s'", r);
+    }
+    /* argument buffer running off mapped memory */
+    {
+        char out[128];
+        size_t len = 0;
+
+        memset(m.b, 0, sizeof(m.b));
+        strcpy((char *)m.b, "%d %d");
+        k = ptx_printf_format(tp_mem_read, &m, m.base, m.base + 252, out,
+                              sizeof(out), &len);
+        check(k == -1 && len > 0, "printf with an unreadable argument "
+              "buffer: -1 and a note");
+        k = ptx_printf_format(tp_mem_read, &m, 0x42, m.base, out,
+                              sizeof(out), &len);
+        check(k == -1, "printf with an unreadable format: -1");
+        /* output bounded by cap */
+        strcpy((char *)m.b, "%100d");
+        memset(m.b + 128, 0, 8);
+        k = ptx_printf_format(tp_mem_read, &m, m.base, m.base + 128, out, 16,
+                              &len);
+        check(k == 1 && len == 16, "printf output bounded by its cap");
+    }
+}
+
 int main(void)
 {
     struct vgc_executor_config cfg = {
@@ -340,8 +580,11 @@ int main(void)
     test_illegal(dev, ctx);
     test_budget(dev);
     OPS->cuCtxSetCurrent(ctx);
+    test_calls();
+    test_printf_format();
     test_link();
-    test_mutations();
+    test_mutations(tp_good, "add1", 3000);
+    test_mutations(tp_calls, "calls", 2000);
     ex->destroy();
     printf("%d checks, %d failed\n", tp_checks, tp_fails);
     return tp_fails ? 1 : 0;

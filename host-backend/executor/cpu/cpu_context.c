@@ -78,6 +78,7 @@ static void cpu_ctx_release_resources(struct CUctx_st *ctx)
     cpu_mod_free_ctx(ctx);
     cpu_stream_free_ctx(ctx);
     cpu_mem_free_ctx(ctx);
+    cpu_printf_free_ctx(ctx);
     cpu_ctx_reset_state(ctx);
 }
 
@@ -106,6 +107,7 @@ static void cpu_ctx_unlink_free(struct CUctx_st *ctx)
         }
     }
     cpu_ctx_unstack(ctx);
+    cpu_printf_free_ctx(ctx);
     ctx->magic = 0;
     free(ctx);
 }

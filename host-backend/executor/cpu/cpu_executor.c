@@ -205,6 +205,12 @@ static const struct vgc_exec_ops cpu_ops = {
     .cuKernelGetParamInfo = cpu_kernel_get_param_info,
     .cuFuncGetName = cpu_func_get_name,
     .cuFuncGetAttribute = cpu_func_get_attribute,
+    .cuOccupancyMaxActiveBlocksPerMultiprocessor =
+        cpu_occupancy_max_active_blocks,
+    .cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags =
+        cpu_occupancy_max_active_blocks_with_flags,
+    .cuOccupancyAvailableDynamicSMemPerBlock =
+        cpu_occupancy_available_dyn_smem,
     .cuFuncSetAttribute = cpu_func_set_attribute,
     .cuFuncSetCacheConfig = cpu_func_set_cache_config,
     .cuFuncGetParamInfo = cpu_func_get_param_info,

@@ -168,6 +168,11 @@ struct CUctx_st {
     /* A kernel fault (illegal address, trap, timeout) makes the context
      * unusable: every later call that resolves it returns this. */
     CUresult sticky;
+    /* Device printf output not yet drained (vgc_cpu_printf_drain), at
+     * most limits[CU_LIMIT_PRINTF_FIFO_SIZE] bytes. */
+    char *printf_buf;
+    size_t printf_len;
+    size_t printf_dropped;      /* bytes dropped since the last drain */
     struct CUctx_st *next;      /* cpu_state.contexts */
 };
 
@@ -506,5 +511,32 @@ CUresult cpu_launch_kernel(CUfunction f, unsigned int gx, unsigned int gy,
                            void **params, void **extra);
 CUresult cpu_launch_kernel_ex(const CUlaunchConfig *config, CUfunction f,
                               void **params, void **extra);
+
+/* Occupancy of an sm_80-class SM: 2048 threads, 32 blocks, 164 KiB
+ * shared (1 KiB reserved per block), 64K registers (32 per thread). */
+CUresult cpu_occupancy_max_active_blocks(int *nblocks, CUfunction f,
+                                         int block, size_t dyn);
+CUresult cpu_occupancy_max_active_blocks_with_flags(int *nblocks,
+                                                    CUfunction f, int block,
+                                                    size_t dyn,
+                                                    unsigned int flags);
+CUresult cpu_occupancy_available_dyn_smem(size_t *dyn, CUfunction f,
+                                          int nblocks, int block);
+
+/*
+ * Device printf.  Each launch's output goes to stderr as it completes,
+ * every line prefixed "[kernel <name>] ", and is kept in its context's
+ * buffer (bounded by CU_LIMIT_PRINTF_FIFO_SIZE, like the GPU's FIFO;
+ * the excess is dropped and a note says how much) until drained.
+ *
+ * vgc_cpu_printf_drain moves up to @cap bytes of what is kept for @ctx
+ * (NULL: every context, oldest first) into @buf and returns how many; the
+ * worker calls it after a synchronising call succeeds and hands the text
+ * to the guest, whose program sees it on stdout as it would with a GPU.
+ * A drop note is appended once the dropped context is drained.
+ */
+size_t vgc_cpu_printf_drain(CUcontext ctx, char *buf, size_t cap);
+/* Free @ctx's printf buffer (context teardown). */
+void cpu_printf_free_ctx(struct CUctx_st *ctx);
 
 #endif /* VGC_CPU_INTERNAL_H */

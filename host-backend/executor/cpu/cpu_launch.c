@@ -149,6 +149,232 @@ static CUresult cpu_launch_params(const struct cpu_launch *l,
     return CUDA_SUCCESS;
 }
 
+/* ---- device printf ------------------------------------------------ */
+
+#define CPU_PRINTF_MIN_CAP  4096
+
+void cpu_printf_free_ctx(struct CUctx_st *ctx)
+{
+    free(ctx->printf_buf);
+    ctx->printf_buf = NULL;
+    ctx->printf_len = 0;
+    ctx->printf_dropped = 0;
+}
+
+static size_t cpu_printf_cap(const struct CUctx_st *ctx)
+{
+    size_t cap = ctx->limits[CU_LIMIT_PRINTF_FIFO_SIZE];
+
+    return cap < CPU_PRINTF_MIN_CAP ? CPU_PRINTF_MIN_CAP : cap;
+}
+
+/* A launch's printf output: to stderr now, to the context's buffer. */
+static void cpu_printf_collect(struct CUctx_st *ctx, const char *name,
+                               const char *out, size_t len, size_t dropped)
+{
+    size_t cap = cpu_printf_cap(ctx), i = 0, keep;
+
+    while (i < len) {
+        const char *nl = memchr(out + i, '\n', len - i);
+        size_t n = nl ? (size_t)(nl - (out + i)) + 1 : len - i;
+
+        fprintf(stderr, "[kernel %s] %.*s%s", name, (int)n, out + i,
+                nl ? "" : "\n");
+        i += n;
+    }
+    if (dropped) {
+        fprintf(stderr, "[kernel %s] (%zu bytes of printf output dropped: "
+                "over the printf FIFO size)\n", name, dropped);
+    }
+    if (ctx->printf_len > cap) {
+        cap = ctx->printf_len;  /* the limit was lowered meanwhile */
+    }
+    keep = len < cap - ctx->printf_len ? len : cap - ctx->printf_len;
+    if (keep && !ctx->printf_buf) {
+        ctx->printf_buf = malloc(cap);
+        if (!ctx->printf_buf) {
+            keep = 0;
+        }
+    }
+    if (keep) {
+        memcpy(ctx->printf_buf + ctx->printf_len, out, keep);
+        ctx->printf_len += keep;
+    }
+    ctx->printf_dropped += dropped + (len - keep);
+}
+
+static size_t cpu_printf_drain_one(struct CUctx_st *ctx, char *buf,
+                                   size_t cap)
+{
+    size_t n = ctx->printf_len < cap ? ctx->printf_len : cap;
+
+    if (n) {
+        memcpy(buf, ctx->printf_buf, n);
+        memmove(ctx->printf_buf, ctx->printf_buf + n, ctx->printf_len - n);
+        ctx->printf_len -= n;
+    }
+    if (ctx->printf_len == 0 && ctx->printf_dropped) {
+        char note[96];
+        int k = snprintf(note, sizeof(note), "[vgc: %zu bytes of device "
+                         "printf output dropped]\n", ctx->printf_dropped);
+
+        if (k > 0 && (size_t)k <= cap - n) {
+            memcpy(buf + n, note, (size_t)k);
+            n += (size_t)k;
+            ctx->printf_dropped = 0;
+        }
+    }
+    if (ctx->printf_len == 0) {
+        free(ctx->printf_buf);
+        ctx->printf_buf = NULL;
+    }
+    return n;
+}
+
+size_t vgc_cpu_printf_drain(CUcontext ctx, char *buf, size_t cap)
+{
+    struct CUctx_st *c, *order[64];
+    size_t n = 0, k = 0;
+
+    if (!buf || !cap) {
+        return 0;
+    }
+    if (ctx) {
+        return cpu_ctx_live(ctx) ? cpu_printf_drain_one(ctx, buf, cap) : 0;
+    }
+    /* cpu_state.contexts is newest first: drain the oldest first. */
+    for (c = cpu_state.contexts; c && k < 64; c = c->next) {
+        order[k++] = c;
+    }
+    while (k-- > 0 && n < cap) {
+        n += cpu_printf_drain_one(order[k], buf + n, cap - n);
+    }
+    return n;
+}
+
+/* Decode @mod's PTX bodies once (mod->ptx, or why not in mod->ptx_rc). */
+static void cpu_launch_decode(struct CUmod_st *mod)
+{
+    if (mod->image.ptx && !mod->ptx && mod->ptx_rc == CUDA_SUCCESS) {
+        char err[200];
+
+        mod->ptx_rc = ptx_module_parse(mod->image.ptx, mod->image.ptx_len,
+                                       &mod->ptx, err, sizeof(err));
+        if (mod->ptx_rc != CUDA_SUCCESS) {
+            fprintf(stderr, "vgcd[cpu]: cannot decode PTX: %s\n", err);
+            snprintf(cpu_launch_msg, sizeof(cpu_launch_msg), "bad PTX: %s",
+                     err);
+        }
+    }
+}
+
+/* ---- occupancy ----------------------------------------------------- */
+
+/* What one SM of the sm_80-class part holds. */
+#define CPU_SM_THREADS      2048
+#define CPU_SM_BLOCKS       32
+#define CPU_SM_SHARED       (164 * 1024)
+#define CPU_SM_REGS         65536
+#define CPU_BLOCK_RESERVED  1024        /* shared memory the driver keeps */
+#define CPU_FUNC_REGS       32          /* CU_FUNC_ATTRIBUTE_NUM_REGS */
+
+static uint32_t cpu_func_static_shared(struct CUfunc_st *f)
+{
+    const struct ptx_func *pf;
+
+    cpu_launch_decode(f->mod);
+    pf = f->mod->ptx ? ptx_module_find(f->mod->ptx, f->desc->name) : NULL;
+    return pf ? (pf->shared_static + 15) / 16 * 16 : 0;
+}
+
+static CUresult cpu_occ_check(struct CUfunc_st *f, int block)
+{
+    CPU_CHECK_INIT();
+    if (!cpu_func_valid(f)) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    if (block <= 0 || block > CPU_MAX_THREADS_PER_BLOCK) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    return CUDA_SUCCESS;
+}
+
+/* Resident blocks of @block threads with @dyn bytes of dynamic shared. */
+static int cpu_occ_blocks(struct CUfunc_st *f, int block, size_t dyn)
+{
+    uint32_t warps = ((uint32_t)block + 31) / 32;
+    uint64_t smem = (uint64_t)cpu_func_static_shared(f) + dyn;
+    uint64_t n = CPU_SM_BLOCKS, by;
+
+    if (dyn > (size_t)f->max_dynamic_shared ||
+        smem > CPU_SHARED_PER_BLOCK_OPTIN) {
+        return 0;
+    }
+    by = CPU_SM_THREADS / 32 / warps;
+    n = by < n ? by : n;
+    by = CPU_SM_REGS / ((uint64_t)CPU_FUNC_REGS * 32 * warps);
+    n = by < n ? by : n;
+    if (smem) {
+        by = CPU_SM_SHARED / (smem + CPU_BLOCK_RESERVED);
+        n = by < n ? by : n;
+    }
+    return (int)n;
+}
+
+CUresult cpu_occupancy_max_active_blocks_with_flags(int *nblocks,
+                                                    CUfunction f, int block,
+                                                    size_t dyn,
+                                                    unsigned int flags)
+{
+    CUresult rc = cpu_occ_check(f, block);
+
+    if (rc != CUDA_SUCCESS) {
+        return rc;
+    }
+    if (!nblocks || (flags & ~(unsigned)CU_OCCUPANCY_DISABLE_CACHING_OVERRIDE)) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    *nblocks = cpu_occ_blocks(f, block, dyn);
+    return CUDA_SUCCESS;
+}
+
+CUresult cpu_occupancy_max_active_blocks(int *nblocks, CUfunction f,
+                                         int block, size_t dyn)
+{
+    return cpu_occupancy_max_active_blocks_with_flags(nblocks, f, block, dyn,
+                                                      CU_OCCUPANCY_DEFAULT);
+}
+
+CUresult cpu_occupancy_available_dyn_smem(size_t *dyn, CUfunction f,
+                                          int nblocks, int block)
+{
+    CUresult rc = cpu_occ_check(f, block);
+    uint32_t warps = ((uint32_t)block + 31) / 32;
+    uint64_t per, st, lim;
+
+    if (rc != CUDA_SUCCESS) {
+        return rc;
+    }
+    if (!dyn || nblocks <= 0) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    *dyn = 0;
+    if ((uint64_t)nblocks > CPU_SM_BLOCKS ||
+        (uint64_t)nblocks * warps > CPU_SM_THREADS / 32 ||
+        (uint64_t)nblocks * warps * 32 * CPU_FUNC_REGS > CPU_SM_REGS) {
+        return CUDA_SUCCESS;
+    }
+    st = cpu_func_static_shared(f);
+    per = CPU_SM_SHARED / (uint64_t)nblocks;
+    if (per <= CPU_BLOCK_RESERVED + st) {
+        return CUDA_SUCCESS;
+    }
+    per -= CPU_BLOCK_RESERVED + st;
+    lim = CPU_SHARED_PER_BLOCK_OPTIN > st ? CPU_SHARED_PER_BLOCK_OPTIN - st : 0;
+    *dyn = per < lim ? per : lim;
+    return CUDA_SUCCESS;
+}
+
 static CUresult cpu_launch_run(struct cpu_launch *l)
 {
     struct CUmod_st *mod = l->f->mod;
@@ -167,17 +393,7 @@ static CUresult cpu_launch_run(struct cpu_launch *l)
                  "kernel %s: module has no PTX", name);
         return CUDA_ERROR_NOT_SUPPORTED;
     }
-    if (!mod->ptx && mod->ptx_rc == CUDA_SUCCESS) {
-        char err[200];
-
-        mod->ptx_rc = ptx_module_parse(mod->image.ptx, mod->image.ptx_len,
-                                       &mod->ptx, err, sizeof(err));
-        if (mod->ptx_rc != CUDA_SUCCESS) {
-            fprintf(stderr, "vgcd[cpu]: cannot decode PTX: %s\n", err);
-            snprintf(cpu_launch_msg, sizeof(cpu_launch_msg), "bad PTX: %s",
-                     err);
-        }
-    }
+    cpu_launch_decode(mod);
     if (mod->ptx_rc != CUDA_SUCCESS) {
         return mod->ptx_rc;
     }
@@ -219,8 +435,14 @@ static CUresult cpu_launch_run(struct cpu_launch *l)
     a->global_addr = gaddr;
     a->ctx = l->ctx;
     a->max_insns = cpu_launch_max_insns();
+    a->printf_cap = cpu_printf_cap(l->ctx);
     rc = ptx_execute(a);
     cpu_launch_insns = a->thread_insns;
+    if (a->printf_len || a->printf_dropped) {
+        cpu_printf_collect(l->ctx, name, a->printf_out, a->printf_len,
+                           a->printf_dropped);
+    }
+    free(a->printf_out);
     if (rc != CUDA_SUCCESS) {
         snprintf(cpu_launch_msg, sizeof(cpu_launch_msg), "%s", a->msg);
         fprintf(stderr, "vgcd[cpu]: %s\n", a->msg);

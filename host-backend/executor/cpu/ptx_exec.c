@@ -756,6 +756,77 @@ static int px_atom(struct px_worker *wk, struct px_warp *W, uint32_t wi,
     return PX_RUN_DONE;
 }
 
+/* ---- printf ----------------------------------------------------------- */
+
+#define PX_PRINTF_LINE      8192    /* bytes of one printf call's output */
+
+struct px_printf_rd {
+    struct px_worker *wk;
+    uint32_t tid;
+};
+
+static bool px_printf_read(void *opaque, uint64_t addr, void *dst, size_t n)
+{
+    struct px_printf_rd *c = opaque;
+    uint8_t *p = px_resolve(c->wk, PX_SP_GENERIC, c->tid, addr, (unsigned)n);
+
+    if (!p) {
+        return false;
+    }
+    memcpy(dst, p, n);
+    return true;
+}
+
+/* Append one call's output to the launch's buffer, up to its cap. */
+static void px_printf_emit(struct px_worker *wk, const char *s, size_t n)
+{
+    struct ptx_launch_args *a = wk->L->a;
+    size_t keep;
+
+    pthread_mutex_lock(&wk->L->lock);
+    keep = a->printf_len >= a->printf_cap ? 0 :
+           n < a->printf_cap - a->printf_len ? n :
+           a->printf_cap - a->printf_len;
+    if (keep) {
+        if (!a->printf_out) {
+            a->printf_out = malloc(a->printf_cap);
+        }
+        if (a->printf_out) {
+            memcpy(a->printf_out + a->printf_len, s, keep);
+            a->printf_len += keep;
+        } else {
+            keep = 0;
+        }
+    }
+    a->printf_dropped += n - keep;
+    pthread_mutex_unlock(&wk->L->lock);
+}
+
+static int px_printf(struct px_worker *wk, struct px_warp *W, uint32_t wi,
+                     const struct ptx_insn *in, uint32_t m)
+{
+    uint64_t *r = W->r;
+    uint64_t *rd = R(in->d);
+    const uint64_t *ra = R(in->a), *rb = R(in->b);
+    char *buf = malloc(PX_PRINTF_LINE);
+
+    if (!buf) {
+        px_fail(wk, CUDA_ERROR_OUT_OF_MEMORY, "out of memory");
+        return PX_RUN_ERROR;
+    }
+    LANES(
+        struct px_printf_rd c = { wk, wi * 32 + (uint32_t)l };
+        size_t n = 0;
+        int k = ptx_printf_format(px_printf_read, &c, ra[l], rb[l], buf,
+                                  PX_PRINTF_LINE, &n);
+
+        rd[l] = (uint32_t)k;
+        px_printf_emit(wk, buf, n);
+    );
+    free(buf);
+    return PX_RUN_DONE;
+}
+
 static uint64_t px_sreg(struct px_worker *wk, uint32_t wi, int l, int id)
 {
     const struct px_launch *L = wk->L;
@@ -1357,6 +1428,11 @@ static int px_run_warp(struct px_worker *wk, struct px_warp *W, uint32_t wi)
             LANES(rd[l] = res;);
             break;
         }
+        case PTX_OP_PRINTF:
+            if (m && px_printf(wk, W, wi, in, m)) {
+                return PX_RUN_ERROR;
+            }
+            break;
         case PTX_OP_ACTIVEMASK: {
             uint64_t *rd = R(in->d);
             uint32_t am = W->mask;
@@ -1502,6 +1578,9 @@ CUresult ptx_execute(struct ptx_launch_args *a)
 
     a->msg[0] = 0;
     a->thread_insns = 0;
+    a->printf_out = NULL;
+    a->printf_len = 0;
+    a->printf_dropped = 0;
     memset(&L, 0, sizeof(L));
     L.a = a;
     L.fn = a->fn;

@@ -100,7 +100,7 @@
     X(LD_GLOBAL) X(LD_SHARED) X(LD_LOCAL) X(LD_PARAM) X(LD_GENERIC) \
     X(ST_GLOBAL) X(ST_SHARED) X(ST_LOCAL) X(ST_PARAM) X(ST_GENERIC) \
     X(ATOM_GLOBAL) X(ATOM_SHARED) X(ATOM_GENERIC) \
-    X(SHFL) X(VOTE) X(ACTIVEMASK) X(ISSPACEP)
+    X(SHFL) X(VOTE) X(ACTIVEMASK) X(ISSPACEP) X(PRINTF)
 
 enum ptx_op {
 #define PTX_OP_ENUM(n) PTX_OP_##n,
@@ -211,9 +211,24 @@ struct ptx_launch_args {
     uint64_t max_insns;            /* warp-instruction budget, 0 = none */
     unsigned int nthreads;         /* worker threads, 0 = default */
     uint64_t thread_insns;         /* out: thread-instructions issued */
+    size_t printf_cap;             /* bytes of printf output kept */
+    char *printf_out;              /* out: printf output (malloc'd) */
+    size_t printf_len;             /* out: its length */
+    size_t printf_dropped;         /* out: bytes beyond printf_cap */
     char msg[256];                 /* out: why it failed */
 };
 
 CUresult ptx_execute(struct ptx_launch_args *a);
+
+/*
+ * Device printf: format one vprintf(@fmt, @args) call of the CUDA printf
+ * ABI into @out (at most @cap bytes, not NUL-terminated; *@outlen set).
+ * @rd reads guest memory and fails for unmapped bytes.  Returns the
+ * number of arguments consumed, -1 when the format or the argument
+ * buffer could not be read (a note is written instead).
+ */
+typedef bool (*ptx_read_fn)(void *opaque, uint64_t addr, void *dst, size_t n);
+int ptx_printf_format(ptx_read_fn rd, void *opaque, uint64_t fmt,
+                      uint64_t args, char *out, size_t cap, size_t *outlen);
 
 #endif /* VGC_PTX_INTERNAL_H */

@@ -24,6 +24,10 @@
 #define PP_MAX_OPNDS    8
 #define PP_MAX_PARTS    12
 #define PP_NAME_MAX     256
+#define PP_KEY_MAX      (PP_NAME_MAX + 24)  /* name + "@@<scope>" */
+#define PP_MAX_CALL_ARGS 64
+#define PP_MAX_INLINE   32      /* nesting of inlined calls */
+#define PP_MAX_RECURSE  12      /* activations of one function inlined */
 
 enum pp_tok_kind { PP_EOF, PP_WORD, PP_NUM, PP_STR, PP_PUNCT };
 
@@ -54,6 +58,13 @@ struct pp_fixup {
     char *label;
 };
 
+/* A .func with a body: where its header starts in the text. */
+struct pp_fdef {
+    char *name;
+    const char *text;           /* just after ".func" */
+    uint32_t line;
+};
+
 struct pp {
     const char *p, *end;
     uint32_t line;
@@ -74,6 +85,15 @@ struct pp {
     struct pp_fixup *fix;
     size_t nfix, cap_fix;
     uint32_t cur_line;
+    /* device functions, inlined at their call sites */
+    struct pp_fdef *fdefs;
+    size_t nfdefs;
+    uint32_t scope;             /* 0: the entry; else an inlined body */
+    uint32_t scope_seq;
+    uint32_t nlabel_seq;
+    const struct pp_fdef *inl[PP_MAX_INLINE];
+    int ninl;
+    uint64_t shared_off, local_off;
 };
 
 static void pp_fail(struct pp *s, const char *fmt, ...)
@@ -123,9 +143,30 @@ static struct pp_sym *pp_lookup_in(struct pp_table *t, const char *s,
     return NULL;
 }
 
+/*
+ * Names inside a function body live in its scope: the entry's names as
+ * they are, an inlined device function's as "name@@<scope>", so that the
+ * callee's registers and labels never meet the caller's.
+ */
+static size_t pp_key(const struct pp *s, char *buf, const char *name,
+                     size_t len)
+{
+    int n;
+
+    if (len > PP_NAME_MAX) {
+        return 0;
+    }
+    n = s->scope ? snprintf(buf, PP_KEY_MAX, "%.*s@@%u", (int)len, name,
+                            s->scope) :
+                   snprintf(buf, PP_KEY_MAX, "%.*s", (int)len, name);
+    return n > 0 && n < PP_KEY_MAX ? (size_t)n : 0;
+}
+
 static struct pp_sym *pp_lookup(struct pp *s, const char *name, size_t len)
 {
-    struct pp_sym *y = pp_lookup_in(&s->syms, name, len);
+    char key[PP_KEY_MAX];
+    size_t kl = pp_key(s, key, name, len);
+    struct pp_sym *y = kl ? pp_lookup_in(&s->syms, key, kl) : NULL;
 
     return y ? y : pp_lookup_in(&s->mod_syms, name, len);
 }
@@ -138,7 +179,7 @@ static struct pp_sym *pp_define(struct pp *s, struct pp_table *t,
     struct pp_sym *y;
     size_t i;
 
-    if (len == 0 || len > PP_NAME_MAX) {
+    if (len == 0 || len >= PP_KEY_MAX) {
         pp_fail(s, "bad name");
         return NULL;
     }
@@ -183,6 +224,21 @@ static struct pp_sym *pp_define(struct pp *s, struct pp_table *t,
     y->kind = kind;
     y->val = val;
     return y;
+}
+
+/* Define @name in the current function scope. */
+static struct pp_sym *pp_define_local(struct pp *s, const char *name,
+                                      size_t len, enum pp_sym_kind kind,
+                                      uint64_t val)
+{
+    char key[PP_KEY_MAX];
+    size_t kl = pp_key(s, key, name, len);
+
+    if (!kl) {
+        pp_fail(s, "bad name");
+        return NULL;
+    }
+    return pp_define(s, &s->syms, key, kl, kind, val);
 }
 
 static void pp_table_free(struct pp_table *t)
@@ -1044,6 +1100,40 @@ static int pp_mem_mod(int ty, int vec)
            ((vec == 4 ? 2 : vec == 2 ? 1 : 0) << 3);
 }
 
+/* Remember that the BRA at @insn goes to the label @name of this scope. */
+static bool pp_add_fixup(struct pp *s, uint32_t insn, const char *name,
+                         size_t len)
+{
+    char key[PP_KEY_MAX];
+    size_t kl = pp_key(s, key, name, len);
+
+    if (!kl) {
+        pp_fail(s, "bad label");
+        return false;
+    }
+    if (s->nfix == s->cap_fix) {
+        size_t ncap = s->cap_fix ? s->cap_fix * 2 : 64;
+        struct pp_fixup *nf = realloc(s->fix, ncap * sizeof(*nf));
+
+        if (!nf) {
+            s->oom = true;
+            pp_fail(s, "out of memory");
+            return false;
+        }
+        s->fix = nf;
+        s->cap_fix = ncap;
+    }
+    s->fix[s->nfix].insn = insn;
+    s->fix[s->nfix].label = strndup(key, kl);
+    if (!s->fix[s->nfix].label) {
+        s->oom = true;
+        pp_fail(s, "out of memory");
+        return false;
+    }
+    s->nfix++;
+    return true;
+}
+
 /* Returns false when the instruction should become PTX_OP_UNSUPPORTED. */
 static bool pp_decode(struct pp *s, const struct pp_mn *mn,
                       struct pp_opnd *o, int n, uint16_t guard, bool gneg)
@@ -1423,7 +1513,18 @@ static bool pp_decode(struct pp *s, const struct pp_mn *mn,
         } else if (pp_has(mn, "local")) {
             op = st ? P(ST_LOCAL) : P(LD_LOCAL);
         } else if (pp_has(mn, "param")) {
-            op = st ? P(ST_PARAM) : P(LD_PARAM);
+            const struct pp_opnd *ad = st ? &o[0] : &o[1];
+            struct pp_sym *y = ad->kind == PP_O_ADDR &&
+                               ad->name.kind == PP_WORD ?
+                               pp_lookup(s, ad->name.s, ad->name.len) : NULL;
+
+            /* Call-sequence and device-function parameters live in the
+             * thread's local memory; only the entry's are kernel params. */
+            if (s->scope || (y && y->kind == PP_SYM_LOCAL)) {
+                op = st ? P(ST_LOCAL) : P(LD_LOCAL);
+            } else {
+                op = st ? P(ST_PARAM) : P(LD_PARAM);
+            }
         } else {
             op = st ? P(ST_GENERIC) : P(LD_GENERIC);
             generic = true;
@@ -1490,32 +1591,20 @@ static bool pp_decode(struct pp *s, const struct pp_mn *mn,
         tmp.aux = (uint32_t)ty;
         tmp.d = red ? PTX_SLOT_SINK : pp_dst(s, &o[0]);
     } else if (!strcmp(b, "bra") || !strcmp(b, "brx")) {
-        struct pp_fixup *nf;
-
         if (!strcmp(b, "brx") || n != 1 || o[0].kind != PP_O_NAME) {
             return false;
         }
         op = P(BRA);
-        if (s->nfix == s->cap_fix) {
-            size_t ncap = s->cap_fix ? s->cap_fix * 2 : 64;
-
-            nf = realloc(s->fix, ncap * sizeof(*nf));
-            if (!nf) {
-                s->oom = true;
-                pp_fail(s, "out of memory");
-                return true;
-            }
-            s->fix = nf;
-            s->cap_fix = ncap;
-        }
-        s->fix[s->nfix].insn = s->f->ncode;     /* the BRA emitted below */
-        s->fix[s->nfix].label = strndup(o[0].name.s, o[0].name.len);
-        if (!s->fix[s->nfix].label) {
-            s->oom = true;
-            pp_fail(s, "out of memory");
+        /* the BRA emitted below */
+        if (!pp_add_fixup(s, s->f->ncode, o[0].name.s, o[0].name.len)) {
             return true;
         }
-        s->nfix++;
+    } else if (!strcmp(b, "ret") && s->scope) {
+        /* Return from an inlined device function: to the end of its body. */
+        op = P(BRA);
+        if (!pp_add_fixup(s, s->f->ncode, "#ret", 4)) {
+            return true;
+        }
     } else if (!strcmp(b, "ret") || !strcmp(b, "exit")) {
         op = P(EXIT);
     } else if (!strcmp(b, "trap")) {
@@ -1605,6 +1694,9 @@ static bool pp_decode(struct pp *s, const struct pp_mn *mn,
     return true;
 }
 
+static void pp_call(struct pp *s, const struct pp_tok *mt, uint16_t guard,
+                    bool gneg);
+
 /* One instruction; its mnemonic token has been read. */
 static void pp_instruction(struct pp *s, struct pp_tok mt, uint16_t guard,
                            bool gneg)
@@ -1615,6 +1707,11 @@ static void pp_instruction(struct pp *s, struct pp_tok mt, uint16_t guard,
     bool ok = true;
     const char *stmt = mt.s;
 
+    if (mt.len >= 4 && memcmp(mt.s, "call", 4) == 0 &&
+        (mt.len == 4 || mt.s[4] == '.')) {
+        pp_call(s, &mt, guard, gneg);
+        return;
+    }
     for (;;) {
         struct pp_tok t = pp_peek(s);
 
@@ -1790,11 +1887,11 @@ static void pp_reg_decl(struct pp *s)
                                    (int)d.name.len, d.name.s,
                                    (unsigned long long)i);
 
-                pp_define(s, &s->syms, name, (size_t)len, PP_SYM_REG,
+                pp_define_local(s, name, (size_t)len, PP_SYM_REG,
                           pp_new_slot(s));
             }
         } else {
-            pp_define(s, &s->syms, d.name.s, d.name.len, PP_SYM_REG,
+            pp_define_local(s, d.name.s, d.name.len, PP_SYM_REG,
                       pp_new_slot(s));
         }
         t = pp_next(s);
@@ -1813,7 +1910,7 @@ static void pp_reg_decl(struct pp *s)
                 pp_fail(s, "bad .reg declaration");
                 return;
             }
-            pp_define(s, &s->syms, nt.s, nt.len, PP_SYM_REG, pp_new_slot(s));
+            pp_define_local(s, nt.s, nt.len, PP_SYM_REG, pp_new_slot(s));
             t = pp_peek(s);
             while (pp_punct(&t, ',')) {
                 pp_next(s);
@@ -1822,7 +1919,7 @@ static void pp_reg_decl(struct pp *s)
                     pp_fail(s, "bad .reg declaration");
                     return;
                 }
-                pp_define(s, &s->syms, nt.s, nt.len, PP_SYM_REG,
+                pp_define_local(s, nt.s, nt.len, PP_SYM_REG,
                           pp_new_slot(s));
                 t = pp_peek(s);
             }
@@ -1846,7 +1943,12 @@ static void pp_var_decl(struct pp *s, struct pp_table *t, bool shared,
     if (ext) {
         /* Dynamic shared memory: its offset is fixed at launch (UINT64_MAX
          * marks it; the function records the real base). */
-        pp_define(s, t, d.name.s, d.name.len, PP_SYM_SHARED, UINT64_MAX);
+        if (t == &s->syms) {
+            pp_define_local(s, d.name.s, d.name.len, PP_SYM_SHARED,
+                            UINT64_MAX);
+        } else {
+            pp_define(s, t, d.name.s, d.name.len, PP_SYM_SHARED, UINT64_MAX);
+        }
         return;
     }
     *offset = pp_align_up(*offset, d.align);
@@ -1854,8 +1956,13 @@ static void pp_var_decl(struct pp *s, struct pp_table *t, bool shared,
         pp_fail(s, "variable too large");
         return;
     }
-    pp_define(s, t, d.name.s, d.name.len,
-              shared ? PP_SYM_SHARED : PP_SYM_LOCAL, *offset);
+    if (t == &s->syms) {
+        pp_define_local(s, d.name.s, d.name.len,
+                        shared ? PP_SYM_SHARED : PP_SYM_LOCAL, *offset);
+    } else {
+        pp_define(s, t, d.name.s, d.name.len,
+                  shared ? PP_SYM_SHARED : PP_SYM_LOCAL, *offset);
+    }
     *offset += d.size;
 }
 
@@ -1890,15 +1997,493 @@ static void pp_fix_dyn_shared(struct ptx_func *f)
     }
 }
 
+/* ---- function bodies and calls ----------------------------------------- */
+
+/*
+ * Statements up to the '}' that closes the body whose '{' was just read.
+ * Device functions are inlined at their call sites (pp_call), so this
+ * runs for the entry and, nested, for every inlined body.
+ */
+static void pp_body(struct pp *s)
+{
+    bool guard_pending = false, gneg = false;
+    uint16_t guard = 0;
+    size_t depth = 1;
+    struct pp_tok t;
+
+    while (!s->failed) {
+        t = pp_next(s);
+        s->cur_line = s->line;
+        if (t.kind == PP_EOF) {
+            pp_fail(s, "function %s not closed", s->f->name);
+            return;
+        }
+        if (pp_punct(&t, '{')) {
+            depth++;
+            continue;
+        }
+        if (pp_punct(&t, '}')) {
+            if (--depth == 0) {
+                break;
+            }
+            continue;
+        }
+        if (pp_punct(&t, '@')) {
+            struct pp_tok p = pp_next(s);
+            struct pp_sym *y;
+
+            gneg = false;
+            if (pp_punct(&p, '!')) {
+                gneg = true;
+                p = pp_next(s);
+            }
+            y = p.kind == PP_WORD ? pp_lookup(s, p.s, p.len) : NULL;
+            if (!y || y->kind != PP_SYM_REG) {
+                pp_fail(s, "bad guard predicate");
+                return;
+            }
+            guard = (uint16_t)y->val;
+            guard_pending = true;
+            continue;
+        }
+        if (t.kind != PP_WORD) {
+            pp_fail(s, "unexpected '%.*s'", (int)t.len, t.s);
+            return;
+        }
+        if (t.s[0] == '.') {
+            if (guard_pending) {
+                pp_fail(s, "guard on a directive");
+                return;
+            }
+            if (pp_is(&t, ".reg")) {
+                pp_reg_decl(s);
+            } else if (pp_is(&t, ".shared")) {
+                pp_var_decl(s, &s->syms, true, &s->shared_off, false);
+            } else if (pp_is(&t, ".local") || pp_is(&t, ".param")) {
+                /* .param inside a body: a call sequence's argument or
+                 * return value, kept in the thread's local memory. */
+                pp_var_decl(s, &s->syms, false, &s->local_off, false);
+            } else if (pp_is(&t, ".loc") || pp_is(&t, ".file")) {
+                pp_skip_line(s);
+            } else {
+                /* .pragma, .callprototype ... */
+                pp_skip_statement(s);
+            }
+            continue;
+        }
+        {
+            struct pp_tok nt = pp_peek(s);
+
+            if (pp_punct(&nt, ':') && !guard_pending) {
+                pp_next(s);
+                pp_define_local(s, t.s, t.len, PP_SYM_LABEL, s->f->ncode);
+                continue;
+            }
+        }
+        pp_instruction(s, t, guard_pending ? guard : 0,
+                       guard_pending && gneg);
+        guard_pending = false;
+        gneg = false;
+    }
+}
+
+/* Where a call argument or return value lives, resolved in the caller. */
+struct pp_carg {
+    bool local;                 /* a .param of the caller: local memory */
+    uint64_t off;               /* its local offset */
+    uint16_t slot;              /* else: the register or constant */
+    bool reg;                   /* slot is a register (may be written) */
+};
+
+static bool pp_carg_resolve(struct pp *s, const struct pp_opnd *o,
+                            struct pp_carg *c)
+{
+    struct pp_sym *y;
+
+    memset(c, 0, sizeof(*c));
+    c->slot = PTX_SLOT_SINK;
+    if (o->kind == PP_O_NUM) {
+        c->slot = pp_src(s, o, PTX_T_U64);
+        return !s->failed;
+    }
+    if (o->kind != PP_O_NAME || o->neg || o->pipe.kind == PP_WORD) {
+        return false;
+    }
+    y = pp_lookup(s, o->name.s, o->name.len);
+    if (!y) {
+        return false;
+    }
+    if (y->kind == PP_SYM_LOCAL) {
+        c->local = true;
+        c->off = y->val + (uint64_t)o->off;
+        return true;
+    }
+    if (y->kind == PP_SYM_REG && o->off == 0) {
+        c->slot = (uint16_t)y->val;
+        c->reg = true;
+        return true;
+    }
+    return false;
+}
+
+static void pp_emit_local(struct pp *s, bool st, uint64_t off, uint16_t val,
+                          unsigned size)
+{
+    struct ptx_insn *in;
+    uint16_t base = pp_const_slot(s, -1, off);
+
+    in = pp_emit(s, st ? PTX_OP_ST_LOCAL : PTX_OP_LD_LOCAL);
+    if (in) {
+        in->a = base;
+        in->d = val;
+        in->mod = (uint8_t)pp_mem_mod(size == 8 ? PTX_T_U64 : size == 4 ?
+                                      PTX_T_U32 : size == 2 ? PTX_T_U16 :
+                                      PTX_T_U8, 1);
+    }
+}
+
+/* The value of an argument, as a slot (loaded from local memory). */
+static uint16_t pp_carg_value(struct pp *s, const struct pp_carg *c,
+                              unsigned size)
+{
+    uint16_t t;
+
+    if (!c->local) {
+        return c->slot;
+    }
+    t = pp_new_slot(s);
+    pp_emit_local(s, false, c->off, t, size);
+    return t;
+}
+
+static const struct pp_fdef *pp_find_fdef(const struct pp *s,
+                                          const struct pp_tok *name)
+{
+    size_t i;
+
+    for (i = 0; i < s->nfdefs; i++) {
+        if (strlen(s->fdefs[i].name) == name->len &&
+            memcmp(s->fdefs[i].name, name->s, name->len) == 0) {
+            return &s->fdefs[i];
+        }
+    }
+    return NULL;
+}
+
+static void pp_unsupported_str(struct pp *s, const char *what,
+                               const struct pp_tok *name)
+{
+    char buf[96];
+    struct pp_tok t;
+
+    snprintf(buf, sizeof(buf), "%s %.*s", what,
+             (int)(name->len < 64 ? name->len : 64), name->s);
+    t.kind = PP_WORD;
+    t.s = buf;
+    t.len = strlen(buf);
+    pp_unsupported(s, NULL, &t);
+}
+
+/* Inline the body of @fd with arguments @args and results @rets. */
+static void pp_inline(struct pp *s, const struct pp_fdef *fd,
+                      const struct pp_carg *rets, int nret,
+                      const struct pp_carg *args, int narg)
+{
+    const char *save_p = s->p;
+    uint32_t save_line = s->line, save_scope = s->scope;
+    struct pp_tok save_peek = s->peeked;
+    uint32_t save_peek_line = s->peek_line;
+    bool save_has_peek = s->has_peek;
+    struct pp_carg rloc[PP_MAX_CALL_ARGS];
+    unsigned rsize[PP_MAX_CALL_ARGS];
+    int nr = 0, na = 0, i;
+    struct pp_tok t;
+
+    s->p = fd->text;
+    s->line = fd->line;
+    s->has_peek = false;
+    s->scope = ++s->scope_seq;
+    s->inl[s->ninl++] = fd;
+    for (int pass = 0; pass < 2 && !s->failed; pass++) {
+        /* pass 0: the optional return list; pass 1: the parameters */
+        t = pp_peek(s);
+        if (pass == 1) {
+            pp_next(s);         /* the function's name */
+            t = pp_peek(s);
+        }
+        if (!pp_punct(&t, '(')) {
+            continue;
+        }
+        pp_next(s);
+        t = pp_peek(s);
+        if (pp_punct(&t, ')')) {
+            pp_next(s);
+            continue;
+        }
+        for (;;) {
+            struct pp_decl d;
+            const struct pp_carg *c;
+            bool ret = pass == 0;
+            int idx = ret ? nr : na;
+
+            t = pp_next(s);
+            if (!pp_is(&t, ".param") || idx >= PP_MAX_CALL_ARGS) {
+                pp_fail(s, "bad parameter of %s", fd->name);
+                break;
+            }
+            d = pp_declaration(s);
+            if (!d.ok || d.size > 65536) {
+                pp_fail(s, "bad parameter of %s", fd->name);
+                break;
+            }
+            c = ret ? (idx < nret ? &rets[idx] : NULL) :
+                      (idx < narg ? &args[idx] : NULL);
+            if (c && c->local) {
+                /* The caller's .param variable is the callee's. */
+                pp_define_local(s, d.name.s, d.name.len, PP_SYM_LOCAL,
+                                c->off);
+                if (ret) {
+                    rloc[idx].local = false;
+                }
+            } else {
+                uint64_t off = pp_align_up(s->local_off, d.align);
+
+                if (off + d.size > (1ULL << 31)) {
+                    pp_fail(s, "too much local memory");
+                    break;
+                }
+                s->local_off = off + d.size;
+                pp_define_local(s, d.name.s, d.name.len, PP_SYM_LOCAL, off);
+                if (ret) {
+                    /* a register result: loaded after the body */
+                    rloc[idx].local = c && c->reg;
+                    rloc[idx].off = off;
+                    rloc[idx].slot = c ? c->slot : PTX_SLOT_SINK;
+                    rsize[idx] = (unsigned)d.size;
+                } else if (c && (d.size == 1 || d.size == 2 || d.size == 4 ||
+                                 d.size == 8)) {
+                    pp_emit_local(s, true, off, c->slot, (unsigned)d.size);
+                }
+            }
+            if (ret) {
+                nr++;
+            } else {
+                na++;
+            }
+            t = pp_next(s);
+            if (pp_punct(&t, ')')) {
+                break;
+            }
+            if (!pp_punct(&t, ',')) {
+                pp_fail(s, "bad parameter list of %s", fd->name);
+                break;
+            }
+        }
+    }
+    /* Directives (.noreturn ...) up to the body. */
+    while (!s->failed) {
+        t = pp_next(s);
+        if (pp_punct(&t, '{')) {
+            break;
+        }
+        if (t.kind == PP_EOF || pp_punct(&t, ';')) {
+            pp_fail(s, "function %s has no body", fd->name);
+        }
+    }
+    if (!s->failed) {
+        pp_body(s);
+    }
+    if (!s->failed) {
+        /* "ret" branches here. */
+        pp_define_local(s, "#ret", 4, PP_SYM_LABEL, s->f->ncode);
+    }
+    s->ninl--;
+    s->scope = save_scope;
+    s->p = save_p;
+    s->line = save_line;
+    s->peeked = save_peek;
+    s->peek_line = save_peek_line;
+    s->has_peek = save_has_peek;
+    for (i = 0; i < nr && !s->failed; i++) {
+        unsigned sz = rsize[i];
+
+        if (rloc[i].local && (sz == 1 || sz == 2 || sz == 4 || sz == 8)) {
+            pp_emit_local(s, false, rloc[i].off, rloc[i].slot, sz);
+        }
+    }
+}
+
+/* The vprintf system call: PRINTF with the format and argument buffer. */
+static void pp_vprintf(struct pp *s, const struct pp_carg *rets, int nret,
+                       const struct pp_carg *args, int narg)
+{
+    uint16_t fmt, ap, res;
+    struct ptx_insn *in;
+
+    fmt = narg > 0 ? pp_carg_value(s, &args[0], 8) : pp_const_slot(s, -1, 0);
+    ap = narg > 1 ? pp_carg_value(s, &args[1], 8) : pp_const_slot(s, -1, 0);
+    res = pp_new_slot(s);
+    in = pp_emit(s, PTX_OP_PRINTF);
+    if (in) {
+        in->a = fmt;
+        in->b = ap;
+        in->d = res;
+    }
+    if (nret > 0) {
+        if (rets[0].local) {
+            pp_emit_local(s, true, rets[0].off, res, 4);
+        } else if (rets[0].reg) {
+            in = pp_emit(s, PTX_OP_MOV);
+            if (in) {
+                in->a = res;
+                in->d = rets[0].slot;
+            }
+        }
+    }
+}
+
+static bool pp_call_list(struct pp *s, struct pp_carg *v, int *n)
+{
+    struct pp_tok t = pp_peek(s);
+
+    *n = 0;
+    pp_next(s);                 /* '(' */
+    t = pp_peek(s);
+    if (pp_punct(&t, ')')) {
+        pp_next(s);
+        return true;
+    }
+    for (;;) {
+        struct pp_opnd o;
+
+        if (*n == PP_MAX_CALL_ARGS || !pp_parse_opnd(s, &o) ||
+            !pp_carg_resolve(s, &o, &v[*n])) {
+            return false;
+        }
+        (*n)++;
+        t = pp_next(s);
+        if (pp_punct(&t, ')')) {
+            return true;
+        }
+        if (!pp_punct(&t, ',')) {
+            return false;
+        }
+    }
+}
+
+/*
+ * call[.uni] [(ret),] func[, (args)][, prototype];  Direct calls to
+ * device functions are inlined (with bounded recursion); vprintf becomes
+ * PTX_OP_PRINTF; __assertfail traps; anything else (indirect calls,
+ * malloc ...) is PTX_OP_UNSUPPORTED, failing only if it runs.
+ */
+static void pp_call(struct pp *s, const struct pp_tok *mt, uint16_t guard,
+                    bool gneg)
+{
+    struct pp_carg rets[PP_MAX_CALL_ARGS], args[PP_MAX_CALL_ARGS];
+    int nret = 0, narg = 0, i, active = 0;
+    struct pp_tok t, callee;
+    const struct pp_fdef *fd;
+    char skip[32];
+    int nskip;
+    struct pp_sym *y;
+
+    t = pp_peek(s);
+    if (pp_punct(&t, '(')) {
+        if (!pp_call_list(s, rets, &nret)) {
+            goto bad;
+        }
+        t = pp_next(s);
+        if (!pp_punct(&t, ',')) {
+            goto bad;
+        }
+    }
+    callee = pp_next(s);
+    if (callee.kind != PP_WORD) {
+        goto bad;
+    }
+    t = pp_peek(s);
+    if (pp_punct(&t, ',')) {
+        pp_next(s);
+        t = pp_peek(s);
+        if (pp_punct(&t, '(')) {
+            if (!pp_call_list(s, args, &narg)) {
+                goto bad;
+            }
+            t = pp_peek(s);
+            if (pp_punct(&t, ',')) {
+                pp_next(s);
+                pp_next(s);     /* call prototype or target list */
+            }
+        } else {
+            pp_next(s);         /* call prototype */
+        }
+    }
+    t = pp_next(s);
+    if (!pp_punct(&t, ';')) {
+        goto bad;
+    }
+    y = pp_lookup(s, callee.s, callee.len);
+    if (y && y->kind == PP_SYM_REG) {
+        pp_unsupported_str(s, "indirect call through", &callee);
+        return;
+    }
+    /* A guarded call: branch around it where the guard is false. */
+    nskip = snprintf(skip, sizeof(skip), "#call%u", ++s->nlabel_seq);
+    if (guard) {
+        struct ptx_insn *in;
+
+        if (!pp_add_fixup(s, s->f->ncode, skip, (size_t)nskip)) {
+            return;
+        }
+        in = pp_emit(s, PTX_OP_BRA);
+        if (in) {
+            in->guard = guard;
+            in->gneg = !gneg;
+        }
+    }
+    fd = pp_find_fdef(s, &callee);
+    if (fd) {
+        for (i = 0; i < s->ninl; i++) {
+            active += s->inl[i] == fd;
+        }
+        if (s->ninl >= PP_MAX_INLINE || active >= PP_MAX_RECURSE ||
+            s->f->nslots > PTX_MAX_SLOTS / 2 ||
+            s->f->ncode > PTX_MAX_CODE / 2) {
+            pp_unsupported_str(s, "call (nested or recursive too deeply)",
+                               &callee);
+        } else {
+            pp_inline(s, fd, rets, nret, args, narg);
+        }
+    } else if (pp_is(&callee, "vprintf")) {
+        pp_vprintf(s, rets, nret, args, narg);
+    } else if (pp_is(&callee, "__assertfail") ||
+               pp_is(&callee, "__assert_fail")) {
+        pp_emit(s, PTX_OP_TRAP);
+    } else {
+        pp_unsupported_str(s, "call", &callee);
+    }
+    if (guard && !s->failed) {
+        pp_define_local(s, skip, (size_t)nskip, PP_SYM_LABEL, s->f->ncode);
+    }
+    return;
+bad:
+    if (!s->failed) {
+        pp_skip_statement(s);
+        pp_unsupported(s, NULL, mt);
+        if (!s->failed && s->f->ncode) {
+            s->f->code[s->f->ncode - 1].guard = guard;
+            s->f->code[s->f->ncode - 1].gneg = gneg;
+        }
+    }
+}
+
 static void pp_entry(struct pp *s)
 {
     struct ptx_func *f, *nf;
     struct pp_tok t;
     uint64_t param_off = 0, shared_off = s->mod_shared, local_off = 0;
-    bool guard_pending = false;
-    uint16_t guard = 0;
-    bool gneg = false;
-    size_t depth = 0, i;
+    size_t i;
 
     nf = realloc(s->m->funcs, (s->m->nfuncs + 1) * sizeof(*nf));
     if (!nf) {
@@ -1948,7 +2533,7 @@ static void pp_entry(struct pp *s)
                     pp_fail(s, "parameters too large");
                     return;
                 }
-                pp_define(s, &s->syms, d.name.s, d.name.len, PP_SYM_PARAM,
+                pp_define_local(s, d.name.s, d.name.len, PP_SYM_PARAM,
                           param_off);
                 param_off += d.size;
                 t = pp_next(s);
@@ -1976,79 +2561,11 @@ static void pp_entry(struct pp *s)
             return;
         }
     }
-    depth = 1;
-    while (!s->failed) {
-        t = pp_next(s);
-        s->cur_line = s->line;
-        if (t.kind == PP_EOF) {
-            pp_fail(s, "function %s not closed", f->name);
-            return;
-        }
-        if (pp_punct(&t, '{')) {
-            depth++;
-            continue;
-        }
-        if (pp_punct(&t, '}')) {
-            if (--depth == 0) {
-                break;
-            }
-            continue;
-        }
-        if (pp_punct(&t, '@')) {
-            struct pp_tok p = pp_next(s);
-            struct pp_sym *y;
-
-            gneg = false;
-            if (pp_punct(&p, '!')) {
-                gneg = true;
-                p = pp_next(s);
-            }
-            y = p.kind == PP_WORD ? pp_lookup(s, p.s, p.len) : NULL;
-            if (!y || y->kind != PP_SYM_REG) {
-                pp_fail(s, "bad guard predicate");
-                return;
-            }
-            guard = (uint16_t)y->val;
-            guard_pending = true;
-            continue;
-        }
-        if (t.kind != PP_WORD) {
-            pp_fail(s, "unexpected '%.*s'", (int)t.len, t.s);
-            return;
-        }
-        if (t.s[0] == '.') {
-            if (guard_pending) {
-                pp_fail(s, "guard on a directive");
-                return;
-            }
-            if (pp_is(&t, ".reg")) {
-                pp_reg_decl(s);
-            } else if (pp_is(&t, ".shared")) {
-                pp_var_decl(s, &s->syms, true, &shared_off, false);
-            } else if (pp_is(&t, ".local")) {
-                pp_var_decl(s, &s->syms, false, &local_off, false);
-            } else if (pp_is(&t, ".loc") || pp_is(&t, ".file")) {
-                pp_skip_line(s);
-            } else {
-                /* .pragma, .param (call sequences) ... */
-                pp_skip_statement(s);
-            }
-            continue;
-        }
-        {
-            struct pp_tok nt = pp_peek(s);
-
-            if (pp_punct(&nt, ':') && !guard_pending) {
-                pp_next(s);
-                pp_define(s, &s->syms, t.s, t.len, PP_SYM_LABEL, f->ncode);
-                continue;
-            }
-        }
-        pp_instruction(s, t, guard_pending ? guard : 0,
-                       guard_pending && gneg);
-        guard_pending = false;
-        gneg = false;
-    }
+    s->shared_off = shared_off;
+    s->local_off = local_off;
+    pp_body(s);
+    shared_off = s->shared_off;
+    local_off = s->local_off;
     if (s->failed) {
         return;
     }
@@ -2153,6 +2670,78 @@ static void pp_global_decl(struct pp *s)
     s->m->nglobals++;
 }
 
+/*
+ * First pass: where the bodies of the module's .func device functions
+ * start, so that calls (inlined) can reach functions defined later.
+ */
+static void pp_scan_funcs(struct pp *s)
+{
+    while (!s->failed) {
+        struct pp_tok t = pp_next(s);
+
+        if (t.kind == PP_EOF) {
+            break;
+        }
+        if (pp_is(&t, ".version") || pp_is(&t, ".target") ||
+            pp_is(&t, ".address_size") || pp_is(&t, ".file") ||
+            pp_is(&t, ".loc")) {
+            pp_skip_line(s);
+        } else if (pp_is(&t, ".func")) {
+            const char *text = t.s + t.len;
+            uint32_t line = s->line;
+            struct pp_tok name = { PP_EOF, NULL, 0 };
+            size_t paren = 0;
+
+            for (;;) {
+                t = pp_next(s);
+                if (t.kind == PP_EOF || pp_punct(&t, ';')) {
+                    break;
+                }
+                if (pp_punct(&t, '(')) {
+                    paren++;
+                } else if (pp_punct(&t, ')') && paren) {
+                    paren--;
+                } else if (!paren && name.kind == PP_EOF &&
+                           t.kind == PP_WORD && t.s[0] != '.') {
+                    name = t;
+                } else if (pp_punct(&t, '{')) {
+                    struct pp_fdef *nf;
+
+                    pp_skip_block(s);
+                    if (name.kind != PP_WORD || name.len > PP_NAME_MAX) {
+                        break;
+                    }
+                    nf = realloc(s->fdefs, (s->nfdefs + 1) * sizeof(*nf));
+                    if (!nf) {
+                        s->oom = true;
+                        pp_fail(s, "out of memory");
+                        return;
+                    }
+                    s->fdefs = nf;
+                    nf[s->nfdefs].name = strndup(name.s, name.len);
+                    nf[s->nfdefs].text = text;
+                    nf[s->nfdefs].line = line;
+                    if (!nf[s->nfdefs].name) {
+                        s->oom = true;
+                        pp_fail(s, "out of memory");
+                        return;
+                    }
+                    s->nfdefs++;
+                    break;
+                }
+            }
+        } else if (pp_punct(&t, ';')) {
+            continue;
+        } else if (t.kind == PP_WORD && t.s[0] == '.' &&
+                   !pp_is(&t, ".entry")) {
+            /* .visible, .extern, .global ...: the statement goes on */
+            continue;
+        } else {
+            pp_skip_statement(s);
+        }
+    }
+}
+
 CUresult ptx_module_parse(const char *text, size_t len,
                           struct ptx_module **out, char *err, size_t errlen)
 {
@@ -2173,6 +2762,10 @@ CUresult ptx_module_parse(const char *text, size_t len,
     if (!s.m) {
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
+    pp_scan_funcs(&s);
+    s.p = text;
+    s.line = 1;
+    s.has_peek = false;
     while (!s.failed) {
         struct pp_tok t = pp_next(&s);
 
@@ -2205,6 +2798,10 @@ CUresult ptx_module_parse(const char *text, size_t len,
     }
     pp_table_free(&s.mod_syms);
     free(s.fix);
+    for (size_t i = 0; i < s.nfdefs; i++) {
+        free(s.fdefs[i].name);
+    }
+    free(s.fdefs);
     if (s.failed) {
         ptx_module_free(s.m);
         return s.oom ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_ERROR_INVALID_PTX;
