@@ -44,6 +44,8 @@ static struct {
     size_t max_chunk;           /* bulk bytes one request may carry */
     bool connected_once;
     bool broken;
+    bool output_pending;        /* a reply said VGC_F_OUTPUT */
+    bool draining;
     uint8_t *sbuf;              /* queued frames, then the request being built */
     size_t pending;             /* bytes of complete frames in sbuf */
     uint8_t *rframe;            /* room for a reply: header, then payload */
@@ -287,13 +289,48 @@ CUresult vgc_req_call(struct vgc_req *rq)
         transport_break("malformed reply");
         return CUDA_ERROR_DEVICE_UNAVAILABLE;
     }
+    if (rh.flags & VGC_F_OUTPUT) {
+        conn.output_pending = true;
+    }
     vgc_rd_init(&rq->rd, conn.rbuf, rh.length);
     return (CUresult)vgc_rd_i32(&rq->rd);
+}
+
+/*
+ * Kernels printed: fetch the text and write it to stdout, where a real
+ * GPU's printf output appears, after the synchronising call that made the
+ * host say so.  Called with the connection lock held.
+ */
+static void transport_drain_output(void)
+{
+    for (int round = 0; round < 64 && conn.output_pending && !conn.broken; round++) {
+        struct vgc_req rq;
+        uint64_t n = 0;
+        const void *text;
+
+        conn.output_pending = false;
+        rq.opcode = VGC_OP_OUTPUT;
+        rq.frame = conn.sbuf + conn.pending;
+        vgc_wr_init(&rq.wr, rq.frame + sizeof(struct vgc_hdr), 0);
+        if (vgc_req_call(&rq) != CUDA_SUCCESS) {
+            return;
+        }
+        text = vgc_rd_blob(&rq.rd, &n, 64 << 10);
+        if (text && n) {
+            fwrite(text, 1, (size_t)n, stdout);
+            fflush(stdout);
+        }
+    }
 }
 
 void vgc_req_end(struct vgc_req *rq)
 {
     (void)rq;
+    if (conn.output_pending && !conn.draining) {
+        conn.draining = true;
+        transport_drain_output();
+        conn.draining = false;
+    }
     pthread_mutex_unlock(&conn.lock);
 }
 

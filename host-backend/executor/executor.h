@@ -59,6 +59,14 @@ struct vgc_executor {
     CUresult (*module_load)(CUmodule *mod, const void *image, size_t size);
     CUresult (*library_load)(CUlibrary *lib, const void *image, size_t size);
 
+    /*
+     * Text the device printed (kernel printf) and nobody fetched yet: a
+     * cheap test, and a drain of up to @cap bytes (returns how many).
+     * Both NULL for an executor whose device output goes elsewhere.
+     */
+    bool (*output_pending)(void);
+    size_t (*output_drain)(char *buf, size_t cap);
+
     /* Release everything; the process is about to end. May be NULL. */
     void (*destroy)(void);
 };

@@ -81,6 +81,29 @@ static enum vgcd_frame_result frame_hello(struct vgcd_session *s,
     return VGCD_FRAME_REPLY;
 }
 
+/* Hand over what the device printed, 64 KiB at a time. */
+static enum vgcd_frame_result frame_output(struct vgcd_session *s, bool async,
+                                          struct vgc_wr *w)
+{
+    size_t n = 0;
+    void *text;
+
+    if (async) {
+        vgcd_violation(s, "an output request sent without waiting");
+        return VGCD_FRAME_VIOLATION;
+    }
+    vgc_wr_i32(w, CUDA_SUCCESS);
+    vgc_wr_u64(w, 0);                   /* the blob's length, set below */
+    text = vgc_wr_reserve(w, 64 << 10);
+    if (text && s->exec->output_drain) {
+        n = s->exec->output_drain(text, 64 << 10);
+    }
+    memcpy(w->buf + 4, &(uint64_t){ n }, 8);
+    w->len = 12 + n;
+    s->output_pending = s->exec->output_pending && s->exec->output_pending();
+    return VGCD_FRAME_REPLY;
+}
+
 enum vgcd_frame_result vgcd_frame_process(struct vgcd_session *s,
                                           const struct vgc_hdr *h,
                                           const void *payload,
@@ -119,6 +142,9 @@ enum vgcd_frame_result vgcd_frame_process(struct vgcd_session *s,
         }
         return VGCD_FRAME_REPLY;
     }
+    if (h->opcode == VGC_OP_OUTPUT) {
+        return frame_output(s, async, w);
+    }
     if (h->opcode < VGC_OP_FIRST_CALL || !vgc_opcode_name(h->opcode)) {
         vgcd_violation(s, "unknown opcode");
         return VGCD_FRAME_VIOLATION;
@@ -143,5 +169,7 @@ enum vgcd_frame_result vgcd_frame_process(struct vgcd_session *s,
     if (vgcd_dispatch(s, h->opcode, &r, w) < 0) {
         return VGCD_FRAME_VIOLATION;
     }
+    /* Kernels may have printed: say so in this reply, if it has one. */
+    s->output_pending = !async && s->exec->output_pending && s->exec->output_pending();
     return async ? VGCD_FRAME_NO_REPLY : VGCD_FRAME_REPLY;
 }

@@ -48,6 +48,7 @@ struct vgcd_session {
     CUresult deferred;      /* first failure of an async call, not yet reported */
     const char *violation;  /* why the session must end; NULL while healthy */
     bool hello_done;        /* the handshake succeeded */
+    bool output_pending;    /* the reply being sent should say VGC_F_OUTPUT */
     void *args;             /* per-call argument arena, zeroed for each call */
     size_t args_cap;
     const char *peer;       /* for log lines: "unix:pid 1234", "tcp:1.2.3.4:5" */

@@ -181,7 +181,7 @@ int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, const char *peer
             struct iovec iov[2];
             rh = h;
             rh.version = VGC_PROTOCOL_VERSION;
-            rh.flags = VGC_F_REPLY;
+            rh.flags = VGC_F_REPLY | (s->output_pending ? VGC_F_OUTPUT : 0);
             rh.length = (uint32_t)w.len;
             iov[0] = (struct iovec){ &rh, sizeof(rh) };
             iov[1] = (struct iovec){ reply, w.len };

@@ -33,6 +33,9 @@
 /* Frame flags */
 #define VGC_F_REPLY         (1u << 0)   /* host -> guest answer to request_id */
 #define VGC_F_NO_REPLY      (1u << 1)   /* async: the host sends no answer */
+#define VGC_F_OUTPUT        (1u << 2)   /* in a reply: device output (kernel
+                                           printf) waits; fetch it with
+                                           VGC_OP_OUTPUT */
 #define VGC_F_KNOWN         (VGC_F_REPLY | VGC_F_NO_REPLY)
 
 struct vgc_hdr {
@@ -52,6 +55,8 @@ enum {
     VGC_OP_GOODBYE = 1,     /* orderly end of a session */
     VGC_OP_IMAGE_QUERY = 2, /* does the host hold this module image? */
     VGC_OP_IMAGE_PUT = 3,   /* one part of a module image */
+    VGC_OP_OUTPUT = 4,      /* device output (kernel printf) since the last
+                               one: reply i32 0, blob of text */
     VGC_OP_FIRST_CALL = 16,
 };
 

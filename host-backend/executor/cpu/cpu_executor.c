@@ -225,6 +225,12 @@ static const struct vgc_exec_ops cpu_ops = {
     .cuLaunchKernelEx_ptsz = cpu_launch_kernel_ex,
 };
 
+/* Device printf text of every context, oldest first. */
+static size_t cpu_executor_output_drain(char *buf, size_t cap)
+{
+    return vgc_cpu_printf_drain(NULL, buf, cap);
+}
+
 static void cpu_executor_destroy(void)
 {
     /* Libraries first: their globals are allocations outside any context. */
@@ -303,6 +309,8 @@ struct vgc_executor *vgc_cpu_executor_create(const struct vgc_executor_config *c
     cpu_executor.va_size = (uint64_t)ndevices * CPU_VA_PER_DEVICE;
     cpu_executor.module_load = cpu_module_load;
     cpu_executor.library_load = cpu_library_load;
+    cpu_executor.output_pending = vgc_cpu_printf_pending;
+    cpu_executor.output_drain = cpu_executor_output_drain;
     cpu_executor.destroy = cpu_executor_destroy;
     return &cpu_executor;
 }

@@ -536,6 +536,8 @@ CUresult cpu_occupancy_available_dyn_smem(size_t *dyn, CUfunction f,
  * A drop note is appended once the dropped context is drained.
  */
 size_t vgc_cpu_printf_drain(CUcontext ctx, char *buf, size_t cap);
+/* True when some context holds printf output not yet drained. */
+bool vgc_cpu_printf_pending(void);
 /* Free @ctx's printf buffer (context teardown). */
 void cpu_printf_free_ctx(struct CUctx_st *ctx);
 

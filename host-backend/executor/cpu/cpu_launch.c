@@ -252,6 +252,16 @@ size_t vgc_cpu_printf_drain(CUcontext ctx, char *buf, size_t cap)
     return n;
 }
 
+bool vgc_cpu_printf_pending(void)
+{
+    for (struct CUctx_st *c = cpu_state.contexts; c; c = c->next) {
+        if (c->printf_len || c->printf_dropped) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Decode @mod's PTX bodies once (mod->ptx, or why not in mod->ptx_rc). */
 static void cpu_launch_decode(struct CUmod_st *mod)
 {
