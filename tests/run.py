@@ -17,7 +17,9 @@ Sections (each check is one line: "ok", "FAIL" or "skip", with its name):
   robustness  malformed traffic on vgcd's socket, clients unaffected
   vhost       the VM path against a vhost-user front-end in Python
   e2e         the QEMU device, and two TCG guests running the test
-              programs over /dev/vgc0 on one vgcd
+              programs over /dev/vgc0 on one vgcd; processes killed
+              mid-copy, the VM's vgcd worker killed and vgcd restarted
+              (driver reset), QMP hotplug/unplug with open files
   asan        unit and integration tests again, with ASan/UBSan builds of
               vgcd and the shim
   fuzz        the request decoder under libFuzzer, for a bounded time
@@ -29,6 +31,7 @@ A skipped check is reported as skipped, never as passed.
 """
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -353,6 +356,16 @@ def section_kernels(build):
             for p in progs:
                 run_check('kernels [%s]: %s' % (t, os.path.basename(p)), [p],
                           env=shim_env(build, servers[t]), timeout=300)
+        # Kernel printf reaches the program's stdout, as from a real GPU.
+        calls = os.path.join(build, 'tests', 'kernels', 'test_calls')
+        if os.access(calls, os.X_OK):
+            p = subprocess.run([calls], env=shim_env(build, servers['unix']),
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                               timeout=300)
+            want = 'calls_printf 0: '
+            report('ok' if want in p.stdout else 'FAIL',
+                   'kernels: device printf appears on the program\'s stdout',
+                   '' if want in p.stdout else tail(p.stdout))
         report('ok' if d.alive() else 'FAIL', 'kernels: vgcd survived every program',
                '' if d.alive() else tail(d.log_text()))
     finally:
@@ -534,36 +547,93 @@ def section_e2e(build):
     if p.returncode != 0 and not any(l.startswith('FAIL') for l in lines):
         report('FAIL', 'e2e: test_qemu_device.sh exit %d' % p.returncode, tail(p.stdout))
 
+    e2e = os.path.join(ROOT, 'tests', 'e2e')
+    base = [os.path.join(e2e, 'guest-run'), '--qemu', qemu,
+            '--vgcd', os.path.join(build, 'host-backend', 'vgcd'),
+            '--shim', os.path.join(build, 'guest-driver', 'libcuda')]
+
     # Two guests at once on one vgcd, each running the test programs over
     # /dev/vgc0, then a process killed in the middle of a 64 MiB copy.
-    cmd = [os.path.join(ROOT, 'tests', 'e2e', 'guest-run'), '--vms', '2', '--qemu', qemu,
-           '--vgcd', os.path.join(build, 'host-backend', 'vgcd'),
-           '--shim', os.path.join(build, 'guest-driver', 'libcuda'), '--timeout', '900',
-           '--', 'sh', os.path.join(ROOT, 'tests', 'e2e', 'in-guest.sh'), build]
+    e2e_guest_run('two guests on one vgcd', base + [
+        '--vms', '2', '--timeout', '900',
+        '--', 'sh', os.path.join(e2e, 'in-guest.sh'), build], {'vm0', 'vm1'})
+
+    copy_loop = e2e_build_copy_loop(build)
+    if not copy_loop:
+        return
+    # (b) processes killed mid-copy, (c) the VM's vgcd worker killed, then
+    # vgcd restarted: the host script does the killing.
+    e2e_guest_run('killed copies, worker killed, vgcd restarted', base + [
+        '--timeout', '240', '--host-script', os.path.join(e2e, 'reset-host.sh'),
+        '--', 'sh', os.path.join(e2e, 'reset-guest.sh'), copy_loop], {'vm0'},
+        ['kill_copy_start', 'kill_copy_no_leak', 'kill_copy_next_process',
+         'worker_kill_copy_fails_cleanly', 'worker_kill_open_file_fails',
+         'worker_kill_device_works_again', 'reset_kernel_log'])
+    # (a) QMP hotplug into a running guest, unplug with files open, replug.
+    e2e_guest_run('hotplug, unplug with open files, replug', base + [
+        '--timeout', '240', '--hotplug',
+        '--host-script', os.path.join(e2e, 'hotplug-host.sh'),
+        '--', 'sh', os.path.join(e2e, 'hotplug-guest.sh'), copy_loop], {'vm0'},
+        ['hotplug_boots_without_device', 'hotplug_driver_binds', 'hotplug_cuda_works',
+         'unplug_removes_dev', 'unplug_open_file_fails_cleanly', 'replug_driver_binds',
+         'replug_cuda_works', 'hotplug_kernel_log'])
+
+
+def e2e_build_copy_loop(build):
+    """tests/e2e/copy_loop.c, built against NVIDIA's stub as the
+    integration tests are; its path, or None (reported)."""
+    opts = {}
+    try:
+        with open(os.path.join(build, 'meson-info', 'intro-buildoptions.json')) as f:
+            opts = {o['name']: o['value'] for o in json.load(f)}
+    except (OSError, ValueError):
+        pass
+    out = os.path.join(build, 'e2e', 'copy_loop')
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    p = subprocess.run(['cc', '-O2', '-Wall', '-Wextra', '-Werror',
+                        '-I', opts.get('nvidia_include', '/usr/local/cuda/include'),
+                        os.path.join(ROOT, 'tests', 'e2e', 'copy_loop.c'), '-o', out,
+                        '-L', opts.get('nvidia_stubs', '/usr/local/cuda/lib64/stubs'),
+                        '-lcuda'],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if p.returncode != 0:
+        report('FAIL', 'e2e: tests/e2e/copy_loop.c does not build', tail(p.stdout))
+        return None
+    return out
+
+
+def e2e_guest_run(what, cmd, want_vms, want_names=()):
+    """Run guest-run, report each "E2E-RESULT name rc" line of each guest,
+    then one check that it finished with every guest and result there."""
     start = time.time()
+    rc = None
     try:
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            timeout=1200, cwd=ROOT)
-        out = p.stdout
+        out, rc = p.stdout, p.returncode
     except subprocess.TimeoutExpired as e:
         out = e.stdout if isinstance(e.stdout, str) else (e.stdout or b'').decode()
-        report('FAIL', 'e2e: guest-run timed out', tail(out))
+        report('FAIL', 'e2e: guest-run timed out (%s)' % what, tail(out))
     seen = {}
     for l in out.splitlines():
         if 'E2E-RESULT' not in l:
             continue
         vm = l.split(']', 1)[0].lstrip('[') if l.startswith('[') else '?'
-        name, rc = l.split('E2E-RESULT', 1)[1].split()[:2]
-        seen[(vm, name)] = rc
-        if rc == 'skip':
+        name, res = l.split('E2E-RESULT', 1)[1].split()[:2]
+        seen[(vm, name)] = res
+        if res == 'skip':
             report('skip', 'e2e [%s]: %s' % (vm, name), 'not built')
         else:
-            report('ok' if rc == '0' else 'FAIL', 'e2e [%s]: %s' % (vm, name),
-                   '' if rc == '0' else 'exit %s' % rc)
-    vms = {vm for vm, _ in seen}
-    report('ok' if p.returncode == 0 and vms == {'vm0', 'vm1'} else 'FAIL',
-           'e2e: two guests on one vgcd finished (%.0f s)' % (time.time() - start),
-           '' if p.returncode == 0 and vms == {'vm0', 'vm1'} else tail(out, 40))
+            report('ok' if res == '0' else 'FAIL', 'e2e [%s]: %s' % (vm, name),
+                   '' if res == '0' else 'exit %s' % res)
+    missing = ['%s %s' % (vm, n) for vm in sorted(want_vms) for n in want_names
+               if (vm, n) not in seen]
+    good = (rc == 0 and {vm for vm, _ in seen} == want_vms and not missing and
+            all(res in ('0', 'skip') for res in seen.values()))
+    report('ok' if good else 'FAIL',
+           'e2e: %s finished (%.0f s)' % (what, time.time() - start),
+           '' if good else ('no result for: %s\n' % ', '.join(missing) if missing else '')
+           + tail(out, 40))
 
 
 def section_fuzz(fuzz_build, seconds):

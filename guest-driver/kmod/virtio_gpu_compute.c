@@ -16,9 +16,15 @@
  *    probe holds one reference and every open file holds one, so an ioctl
  *    after the device was unplugged finds the structure and gets -ENODEV.
  *  - A request given to the device belongs to the device until it comes
- *    back (used ring, or detached after reset in remove).  A caller that is
+ *    back (used ring, or detached after a reset).  A caller that is
  *    killed meanwhile marks its request orphaned and returns; the request,
  *    and the user pages it pins, are freed when the device returns it.
+ *  - Sessions live as long as the device's current incarnation: when the
+ *    device needs a reset (its vhost-user backend died), a work item resets
+ *    it, fails what it still held with -ENODEV and starts it again.  The
+ *    generation number changes, so the files opened before get -ENODEV
+ *    (their sessions died with the backend) and never send a stale session
+ *    id to the new backend; new opens get new sessions.
  */
 
 #include <linux/cdev.h>
@@ -60,13 +66,15 @@ struct vgc_device {
 	u32 max_desc;			/* descriptors one chain may use */
 	u32 max_pin_pages;		/* pages one call may pin */
 
-	spinlock_t lock;		/* vq, ready, inflight, reap, ncompleted */
+	spinlock_t lock;		/* vq, ready, gen, inflight, reap, ncompleted */
 	bool ready;
+	u32 gen;			/* incarnation: changes at every reset */
 	struct list_head inflight;	/* requests owned by the device */
 	struct list_head reap;		/* orphans the device gave back */
 	unsigned long ncompleted;	/* wakes submitters waiting for room */
 	wait_queue_head_t room_wq;
 	struct work_struct reap_work;
+	struct work_struct reset_work;	/* the device needs a reset */
 };
 
 struct vgc_request {
@@ -75,6 +83,7 @@ struct vgc_request {
 	bool completed;			/* under vgc->lock */
 	bool orphan;			/* under vgc->lock: nobody waits */
 	int error;			/* -ENODEV: the device went away */
+	u32 gen;			/* incarnation it belongs to */
 
 	/* Device-visible headers: kmalloc'ed with the request, never on stack. */
 	struct virtio_gpu_compute_req req;
@@ -92,6 +101,7 @@ struct vgc_request {
 struct vgc_file {
 	struct vgc_device *vgc;
 	u32 session;
+	u32 gen;			/* incarnation of the session */
 };
 
 static dev_t vgc_devt;
@@ -105,13 +115,15 @@ static inline struct vgc_device *to_vgc(struct device *dev)
 
 /* ---- requests ------------------------------------------------------------ */
 
-static struct vgc_request *vgc_req_alloc(u32 type, u32 session, gfp_t gfp)
+static struct vgc_request *vgc_req_alloc(u32 type, u32 session, u32 gen,
+					 gfp_t gfp)
 {
 	struct vgc_request *r = kzalloc(sizeof(*r), gfp);
 
 	if (!r)
 		return NULL;
 	init_completion(&r->done);
+	r->gen = gen;
 	r->req.type = cpu_to_le32(type);
 	r->req.session = cpu_to_le32(session);
 	return r;
@@ -165,8 +177,9 @@ static void vgc_vq_done(struct virtqueue *vq)
 /*
  * Give @r to the device.  When the ring is full, sleep until a request
  * comes back: killable for a caller, uninterruptible for CLOSE_SESSION
- * (which must reach the device even from an exiting task).
- * Returns 0, -ENODEV (device gone), -EINTR (killed) or -ENOMEM.
+ * (which must reach the device even from an exiting task).  OPEN_SESSION
+ * joins the current incarnation; other requests must belong to it.
+ * Returns 0, -ENODEV (device gone or reset), -EINTR (killed) or -ENOMEM.
  */
 static int vgc_submit(struct vgc_device *vgc, struct vgc_request *r,
 		      bool killable)
@@ -188,7 +201,9 @@ static int vgc_submit(struct vgc_device *vgc, struct vgc_request *r,
 
 	for (;;) {
 		spin_lock_irqsave(&vgc->lock, flags);
-		if (!vgc->ready) {
+		if (le32_to_cpu(r->req.type) == VIRTIO_GPU_COMPUTE_OPEN_SESSION)
+			r->gen = vgc->gen;
+		if (!vgc->ready || r->gen != vgc->gen) {
 			spin_unlock_irqrestore(&vgc->lock, flags);
 			return -ENODEV;
 		}
@@ -207,7 +222,8 @@ static int vgc_submit(struct vgc_device *vgc, struct vgc_request *r,
 			return err;
 
 #define VGC_ROOM_OR_GONE \
-	(READ_ONCE(vgc->ncompleted) != seen || !READ_ONCE(vgc->ready))
+	(READ_ONCE(vgc->ncompleted) != seen || !READ_ONCE(vgc->ready) || \
+	 READ_ONCE(vgc->gen) != r->gen)
 		if (killable) {
 			if (wait_event_killable(vgc->room_wq, VGC_ROOM_OR_GONE))
 				return -EINTR;
@@ -239,12 +255,15 @@ static int vgc_wait(struct vgc_device *vgc, struct vgc_request *r)
 	return orphaned;
 }
 
-/* Fire-and-forget CLOSE_SESSION: the request frees itself when it returns. */
-static void vgc_close_session(struct vgc_device *vgc, u32 session)
+/*
+ * Fire-and-forget CLOSE_SESSION: the request frees itself when it returns.
+ * A session of an earlier incarnation died with it: nothing is sent.
+ */
+static void vgc_close_session(struct vgc_device *vgc, u32 session, u32 gen)
 {
 	struct vgc_request *r;
 
-	r = vgc_req_alloc(VIRTIO_GPU_COMPUTE_CLOSE_SESSION, session,
+	r = vgc_req_alloc(VIRTIO_GPU_COMPUTE_CLOSE_SESSION, session, gen,
 			  GFP_KERNEL | __GFP_NOFAIL);
 	r->orphan = true;
 	if (vgc_submit(vgc, r, false))
@@ -268,7 +287,8 @@ static void vgc_reap_work(struct work_struct *work)
 		if (le32_to_cpu(r->req.type) == VIRTIO_GPU_COMPUTE_OPEN_SESSION &&
 		    !r->error &&
 		    le32_to_cpu(r->resp.status) == VIRTIO_GPU_COMPUTE_S_OK)
-			vgc_close_session(vgc, le32_to_cpu(r->resp.session));
+			vgc_close_session(vgc, le32_to_cpu(r->resp.session),
+					  r->gen);
 		vgc_req_free(r);
 	}
 }
@@ -302,6 +322,12 @@ static int vgc_req_result(struct vgc_device *vgc, struct vgc_request *r)
 	if (status == VIRTIO_GPU_COMPUTE_S_LIMIT)
 		return -EBUSY;
 	return -EIO;
+}
+
+/* Is the session of @vf still on the device? */
+static bool vgc_file_alive(struct vgc_file *vf)
+{
+	return READ_ONCE(vf->vgc->ready) && READ_ONCE(vf->vgc->gen) == vf->gen;
 }
 
 /* ---- VGC_IOC_CALL: pinning user segments ---------------------------------- */
@@ -434,6 +460,7 @@ static long vgc_ioctl_call(struct vgc_file *vf, void __user *uarg)
 	struct vgc_request *r;
 	struct vgc_pin pin;
 	struct scatterlist *in;
+	u32 max_pin_pages;
 	long ret;
 
 	if (copy_from_user(&call, uarg, minsz))
@@ -444,8 +471,10 @@ static long vgc_ioctl_call(struct vgc_file *vf, void __user *uarg)
 	    call.reply_nsegs > vgc->max_segments ||
 	    !(call.flags & VGC_CALL_F_WANT_REPLY) != !call.reply_nsegs)
 		return -EINVAL;
-	if (!READ_ONCE(vgc->ready))
+	if (!vgc_file_alive(vf))
 		return -ENODEV;
+	/* A reset may change it: read it once. */
+	max_pin_pages = READ_ONCE(vgc->max_pin_pages);
 
 	rsegs = memdup_user(u64_to_user_ptr(call.req_segs),
 			    array_size(call.req_nsegs, sizeof(*rsegs)));
@@ -462,8 +491,7 @@ static long vgc_ioctl_call(struct vgc_file *vf, void __user *uarg)
 		}
 	}
 
-	ret = vgc_count_pages(rsegs, call.req_nsegs, vgc->max_pin_pages,
-			      &nreq);
+	ret = vgc_count_pages(rsegs, call.req_nsegs, max_pin_pages, &nreq);
 	if (ret)
 		goto out_segs;
 	ret = -EINVAL;
@@ -473,15 +501,16 @@ static long vgc_ioctl_call(struct vgc_file *vf, void __user *uarg)
 	ret = vgc_count_pages(wsegs, call.reply_nsegs, UINT_MAX, &nrep);
 	if (ret)
 		goto out_segs;
-	nrep = min(nrep, vgc->max_pin_pages - nreq);
+	nrep = min(nrep, max_pin_pages - nreq);
 
 	ret = -ENOMEM;
-	r = vgc_req_alloc(VIRTIO_GPU_COMPUTE_CALL, vf->session, GFP_KERNEL);
+	r = vgc_req_alloc(VIRTIO_GPU_COMPUTE_CALL, vf->session, vf->gen,
+			  GFP_KERNEL);
 	if (!r)
 		goto out_segs;
 	r->pages = kvmalloc_array(nreq + nrep, sizeof(*r->pages), GFP_KERNEL);
 	/* Two descriptors go to the request and response headers. */
-	nents = vgc->max_desc;
+	nents = READ_ONCE(vgc->max_desc);
 	r->sg = kvmalloc_array(nents, sizeof(*r->sg), GFP_KERNEL);
 	if (!r->pages || !r->sg)
 		goto out_nopages;
@@ -565,7 +594,7 @@ static long vgc_ioctl_info(struct vgc_file *vf, void __user *uarg)
 		return -EFAULT;
 	if (info.argsz < minsz || info.flags)
 		return -EINVAL;
-	if (!READ_ONCE(vgc->ready))
+	if (!vgc_file_alive(vf))
 		return -ENODEV;
 	info.protocol_version = vgc->protocol_version;
 	info.num_gpus = vgc->num_gpus;
@@ -592,7 +621,7 @@ static int vgc_open(struct inode *inode, struct file *file)
 	vf = kzalloc(sizeof(*vf), GFP_KERNEL);
 	if (!vf)
 		return -ENOMEM;
-	r = vgc_req_alloc(VIRTIO_GPU_COMPUTE_OPEN_SESSION, 0, GFP_KERNEL);
+	r = vgc_req_alloc(VIRTIO_GPU_COMPUTE_OPEN_SESSION, 0, 0, GFP_KERNEL);
 	if (!r) {
 		kfree(vf);
 		return -ENOMEM;
@@ -610,6 +639,7 @@ static int vgc_open(struct inode *inode, struct file *file)
 		goto err;	/* the orphan closes the session it gets */
 	ret = vgc_req_result(vgc, r);
 	vf->session = le32_to_cpu(r->resp.session);
+	vf->gen = r->gen;
 	vgc_req_free(r);
 	if (ret)
 		goto err;
@@ -627,7 +657,7 @@ static int vgc_release(struct inode *inode, struct file *file)
 {
 	struct vgc_file *vf = file->private_data;
 
-	vgc_close_session(vf->vgc, vf->session);
+	vgc_close_session(vf->vgc, vf->session, vf->gen);
 	put_device(&vf->vgc->dev);
 	kfree(vf);
 	return 0;
@@ -670,26 +700,31 @@ static void vgc_dev_release(struct device *dev)
 static int vgc_init_vqs(struct vgc_device *vgc)
 {
 	struct virtio_device *vdev = vgc->vdev;
+	struct virtqueue *vq;
 	unsigned int ring;
+	u32 max_desc;
 
-	vgc->vq = virtio_find_single_vq(vdev, vgc_vq_done, "requests");
-	if (IS_ERR(vgc->vq))
-		return PTR_ERR(vgc->vq);
+	vq = virtio_find_single_vq(vdev, vgc_vq_done, "requests");
+	if (IS_ERR(vq))
+		return PTR_ERR(vq);
 
 	/* Without indirect descriptors a chain must fit the ring. */
-	ring = virtqueue_get_vring_size(vgc->vq);
-	vgc->max_desc = vgc->max_segments;
+	ring = virtqueue_get_vring_size(vq);
+	max_desc = vgc->max_segments;
 	if (!virtio_has_feature(vdev, VIRTIO_RING_F_INDIRECT_DESC))
-		vgc->max_desc = min(vgc->max_desc, ring);
-	/* Two frames and a reply of max_payload, with some slack. */
-	vgc->max_pin_pages = DIV_ROUND_UP(3ULL * min(vgc->max_payload, SZ_256M),
-					  PAGE_SIZE) + 64;
-	if (vgc->max_desc < 3) {
+		max_desc = min(max_desc, ring);
+	if (max_desc < 3) {
 		dev_err(&vdev->dev, "chains of %u descriptors are too short\n",
-			vgc->max_desc);
+			max_desc);
 		vdev->config->del_vqs(vdev);
 		return -EINVAL;
 	}
+	vgc->vq = vq;
+	WRITE_ONCE(vgc->max_desc, max_desc);
+	/* Two frames and a reply of max_payload, with some slack. */
+	WRITE_ONCE(vgc->max_pin_pages,
+		   DIV_ROUND_UP(3ULL * min(vgc->max_payload, SZ_256M),
+				PAGE_SIZE) + 64);
 	return 0;
 }
 
@@ -705,6 +740,99 @@ static void vgc_read_config(struct vgc_device *vgc)
 			max_payload, &vgc->max_payload);
 	virtio_cread_le(vdev, struct virtio_gpu_compute_config,
 			max_segments, &vgc->max_segments);
+}
+
+/*
+ * The tail of probe, also restore and the end of a reset: read the config,
+ * create the queue, DRIVER_OK, accept requests.
+ */
+static int vgc_start(struct vgc_device *vgc)
+{
+	int ret;
+
+	vgc_read_config(vgc);
+	ret = vgc_init_vqs(vgc);
+	if (ret)
+		return ret;
+
+	virtio_device_ready(vgc->vdev);
+	spin_lock_irq(&vgc->lock);
+	vgc->ready = true;
+	spin_unlock_irq(&vgc->lock);
+	return 0;
+}
+
+/*
+ * Undo vgc_start: no new requests, reset the device (it stops touching
+ * guest memory, so the requests it held are ours again), complete what it
+ * returned, fail what it did not with -ENODEV, delete the queue.  The
+ * incarnation ends: the sessions of open files are gone.
+ */
+static void vgc_stop(struct vgc_device *vgc)
+{
+	struct virtio_device *vdev = vgc->vdev;
+	struct vgc_request *r;
+	unsigned int len;
+
+	/* No new requests; submitters waiting for room give up. */
+	spin_lock_irq(&vgc->lock);
+	vgc->ready = false;
+	vgc->gen++;
+	spin_unlock_irq(&vgc->lock);
+	wake_up_all(&vgc->room_wq);
+
+	virtio_reset_device(vdev);
+	if (!vgc->vq)
+		return;		/* a failed restart left no queue */
+
+	spin_lock_irq(&vgc->lock);
+	while ((r = virtqueue_get_buf(vgc->vq, &len)))
+		vgc_req_finish_locked(vgc, r, 0);
+	while ((r = virtqueue_detach_unused_buf(vgc->vq)))
+		vgc_req_finish_locked(vgc, r, -ENODEV);
+	WARN_ON(!list_empty(&vgc->inflight));
+	spin_unlock_irq(&vgc->lock);
+	wake_up_all(&vgc->room_wq);
+
+	vdev->config->del_vqs(vdev);
+	vgc->vq = NULL;
+}
+
+/*
+ * The device needs a reset (its backend went away): fail everything it
+ * held, reset it, negotiate again as the virtio core does at restore and
+ * start over.  Files opened before get -ENODEV from now on.
+ */
+static void vgc_reset_work(struct work_struct *work)
+{
+	struct vgc_device *vgc = container_of(work, struct vgc_device,
+					      reset_work);
+	struct virtio_device *vdev = vgc->vdev;
+	int ret;
+
+	dev_warn(&vgc->dev, "device needs reset: its sessions are gone\n");
+	vgc_stop(vgc);
+
+	virtio_add_status(vdev, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	virtio_add_status(vdev, VIRTIO_CONFIG_S_DRIVER);
+	ret = vdev->config->finalize_features(vdev);
+	if (ret)
+		goto err;
+	virtio_add_status(vdev, VIRTIO_CONFIG_S_FEATURES_OK);
+	if (!(vdev->config->get_status(vdev) & VIRTIO_CONFIG_S_FEATURES_OK)) {
+		ret = -ENODEV;
+		goto err;
+	}
+	ret = vgc_start(vgc);
+	if (ret)
+		goto err;
+	dev_info(&vgc->dev, "device reset: protocol %u, %u GPU(s)\n",
+		 vgc->protocol_version, vgc->num_gpus);
+	return;
+
+err:
+	dev_err(&vgc->dev, "cannot restart the device after a reset: %d\n", ret);
+	virtio_add_status(vdev, VIRTIO_CONFIG_S_FAILED);
 }
 
 static int vgc_probe(struct virtio_device *vdev)
@@ -732,6 +860,7 @@ static int vgc_probe(struct virtio_device *vdev)
 	INIT_LIST_HEAD(&vgc->reap);
 	init_waitqueue_head(&vgc->room_wq);
 	INIT_WORK(&vgc->reap_work, vgc_reap_work);
+	INIT_WORK(&vgc->reset_work, vgc_reset_work);
 	vdev->priv = vgc;
 
 	/* From here on put_device() frees vgc and its index. */
@@ -744,21 +873,15 @@ static int vgc_probe(struct virtio_device *vdev)
 	if (ret)
 		goto err_put;
 
-	vgc_read_config(vgc);
-	ret = vgc_init_vqs(vgc);
+	ret = vgc_start(vgc);
 	if (ret)
 		goto err_put;
-
-	virtio_device_ready(vdev);
-	spin_lock_irq(&vgc->lock);
-	vgc->ready = true;
-	spin_unlock_irq(&vgc->lock);
 
 	cdev_init(&vgc->cdev, &vgc_fops);
 	vgc->cdev.owner = THIS_MODULE;
 	ret = cdev_device_add(&vgc->cdev, &vgc->dev);
 	if (ret)
-		goto err_ready;
+		goto err_stop;
 
 	dev_info(&vgc->dev,
 		 "protocol %u, %u GPU(s), max payload %u, %u segments (%u per chain)\n",
@@ -766,12 +889,8 @@ static int vgc_probe(struct virtio_device *vdev)
 		 vgc->max_segments, vgc->max_desc);
 	return 0;
 
-err_ready:
-	spin_lock_irq(&vgc->lock);
-	vgc->ready = false;
-	spin_unlock_irq(&vgc->lock);
-	virtio_reset_device(vdev);
-	vdev->config->del_vqs(vdev);
+err_stop:
+	vgc_stop(vgc);
 err_put:
 	vdev->priv = NULL;
 	put_device(&vgc->dev);
@@ -781,33 +900,16 @@ err_put:
 static void vgc_remove(struct virtio_device *vdev)
 {
 	struct vgc_device *vgc = vdev->priv;
-	struct vgc_request *r;
-	unsigned int len;
 
-	/* No new requests; submitters waiting for room give up. */
-	spin_lock_irq(&vgc->lock);
-	vgc->ready = false;
-	spin_unlock_irq(&vgc->lock);
-	wake_up_all(&vgc->room_wq);
+	/* The core disabled config interrupts: no reset gets scheduled. */
+	cancel_work_sync(&vgc->reset_work);
 
 	/* No new opens; open files keep vgc and get -ENODEV. */
 	cdev_device_del(&vgc->cdev, &vgc->dev);
 
-	/* The device stops touching guest memory: requests are ours again. */
-	virtio_reset_device(vdev);
-	spin_lock_irq(&vgc->lock);
-	while ((r = virtqueue_get_buf(vgc->vq, &len)))
-		vgc_req_finish_locked(vgc, r, 0);
-	while ((r = virtqueue_detach_unused_buf(vgc->vq)))
-		vgc_req_finish_locked(vgc, r, -ENODEV);
-	WARN_ON(!list_empty(&vgc->inflight));
-	spin_unlock_irq(&vgc->lock);
-	wake_up_all(&vgc->room_wq);
-
-	vdev->config->del_vqs(vdev);
+	vgc_stop(vgc);
 	flush_work(&vgc->reap_work);
 
-	vgc->vq = NULL;
 	vgc->vdev = NULL;
 	vdev->priv = NULL;
 	put_device(&vgc->dev);
@@ -815,12 +917,32 @@ static void vgc_remove(struct virtio_device *vdev)
 
 static void vgc_config_changed(struct virtio_device *vdev)
 {
+	struct vgc_device *vgc = vdev->priv;
 	u8 status = vdev->config->get_status(vdev);
 
-	if (status & VIRTIO_CONFIG_S_NEEDS_RESET)
-		dev_warn_ratelimited(&vdev->dev,
-				     "device needs reset (a malformed request)\n");
+	/* Called with interrupts off: reset from process context. */
+	if (vgc && (status & VIRTIO_CONFIG_S_NEEDS_RESET))
+		schedule_work(&vgc->reset_work);
 }
+
+#ifdef CONFIG_PM_SLEEP
+/* remove without the unregister: /dev/vgcN stays, its sessions do not. */
+static int vgc_freeze(struct virtio_device *vdev)
+{
+	struct vgc_device *vgc = vdev->priv;
+
+	cancel_work_sync(&vgc->reset_work);
+	vgc_stop(vgc);
+	flush_work(&vgc->reap_work);
+	return 0;
+}
+
+/* The tail of probe; the core reset the device and negotiated features. */
+static int vgc_restore(struct virtio_device *vdev)
+{
+	return vgc_start(vdev->priv);
+}
+#endif
 
 static int vgc_validate(struct virtio_device *vdev)
 {
@@ -844,6 +966,10 @@ static struct virtio_driver vgc_driver = {
 	.probe		= vgc_probe,
 	.remove		= vgc_remove,
 	.config_changed	= vgc_config_changed,
+#ifdef CONFIG_PM_SLEEP
+	.freeze		= vgc_freeze,
+	.restore	= vgc_restore,
+#endif
 };
 
 static char *vgc_devnode(struct device *dev, umode_t *mode)
