@@ -828,6 +828,13 @@ static void vgc_reset_work(struct work_struct *work)
 		goto err;
 	dev_info(&vgc->dev, "device reset: protocol %u, %u GPU(s)\n",
 		 vgc->protocol_version, vgc->num_gpus);
+	/*
+	 * The backend may have gone away again while we restarted: the device
+	 * notifies a config change only once DRIVER_OK is set, so that
+	 * interrupt may never have come.  Look, and go round again.
+	 */
+	if (vdev->config->get_status(vdev) & VIRTIO_CONFIG_S_NEEDS_RESET)
+		schedule_work(&vgc->reset_work);
 	return;
 
 err:
