@@ -300,22 +300,26 @@ def runtime_venv(build):
     py = os.path.join(venv, 'bin', 'python')
     if os.path.exists(os.path.join(venv, '.complete')):
         return py, ''
+    shutil.rmtree(venv, ignore_errors=True)
+    # The venv brings its own pip (python3-venv's ensurepip): the system
+    # python may have none, so reachability is asked of the venv's pip.
+    p = subprocess.run([sys.executable, '-m', 'venv', venv], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=300)
+    if p.returncode != 0:
+        return None, 'cannot create a venv (python3-venv missing?):\n' + tail(p.stdout)
     try:
-        p = subprocess.run([sys.executable, '-m', 'pip', 'index', 'versions', 'cupy-cuda13x'],
+        p = subprocess.run([py, '-m', 'pip', 'index', 'versions', 'cupy-cuda13x'],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           timeout=30)
+                           timeout=60)
         if p.returncode != 0:
             return None, 'PyPI is not reachable (pip index failed)'
     except (OSError, subprocess.TimeoutExpired):
         return None, 'PyPI is not reachable (timed out)'
-    shutil.rmtree(venv, ignore_errors=True)
-    steps = [[sys.executable, '-m', 'venv', venv],
-             [py, '-m', 'pip', 'install', '-q', '--disable-pip-version-check'] + PY_PACKAGES]
-    for cmd in steps:
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           timeout=1500)
-        if p.returncode != 0:
-            return None, 'creating the venv failed:\n' + tail(p.stdout)
+    p = subprocess.run([py, '-m', 'pip', 'install', '-q', '--disable-pip-version-check']
+                       + PY_PACKAGES, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=1500)
+    if p.returncode != 0:
+        return None, 'installing the packages failed:\n' + tail(p.stdout)
     open(os.path.join(venv, '.complete'), 'w').close()
     return py, ''
 
