@@ -7,12 +7,13 @@
  * described in docs/virtio-device.md: OPEN_SESSION, CLOSE_SESSION and CALL
  * chains.
  *
- * Each guest session is a process of its own, forked from here and running
- * the ordinary socket worker over a socketpair: one guest process can never
- * name another's memory or handles, a crash ends one session, and the frame
- * checks are the very code that guards the socket transport.  This process
- * only moves frames between guest memory and those sockets, after checking
- * that a chain is well formed.
+ * Each guest session is a process of its own, forked from here once guest
+ * RAM is mapped, so it sees that RAM at the same addresses: one guest
+ * process can never name another's memory or handles, a crash ends one
+ * session, and the frame checks are the very code that guards the socket
+ * transport.  For a CALL this process sends the session the chain's
+ * segments; the session copies the frames out of guest RAM once, runs them
+ * and writes the reply into the guest's buffers (vhost_session.c).
  *
  * Calls are served one at a time, in queue order: a synchronous frame waits
  * for its session's reply before the next chain is popped.
@@ -38,15 +39,12 @@
 #include "vgc_wire.h"
 #include "pool.h"
 #include "worker.h"
+#include "vhost_session.h"
 #include "vhost_worker.h"
 
 #define VHOST_MAX_SESSIONS  64
 #define VHOST_MAX_WATCHES   (8 + 2 * 8)
 #define VHOST_NUM_QUEUES    8
-/* A chain carries at most this many frame bytes: a full sync frame plus
- * a batch of async ones. */
-#define VHOST_MAX_FRAMES    (2u * (VGC_MAX_PAYLOAD + sizeof(struct vgc_hdr)))
-#define VHOST_MAX_SEGMENTS  1024
 
 struct vhost_session {
     uint32_t id;            /* 0: free slot */
@@ -72,8 +70,6 @@ struct vhost_vm {
     int nwatches;
     struct vhost_session sessions[VHOST_MAX_SESSIONS];
     uint32_t next_session;
-    uint8_t *frames;        /* gathered request frames */
-    uint8_t *reply;         /* one reply frame */
     bool broken;
 };
 
@@ -171,7 +167,7 @@ static void vhost_session_main(struct vhost_vm *vm, int fd, int pool_slot, uint3
                 vm->executor, err ? err : "?");
         _exit(1);
     }
-    rc = vgcd_worker_serve_socket(fd, exec, peer);
+    rc = vgcd_vhost_session_serve(fd, exec, peer);
     if (exec->destroy) {
         exec->destroy();
     }
@@ -312,82 +308,50 @@ static int vhost_read_all(int fd, void *buf, size_t n)
     return 0;
 }
 
-/*
- * Check the frames of a CALL: whole headers, lengths inside the chain, at
- * most one synchronous frame and only last.  The session process checks
- * everything else.  Returns the number of frames, or -1.
- */
-static int vhost_frames_check(const uint8_t *p, size_t len, bool *want_reply)
-{
-    size_t pos = 0;
-    int count = 0;
-
-    *want_reply = false;
-    while (pos < len) {
-        struct vgc_hdr h;
-        if (len - pos < sizeof(h) || *want_reply) {
-            return -1;          /* a partial header, or a frame after the sync one */
-        }
-        memcpy(&h, p + pos, sizeof(h));
-        if (h.magic != VGC_MAGIC || h.length > VGC_MAX_PAYLOAD ||
-            h.length > len - pos - sizeof(h)) {
-            return -1;
-        }
-        *want_reply = !(h.flags & VGC_F_NO_REPLY);
-        pos += sizeof(h) + h.length;
-        count++;
-    }
-    return count ? count : -1;
-}
-
 static uint32_t vhost_call(struct vhost_vm *vm, struct vhost_session *s,
-                           const VuVirtqElement *e, size_t out_len, size_t in_room,
-                           uint32_t *reply_len)
+                           const VuVirtqElement *e, uint32_t *reply_len)
 {
-    size_t len = out_len - sizeof(struct virtio_gpu_compute_req);
-    struct vgc_hdr rh;
-    bool want_reply;
+    struct vhost_session_call call = {
+        .nout = e->out_num,
+        .nin = e->in_num,
+        .out_skip = sizeof(struct virtio_gpu_compute_req),
+        .in_skip = sizeof(struct virtio_gpu_compute_resp),
+    };
+    struct vhost_session_seg seg[VHOST_SESSION_MAX_SEGMENTS];
+    struct vhost_session_done done;
+    unsigned n = 0;
 
     *reply_len = 0;
-    if (len > VHOST_MAX_FRAMES ||
-        !vhost_iov_read(e->out_sg, e->out_num, sizeof(struct virtio_gpu_compute_req),
-                        vm->frames, len) ||
-        vhost_frames_check(vm->frames, len, &want_reply) < 0) {
-        fprintf(stderr, "vgcd: %s: session %u: malformed frames in a call; closing it\n",
-                vm->peer, s->id);
-        vhost_session_close(vm, s);
-        return VIRTIO_GPU_COMPUTE_S_BAD_REQUEST;
+    for (unsigned i = 0; i < e->out_num; i++) {
+        seg[n++] = (struct vhost_session_seg){ (uintptr_t)e->out_sg[i].iov_base,
+                                               e->out_sg[i].iov_len };
     }
-    if (vhost_write_all(s->fd, vm->frames, len) < 0) {
-        vhost_session_close(vm, s);
-        return VIRTIO_GPU_COMPUTE_S_BACKEND;
+    for (unsigned i = 0; i < e->in_num; i++) {
+        seg[n++] = (struct vhost_session_seg){ (uintptr_t)e->in_sg[i].iov_base,
+                                               e->in_sg[i].iov_len };
     }
-    if (!want_reply) {
-        return VIRTIO_GPU_COMPUTE_S_OK;
-    }
-    if (vhost_read_all(s->fd, &rh, sizeof(rh)) < 0 || rh.magic != VGC_MAGIC ||
-        rh.length > VGC_MAX_PAYLOAD || vhost_read_all(s->fd, vm->reply, rh.length) < 0) {
+    /* The session reads the frames from guest RAM and writes its reply
+     * there itself: only these few bytes cross the socketpair. */
+    if (vhost_write_all(s->fd, &call, sizeof(call)) < 0 ||
+        vhost_write_all(s->fd, seg, sizeof(seg[0]) * n) < 0 ||
+        vhost_read_all(s->fd, &done, sizeof(done)) < 0) {
         /* The session process refused the frames (it logged why) or died. */
         vhost_session_close(vm, s);
         return VIRTIO_GPU_COMPUTE_S_BACKEND;
     }
-    if (sizeof(rh) + rh.length > in_room) {
-        return VIRTIO_GPU_COMPUTE_S_NO_SPACE;
+    if (done.status == VIRTIO_GPU_COMPUTE_S_BAD_REQUEST) {
+        fprintf(stderr, "vgcd: %s: session %u: malformed frames in a call; closing it\n",
+                vm->peer, s->id);
+        vhost_session_close(vm, s);
     }
-    vhost_iov_write(e->in_sg, e->in_num, sizeof(struct virtio_gpu_compute_resp),
-                    &rh, sizeof(rh));
-    vhost_iov_write(e->in_sg, e->in_num,
-                    sizeof(struct virtio_gpu_compute_resp) + sizeof(rh),
-                    vm->reply, rh.length);
-    *reply_len = sizeof(rh) + rh.length;
-    return VIRTIO_GPU_COMPUTE_S_OK;
+    *reply_len = done.reply_len;
+    return done.status;
 }
 
 static unsigned vhost_handle(struct vhost_vm *vm, const VuVirtqElement *e)
 {
     struct virtio_gpu_compute_req req;
     struct virtio_gpu_compute_resp resp = { 0 };
-    size_t out_len = vhost_iov_size(e->out_sg, e->out_num);
     size_t in_len = vhost_iov_size(e->in_sg, e->in_num);
     uint32_t status = VIRTIO_GPU_COMPUTE_S_OK, reply_len = 0;
     struct vhost_session *s;
@@ -396,7 +360,7 @@ static unsigned vhost_handle(struct vhost_vm *vm, const VuVirtqElement *e)
         fprintf(stderr, "vgcd: %s: request without room for its response\n", vm->peer);
         return 0;
     }
-    if (e->out_num + e->in_num > VHOST_MAX_SEGMENTS ||
+    if (e->out_num + e->in_num > VHOST_SESSION_MAX_SEGMENTS ||
         !vhost_iov_read(e->out_sg, e->out_num, 0, &req, sizeof(req))) {
         status = VIRTIO_GPU_COMPUTE_S_BAD_REQUEST;
         goto done;
@@ -420,7 +384,7 @@ static unsigned vhost_handle(struct vhost_vm *vm, const VuVirtqElement *e)
             status = VIRTIO_GPU_COMPUTE_S_NO_SESSION;
             break;
         }
-        status = vhost_call(vm, s, e, out_len, in_len, &reply_len);
+        status = vhost_call(vm, s, e, &reply_len);
         break;
     default:
         status = VIRTIO_GPU_COMPUTE_S_BAD_REQUEST;
@@ -481,7 +445,7 @@ static int vhost_get_config(VuDev *dev, uint8_t *config, uint32_t len)
         .protocol_version = htole32(VGC_PROTOCOL_VERSION),
         .num_gpus = htole32(vm->cfg->ndevices > 0 ? (uint32_t)vm->cfg->ndevices : 1),
         .max_payload = htole32(VGC_MAX_PAYLOAD),
-        .max_segments = htole32(VHOST_MAX_SEGMENTS),
+        .max_segments = htole32(VHOST_SESSION_MAX_SEGMENTS),
     };
 
     if (len > sizeof(c)) {
@@ -532,8 +496,6 @@ int vgcd_vhost_serve(int fd, const char *executor, const struct vgc_executor_con
     vm->cfg = cfg;
     vm->pool = pool;
     vm->peer = peer;
-    vm->frames = malloc(VHOST_MAX_FRAMES);
-    vm->reply = malloc(VGC_MAX_PAYLOAD);
     for (int i = 0; i < VHOST_MAX_SESSIONS; i++) {
         vm->sessions[i].fd = -1;
     }
@@ -541,7 +503,7 @@ int vgcd_vhost_serve(int fd, const char *executor, const struct vgc_executor_con
     sigaddset(&mask, SIGCHLD);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (!vm->frames || !vm->reply || sigfd < 0 ||
+    if (sigfd < 0 ||
         !vu_init(&vm->dev, VHOST_NUM_QUEUES, fd, vhost_panic, NULL, vhost_set_watch,
                  vhost_remove_watch, &vhost_iface)) {
         fprintf(stderr, "vgcd: %s: cannot start the vhost-user device\n", peer);
@@ -596,8 +558,6 @@ out:
     if (sigfd >= 0) {
         close(sigfd);
     }
-    free(vm->frames);
-    free(vm->reply);
     free(vm);
     return rc;
 }

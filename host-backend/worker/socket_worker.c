@@ -51,6 +51,25 @@ static void *worker_watch_peer(void *arg)
     return NULL;
 }
 
+void vgcd_worker_watch(int fd, const char *peer)
+{
+    pthread_t watcher;
+    pthread_attr_t attr;
+
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&watcher, &attr, worker_watch_peer, (void *)(intptr_t)fd) != 0) {
+        fprintf(stderr, "vgcd: %s: cannot watch the client; a call that never "
+                "returns will not be stopped\n", peer);
+    }
+    pthread_attr_destroy(&attr);
+}
+
+void vgcd_worker_busy(bool busy)
+{
+    atomic_store(&worker_busy, busy);
+}
+
 static int worker_write_full(int fd, struct iovec *iov, int cnt)
 {
     while (cnt > 0) {
@@ -124,17 +143,7 @@ int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, const char *peer
         ret = -1;
         goto out;
     }
-    {
-        pthread_t watcher;
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&watcher, &attr, worker_watch_peer, (void *)(intptr_t)fd) != 0) {
-            fprintf(stderr, "vgcd: %s: cannot watch the client; a call that never "
-                    "returns will not be stopped\n", peer);
-        }
-        pthread_attr_destroy(&attr);
-    }
+    vgcd_worker_watch(fd, peer);
     for (;;) {
         struct vgc_hdr h, rh;
         struct vgc_wr w;
@@ -163,9 +172,9 @@ int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, const char *peer
         /* Start the reply where its bulk bytes will be cache-line aligned. */
         reply = out + (64 - vgc_reply_data_offset(h.opcode) % 64) % 64;
         vgc_wr_init(&w, reply, VGC_MAX_PAYLOAD);
-        atomic_store(&worker_busy, true);
+        vgcd_worker_busy(true);
         fr = vgcd_frame_process(s, &h, in + pos + sizeof(h), &w);
-        atomic_store(&worker_busy, false);
+        vgcd_worker_busy(false);
         pos += frame_len;
         if (pos == end) {
             pos = end = 0;

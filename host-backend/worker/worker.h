@@ -6,6 +6,8 @@
 #ifndef VGCD_WORKER_H
 #define VGCD_WORKER_H
 
+#include <stdbool.h>
+
 #include "executor.h"
 
 /*
@@ -14,5 +16,12 @@
  * Returns 0 after an orderly end, -1 after a violation or I/O error (logged).
  */
 int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, const char *peer);
+
+/*
+ * Watch the client's end of @fd from a thread: if it goes away while the
+ * worker is busy (vgcd_worker_busy(true)), the worker process ends.
+ */
+void vgcd_worker_watch(int fd, const char *peer);
+void vgcd_worker_busy(bool busy);
 
 #endif /* VGCD_WORKER_H */
