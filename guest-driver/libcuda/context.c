@@ -237,44 +237,38 @@ static void primary_released(CUdevice dev, CUresult res, bool reset)
     pthread_mutex_unlock(&primary_lock);
 }
 
-CUresult vgc_impl_cuDevicePrimaryCtxRelease(CUdevice dev)
+/*
+ * Release and reset, in their two ABIs: run the destructors the driver
+ * would run, make the remote call, then account for it.
+ */
+static CUresult primary_drop(CUdevice dev, bool reset, CUresult (*call)(CUdevice))
 {
     CUresult res;
 
-    primary_going(dev, false);
-    res = vgc_call_cuDevicePrimaryCtxRelease(dev);
-    primary_released(dev, res, false);
+    primary_going(dev, reset);
+    res = call(dev);
+    primary_released(dev, res, reset);
     return res;
+}
+
+CUresult vgc_impl_cuDevicePrimaryCtxRelease(CUdevice dev)
+{
+    return primary_drop(dev, false, vgc_call_cuDevicePrimaryCtxRelease);
 }
 
 CUresult vgc_impl_cuDevicePrimaryCtxRelease_v2(CUdevice dev)
 {
-    CUresult res;
-
-    primary_going(dev, false);
-    res = vgc_call_cuDevicePrimaryCtxRelease_v2(dev);
-    primary_released(dev, res, false);
-    return res;
+    return primary_drop(dev, false, vgc_call_cuDevicePrimaryCtxRelease_v2);
 }
 
 CUresult vgc_impl_cuDevicePrimaryCtxReset(CUdevice dev)
 {
-    CUresult res;
-
-    primary_going(dev, true);
-    res = vgc_call_cuDevicePrimaryCtxReset(dev);
-    primary_released(dev, res, true);
-    return res;
+    return primary_drop(dev, true, vgc_call_cuDevicePrimaryCtxReset);
 }
 
 CUresult vgc_impl_cuDevicePrimaryCtxReset_v2(CUdevice dev)
 {
-    CUresult res;
-
-    primary_going(dev, true);
-    res = vgc_call_cuDevicePrimaryCtxReset_v2(dev);
-    primary_released(dev, res, true);
-    return res;
+    return primary_drop(dev, true, vgc_call_cuDevicePrimaryCtxReset_v2);
 }
 
 /* CUDA 13's form names the context; cudaDeviceSynchronize uses it. */
