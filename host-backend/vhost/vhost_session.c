@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <linux/virtio_gpu_compute.h>
@@ -18,7 +19,56 @@
 #include "worker.h"
 #include "vhost_session.h"
 
-static int session_read_all(int fd, void *buf, size_t n)
+/* ---- moving bytes: shared with the VM worker (vhost_worker.c) ---------- */
+
+size_t vgcd_iov_size(const struct iovec *iov, unsigned n)
+{
+    size_t total = 0;
+
+    for (unsigned i = 0; i < n; i++) {
+        total += iov[i].iov_len;
+    }
+    return total;
+}
+
+bool vgcd_iov_read(const struct iovec *iov, unsigned n, size_t offset, void *buf, size_t len)
+{
+    uint8_t *out = buf;
+
+    for (unsigned i = 0; i < n && len; i++) {
+        if (offset >= iov[i].iov_len) {
+            offset -= iov[i].iov_len;
+            continue;
+        }
+        size_t take = iov[i].iov_len - offset < len ? iov[i].iov_len - offset : len;
+        memcpy(out, (uint8_t *)iov[i].iov_base + offset, take);
+        out += take;
+        len -= take;
+        offset = 0;
+    }
+    return len == 0;
+}
+
+bool vgcd_iov_write(const struct iovec *iov, unsigned n, size_t offset, const void *buf,
+                    size_t len)
+{
+    const uint8_t *in = buf;
+
+    for (unsigned i = 0; i < n && len; i++) {
+        if (offset >= iov[i].iov_len) {
+            offset -= iov[i].iov_len;
+            continue;
+        }
+        size_t take = iov[i].iov_len - offset < len ? iov[i].iov_len - offset : len;
+        memcpy((uint8_t *)iov[i].iov_base + offset, in, take);
+        in += take;
+        len -= take;
+        offset = 0;
+    }
+    return len == 0;
+}
+
+int vgcd_fd_read_all(int fd, void *buf, size_t n)
 {
     uint8_t *p = buf;
 
@@ -36,7 +86,7 @@ static int session_read_all(int fd, void *buf, size_t n)
     return 0;
 }
 
-static int session_write_all(int fd, const void *buf, size_t n)
+int vgcd_fd_write_all(int fd, const void *buf, size_t n)
 {
     const uint8_t *p = buf;
 
@@ -52,49 +102,6 @@ static int session_write_all(int fd, const void *buf, size_t n)
         n -= (size_t)w;
     }
     return 0;
-}
-
-/* Copy @len bytes from offset @off of the segments into @buf. */
-static void session_gather(const struct vhost_session_seg *seg, unsigned n, uint64_t off,
-                           uint8_t *buf, size_t len)
-{
-    for (unsigned i = 0; i < n && len; i++) {
-        if (off >= seg[i].len) {
-            off -= seg[i].len;
-            continue;
-        }
-        size_t take = seg[i].len - off < len ? (size_t)(seg[i].len - off) : len;
-        memcpy(buf, (const uint8_t *)(uintptr_t)seg[i].addr + off, take);
-        buf += take;
-        len -= take;
-        off = 0;
-    }
-}
-
-static void session_scatter(const struct vhost_session_seg *seg, unsigned n, uint64_t off,
-                            const uint8_t *buf, size_t len)
-{
-    for (unsigned i = 0; i < n && len; i++) {
-        if (off >= seg[i].len) {
-            off -= seg[i].len;
-            continue;
-        }
-        size_t take = seg[i].len - off < len ? (size_t)(seg[i].len - off) : len;
-        memcpy((uint8_t *)(uintptr_t)seg[i].addr + off, buf, take);
-        buf += take;
-        len -= take;
-        off = 0;
-    }
-}
-
-static uint64_t session_total(const struct vhost_session_seg *seg, unsigned n)
-{
-    uint64_t t = 0;
-
-    for (unsigned i = 0; i < n; i++) {
-        t += seg[i].len;
-    }
-    return t;
 }
 
 /*
@@ -150,7 +157,7 @@ static uint32_t session_run(struct vgcd_session *s, const uint8_t *buf, size_t l
 int vgcd_vhost_session_serve(int fd, struct vgc_executor *exec, const char *peer)
 {
     struct vgcd_session *s = vgcd_session_new(exec, peer);
-    struct vhost_session_seg *seg = calloc(VHOST_SESSION_MAX_SEGMENTS, sizeof(*seg));
+    struct iovec *seg = calloc(VHOST_SESSION_MAX_SEGMENTS, sizeof(*seg));
     uint8_t *frames = malloc(VHOST_SESSION_MAX_FRAMES);
     uint8_t *out = aligned_alloc(4096, VGC_MAX_PAYLOAD + 4096);
     int ret = 0;
@@ -169,17 +176,17 @@ int vgcd_vhost_session_serve(int fd, struct vgc_executor *exec, const char *peer
         struct vgc_wr w;
         bool replied;
 
-        if (session_read_all(fd, &call, sizeof(call)) < 0) {
+        if (vgcd_fd_read_all(fd, &call, sizeof(call)) < 0) {
             break;                      /* the VM worker closed the session */
         }
         if (call.nout + (uint64_t)call.nin > VHOST_SESSION_MAX_SEGMENTS ||
-            session_read_all(fd, seg, sizeof(*seg) * (call.nout + call.nin)) < 0) {
+            vgcd_fd_read_all(fd, seg, sizeof(*seg) * (call.nout + call.nin)) < 0) {
             fprintf(stderr, "vgcd: %s: bad call from the VM worker\n", peer);
             ret = -1;
             break;
         }
-        out_len = session_total(seg, call.nout);
-        in_room = session_total(seg + call.nout, call.nin);
+        out_len = vgcd_iov_size(seg, call.nout);
+        in_room = vgcd_iov_size(seg + call.nout, call.nin);
         if (out_len < call.out_skip || in_room < call.in_skip ||
             out_len - call.out_skip > VHOST_SESSION_MAX_FRAMES) {
             done.status = VIRTIO_GPU_COMPUTE_S_BAD_REQUEST;
@@ -188,21 +195,20 @@ int vgcd_vhost_session_serve(int fd, struct vgc_executor *exec, const char *peer
             size_t len = (size_t)(out_len - call.out_skip);
             /* Copied once, then checked and run: the guest cannot change a
              * frame under us. */
-            session_gather(seg, call.nout, call.out_skip, frames, len);
+            vgcd_iov_read(seg, call.nout, call.out_skip, frames, len);
             done.status = session_run(s, frames, len, out, &w, &rh, &replied);
             if (done.status == VIRTIO_GPU_COMPUTE_S_OK && replied) {
                 if (sizeof(rh) + w.len > in_room - call.in_skip) {
                     done.status = VIRTIO_GPU_COMPUTE_S_NO_SPACE;
                 } else {
-                    session_scatter(seg + call.nout, call.nin, call.in_skip,
-                                    (const uint8_t *)&rh, sizeof(rh));
-                    session_scatter(seg + call.nout, call.nin, call.in_skip + sizeof(rh),
-                                    w.buf, w.len);
+                    vgcd_iov_write(seg + call.nout, call.nin, call.in_skip, &rh, sizeof(rh));
+                    vgcd_iov_write(seg + call.nout, call.nin, call.in_skip + sizeof(rh),
+                                   w.buf, w.len);
                     done.reply_len = (uint32_t)(sizeof(rh) + w.len);
                 }
             }
         }
-        if (session_write_all(fd, &done, sizeof(done)) < 0) {
+        if (vgcd_fd_write_all(fd, &done, sizeof(done)) < 0) {
             break;
         }
         if (done.status == VIRTIO_GPU_COMPUTE_S_BAD_REQUEST) {

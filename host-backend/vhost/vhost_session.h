@@ -14,7 +14,10 @@
 #ifndef VGCD_VHOST_SESSION_H
 #define VGCD_VHOST_SESSION_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "executor.h"
 
@@ -31,16 +34,24 @@ struct vhost_session_call {
     uint64_t in_skip;       /* bytes of the response header to leave */
 };
 
-struct vhost_session_seg {
-    uint64_t addr;          /* in this process: guest RAM mapped by the VM worker */
-    uint64_t len;
-};
+/* Followed by nout + nin struct iovec: addresses of guest RAM as the VM
+ * worker mapped it, which the session, its fork, sees at the same place. */
 
 /* Session -> VM worker: the chain is done. */
 struct vhost_session_done {
     uint32_t status;        /* enum virtio_gpu_compute_status */
     uint32_t reply_len;     /* bytes of reply frame written after in_skip */
 };
+
+/* Bytes in @n segments; copy @len bytes at @offset out of / into them
+ * (false when they hold fewer). */
+size_t vgcd_iov_size(const struct iovec *iov, unsigned n);
+bool vgcd_iov_read(const struct iovec *iov, unsigned n, size_t offset, void *buf, size_t len);
+bool vgcd_iov_write(const struct iovec *iov, unsigned n, size_t offset, const void *buf,
+                    size_t len);
+/* All of @n bytes or -1 (EINTR retried; no SIGPIPE). */
+int vgcd_fd_read_all(int fd, void *buf, size_t n);
+int vgcd_fd_write_all(int fd, const void *buf, size_t n);
 
 /*
  * Serve calls arriving on @fd until the VM worker closes it.

@@ -218,96 +218,6 @@ static uint32_t vhost_session_open(struct vhost_vm *vm, uint32_t *status)
     return s->id;
 }
 
-/* ---- moving bytes between guest memory and us ---------------------------- */
-
-static size_t vhost_iov_size(const struct iovec *iov, unsigned n)
-{
-    size_t total = 0;
-
-    for (unsigned i = 0; i < n; i++) {
-        total += iov[i].iov_len;
-    }
-    return total;
-}
-
-/* Copy @len bytes at @offset of the iovec into @buf; false if too short. */
-static bool vhost_iov_read(const struct iovec *iov, unsigned n, size_t offset,
-                           void *buf, size_t len)
-{
-    uint8_t *out = buf;
-
-    for (unsigned i = 0; i < n && len; i++) {
-        if (offset >= iov[i].iov_len) {
-            offset -= iov[i].iov_len;
-            continue;
-        }
-        size_t take = iov[i].iov_len - offset < len ? iov[i].iov_len - offset : len;
-        memcpy(out, (uint8_t *)iov[i].iov_base + offset, take);
-        out += take;
-        len -= take;
-        offset = 0;
-    }
-    return len == 0;
-}
-
-static bool vhost_iov_write(const struct iovec *iov, unsigned n, size_t offset,
-                            const void *buf, size_t len)
-{
-    const uint8_t *in = buf;
-
-    for (unsigned i = 0; i < n && len; i++) {
-        if (offset >= iov[i].iov_len) {
-            offset -= iov[i].iov_len;
-            continue;
-        }
-        size_t take = iov[i].iov_len - offset < len ? iov[i].iov_len - offset : len;
-        memcpy((uint8_t *)iov[i].iov_base + offset, in, take);
-        in += take;
-        len -= take;
-        offset = 0;
-    }
-    return len == 0;
-}
-
-static int vhost_write_all(int fd, const void *buf, size_t n)
-{
-    const uint8_t *p = buf;
-
-    while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int vhost_read_all(int fd, void *buf, size_t n)
-{
-    uint8_t *p = buf;
-
-    while (n) {
-        ssize_t r = read(fd, p, n);
-        if (r == 0) {
-            return -1;
-        }
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -1;
-        }
-        p += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
 static uint32_t vhost_call(struct vhost_vm *vm, struct vhost_session *s,
                            const VuVirtqElement *e, uint32_t *reply_len)
 {
@@ -317,24 +227,22 @@ static uint32_t vhost_call(struct vhost_vm *vm, struct vhost_session *s,
         .out_skip = sizeof(struct virtio_gpu_compute_req),
         .in_skip = sizeof(struct virtio_gpu_compute_resp),
     };
-    struct vhost_session_seg seg[VHOST_SESSION_MAX_SEGMENTS];
+    struct iovec seg[VHOST_SESSION_MAX_SEGMENTS];
     struct vhost_session_done done;
     unsigned n = 0;
 
     *reply_len = 0;
     for (unsigned i = 0; i < e->out_num; i++) {
-        seg[n++] = (struct vhost_session_seg){ (uintptr_t)e->out_sg[i].iov_base,
-                                               e->out_sg[i].iov_len };
+        seg[n++] = e->out_sg[i];
     }
     for (unsigned i = 0; i < e->in_num; i++) {
-        seg[n++] = (struct vhost_session_seg){ (uintptr_t)e->in_sg[i].iov_base,
-                                               e->in_sg[i].iov_len };
+        seg[n++] = e->in_sg[i];
     }
     /* The session reads the frames from guest RAM and writes its reply
      * there itself: only these few bytes cross the socketpair. */
-    if (vhost_write_all(s->fd, &call, sizeof(call)) < 0 ||
-        vhost_write_all(s->fd, seg, sizeof(seg[0]) * n) < 0 ||
-        vhost_read_all(s->fd, &done, sizeof(done)) < 0) {
+    if (vgcd_fd_write_all(s->fd, &call, sizeof(call)) < 0 ||
+        vgcd_fd_write_all(s->fd, seg, sizeof(seg[0]) * n) < 0 ||
+        vgcd_fd_read_all(s->fd, &done, sizeof(done)) < 0) {
         /* The session process refused the frames (it logged why) or died. */
         vhost_session_close(vm, s);
         return VIRTIO_GPU_COMPUTE_S_BACKEND;
@@ -352,7 +260,7 @@ static unsigned vhost_handle(struct vhost_vm *vm, const VuVirtqElement *e)
 {
     struct virtio_gpu_compute_req req;
     struct virtio_gpu_compute_resp resp = { 0 };
-    size_t in_len = vhost_iov_size(e->in_sg, e->in_num);
+    size_t in_len = vgcd_iov_size(e->in_sg, e->in_num);
     uint32_t status = VIRTIO_GPU_COMPUTE_S_OK, reply_len = 0;
     struct vhost_session *s;
 
@@ -361,7 +269,7 @@ static unsigned vhost_handle(struct vhost_vm *vm, const VuVirtqElement *e)
         return 0;
     }
     if (e->out_num + e->in_num > VHOST_SESSION_MAX_SEGMENTS ||
-        !vhost_iov_read(e->out_sg, e->out_num, 0, &req, sizeof(req))) {
+        !vgcd_iov_read(e->out_sg, e->out_num, 0, &req, sizeof(req))) {
         status = VIRTIO_GPU_COMPUTE_S_BAD_REQUEST;
         goto done;
     }
@@ -392,7 +300,7 @@ static unsigned vhost_handle(struct vhost_vm *vm, const VuVirtqElement *e)
 done:
     resp.status = htole32(status);
     resp.reply_len = htole32(reply_len);
-    vhost_iov_write(e->in_sg, e->in_num, 0, &resp, sizeof(resp));
+    vgcd_iov_write(e->in_sg, e->in_num, 0, &resp, sizeof(resp));
     return sizeof(resp) + reply_len;
 }
 
