@@ -676,24 +676,14 @@ def main():
 
     if want('generator'):
         section_generator()
-    if want('unit'):
-        section_unit(args.build)
-    if want('daemon'):
-        section_daemon_cli(args.build)
-    if want('shim'):
-        section_shim(args.build)
-    if want('integration'):
-        section_integration(args.build)
-    if want('kernels'):
-        section_kernels(args.build)
-    if want('runtime'):
-        section_runtime(args.build)
-    if want('robustness'):
-        section_robustness(args.build)
-    if want('vhost'):
-        section_vhost(args.build)
-    if want('e2e'):
-        section_e2e(args.build)
+    # The sections that run on the normal build, in order.
+    for name, section in (('unit', section_unit), ('daemon', section_daemon_cli),
+                          ('shim', section_shim), ('integration', section_integration),
+                          ('kernels', section_kernels), ('runtime', section_runtime),
+                          ('robustness', section_robustness), ('vhost', section_vhost),
+                          ('e2e', section_e2e)):
+        if want(name):
+            section(args.build)
     if want('asan'):
         if args.asan_build:
             # Everything in that build, test programs included, is
