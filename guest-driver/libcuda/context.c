@@ -8,6 +8,7 @@
 
 #include "vgc_guest_impl.h"
 #include "context.h"
+#include "mirror.h"
 #include "export_tables.h"
 #include "transport.h"
 
@@ -166,6 +167,7 @@ CUresult vgc_impl_cuCtxDestroy_v2(CUcontext ctx)
     if (res != CUDA_SUCCESS) {
         return res;
     }
+    vgc_mirror_context_gone((uintptr_t)ctx);
     /* A destroyed context leaves this thread's stack wherever it is. */
     for (int i = 0; i < ctx_depth; i++) {
         if (ctx_stack[i] != (uintptr_t)ctx) {
@@ -225,6 +227,8 @@ static void primary_going(CUdevice dev, bool always)
 
 static void primary_released(CUdevice dev, CUresult res, bool reset)
 {
+    uint64_t gone = 0;
+
     if (res != CUDA_SUCCESS || dev < 0 || dev >= VGC_PRIMARY_MAX) {
         return;
     }
@@ -234,7 +238,13 @@ static void primary_released(CUdevice dev, CUresult res, bool reset)
     } else if (primary[dev].refs) {
         primary[dev].refs--;
     }
+    if (primary[dev].refs == 0) {
+        gone = primary[dev].ctx;    /* the host freed its memory */
+    }
     pthread_mutex_unlock(&primary_lock);
+    if (gone) {
+        vgc_mirror_context_gone(gone);
+    }
 }
 
 /*

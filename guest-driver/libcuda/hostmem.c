@@ -15,12 +15,14 @@
 #include "vgc_guest_impl.h"
 #include "context.h"
 #include "hostmem.h"
+#include "mirror.h"
 
 struct hostmem_range {
     uintptr_t base;
     size_t size;
     unsigned flags;
     bool allocated;         /* by cuMemHostAlloc (we unmap it), not registered */
+    bool mapped;            /* DEVICEMAP: a mirror (mirror.c) owns the memory */
 };
 
 static pthread_mutex_t hm_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -43,7 +45,8 @@ static size_t hostmem_index(uintptr_t p)
     return lo;
 }
 
-static CUresult hostmem_insert(uintptr_t base, size_t size, unsigned flags, bool allocated)
+static CUresult hostmem_insert(uintptr_t base, size_t size, unsigned flags, bool allocated,
+                               bool mapped)
 {
     size_t i;
 
@@ -64,7 +67,7 @@ static CUresult hostmem_insert(uintptr_t base, size_t size, unsigned flags, bool
         hm_cap = cap;
     }
     memmove(&hm[i + 1], &hm[i], (hm_count - i) * sizeof(*hm));
-    hm[i] = (struct hostmem_range){ base, size, flags, allocated };
+    hm[i] = (struct hostmem_range){ base, size, flags, allocated, mapped };
     hm_count++;
     pthread_mutex_unlock(&hm_lock);
     return CUDA_SUCCESS;
@@ -121,11 +124,17 @@ static CUresult hostmem_need_context(void)
     return vgc_ctx_current_handle() ? CUDA_SUCCESS : CUDA_ERROR_INVALID_CONTEXT;
 }
 
+/*
+ * Pinned memory is ordinary memory here: every copy goes through the
+ * transport anyway.  DEVICEMAP memory is also reached by kernels, so it is
+ * a mirror: mapped at the address of a device allocation that backs it.
+ */
 CUresult vgc_impl_cuMemHostAlloc(void **pp, size_t bytesize, unsigned int Flags)
 {
     const unsigned known = CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP |
                            CU_MEMHOSTALLOC_WRITECOMBINED;
     CUresult res = hostmem_need_context();
+    bool mapped = Flags & CU_MEMHOSTALLOC_DEVICEMAP;
     void *p;
 
     if (res != CUDA_SUCCESS) {
@@ -134,13 +143,27 @@ CUresult vgc_impl_cuMemHostAlloc(void **pp, size_t bytesize, unsigned int Flags)
     if (!pp || bytesize == 0 || (Flags & ~known)) {
         return CUDA_ERROR_INVALID_VALUE;
     }
-    p = mmap(NULL, bytesize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
-        return CUDA_ERROR_OUT_OF_MEMORY;
+    if (mapped) {
+        CUdeviceptr d;
+
+        res = vgc_mirror_alloc(VGC_MIRROR_HOSTALLOC, bytesize, &d);
+        if (res != CUDA_SUCCESS) {
+            return res;
+        }
+        p = (void *)(uintptr_t)d;
+    } else {
+        p = mmap(NULL, bytesize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) {
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
     }
-    res = hostmem_insert((uintptr_t)p, bytesize, Flags, true);
+    res = hostmem_insert((uintptr_t)p, bytesize, Flags, true, mapped);
     if (res != CUDA_SUCCESS) {
-        munmap(p, bytesize);
+        if (mapped) {
+            vgc_mirror_free((uintptr_t)p, VGC_MIRROR_HOSTALLOC);
+        } else {
+            munmap(p, bytesize);
+        }
         return res;
     }
     *pp = p;
@@ -161,6 +184,9 @@ CUresult vgc_impl_cuMemFreeHost(void *p)
     }
     if (!p || !hostmem_remove((uintptr_t)p, true, &r)) {
         return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (r.mapped) {
+        return vgc_mirror_free(r.base, VGC_MIRROR_HOSTALLOC);
     }
     munmap((void *)r.base, r.size);
     return CUDA_SUCCESS;
@@ -185,6 +211,7 @@ CUresult vgc_impl_cuMemHostRegister_v2(void *p, size_t bytesize, unsigned int Fl
     const unsigned known = CU_MEMHOSTREGISTER_PORTABLE | CU_MEMHOSTREGISTER_DEVICEMAP |
                            CU_MEMHOSTREGISTER_IOMEMORY | CU_MEMHOSTREGISTER_READ_ONLY;
     CUresult res = hostmem_need_context();
+    bool mapped;
 
     if (res != CUDA_SUCCESS) {
         return res;
@@ -195,7 +222,16 @@ CUresult vgc_impl_cuMemHostRegister_v2(void *p, size_t bytesize, unsigned int Fl
     if (Flags & CU_MEMHOSTREGISTER_IOMEMORY) {
         return CUDA_ERROR_NOT_SUPPORTED;
     }
-    return hostmem_insert((uintptr_t)p, bytesize, Flags, false);
+    mapped = Flags & CU_MEMHOSTREGISTER_DEVICEMAP;
+    res = hostmem_insert((uintptr_t)p, bytesize, Flags, false, mapped);
+    if (res == CUDA_SUCCESS && mapped) {
+        res = vgc_mirror_register(p, bytesize);
+        if (res != CUDA_SUCCESS) {
+            struct hostmem_range r;
+            hostmem_remove((uintptr_t)p, false, &r);
+        }
+    }
+    return res;
 }
 
 CUresult vgc_impl_cuMemHostUnregister(void *p)
@@ -208,5 +244,27 @@ CUresult vgc_impl_cuMemHostUnregister(void *p)
     if (!p || !hostmem_remove((uintptr_t)p, false, &r)) {
         return CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED;
     }
+    return r.mapped ? vgc_mirror_free(r.base, VGC_MIRROR_REGISTERED) : CUDA_SUCCESS;
+}
+
+/* The device address of mapped pinned memory: its mirror's device copy. */
+CUresult vgc_impl_cuMemHostGetDevicePointer_v2(CUdeviceptr *pdptr, void *p, unsigned int Flags)
+{
+    enum vgc_mirror_kind kind;
+    uintptr_t host;
+    CUdeviceptr dev;
+    size_t size;
+
+    if (!vgc_initialized()) {
+        return CUDA_ERROR_NOT_INITIALIZED;
+    }
+    if (!pdptr || !p || Flags != 0) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (!vgc_mirror_find((uintptr_t)p, &kind, &host, &dev, &size) ||
+        kind == VGC_MIRROR_MANAGED) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    *pdptr = dev + ((uintptr_t)p - host);
     return CUDA_SUCCESS;
 }

@@ -18,6 +18,8 @@
 #include "vgc_guest_impl.h"
 #include "context.h"
 #include "hostmem.h"
+#include "memcpy.h"
+#include "mirror.h"
 #include "transport.h"
 
 static size_t chunk(size_t left)
@@ -42,7 +44,38 @@ CUresult vgc_impl_cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t n)
     return CUDA_SUCCESS;
 }
 
+/*
+ * A host destination inside managed or mapped memory is written on its
+ * device copy instead: the host copy is brought up to date when the
+ * caller synchronises (mirror.h), and a write into it now would be
+ * overwritten then.
+ */
+static bool mirror_target(const void *dst, size_t n, CUdeviceptr *dev)
+{
+    enum vgc_mirror_kind kind;
+    uintptr_t host, p = (uintptr_t)dst;
+    CUdeviceptr base;
+    size_t size;
+
+    if (!atomic_load(&vgc_mirror_live) || !vgc_mirror_find(p, &kind, &host, &base, &size) ||
+        n > size - (p - host)) {
+        return false;
+    }
+    *dev = base + (p - host);
+    return true;
+}
+
 CUresult vgc_impl_cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t n)
+{
+    CUdeviceptr mdst;
+
+    if (mirror_target(dst, n, &mdst)) {
+        return vgc_call_cuMemcpyDtoD_v2(mdst, src, n);
+    }
+    return vgc_memcpy_dtoh(dst, src, n);
+}
+
+CUresult vgc_memcpy_dtoh(void *dst, CUdeviceptr src, size_t n)
 {
     size_t off = 0;
 
@@ -80,6 +113,11 @@ CUresult vgc_impl_cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t 
 CUresult vgc_impl_cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t n, CUstream stream)
 {
     size_t off = 0;
+    CUdeviceptr mdst;
+
+    if (mirror_target(dst, n, &mdst)) {
+        return vgc_call_cuMemcpyDtoDAsync_v2(mdst, src, n, stream);
+    }
 
     do {
         size_t len = chunk(n - off);
@@ -328,7 +366,8 @@ CUresult vgc_impl_cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D *pCopy, CUstream hStrea
 /* ---- pointer attributes ------------------------------------------------- */
 
 static CUresult host_pointer_attribute(void *data, CUpointer_attribute attribute,
-                                       const void *base, size_t size, unsigned flags)
+                                       const void *p, const void *base, size_t size,
+                                       unsigned flags)
 {
     switch (attribute) {
     case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
@@ -355,6 +394,9 @@ static CUresult host_pointer_attribute(void *data, CUpointer_attribute attribute
     case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL:
         *(int *)data = 0;
         return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_DEVICE_POINTER:
+        /* Only mapped (DEVICEMAP) memory has a device address. */
+        return vgc_impl_cuMemHostGetDevicePointer_v2((CUdeviceptr *)data, (void *)p, 0);
     default:
         (void)flags;
         return CUDA_ERROR_NOT_SUPPORTED;
@@ -375,7 +417,29 @@ CUresult vgc_impl_cuPointerGetAttribute(void *data, CUpointer_attribute attribut
         return CUDA_ERROR_INVALID_VALUE;
     }
     if (vgc_hostmem_lookup((const void *)(uintptr_t)ptr, &base, &size, &flags)) {
-        return host_pointer_attribute(data, attribute, base, size, flags);
+        return host_pointer_attribute(data, attribute, (const void *)(uintptr_t)ptr,
+                                      base, size, flags);
+    }
+    if (atomic_load(&vgc_mirror_live)) {
+        enum vgc_mirror_kind kind;
+        uintptr_t host;
+        CUdeviceptr dev;
+        size_t msize;
+
+        /* Managed memory: one address for both sides; the rest (context,
+         * range, ordinal) is the device allocation's, from the host. */
+        if (vgc_mirror_find(ptr, &kind, &host, &dev, &msize) && kind == VGC_MIRROR_MANAGED) {
+            switch (attribute) {
+            case CU_POINTER_ATTRIBUTE_IS_MANAGED:
+                *(unsigned int *)data = 1;
+                return CUDA_SUCCESS;
+            case CU_POINTER_ATTRIBUTE_HOST_POINTER:
+                *(void **)data = (void *)(uintptr_t)ptr;
+                return CUDA_SUCCESS;
+            default:
+                break;
+            }
+        }
     }
     if (vgc_pointer_attribute_size(attribute) == 0) {
         return vgc_server_info()->va_size && !vgc_is_device_address(ptr) ?

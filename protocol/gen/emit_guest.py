@@ -183,12 +183,20 @@ def _export_target(sym, api, by):
     return 'unsupported', None
 
 
+def _mirror_flags(c):
+    """The mirror.h flags of a devmem/hostsync call, or '' for neither."""
+    f = [n for flag, n in (('devmem', 'VGC_MIRROR_DEVMEM'), ('hostsync', 'VGC_MIRROR_HOSTSYNC'))
+         if flag in c.flags]
+    return ' | '.join(f)
+
+
 def emit_stubs(api, spec):
     by = spec.by_symbol()
     o = [HEADER % spec.path,
          '#include <stdint.h>\n#include <string.h>\n\n',
          '#include "vgc_wire.h"\n#include "vgc_attr.h"\n#include "vgc_opcodes.h"\n',
-         '#include "vgc_guest_impl.h"\n#include "log.h"\n#include "transport.h"\n\n',
+         '#include "vgc_guest_impl.h"\n#include "log.h"\n#include "mirror.h"\n'
+         '#include "transport.h"\n\n',
          '#define VGC_EXPORT __attribute__((visibility("default")))\n\n']
     for c in spec.wire_calls():
         o.append(_encoder(c, api))
@@ -200,13 +208,24 @@ def emit_stubs(api, spec):
         o.append('VGC_EXPORT CUresult vgc_export_%s(%s) __asm__("%s");\n'
                  % (sym.name, params, sym.name))
         o.append('CUresult vgc_export_%s(%s)\n{\n' % (sym.name, params))
-        if kind == 'call':
-            for a in by[sym.name].args:
-                if a.kind == 'skip':
-                    o.append('    (void)%s;    /* not carried */\n' % a.name)
-            o.append('    return vgc_call_%s(%s);\n' % (sym.name, _wire_args(by[sym.name])))
-        elif kind == 'impl':
-            o.append('    return %s(%s);\n' % (target, args))
+        if kind in ('call', 'impl'):
+            c = by[sym.name]
+            if kind == 'call':
+                for a in c.args:
+                    if a.kind == 'skip':
+                        o.append('    (void)%s;    /* not carried */\n' % a.name)
+                expr = 'vgc_call_%s(%s)' % (sym.name, _wire_args(c))
+            else:
+                expr = '%s(%s)' % (target, args)
+            mirror = _mirror_flags(c)
+            if mirror:
+                o.append('    CUresult res;\n\n')
+                if 'devmem' in c.flags:
+                    o.append('    vgc_mirror_before();\n')
+                o.append('    res = %s;\n    vgc_mirror_after(res, %s);\n'
+                         '    return res;\n' % (expr, mirror))
+            else:
+                o.append('    return %s;\n' % expr)
         elif kind == 'forward':
             fargs = []
             for p in sym.params:

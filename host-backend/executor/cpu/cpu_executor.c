@@ -80,6 +80,7 @@ static const struct vgc_exec_ops cpu_ops = {
 
     /* memory */
     .cuMemAlloc_v2 = cpu_mem_alloc,
+    .cuMemAllocManaged = cpu_mem_alloc_managed,
     .cuMemAllocPitch_v2 = cpu_mem_alloc_pitch,
     .cuMemFree_v2 = cpu_mem_free,
     .cuMemGetInfo_v2 = cpu_mem_get_info,

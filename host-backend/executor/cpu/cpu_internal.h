@@ -48,6 +48,7 @@
 #define CPU_MAX_DEVICES         16
 #define CPU_ALLOC_ALIGN         256                     /* like cuMemAlloc */
 #define CPU_PITCH_ALIGN         512                     /* cuMemAllocPitch */
+#define CPU_MANAGED_ALIGN       (64 << 10)              /* a guest-side block */
 #define CPU_DEFAULT_DEVICE_MEM  (4ULL << 30)
 
 /* What this executor pretends to be: an sm_80-class part. */
@@ -225,6 +226,7 @@ struct cpu_alloc {
     size_t reserved;            /* size rounded to CPU_ALLOC_ALIGN: VA + budget */
     uint8_t *host;
     bool mmapped;
+    bool managed;               /* cuMemAllocManaged: mirrored in the guest */
     int dev;
     struct CUctx_st *ctx;       /* reported owner */
     struct CUmod_st *mod;       /* non-NULL: a module global, freed with it */
@@ -340,7 +342,10 @@ void cpu_mem_free_alloc(struct cpu_alloc *a);
 void cpu_mem_free_ctx(struct CUctx_st *ctx);
 void cpu_mem_free_all(void);
 
+CUresult cpu_mem_alloc_aligned(struct CUctx_st *ctx, int dev, struct CUmod_st *mod,
+                               size_t size, size_t align, struct cpu_alloc **out);
 CUresult cpu_mem_alloc(CUdeviceptr *dptr, size_t size);
+CUresult cpu_mem_alloc_managed(CUdeviceptr *dptr, size_t size, unsigned int flags);
 CUresult cpu_mem_alloc_pitch(CUdeviceptr *dptr, size_t *pitch, size_t width,
                              size_t height, unsigned int elem_size);
 CUresult cpu_mem_free(CUdeviceptr dptr);

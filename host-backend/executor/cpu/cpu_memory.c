@@ -128,17 +128,22 @@ static bool cpu_mem_va_free(int dev, CUdeviceptr base, size_t len)
     return true;
 }
 
+static CUdeviceptr cpu_align_up(CUdeviceptr p, size_t align)
+{
+    return (p + align - 1) & ~(CUdeviceptr)(align - 1);
+}
+
 /*
- * Find @len bytes of address space on @dev.  Addresses are handed out
- * upwards (so a freed address is not reused at once, which helps catch
- * use-after-free in clients); once the window is used up, first fit over
- * the gaps.
+ * Find @len bytes of address space on @dev, @align-aligned (a power of
+ * two).  Addresses are handed out upwards (so a freed address is not
+ * reused at once, which helps catch use-after-free in clients); once the
+ * window is used up, first fit over the gaps.
  */
-static bool cpu_mem_va_find(int dev, size_t len, CUdeviceptr *out)
+static bool cpu_mem_va_find(int dev, size_t len, size_t align, CUdeviceptr *out)
 {
     CUdeviceptr lo = CPU_VA_BASE + (CUdeviceptr)dev * CPU_VA_PER_DEVICE;
     CUdeviceptr hi = lo + CPU_VA_PER_DEVICE;
-    CUdeviceptr cand = cpu_state.next_va[dev];
+    CUdeviceptr cand = cpu_align_up(cpu_state.next_va[dev], align);
     size_t i;
 
     if (cpu_mem_va_free(dev, cand, len)) {
@@ -152,10 +157,12 @@ static bool cpu_mem_va_find(int dev, size_t len, CUdeviceptr *out)
         if (a->base >= hi) {
             break;
         }
-        if (a->base - cand >= len) {
+        if (a->base > cand && a->base - cand >= len) {
             break;
         }
-        cand = a->base + a->reserved;
+        if (cpu_align_up(a->base + a->reserved, align) > cand) {
+            cand = cpu_align_up(a->base + a->reserved, align);
+        }
     }
     if (cand > hi || hi - cand < len) {
         return false;
@@ -204,6 +211,13 @@ static void cpu_mem_release(struct cpu_alloc *a)
 CUresult cpu_mem_alloc_in(struct CUctx_st *ctx, int dev, struct CUmod_st *mod,
                           size_t size, struct cpu_alloc **out)
 {
+    return cpu_mem_alloc_aligned(ctx, dev, mod, size, CPU_ALLOC_ALIGN, out);
+}
+
+/* cpu_mem_alloc_in with base and reserved size multiples of @align. */
+CUresult cpu_mem_alloc_aligned(struct CUctx_st *ctx, int dev, struct CUmod_st *mod,
+                               size_t size, size_t align, struct cpu_alloc **out)
+{
     struct cpu_alloc *a;
     size_t reserved;
     CUdeviceptr base;
@@ -214,8 +228,8 @@ CUresult cpu_mem_alloc_in(struct CUctx_st *ctx, int dev, struct CUmod_st *mod,
     if (size > CPU_VA_PER_DEVICE) {
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
-    reserved = (size + CPU_ALLOC_ALIGN - 1) & ~(size_t)(CPU_ALLOC_ALIGN - 1);
-    if (!cpu_mem_va_find(dev, reserved, &base)) {
+    reserved = (size + align - 1) & ~(size_t)(align - 1);
+    if (!cpu_mem_va_find(dev, reserved, align, &base)) {
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     a = calloc(1, sizeof(*a));
@@ -313,6 +327,31 @@ CUresult cpu_mem_alloc(CUdeviceptr *dptr, size_t size)
     }
     rc = cpu_mem_alloc_in(ctx, ctx->dev, NULL, size, &a);
     if (rc == CUDA_SUCCESS) {
+        *dptr = a->base;
+    }
+    return rc;
+}
+
+/*
+ * Managed memory is device memory the guest shim also maps into its
+ * process at the same address (guest-driver/libcuda/mirror.c): aligned and
+ * sized to CPU_MANAGED_ALIGN, so no two allocations share a guest page.
+ */
+CUresult cpu_mem_alloc_managed(CUdeviceptr *dptr, size_t size, unsigned int flags)
+{
+    struct CUctx_st *ctx;
+    struct cpu_alloc *a;
+    CUresult rc = cpu_ctx_get_current_checked(&ctx);
+
+    if (rc != CUDA_SUCCESS) {
+        return rc;
+    }
+    if (!dptr || (flags != CU_MEM_ATTACH_GLOBAL && flags != CU_MEM_ATTACH_HOST)) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    rc = cpu_mem_alloc_aligned(ctx, ctx->dev, NULL, size, CPU_MANAGED_ALIGN, &a);
+    if (rc == CUDA_SUCCESS) {
+        a->managed = true;
         *dptr = a->base;
     }
     return rc;
@@ -441,6 +480,8 @@ static CUresult cpu_pointer_attr(void *data, CUpointer_attribute attr,
         *(unsigned long long *)data = a ? a->id : 0;
         break;
     case CU_POINTER_ATTRIBUTE_IS_MANAGED:
+        *(unsigned int *)data = a && a->managed;
+        break;
     case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE:
     case CU_POINTER_ATTRIBUTE_IS_GPU_DIRECT_RDMA_CAPABLE:
     case CU_POINTER_ATTRIBUTE_IS_HW_DECOMPRESS_CAPABLE:

@@ -143,6 +143,26 @@ static CUresult cuda_mem_alloc(CUdeviceptr *dptr, size_t size)
     return res;
 }
 
+/* Managed memory counts against the device like any other; the guest
+ * shim maps it at the same address in its own process (mirror.c). */
+static CUresult cuda_mem_alloc_managed(CUdeviceptr *dptr, size_t size, unsigned int flags)
+{
+    int dev = cuda_current_device();
+    CUresult res;
+
+    if (size == 0 || !dptr || !real.cuMemAllocManaged) {
+        return !real.cuMemAllocManaged ? CUDA_ERROR_NOT_SUPPORTED : CUDA_ERROR_INVALID_VALUE;
+    }
+    if (cuda_pool && !vgc_pool_reserve(cuda_pool, dev, size)) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    res = real.cuMemAllocManaged(dptr, size, flags);
+    if (res != CUDA_SUCCESS && cuda_pool) {
+        vgc_pool_release(cuda_pool, dev, size);
+    }
+    return res;
+}
+
 static CUresult cuda_mem_free(CUdeviceptr p)
 {
     CUdeviceptr base = 0;
@@ -252,6 +272,7 @@ struct vgc_executor *vgc_cuda_executor_create(const struct vgc_executor_config *
     cuda_pool = cfg->pool;
     cuda_exec.ops = real;
     cuda_exec.ops.cuMemAlloc_v2 = cuda_mem_alloc;
+    cuda_exec.ops.cuMemAllocManaged = cuda_mem_alloc_managed;
     cuda_exec.ops.cuMemFree_v2 = cuda_mem_free;
     cuda_exec.ops.cuMemGetInfo_v2 = cuda_mem_get_info;
     cuda_exec.ops.cuMemcpy = cuda_memcpy;
