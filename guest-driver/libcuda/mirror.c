@@ -44,6 +44,7 @@
 
 #define MIRROR_MAX      4096            /* mirrors per process */
 #define MIRROR_BLOCK    (64u << 10)     /* write-tracking granule; >= page */
+#define MIRROR_SYNCED_MAX 16            /* contexts one pull remembers */
 
 struct mirror {
     uintptr_t host;             /* what the program sees */
@@ -161,15 +162,26 @@ static CUresult mirror_to_device(const struct mirror *m, size_t off, size_t len)
     return res;
 }
 
-static CUresult mirror_from_device(const struct mirror *m)
+/* Copy @m back; first wait for all work in its context, once per pull
+ * (@synced: the contexts waited for so far, @nsynced of them). */
+static CUresult mirror_from_device(const struct mirror *m, uint64_t *synced,
+                                   unsigned *nsynced)
 {
+    CUresult res = CUDA_SUCCESS;
+    unsigned i;
     bool pushed;
-    CUresult res;
 
     if (!mirror_enter_ctx(m, &pushed)) {
         return CUDA_ERROR_INVALID_CONTEXT;
     }
-    res = vgc_call_cuCtxSynchronize();
+    for (i = 0; i < *nsynced && synced[i] != m->ctx; i++) {
+    }
+    if (i == *nsynced) {
+        res = vgc_call_cuCtxSynchronize();
+        if (res == CUDA_SUCCESS && *nsynced < MIRROR_SYNCED_MAX) {
+            synced[(*nsynced)++] = m->ctx;
+        }
+    }
     if (res == CUDA_SUCCESS) {
         res = vgc_memcpy_dtoh((void *)m->host, m->dev, m->size);
     }
@@ -207,6 +219,11 @@ static void mirror_push_tracked(struct mirror *m)
         if (mirror_to_device(m, b * MIRROR_BLOCK, (e - b) * MIRROR_BLOCK) != CUDA_SUCCESS) {
             vgc_warn("mirror: pushing %#lx+%zu to the device failed",
                     (unsigned long)m->host, (e - b) * MIRROR_BLOCK);
+            /* Still the host's news: try again before the next call. */
+            for (size_t k = b; k < e; k++) {
+                atomic_store(&m->dirty[k], 1);
+            }
+            atomic_store(&dirty_hint, true);
         }
         b = e;
     }
@@ -245,6 +262,9 @@ void vgc_mirror_push(void)
 
 static void mirror_pull(void)
 {
+    uint64_t synced[MIRROR_SYNCED_MAX];
+    unsigned nsynced = 0;
+
     pthread_mutex_lock(&mirror_lock);
     in_mirror = true;
     atomic_store(&device_newer, false);
@@ -257,7 +277,7 @@ static void mirror_pull(void)
         if (m->tracked) {
             mirror_protect(m, 0, m->size, PROT_READ | PROT_WRITE);
         }
-        if (mirror_from_device(m) != CUDA_SUCCESS) {
+        if (mirror_from_device(m, synced, &nsynced) != CUDA_SUCCESS) {
             vgc_warn("mirror: pulling %#lx+%zu from the device failed",
                     (unsigned long)m->host, m->size);
         }
