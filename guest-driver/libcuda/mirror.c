@@ -55,6 +55,7 @@ struct mirror {
     uint64_t ctx;               /* the context that owns the device copy */
     size_t nblocks;
     atomic_uchar *dirty;        /* per block, tracked only */
+    atomic_bool stale;          /* the device may hold newer bytes */
 };
 
 atomic_uint vgc_mirror_live;
@@ -62,7 +63,7 @@ atomic_uint vgc_mirror_live;
 static pthread_mutex_t mirror_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mirror *_Atomic table[MIRROR_MAX];
 static atomic_bool dirty_hint;          /* some tracked block was written */
-static atomic_bool device_newer;        /* device work since the last pull */
+static atomic_bool any_stale;           /* some mirror is stale */
 static unsigned registered;             /* untracked mirrors (under the lock) */
 static __thread bool in_mirror;         /* our own copies do not recurse */
 
@@ -231,16 +232,11 @@ static void mirror_push_tracked(struct mirror *m)
 
 void vgc_mirror_push(void)
 {
-    bool whole;
-
     if (in_mirror) {
         return;
     }
     pthread_mutex_lock(&mirror_lock);
-    /* Registered memory is sent whole, but not over device results the
-     * host has not synchronised to see yet. */
-    whole = registered && !atomic_load(&device_newer);
-    if (atomic_exchange(&dirty_hint, false) || whole) {
+    if (atomic_exchange(&dirty_hint, false) || registered) {
         in_mirror = true;
         for (unsigned i = 0; i < MIRROR_MAX; i++) {
             struct mirror *m = atomic_load_explicit(&table[i], memory_order_relaxed);
@@ -248,9 +244,11 @@ void vgc_mirror_push(void)
             if (!m) {
                 continue;
             }
+            /* Registered memory is sent whole, but not over device
+             * results the host has not synchronised to see yet. */
             if (m->tracked) {
                 mirror_push_tracked(m);
-            } else if (whole && mirror_to_device(m, 0, m->size) != CUDA_SUCCESS) {
+            } else if (!atomic_load(&m->stale) && mirror_to_device(m, 0, m->size) != CUDA_SUCCESS) {
                 vgc_warn("mirror: pushing registered %#lx+%zu failed",
                         (unsigned long)m->host, m->size);
             }
@@ -267,11 +265,11 @@ static void mirror_pull(void)
 
     pthread_mutex_lock(&mirror_lock);
     in_mirror = true;
-    atomic_store(&device_newer, false);
+    atomic_store(&any_stale, false);
     for (unsigned i = 0; i < MIRROR_MAX; i++) {
         struct mirror *m = atomic_load_explicit(&table[i], memory_order_relaxed);
 
-        if (!m) {
+        if (!m || !atomic_exchange(&m->stale, false)) {
             continue;
         }
         if (m->tracked) {
@@ -292,15 +290,32 @@ static void mirror_pull(void)
     pthread_mutex_unlock(&mirror_lock);
 }
 
-void vgc_mirror_settle(CUresult res, unsigned flags)
+/*
+ * Mark stale the mirror whose host or device range holds @dst, or every
+ * mirror for VGC_MIRROR_ANY (a kernel may write anywhere).
+ */
+static void mirror_mark_stale(uintptr_t dst)
+{
+    for (unsigned i = 0; i < MIRROR_MAX; i++) {
+        struct mirror *m = atomic_load_explicit(&table[i], memory_order_acquire);
+
+        if (m && (dst == VGC_MIRROR_ANY || dst - m->host < m->size ||
+                  dst - m->dev < m->size)) {
+            atomic_store(&m->stale, true);
+            atomic_store(&any_stale, true);
+        }
+    }
+}
+
+void vgc_mirror_settle(CUresult res, unsigned flags, uintptr_t dst)
 {
     if (in_mirror) {
         return;
     }
     if (flags & VGC_MIRROR_DEVMEM) {
-        atomic_store(&device_newer, true);
+        mirror_mark_stale(dst);
     }
-    if ((flags & VGC_MIRROR_HOSTSYNC) && res == CUDA_SUCCESS && atomic_load(&device_newer)) {
+    if ((flags & VGC_MIRROR_HOSTSYNC) && res == CUDA_SUCCESS && atomic_load(&any_stale)) {
         mirror_pull();
     }
 }

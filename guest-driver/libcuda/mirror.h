@@ -12,7 +12,8 @@
  *   before a devmem call   host writes since the last exchange are pushed
  *                          (write-protected pages fault once, which marks
  *                          them dirty), so the device sees them;
- *   after a devmem call    the mirrors may be older than the device;
+ *   after a devmem call    the mirror it wrote (every mirror, after a
+ *                          launch) may be older than the device;
  *   after a hostsync call  (synchronize, synchronous copies) the changed
  *                          mirrors are pulled back before the caller runs on.
  *
@@ -34,6 +35,8 @@
 
 #define VGC_MIRROR_DEVMEM       1u
 #define VGC_MIRROR_HOSTSYNC     2u
+/* The address a devmem call writes, when it cannot say (a launch). */
+#define VGC_MIRROR_ANY          UINTPTR_MAX
 
 enum vgc_mirror_kind {
     VGC_MIRROR_MANAGED,         /* cuMemAllocManaged: host == device address */
@@ -45,7 +48,7 @@ enum vgc_mirror_kind {
 extern atomic_uint vgc_mirror_live;     /* how many mirrors exist */
 
 void vgc_mirror_push(void);
-void vgc_mirror_settle(CUresult res, unsigned flags);
+void vgc_mirror_settle(CUresult res, unsigned flags, uintptr_t dst);
 
 static inline void vgc_mirror_before(void)
 {
@@ -54,10 +57,11 @@ static inline void vgc_mirror_before(void)
     }
 }
 
-static inline void vgc_mirror_after(CUresult res, unsigned flags)
+/* @dst: the address the call writes, or VGC_MIRROR_ANY. */
+static inline void vgc_mirror_after(CUresult res, unsigned flags, uintptr_t dst)
 {
     if (atomic_load_explicit(&vgc_mirror_live, memory_order_relaxed)) {
-        vgc_mirror_settle(res, flags);
+        vgc_mirror_settle(res, flags, dst);
     }
 }
 

@@ -190,6 +190,15 @@ def _mirror_flags(c):
     return ' | '.join(f)
 
 
+def _mirror_dst(sym):
+    """The address a devmem call writes, as C: its destination parameter;
+    VGC_MIRROR_ANY when it has none (a launch, a 2D copy's struct)."""
+    for p in sym.params:
+        if p.name in ('dstDevice', 'dst', 'dstHost'):
+            return '(uintptr_t)%s' % p.name
+    return 'VGC_MIRROR_ANY'
+
+
 def emit_stubs(api, spec):
     by = spec.by_symbol()
     o = [HEADER % spec.path,
@@ -222,8 +231,8 @@ def emit_stubs(api, spec):
                 o.append('    CUresult res;\n\n')
                 if 'devmem' in c.flags:
                     o.append('    vgc_mirror_before();\n')
-                o.append('    res = %s;\n    vgc_mirror_after(res, %s);\n'
-                         '    return res;\n' % (expr, mirror))
+                o.append('    res = %s;\n    vgc_mirror_after(res, %s, %s);\n'
+                         '    return res;\n' % (expr, mirror, _mirror_dst(sym)))
             else:
                 o.append('    return %s;\n' % expr)
         elif kind == 'forward':

@@ -11,7 +11,8 @@
  *     cuEventSynchronize / a synchronous copy, including a single word the
  *     host changed between two launches;
  *   - copies and memsets with a managed pointer on either side see and
- *     leave the same bytes as host code;
+ *     leave the same bytes as host code; a synchronous copy between other
+ *     buffers makes kernel writes visible and keeps host stores;
  *   - pointer attributes: IS_MANAGED, HOST_POINTER, DEVICE_POINTER;
  *   - many small managed allocations do not share pages (each keeps its own
  *     values), and bad arguments fail cleanly (0 bytes, bad flags, NULL,
@@ -160,6 +161,26 @@ static void managed_tests(void)
         CHECK(host == (void *)(p + 16), "HOST_POINTER is the pointer itself");
         CHECK_CU(cuPointerGetAttribute(&devp, CU_POINTER_ATTRIBUTE_DEVICE_POINTER, d + 64));
         CHECK(devp == d + 64, "DEVICE_POINTER is the pointer itself");
+    }
+    {
+        /* A synchronous copy between other buffers is a synchronisation
+         * point too; a copy that does not touch the managed buffer leaves
+         * host stores to it alone. */
+        CUdeviceptr other = 0;
+        unsigned word = 0;
+        if (CHECK_CU(cuMemAlloc(&other, 4096))) {
+            p[0] = 50;
+            CHECK_CU(launch_add_one(d, 1, NULL));
+            CHECK_CU(cuMemcpyDtoH(&word, other, sizeof(word)));
+            CHECK_EQ(p[0], 51, "kernel writes visible after an unrelated synchronous copy");
+            p[1] = 60;
+            CHECK_CU(cuMemcpyHtoD(other, &word, sizeof(word)));
+            CHECK_EQ(p[1], 60, "an unrelated copy keeps a host store");
+            CHECK_CU(launch_add_one(d, 2, NULL));
+            CHECK_CU(cuCtxSynchronize());
+            CHECK(p[0] == 52 && p[1] == 61, "and the next kernel sees it");
+            cuMemFree(other);
+        }
     }
     cuEventDestroy(e);
     cuStreamDestroy(s);
