@@ -328,3 +328,20 @@ CUresult vgc_impl_cuStreamIsCapturing_ptsz(CUstream hStream,
 {
     return vgc_impl_cuStreamIsCapturing(hStream, captureStatus);
 }
+
+/*
+ * No profiler can attach to the shim's process (the device is elsewhere),
+ * and without one the driver's answer to these is success.
+ */
+CUresult vgc_impl_cuProfilerStart(void)
+{
+    if (!vgc_initialized()) {
+        return CUDA_ERROR_NOT_INITIALIZED;
+    }
+    return vgc_ctx_current_handle() ? CUDA_SUCCESS : CUDA_ERROR_INVALID_CONTEXT;
+}
+
+CUresult vgc_impl_cuProfilerStop(void)
+{
+    return vgc_impl_cuProfilerStart();
+}

@@ -363,6 +363,63 @@ CUresult vgc_impl_cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D *pCopy, CUstream hStrea
     return copy2d(pCopy, hStream, COPY2D_ASYNC);
 }
 
+/* ---- 3D copies ------------------------------------------------------------ */
+
+/*
+ * A 3D copy is Depth 2D copies, one per slice: slice z of a side starts
+ * (Z + z) * pitch * height bytes past its base.  LOD and arrays (and so
+ * 3D arrays, the usual reason for cuMemcpy3D) are not supported.
+ */
+static CUresult copy3d(const CUDA_MEMCPY3D *p, CUstream stream, int kind)
+{
+    CUresult res = CUDA_SUCCESS;
+
+    if (!vgc_initialized()) {
+        return CUDA_ERROR_NOT_INITIALIZED;
+    }
+    if (!p || p->reserved0 || p->reserved1) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (p->srcMemoryType == CU_MEMORYTYPE_ARRAY || p->dstMemoryType == CU_MEMORYTYPE_ARRAY ||
+        p->srcLOD || p->dstLOD) {
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    /* With more than one slice, rows must stay inside theirs. */
+    if (p->Depth > 1 && (p->srcY > p->srcHeight || p->Height > p->srcHeight - p->srcY ||
+                         p->dstY > p->dstHeight || p->Height > p->dstHeight - p->dstY)) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    for (size_t z = 0; z < p->Depth && res == CUDA_SUCCESS; z++) {
+        size_t src_off = (p->srcZ + z) * p->srcPitch * p->srcHeight;
+        size_t dst_off = (p->dstZ + z) * p->dstPitch * p->dstHeight;
+        CUDA_MEMCPY2D c = {
+            .srcXInBytes = p->srcXInBytes, .srcY = p->srcY,
+            .srcMemoryType = p->srcMemoryType,
+            .srcHost = p->srcHost ? (const char *)p->srcHost + src_off : NULL,
+            .srcDevice = p->srcDevice ? p->srcDevice + src_off : 0,
+            .srcPitch = p->srcPitch,
+            .dstXInBytes = p->dstXInBytes, .dstY = p->dstY,
+            .dstMemoryType = p->dstMemoryType,
+            .dstHost = p->dstHost ? (char *)p->dstHost + dst_off : NULL,
+            .dstDevice = p->dstDevice ? p->dstDevice + dst_off : 0,
+            .dstPitch = p->dstPitch,
+            .WidthInBytes = p->WidthInBytes, .Height = p->Height,
+        };
+        res = copy2d(&c, stream, kind);
+    }
+    return res;
+}
+
+CUresult vgc_impl_cuMemcpy3D_v2(const CUDA_MEMCPY3D *pCopy)
+{
+    return copy3d(pCopy, NULL, 0);
+}
+
+CUresult vgc_impl_cuMemcpy3DAsync_v2(const CUDA_MEMCPY3D *pCopy, CUstream hStream)
+{
+    return copy3d(pCopy, hStream, COPY2D_ASYNC);
+}
+
 /* ---- pointer attributes ------------------------------------------------- */
 
 static CUresult host_pointer_attribute(void *data, CUpointer_attribute attribute,

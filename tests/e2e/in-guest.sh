@@ -15,7 +15,7 @@ for t in test_device test_context test_memcpy test_memset test_memory \
     result "$t" $rc
 done
 for t in kernels/test_kernels runtime/rt_api_static runtime/rt_api_shared \
-         runtime/rt_managed_static; do
+         runtime/rt_managed_static runtime/rt_stream_static; do
     [ -x "$b/tests/$t" ] || { result "$(basename $t)" skip; continue; }
     "$b/tests/$t" > /tmp/x.log 2>&1
     rc=$?

@@ -205,7 +205,7 @@ if want runtime; then
     mkdir -p "$d"
     pids=()
     if [ -x "$nvcc" ]; then
-        for t in rt_api rt_kernel rt_managed; do
+        for t in rt_api rt_kernel rt_managed rt_stream; do
             "$nvcc" -I "$rt" -o "$d/${t}_static" "$rt/$t.cu" >"$d/$t.static.log" 2>&1 &
             pids+=($!)
             "$nvcc" -cudart shared -Xlinker -rpath=$CUDA_HOME/lib64 -I "$rt" -o "$d/${t}_shared" \

@@ -572,7 +572,8 @@ except Exception:
 EOF
 )
     for t in rt_api_static rt_api_shared rt_kernel_static rt_kernel_shared \
-             rt_managed_static rt_managed_shared rt_cublas rt_cudnn; do
+             rt_managed_static rt_managed_shared rt_stream_static rt_stream_shared \
+             rt_cublas rt_cudnn; do
         p=${RT:+$RT/$t}
         if [ -z "$p" ] || [ ! -x "$p" ]; then
             record runtime "$t" shim skip 0 "not built (no nvcc or library in $CUDA_HOME)"
