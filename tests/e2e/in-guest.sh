@@ -23,6 +23,32 @@ for t in kernels/test_kernels runtime/rt_api_static runtime/rt_api_shared \
     result "$(basename $t)" $rc
 done
 
+# NVML in the VM: a process holding 64 MiB is in vgc-smi's process table,
+# with its pid in this guest, and is the only process there (another VM's
+# are never shown).
+if [ -x "$b/tests/runtime/rt_nvml_status" ] && [ -x "$b/guest-driver/tools/vgc-smi" ]; then
+    rm -f /tmp/holdin && mkfifo /tmp/holdin
+    "$b/tests/runtime/rt_nvml_status" hold 0 67108864 < /tmp/holdin > /tmp/hold.log 2>&1 &
+    hold=$!
+    exec 3> /tmp/holdin
+    for i in $(seq 100); do grep -q '^holding' /tmp/hold.log && break; sleep 0.1; done
+    hpid=$(awk '/^holding/ { print $2 }' /tmp/hold.log)
+    LD_LIBRARY_PATH="$b/guest-driver/libnvml:$LD_LIBRARY_PATH" \
+        "$b/guest-driver/tools/vgc-smi" > /tmp/smi.log 2>&1
+    rows=$(sed -n '/Processes:/,$p' /tmp/smi.log | grep -c ' C  ')
+    exec 3>&-
+    wait $hold
+    if [ -n "$hpid" ] && [ "$rows" = 1 ] &&
+       grep -Eq "^\| +0 +N/A +N/A +$hpid +C +.* 64MiB \|$" /tmp/smi.log; then
+        result nvml_processes 0
+    else
+        cat /tmp/hold.log /tmp/smi.log
+        result nvml_processes 1
+    fi
+else
+    result nvml_processes skip
+fi
+
 # A process killed mid-copy: its session ends on the host, nothing leaks
 # into the next process, the guest kernel stays healthy.
 VGC_ITEST_QUIET=1 "$b/tests/integration/test_memcpy" > /dev/null 2>&1 &
