@@ -1,6 +1,8 @@
 /*
  * ptx_parse.c - decode PTX text into the interpreter's compact form
- * (ptx_internal.h), once per module.
+ * (ptx_internal.h), once per module, when a launch first needs it.
+ * Tokens, literals and declarations come from ptx_lex.c, the scanner
+ * the load-time scan (cpu_ptx.c) reads the same text with.
  *
  * The text is untrusted.  Every token is bounded by the buffer, every
  * emitted slot index, branch target and size is checked here, and what
@@ -12,30 +14,24 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
-#include <ctype.h>
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ptx_internal.h"
+#include "ptx_lex.h"
 
 #define PP_MAX_OPNDS    8
 #define PP_MAX_PARTS    12
-#define PP_NAME_MAX     256
+/* Mangled names run long: numba-cuda's reach 290 characters for a kernel
+ * with four array arguments, its parameters' add "_param_N" (as
+ * CPU_NAME_MAX in cpu_internal.h). */
+#define PP_NAME_MAX     4096
 #define PP_KEY_MAX      (PP_NAME_MAX + 24)  /* name + "@@<scope>" */
 #define PP_MAX_CALL_ARGS 64
 #define PP_MAX_INLINE   32      /* nesting of inlined calls */
 #define PP_MAX_RECURSE  12      /* activations of one function inlined */
-
-enum pp_tok_kind { PP_EOF, PP_WORD, PP_NUM, PP_STR, PP_PUNCT };
-
-struct pp_tok {
-    enum pp_tok_kind kind;
-    const char *s;
-    size_t len;
-};
 
 enum pp_sym_kind {
     PP_SYM_REG, PP_SYM_LABEL, PP_SYM_SHARED, PP_SYM_LOCAL, PP_SYM_PARAM,
@@ -66,11 +62,7 @@ struct pp_fdef {
 };
 
 struct pp {
-    const char *p, *end;
-    uint32_t line;
-    struct pp_tok peeked;
-    uint32_t peek_line;
-    bool has_peek;
+    struct ptx_lex lx;
     char *err;
     size_t errlen;
     bool failed;
@@ -105,7 +97,7 @@ static void pp_fail(struct pp *s, const char *fmt, ...)
         return;
     }
     s->failed = true;
-    n = snprintf(s->err, s->errlen, "line %u: ", s->line);
+    n = snprintf(s->err, s->errlen, "line %u: ", s->lx.line);
     if (n >= 0 && (size_t)n < s->errlen) {
         va_start(ap, fmt);
         vsnprintf(s->err + n, s->errlen - (size_t)n, fmt, ap);
@@ -252,257 +244,20 @@ static void pp_table_free(struct pp_table *t)
     memset(t, 0, sizeof(*t));
 }
 
-/* ---- lexer ------------------------------------------------------------ */
-
-static bool pp_word_start(char c)
-{
-    return isalpha((unsigned char)c) || c == '_' || c == '$' || c == '%' ||
-           c == '.';
-}
-
-static bool pp_word_char(char c)
-{
-    return isalnum((unsigned char)c) || c == '_' || c == '$' || c == '%' ||
-           c == '.';
-}
-
-static void pp_skip_space(struct pp *s)
-{
-    while (s->p < s->end) {
-        char c = *s->p;
-
-        if (c == '\n') {
-            s->line++;
-            s->p++;
-        } else if (isspace((unsigned char)c)) {
-            s->p++;
-        } else if (c == '/' && s->end - s->p >= 2 && s->p[1] == '/') {
-            while (s->p < s->end && *s->p != '\n') {
-                s->p++;
-            }
-        } else if (c == '/' && s->end - s->p >= 2 && s->p[1] == '*') {
-            s->p += 2;
-            while (s->end - s->p >= 2 && !(s->p[0] == '*' && s->p[1] == '/')) {
-                s->line += *s->p == '\n';
-                s->p++;
-            }
-            s->p = s->end - s->p >= 2 ? s->p + 2 : s->end;
-        } else {
-            break;
-        }
-    }
-}
-
-static struct pp_tok pp_lex(struct pp *s)
-{
-    struct pp_tok t = { PP_EOF, s->p, 0 };
-    const char *q;
-
-    pp_skip_space(s);
-    q = s->p;
-    t.s = q;
-    if (q >= s->end || *q == 0) {
-        s->p = s->end;
-        return t;
-    }
-    if (pp_word_start(*q)) {
-        t.kind = PP_WORD;
-        while (q < s->end && pp_word_char(*q)) {
-            q++;
-        }
-    } else if (isdigit((unsigned char)*q)) {
-        t.kind = PP_NUM;
-        while (q < s->end && (isalnum((unsigned char)*q) || *q == '.')) {
-            if ((*q == 'e' || *q == 'E') && s->end - q >= 2 &&
-                (q[1] == '+' || q[1] == '-') && !(t.s[0] == '0' &&
-                s->end - t.s >= 2 && (t.s[1] == 'x' || t.s[1] == 'X'))) {
-                q++;
-            }
-            q++;
-        }
-    } else if (*q == '"') {
-        t.kind = PP_STR;
-        q++;
-        while (q < s->end && *q != '"' && *q != '\n') {
-            q += (*q == '\\' && s->end - q >= 2) ? 2 : 1;
-        }
-        if (q < s->end && *q == '"') {
-            q++;
-        }
-    } else {
-        t.kind = PP_PUNCT;
-        q++;
-    }
-    t.len = (size_t)(q - t.s);
-    s->p = q;
-    return t;
-}
-
-static struct pp_tok pp_next(struct pp *s)
-{
-    if (s->has_peek) {
-        s->has_peek = false;
-        return s->peeked;
-    }
-    return pp_lex(s);
-}
-
-static struct pp_tok pp_peek(struct pp *s)
-{
-    if (!s->has_peek) {
-        s->peeked = pp_lex(s);
-        s->has_peek = true;
-    }
-    return s->peeked;
-}
-
-static bool pp_is(const struct pp_tok *t, const char *w)
-{
-    size_t n = strlen(w);
-
-    return (t->kind == PP_WORD || t->kind == PP_PUNCT) && t->len == n &&
-           memcmp(t->s, w, n) == 0;
-}
-
-static bool pp_punct(const struct pp_tok *t, char c)
-{
-    return t->kind == PP_PUNCT && t->s[0] == c;
-}
-
-static void pp_skip_line(struct pp *s)
-{
-    if (s->has_peek) {
-        /* The peeked token is on the line being skipped: drop it. */
-        s->has_peek = false;
-        s->p = s->peeked.s + s->peeked.len;
-    }
-    while (s->p < s->end && *s->p != '\n') {
-        s->p++;
-    }
-}
+/* ---- skipping --------------------------------------------------------- */
 
 static void pp_skip_block(struct pp *s)
 {
-    size_t depth = 1;
-
-    while (depth && !s->failed) {
-        struct pp_tok t = pp_next(s);
-
-        if (t.kind == PP_EOF) {
-            pp_fail(s, "unbalanced braces");
-            return;
-        }
-        depth += pp_punct(&t, '{');
-        depth -= pp_punct(&t, '}');
+    if (!ptx_lex_skip_block(&s->lx)) {
+        pp_fail(s, "unbalanced braces");
     }
 }
 
 static void pp_skip_statement(struct pp *s)
 {
-    for (;;) {
-        struct pp_tok t = pp_next(s);
-
-        if (t.kind == PP_EOF || pp_punct(&t, ';')) {
-            return;
-        }
-        if (pp_punct(&t, '{')) {
-            pp_skip_block(s);
-            return;
-        }
+    if (!ptx_lex_skip_statement(&s->lx)) {
+        pp_fail(s, "unbalanced braces");
     }
-}
-
-/* Integer literal: decimal, 0x hex, 0b binary, octal; optional U suffix. */
-static bool pp_int(const struct pp_tok *t, uint64_t *out)
-{
-    char buf[72];
-    char *e;
-    size_t len = t->len;
-    int base = 10;
-    const char *p = buf;
-
-    if (t->kind != PP_NUM || len == 0 || len >= sizeof(buf)) {
-        return false;
-    }
-    memcpy(buf, t->s, len);
-    buf[len] = 0;
-    if (buf[len - 1] == 'U' || buf[len - 1] == 'u') {
-        buf[--len] = 0;
-    }
-    if (len > 2 && buf[0] == '0' && (buf[1] == 'x' || buf[1] == 'X')) {
-        base = 16;
-        p += 2;
-    } else if (len > 2 && buf[0] == '0' && (buf[1] == 'b' || buf[1] == 'B')) {
-        base = 2;
-        p += 2;
-    } else if (len > 1 && buf[0] == '0') {
-        base = 8;
-    }
-    if (!*p || *p == '-' || *p == '+') {
-        return false;
-    }
-    errno = 0;
-    *out = strtoull(p, &e, base);
-    return *e == 0 && errno == 0;
-}
-
-/*
- * Float literal to bits of @ty (PTX_T_F32 / PTX_T_F64): 0fXXXXXXXX,
- * 0dXXXXXXXXXXXXXXXX or decimal.
- */
-static bool pp_float(const struct pp_tok *t, int ty, bool neg, uint64_t *out)
-{
-    char buf[72];
-    char *e;
-    double d;
-
-    if (t->kind != PP_NUM || t->len >= sizeof(buf) || t->len < 1) {
-        return false;
-    }
-    memcpy(buf, t->s, t->len);
-    buf[t->len] = 0;
-    if (t->len == 10 && buf[0] == '0' && (buf[1] == 'f' || buf[1] == 'F')) {
-        uint32_t bits = (uint32_t)strtoul(buf + 2, &e, 16);
-        float f;
-
-        if (*e) {
-            return false;
-        }
-        memcpy(&f, &bits, 4);
-        d = f;
-    } else if (t->len == 18 && buf[0] == '0' &&
-               (buf[1] == 'd' || buf[1] == 'D')) {
-        uint64_t bits = strtoull(buf + 2, &e, 16);
-
-        if (*e) {
-            return false;
-        }
-        memcpy(&d, &bits, 8);
-    } else {
-        uint64_t v;
-
-        if (pp_int(t, &v)) {
-            d = (double)v;
-        } else {
-            d = strtod(buf, &e);
-            if (*e) {
-                return false;
-            }
-        }
-    }
-    if (neg) {
-        d = -d;
-    }
-    if (ty == PTX_T_F32) {
-        float f = (float)d;
-        uint32_t bits;
-
-        memcpy(&bits, &f, 4);
-        *out = bits;
-    } else {
-        memcpy(out, &d, 8);
-    }
-    return true;
 }
 
 /* ---- types and modifiers ---------------------------------------------- */
@@ -565,7 +320,7 @@ struct pp_mn {
     int ntypes;
 };
 
-static bool pp_mn_split(struct pp_mn *mn, const struct pp_tok *t)
+static bool pp_mn_split(struct pp_mn *mn, const struct ptx_tok *t)
 {
     char *p;
 
@@ -693,12 +448,12 @@ enum pp_opnd_kind {
 
 struct pp_opnd {
     enum pp_opnd_kind kind;
-    struct pp_tok name;         /* NAME, or ADDR base (kind PP_EOF: none) */
-    struct pp_tok num;          /* NUM */
+    struct ptx_tok name;        /* NAME, or ADDR base (PTX_TOK_EOF: none) */
+    struct ptx_tok num;         /* NUM */
     bool neg;                   /* -NUM, or !pred */
     int64_t off;                /* ADDR offset; NAME+off */
-    struct pp_tok pipe;         /* second destination after '|' */
-    struct pp_tok vec[4];
+    struct ptx_tok pipe;        /* second destination after '|' */
+    struct ptx_tok vec[4];
     int nvec;
 };
 
@@ -727,12 +482,12 @@ static const struct {
     { "%tid", PTX_SR_TID_X }, { "%ntid", PTX_SR_NTID_X },
 };
 
-static int pp_sreg(const struct pp_tok *t)
+static int pp_sreg(const struct ptx_tok *t)
 {
     size_t i;
 
     for (i = 0; i < sizeof(pp_sregs) / sizeof(pp_sregs[0]); i++) {
-        if (pp_is(t, pp_sregs[i].name)) {
+        if (ptx_tok_is(t, pp_sregs[i].name)) {
             return pp_sregs[i].id;
         }
     }
@@ -784,12 +539,12 @@ static uint16_t pp_src(struct pp *s, const struct pp_opnd *o, int ty)
         uint64_t v;
 
         if (pp_type_float(ty)) {
-            if (!pp_float(&o->num, ty, o->neg, &v)) {
+            if (!ptx_tok_float(&o->num, ty == PTX_T_F32 ? 4 : 8, o->neg, &v)) {
                 pp_fail(s, "bad float literal");
                 return PTX_SLOT_SINK;
             }
         } else {
-            if (!pp_int(&o->num, &v)) {
+            if (!ptx_tok_int(&o->num, &v)) {
                 pp_fail(s, "bad integer literal");
                 return PTX_SLOT_SINK;
             }
@@ -837,14 +592,14 @@ static uint16_t pp_src(struct pp *s, const struct pp_opnd *o, int ty)
     return pp_sym_addr(s, y, o->off, false);
 }
 
-static uint16_t pp_dst_tok(struct pp *s, const struct pp_tok *t)
+static uint16_t pp_dst_tok(struct pp *s, const struct ptx_tok *t)
 {
     struct pp_sym *y;
 
     if (s->failed) {
         return PTX_SLOT_SINK;
     }
-    if (t->kind == PP_WORD && pp_is(t, "_")) {
+    if (t->kind == PTX_TOK_WORD && ptx_tok_is(t, "_")) {
         return PTX_SLOT_SINK;
     }
     y = pp_lookup(s, t->s, t->len);
@@ -876,7 +631,7 @@ static void pp_addr(struct pp *s, const struct pp_opnd *o, bool generic,
         pp_fail(s, "expected an address");
         return;
     }
-    if (o->name.kind == PP_EOF) {
+    if (o->name.kind == PTX_TOK_EOF) {
         *base = pp_const_slot(s, -1, 0);
         *off = o->off;
         return;
@@ -897,21 +652,21 @@ static void pp_addr(struct pp *s, const struct pp_opnd *o, bool generic,
 
 static bool pp_parse_offset(struct pp *s, int64_t *off)
 {
-    struct pp_tok t = pp_peek(s);
+    struct ptx_tok t = ptx_lex_peek(&s->lx);
     bool neg = false;
     uint64_t v;
 
-    if (!pp_punct(&t, '+') && !pp_punct(&t, '-')) {
+    if (!ptx_tok_punct(&t, '+') && !ptx_tok_punct(&t, '-')) {
         return true;
     }
-    pp_next(s);
-    neg = pp_punct(&t, '-');
-    t = pp_next(s);
-    if (pp_punct(&t, '-')) {
+    ptx_lex_next(&s->lx);
+    neg = ptx_tok_punct(&t, '-');
+    t = ptx_lex_next(&s->lx);
+    if (ptx_tok_punct(&t, '-')) {
         neg = !neg;
-        t = pp_next(s);
+        t = ptx_lex_next(&s->lx);
     }
-    if (!pp_int(&t, &v)) {
+    if (!ptx_tok_int(&t, &v)) {
         return false;
     }
     *off = neg ? -(int64_t)v : (int64_t)v;
@@ -920,72 +675,72 @@ static bool pp_parse_offset(struct pp *s, int64_t *off)
 
 static bool pp_parse_opnd(struct pp *s, struct pp_opnd *o)
 {
-    struct pp_tok t = pp_next(s);
+    struct ptx_tok t = ptx_lex_next(&s->lx);
 
     memset(o, 0, sizeof(*o));
-    if (pp_punct(&t, '[')) {
+    if (ptx_tok_punct(&t, '[')) {
         o->kind = PP_O_ADDR;
-        t = pp_next(s);
-        if (t.kind == PP_WORD) {
+        t = ptx_lex_next(&s->lx);
+        if (t.kind == PTX_TOK_WORD) {
             o->name = t;
             if (!pp_parse_offset(s, &o->off)) {
                 return false;
             }
-        } else if (t.kind == PP_NUM) {
+        } else if (t.kind == PTX_TOK_NUM) {
             uint64_t v;
 
-            if (!pp_int(&t, &v)) {
+            if (!ptx_tok_int(&t, &v)) {
                 return false;
             }
             o->off = (int64_t)v;
         } else {
             return false;
         }
-        t = pp_next(s);
-        return pp_punct(&t, ']');
+        t = ptx_lex_next(&s->lx);
+        return ptx_tok_punct(&t, ']');
     }
-    if (pp_punct(&t, '{')) {
+    if (ptx_tok_punct(&t, '{')) {
         o->kind = PP_O_VEC;
         for (;;) {
-            t = pp_next(s);
-            if (t.kind != PP_WORD || o->nvec == 4) {
+            t = ptx_lex_next(&s->lx);
+            if (t.kind != PTX_TOK_WORD || o->nvec == 4) {
                 return false;
             }
             o->vec[o->nvec++] = t;
-            t = pp_next(s);
-            if (pp_punct(&t, '}')) {
+            t = ptx_lex_next(&s->lx);
+            if (ptx_tok_punct(&t, '}')) {
                 return true;
             }
-            if (!pp_punct(&t, ',')) {
+            if (!ptx_tok_punct(&t, ',')) {
                 return false;
             }
         }
     }
-    if (pp_punct(&t, '!')) {
+    if (ptx_tok_punct(&t, '!')) {
         o->neg = true;
-        t = pp_next(s);
-    } else if (pp_punct(&t, '-')) {
+        t = ptx_lex_next(&s->lx);
+    } else if (ptx_tok_punct(&t, '-')) {
         o->neg = true;
-        t = pp_next(s);
-        if (t.kind != PP_NUM) {
+        t = ptx_lex_next(&s->lx);
+        if (t.kind != PTX_TOK_NUM) {
             return false;
         }
     }
-    if (t.kind == PP_NUM) {
+    if (t.kind == PTX_TOK_NUM) {
         o->kind = PP_O_NUM;
         o->num = t;
         return true;
     }
-    if (t.kind != PP_WORD) {
+    if (t.kind != PTX_TOK_WORD) {
         return false;
     }
     o->kind = PP_O_NAME;
     o->name = t;
-    t = pp_peek(s);
-    if (pp_punct(&t, '|')) {
-        pp_next(s);
-        o->pipe = pp_next(s);
-        return o->pipe.kind == PP_WORD;
+    t = ptx_lex_peek(&s->lx);
+    if (ptx_tok_punct(&t, '|')) {
+        ptx_lex_next(&s->lx);
+        o->pipe = ptx_lex_next(&s->lx);
+        return o->pipe.kind == PTX_TOK_WORD;
     }
     return pp_parse_offset(s, &o->off);
 }
@@ -1037,7 +792,7 @@ static int pp_rounding(const struct pp_mn *mn)
 }
 
 static void pp_unsupported(struct pp *s, const struct pp_mn *mn,
-                           const struct pp_tok *t)
+                           const struct ptx_tok *t)
 {
     struct ptx_func *f = s->f;
     struct ptx_insn *in;
@@ -1353,7 +1108,8 @@ static bool pp_decode(struct pp *s, const struct pp_mn *mn,
         uint64_t lut;
 
         NEED(5);
-        if (o[4].kind != PP_O_NUM || !pp_int(&o[4].num, &lut) || lut > 255) {
+        if (o[4].kind != PP_O_NUM || !ptx_tok_int(&o[4].num, &lut) ||
+            lut > 255) {
             return false;
         }
         op = P(LOP3);
@@ -1385,7 +1141,7 @@ static bool pp_decode(struct pp *s, const struct pp_mn *mn,
         tmp.b = pp_src(s, &o[2], ty);
         tmp.c = boolop ? pp_src(s, &o[3], PTX_T_PRED) : PTX_SLOT_TRUE;
         tmp.d = pp_dst(s, &o[0]);
-        if (o[0].pipe.kind == PP_WORD) {
+        if (o[0].pipe.kind == PTX_TOK_WORD) {
             tmp.e = pp_dst_tok(s, &o[0].pipe);
         }
     } else if (!strcmp(b, "selp")) {
@@ -1515,7 +1271,7 @@ static bool pp_decode(struct pp *s, const struct pp_mn *mn,
         } else if (pp_has(mn, "param")) {
             const struct pp_opnd *ad = st ? &o[0] : &o[1];
             struct pp_sym *y = ad->kind == PP_O_ADDR &&
-                               ad->name.kind == PP_WORD ?
+                               ad->name.kind == PTX_TOK_WORD ?
                                pp_lookup(s, ad->name.s, ad->name.len) : NULL;
 
             /* Call-sequence and device-function parameters live in the
@@ -1539,7 +1295,7 @@ static bool pp_decode(struct pp *s, const struct pp_mn *mn,
             for (i = 0; i < vec; i++) {
                 struct pp_opnd e = { .kind = PP_O_NAME, .name = val->vec[i] };
 
-                sl[i] = st ? (pp_is(&val->vec[i], "_") ? PTX_SLOT_SINK :
+                sl[i] = st ? (ptx_tok_is(&val->vec[i], "_") ? PTX_SLOT_SINK :
                               pp_src(s, &e, ty)) :
                         pp_dst_tok(s, &val->vec[i]);
             }
@@ -1641,7 +1397,7 @@ static bool pp_decode(struct pp *s, const struct pp_mn *mn,
         tmp.b = pp_src(s, &o[2], PTX_T_U32);
         tmp.c = pp_src(s, &o[3], PTX_T_U32);
         tmp.d = pp_dst(s, &o[0]);
-        if (o[0].pipe.kind == PP_WORD) {
+        if (o[0].pipe.kind == PTX_TOK_WORD) {
             tmp.e = pp_dst_tok(s, &o[0].pipe);
         }
     } else if (!strcmp(b, "vote")) {
@@ -1694,11 +1450,11 @@ static bool pp_decode(struct pp *s, const struct pp_mn *mn,
     return true;
 }
 
-static void pp_call(struct pp *s, const struct pp_tok *mt, uint16_t guard,
+static void pp_call(struct pp *s, const struct ptx_tok *mt, uint16_t guard,
                     bool gneg);
 
 /* One instruction; its mnemonic token has been read. */
-static void pp_instruction(struct pp *s, struct pp_tok mt, uint16_t guard,
+static void pp_instruction(struct pp *s, struct ptx_tok mt, uint16_t guard,
                            bool gneg)
 {
     struct pp_opnd o[PP_MAX_OPNDS];
@@ -1713,13 +1469,13 @@ static void pp_instruction(struct pp *s, struct pp_tok mt, uint16_t guard,
         return;
     }
     for (;;) {
-        struct pp_tok t = pp_peek(s);
+        struct ptx_tok t = ptx_lex_peek(&s->lx);
 
-        if (pp_punct(&t, ';')) {
-            pp_next(s);
+        if (ptx_tok_punct(&t, ';')) {
+            ptx_lex_next(&s->lx);
             break;
         }
-        if (t.kind == PP_EOF || n == PP_MAX_OPNDS) {
+        if (t.kind == PTX_TOK_EOF || n == PP_MAX_OPNDS) {
             pp_fail(s, "bad instruction '%.*s'", (int)mt.len, mt.s);
             return;
         }
@@ -1728,9 +1484,9 @@ static void pp_instruction(struct pp *s, struct pp_tok mt, uint16_t guard,
             pp_skip_statement(s);
             break;
         }
-        t = pp_peek(s);
-        if (pp_punct(&t, ',')) {
-            pp_next(s);
+        t = ptx_lex_peek(&s->lx);
+        if (ptx_tok_punct(&t, ',')) {
+            ptx_lex_next(&s->lx);
         }
     }
     (void)stmt;
@@ -1744,115 +1500,37 @@ static void pp_instruction(struct pp *s, struct pp_tok mt, uint16_t guard,
 /* ---- declarations ----------------------------------------------------- */
 
 struct pp_decl {
-    struct pp_tok name;
+    struct ptx_tok name;
     uint64_t size;
     uint64_t align;
-    int type;
     uint64_t count;             /* <N> of .reg declarations; 0 none */
     bool ok;
 };
 
 /*
- * A variable declaration after its state space: [.align N] [.vN] .type
- * name [<N>] [[N]]... [= init].  Stops before ',' ')' or ';' (consumed
- * when @eat_semi).
+ * A variable declaration after its state space (ptx_decl_parse): its
+ * name, bytes and alignment.  Stops before ',' ')' or ';'.
  */
 static struct pp_decl pp_declaration(struct pp *s)
 {
-    struct pp_decl d = { .align = 0, .ok = false };
-    uint64_t vec = 1, elems = 1;
-    struct pp_tok t;
+    struct pp_decl r = { .ok = false };
+    struct ptx_decl d;
 
-    for (;;) {
-        t = pp_peek(s);
-        if (t.kind != PP_WORD || t.s[0] != '.') {
-            break;
-        }
-        pp_next(s);
-        if (pp_is(&t, ".align")) {
-            t = pp_next(s);
-            if (!pp_int(&t, &d.align) || d.align > 4096) {
-                return d;
-            }
-        } else if (pp_is(&t, ".v2")) {
-            vec = 2;
-        } else if (pp_is(&t, ".v4")) {
-            vec = 4;
-        } else if (t.len > 1 && t.len < 16) {
-            char w[16];
-
-            memcpy(w, t.s + 1, t.len - 1);
-            w[t.len - 1] = 0;
-            if (pp_type(w) != PTX_T_NONE) {
-                d.type = pp_type(w);
-            } else if (!strcmp(w, "b128")) {
-                d.type = PTX_T_U64;
-                vec *= 2;
-            }
-            /* .ptr, .global (param attributes) etc.: ignored */
-        }
+    r.ok = ptx_decl_parse(&s->lx, &d) && d.named &&
+           d.elems <= (1ULL << 32) && ptx_decl_layout(&d, &r.size, &r.align);
+    r.name = d.name;
+    r.count = d.count;
+    if (d.unsized) {
+        r.size = 0;
     }
-    t = pp_next(s);
-    if (t.kind != PP_WORD || !d.type) {
-        return d;
-    }
-    d.name = t;
-    t = pp_peek(s);
-    if (pp_punct(&t, '<')) {
-        pp_next(s);
-        t = pp_next(s);
-        if (!pp_int(&t, &d.count) || d.count > PTX_MAX_SLOTS) {
-            return d;
-        }
-        t = pp_next(s);
-        if (!pp_punct(&t, '>')) {
-            return d;
-        }
-        t = pp_peek(s);
-    }
-    while (pp_punct(&t, '[')) {
-        uint64_t dim = 0;
-
-        pp_next(s);
-        t = pp_next(s);
-        if (!pp_punct(&t, ']')) {
-            if (!pp_int(&t, &dim) || dim > (1ULL << 32)) {
-                return d;
-            }
-            t = pp_next(s);
-            if (!pp_punct(&t, ']')) {
-                return d;
-            }
-        }
-        elems *= dim;
-        if (elems > (1ULL << 32)) {
-            return d;
-        }
-        t = pp_peek(s);
-    }
-    d.size = elems * vec * pp_type_size(d.type);
-    if (!d.align) {
-        d.align = vec * pp_type_size(d.type);
-    }
-    if (d.align == 0 || (d.align & (d.align - 1))) {
-        d.align = 1;
-    }
-    if (pp_punct(&t, '=')) {
-        /* Initialisers: cpu_ptx.c reads them; skip to the end. */
-        while (!pp_punct(&t, ';') && t.kind != PP_EOF) {
-            pp_next(s);
-            t = pp_peek(s);
-        }
-    }
-    d.ok = true;
-    return d;
+    return r;
 }
 
 static bool pp_expect(struct pp *s, char c)
 {
-    struct pp_tok t = pp_next(s);
+    struct ptx_tok t = ptx_lex_next(&s->lx);
 
-    if (!pp_punct(&t, c)) {
+    if (!ptx_tok_punct(&t, c)) {
         pp_fail(s, "expected '%c'", c);
         return false;
     }
@@ -1866,11 +1544,13 @@ static uint64_t pp_align_up(uint64_t v, uint64_t a)
 
 static void pp_reg_decl(struct pp *s)
 {
-    for (;;) {
-        struct pp_decl d = pp_declaration(s);
-        struct pp_tok t;
+    struct ptx_decl d;
+    bool ok = ptx_decl_parse(&s->lx, &d) && d.named;
 
-        if (!d.ok) {
+    for (;;) {
+        struct ptx_tok t;
+
+        if (!ok || d.count > PTX_MAX_SLOTS || d.name.len > PP_NAME_MAX) {
             pp_fail(s, "bad .reg declaration");
             return;
         }
@@ -1878,54 +1558,24 @@ static void pp_reg_decl(struct pp *s)
             uint64_t i;
             char name[PP_NAME_MAX + 24];
 
-            if (d.name.len > PP_NAME_MAX) {
-                pp_fail(s, "bad register name");
-                return;
-            }
             for (i = 0; i < d.count && !s->failed; i++) {
                 int len = snprintf(name, sizeof(name), "%.*s%llu",
                                    (int)d.name.len, d.name.s,
                                    (unsigned long long)i);
 
                 pp_define_local(s, name, (size_t)len, PP_SYM_REG,
-                          pp_new_slot(s));
+                                pp_new_slot(s));
             }
         } else {
             pp_define_local(s, d.name.s, d.name.len, PP_SYM_REG,
-                      pp_new_slot(s));
+                            pp_new_slot(s));
         }
-        t = pp_next(s);
-        if (pp_punct(&t, ';') || s->failed) {
+        t = ptx_lex_next(&s->lx);
+        if (ptx_tok_punct(&t, ';') || s->failed) {
             return;
         }
-        if (!pp_punct(&t, ',')) {
-            pp_fail(s, "bad .reg declaration");
-            return;
-        }
-        /* ".reg .b32 %a, %b;": the next name shares the type. */
-        {
-            struct pp_tok nt = pp_next(s);
-
-            if (nt.kind != PP_WORD) {
-                pp_fail(s, "bad .reg declaration");
-                return;
-            }
-            pp_define_local(s, nt.s, nt.len, PP_SYM_REG, pp_new_slot(s));
-            t = pp_peek(s);
-            while (pp_punct(&t, ',')) {
-                pp_next(s);
-                nt = pp_next(s);
-                if (nt.kind != PP_WORD) {
-                    pp_fail(s, "bad .reg declaration");
-                    return;
-                }
-                pp_define_local(s, nt.s, nt.len, PP_SYM_REG,
-                          pp_new_slot(s));
-                t = pp_peek(s);
-            }
-            pp_expect(s, ';');
-            return;
-        }
+        /* ".reg .b32 %a, %b<2>;": the next names share the type. */
+        ok = ptx_tok_punct(&t, ',') && ptx_decl_next_name(&s->lx, &d);
     }
 }
 
@@ -2009,35 +1659,35 @@ static void pp_body(struct pp *s)
     bool guard_pending = false, gneg = false;
     uint16_t guard = 0;
     size_t depth = 1;
-    struct pp_tok t;
+    struct ptx_tok t;
 
     while (!s->failed) {
-        t = pp_next(s);
-        s->cur_line = s->line;
-        if (t.kind == PP_EOF) {
+        t = ptx_lex_next(&s->lx);
+        s->cur_line = t.line;
+        if (t.kind == PTX_TOK_EOF) {
             pp_fail(s, "function %s not closed", s->f->name);
             return;
         }
-        if (pp_punct(&t, '{')) {
+        if (ptx_tok_punct(&t, '{')) {
             depth++;
             continue;
         }
-        if (pp_punct(&t, '}')) {
+        if (ptx_tok_punct(&t, '}')) {
             if (--depth == 0) {
                 break;
             }
             continue;
         }
-        if (pp_punct(&t, '@')) {
-            struct pp_tok p = pp_next(s);
+        if (ptx_tok_punct(&t, '@')) {
+            struct ptx_tok p = ptx_lex_next(&s->lx);
             struct pp_sym *y;
 
             gneg = false;
-            if (pp_punct(&p, '!')) {
+            if (ptx_tok_punct(&p, '!')) {
                 gneg = true;
-                p = pp_next(s);
+                p = ptx_lex_next(&s->lx);
             }
-            y = p.kind == PP_WORD ? pp_lookup(s, p.s, p.len) : NULL;
+            y = p.kind == PTX_TOK_WORD ? pp_lookup(s, p.s, p.len) : NULL;
             if (!y || y->kind != PP_SYM_REG) {
                 pp_fail(s, "bad guard predicate");
                 return;
@@ -2046,7 +1696,7 @@ static void pp_body(struct pp *s)
             guard_pending = true;
             continue;
         }
-        if (t.kind != PP_WORD) {
+        if (t.kind != PTX_TOK_WORD) {
             pp_fail(s, "unexpected '%.*s'", (int)t.len, t.s);
             return;
         }
@@ -2055,16 +1705,16 @@ static void pp_body(struct pp *s)
                 pp_fail(s, "guard on a directive");
                 return;
             }
-            if (pp_is(&t, ".reg")) {
+            if (ptx_tok_is(&t, ".reg")) {
                 pp_reg_decl(s);
-            } else if (pp_is(&t, ".shared")) {
+            } else if (ptx_tok_is(&t, ".shared")) {
                 pp_var_decl(s, &s->syms, true, &s->shared_off, false);
-            } else if (pp_is(&t, ".local") || pp_is(&t, ".param")) {
+            } else if (ptx_tok_is(&t, ".local") || ptx_tok_is(&t, ".param")) {
                 /* .param inside a body: a call sequence's argument or
                  * return value, kept in the thread's local memory. */
                 pp_var_decl(s, &s->syms, false, &s->local_off, false);
-            } else if (pp_is(&t, ".loc") || pp_is(&t, ".file")) {
-                pp_skip_line(s);
+            } else if (ptx_tok_is(&t, ".loc") || ptx_tok_is(&t, ".file")) {
+                ptx_lex_skip_line(&s->lx);
             } else {
                 /* .pragma, .callprototype ... */
                 pp_skip_statement(s);
@@ -2072,10 +1722,10 @@ static void pp_body(struct pp *s)
             continue;
         }
         {
-            struct pp_tok nt = pp_peek(s);
+            struct ptx_tok nt = ptx_lex_peek(&s->lx);
 
-            if (pp_punct(&nt, ':') && !guard_pending) {
-                pp_next(s);
+            if (ptx_tok_punct(&nt, ':') && !guard_pending) {
+                ptx_lex_next(&s->lx);
                 pp_define_local(s, t.s, t.len, PP_SYM_LABEL, s->f->ncode);
                 continue;
             }
@@ -2106,7 +1756,7 @@ static bool pp_carg_resolve(struct pp *s, const struct pp_opnd *o,
         c->slot = pp_src(s, o, PTX_T_U64);
         return !s->failed;
     }
-    if (o->kind != PP_O_NAME || o->neg || o->pipe.kind == PP_WORD) {
+    if (o->kind != PP_O_NAME || o->neg || o->pipe.kind == PTX_TOK_WORD) {
         return false;
     }
     y = pp_lookup(s, o->name.s, o->name.len);
@@ -2157,7 +1807,7 @@ static uint16_t pp_carg_value(struct pp *s, const struct pp_carg *c,
 }
 
 static const struct pp_fdef *pp_find_fdef(const struct pp *s,
-                                          const struct pp_tok *name)
+                                          const struct ptx_tok *name)
 {
     size_t i;
 
@@ -2171,14 +1821,14 @@ static const struct pp_fdef *pp_find_fdef(const struct pp *s,
 }
 
 static void pp_unsupported_str(struct pp *s, const char *what,
-                               const struct pp_tok *name)
+                               const struct ptx_tok *name)
 {
     char buf[96];
-    struct pp_tok t;
+    struct ptx_tok t;
 
     snprintf(buf, sizeof(buf), "%s %.*s", what,
              (int)(name->len < 64 ? name->len : 64), name->s);
-    t.kind = PP_WORD;
+    t.kind = PTX_TOK_WORD;
     t.s = buf;
     t.len = strlen(buf);
     pp_unsupported(s, NULL, &t);
@@ -2189,35 +1839,32 @@ static void pp_inline(struct pp *s, const struct pp_fdef *fd,
                       const struct pp_carg *rets, int nret,
                       const struct pp_carg *args, int narg)
 {
-    const char *save_p = s->p;
-    uint32_t save_line = s->line, save_scope = s->scope;
-    struct pp_tok save_peek = s->peeked;
-    uint32_t save_peek_line = s->peek_line;
-    bool save_has_peek = s->has_peek;
+    struct ptx_lex save_lx = s->lx;
+    uint32_t save_scope = s->scope;
     struct pp_carg rloc[PP_MAX_CALL_ARGS];
     unsigned rsize[PP_MAX_CALL_ARGS];
     int nr = 0, na = 0, i;
-    struct pp_tok t;
+    struct ptx_tok t;
 
-    s->p = fd->text;
-    s->line = fd->line;
-    s->has_peek = false;
+    s->lx.p = fd->text;
+    s->lx.line = fd->line;
+    s->lx.has_peek = false;
     s->scope = ++s->scope_seq;
     s->inl[s->ninl++] = fd;
     for (int pass = 0; pass < 2 && !s->failed; pass++) {
         /* pass 0: the optional return list; pass 1: the parameters */
-        t = pp_peek(s);
+        t = ptx_lex_peek(&s->lx);
         if (pass == 1) {
-            pp_next(s);         /* the function's name */
-            t = pp_peek(s);
+            ptx_lex_next(&s->lx);         /* the function's name */
+            t = ptx_lex_peek(&s->lx);
         }
-        if (!pp_punct(&t, '(')) {
+        if (!ptx_tok_punct(&t, '(')) {
             continue;
         }
-        pp_next(s);
-        t = pp_peek(s);
-        if (pp_punct(&t, ')')) {
-            pp_next(s);
+        ptx_lex_next(&s->lx);
+        t = ptx_lex_peek(&s->lx);
+        if (ptx_tok_punct(&t, ')')) {
+            ptx_lex_next(&s->lx);
             continue;
         }
         for (;;) {
@@ -2226,8 +1873,8 @@ static void pp_inline(struct pp *s, const struct pp_fdef *fd,
             bool ret = pass == 0;
             int idx = ret ? nr : na;
 
-            t = pp_next(s);
-            if (!pp_is(&t, ".param") || idx >= PP_MAX_CALL_ARGS) {
+            t = ptx_lex_next(&s->lx);
+            if (!ptx_tok_is(&t, ".param") || idx >= PP_MAX_CALL_ARGS) {
                 pp_fail(s, "bad parameter of %s", fd->name);
                 break;
             }
@@ -2270,11 +1917,11 @@ static void pp_inline(struct pp *s, const struct pp_fdef *fd,
             } else {
                 na++;
             }
-            t = pp_next(s);
-            if (pp_punct(&t, ')')) {
+            t = ptx_lex_next(&s->lx);
+            if (ptx_tok_punct(&t, ')')) {
                 break;
             }
-            if (!pp_punct(&t, ',')) {
+            if (!ptx_tok_punct(&t, ',')) {
                 pp_fail(s, "bad parameter list of %s", fd->name);
                 break;
             }
@@ -2282,11 +1929,11 @@ static void pp_inline(struct pp *s, const struct pp_fdef *fd,
     }
     /* Directives (.noreturn ...) up to the body. */
     while (!s->failed) {
-        t = pp_next(s);
-        if (pp_punct(&t, '{')) {
+        t = ptx_lex_next(&s->lx);
+        if (ptx_tok_punct(&t, '{')) {
             break;
         }
-        if (t.kind == PP_EOF || pp_punct(&t, ';')) {
+        if (t.kind == PTX_TOK_EOF || ptx_tok_punct(&t, ';')) {
             pp_fail(s, "function %s has no body", fd->name);
         }
     }
@@ -2299,11 +1946,7 @@ static void pp_inline(struct pp *s, const struct pp_fdef *fd,
     }
     s->ninl--;
     s->scope = save_scope;
-    s->p = save_p;
-    s->line = save_line;
-    s->peeked = save_peek;
-    s->peek_line = save_peek_line;
-    s->has_peek = save_has_peek;
+    s->lx = save_lx;
     for (i = 0; i < nr && !s->failed; i++) {
         unsigned sz = rsize[i];
 
@@ -2344,13 +1987,13 @@ static void pp_vprintf(struct pp *s, const struct pp_carg *rets, int nret,
 
 static bool pp_call_list(struct pp *s, struct pp_carg *v, int *n)
 {
-    struct pp_tok t = pp_peek(s);
+    struct ptx_tok t = ptx_lex_peek(&s->lx);
 
     *n = 0;
-    pp_next(s);                 /* '(' */
-    t = pp_peek(s);
-    if (pp_punct(&t, ')')) {
-        pp_next(s);
+    ptx_lex_next(&s->lx);                 /* '(' */
+    t = ptx_lex_peek(&s->lx);
+    if (ptx_tok_punct(&t, ')')) {
+        ptx_lex_next(&s->lx);
         return true;
     }
     for (;;) {
@@ -2361,11 +2004,11 @@ static bool pp_call_list(struct pp *s, struct pp_carg *v, int *n)
             return false;
         }
         (*n)++;
-        t = pp_next(s);
-        if (pp_punct(&t, ')')) {
+        t = ptx_lex_next(&s->lx);
+        if (ptx_tok_punct(&t, ')')) {
             return true;
         }
-        if (!pp_punct(&t, ',')) {
+        if (!ptx_tok_punct(&t, ',')) {
             return false;
         }
     }
@@ -2377,50 +2020,50 @@ static bool pp_call_list(struct pp *s, struct pp_carg *v, int *n)
  * PTX_OP_PRINTF; __assertfail traps; anything else (indirect calls,
  * malloc ...) is PTX_OP_UNSUPPORTED, failing only if it runs.
  */
-static void pp_call(struct pp *s, const struct pp_tok *mt, uint16_t guard,
+static void pp_call(struct pp *s, const struct ptx_tok *mt, uint16_t guard,
                     bool gneg)
 {
     struct pp_carg rets[PP_MAX_CALL_ARGS], args[PP_MAX_CALL_ARGS];
     int nret = 0, narg = 0, i, active = 0;
-    struct pp_tok t, callee;
+    struct ptx_tok t, callee;
     const struct pp_fdef *fd;
     char skip[32];
     int nskip;
     struct pp_sym *y;
 
-    t = pp_peek(s);
-    if (pp_punct(&t, '(')) {
+    t = ptx_lex_peek(&s->lx);
+    if (ptx_tok_punct(&t, '(')) {
         if (!pp_call_list(s, rets, &nret)) {
             goto bad;
         }
-        t = pp_next(s);
-        if (!pp_punct(&t, ',')) {
+        t = ptx_lex_next(&s->lx);
+        if (!ptx_tok_punct(&t, ',')) {
             goto bad;
         }
     }
-    callee = pp_next(s);
-    if (callee.kind != PP_WORD) {
+    callee = ptx_lex_next(&s->lx);
+    if (callee.kind != PTX_TOK_WORD) {
         goto bad;
     }
-    t = pp_peek(s);
-    if (pp_punct(&t, ',')) {
-        pp_next(s);
-        t = pp_peek(s);
-        if (pp_punct(&t, '(')) {
+    t = ptx_lex_peek(&s->lx);
+    if (ptx_tok_punct(&t, ',')) {
+        ptx_lex_next(&s->lx);
+        t = ptx_lex_peek(&s->lx);
+        if (ptx_tok_punct(&t, '(')) {
             if (!pp_call_list(s, args, &narg)) {
                 goto bad;
             }
-            t = pp_peek(s);
-            if (pp_punct(&t, ',')) {
-                pp_next(s);
-                pp_next(s);     /* call prototype or target list */
+            t = ptx_lex_peek(&s->lx);
+            if (ptx_tok_punct(&t, ',')) {
+                ptx_lex_next(&s->lx);
+                ptx_lex_next(&s->lx);     /* call prototype or target list */
             }
         } else {
-            pp_next(s);         /* call prototype */
+            ptx_lex_next(&s->lx);         /* call prototype */
         }
     }
-    t = pp_next(s);
-    if (!pp_punct(&t, ';')) {
+    t = ptx_lex_next(&s->lx);
+    if (!ptx_tok_punct(&t, ';')) {
         goto bad;
     }
     y = pp_lookup(s, callee.s, callee.len);
@@ -2455,10 +2098,10 @@ static void pp_call(struct pp *s, const struct pp_tok *mt, uint16_t guard,
         } else {
             pp_inline(s, fd, rets, nret, args, narg);
         }
-    } else if (pp_is(&callee, "vprintf")) {
+    } else if (ptx_tok_is(&callee, "vprintf")) {
         pp_vprintf(s, rets, nret, args, narg);
-    } else if (pp_is(&callee, "__assertfail") ||
-               pp_is(&callee, "__assert_fail")) {
+    } else if (ptx_tok_is(&callee, "__assertfail") ||
+               ptx_tok_is(&callee, "__assert_fail")) {
         pp_emit(s, PTX_OP_TRAP);
     } else {
         pp_unsupported_str(s, "call", &callee);
@@ -2481,7 +2124,7 @@ bad:
 static void pp_entry(struct pp *s)
 {
     struct ptx_func *f, *nf;
-    struct pp_tok t;
+    struct ptx_tok t;
     uint64_t param_off = 0, shared_off = s->mod_shared, local_off = 0;
     size_t i;
 
@@ -2497,8 +2140,8 @@ static void pp_entry(struct pp *s)
     s->f = f;
     s->cap_code = s->cap_consts = 0;
     f->nslots = PTX_SLOT_FIRST;
-    t = pp_next(s);
-    if (t.kind != PP_WORD || t.len > 4096) {
+    t = ptx_lex_next(&s->lx);
+    if (t.kind != PTX_TOK_WORD || t.len > 4096) {
         pp_fail(s, "bad entry name");
         return;
     }
@@ -2508,18 +2151,18 @@ static void pp_entry(struct pp *s)
         pp_fail(s, "out of memory");
         return;
     }
-    t = pp_peek(s);
-    if (pp_punct(&t, '(')) {
-        pp_next(s);
-        t = pp_peek(s);
-        if (pp_punct(&t, ')')) {
-            pp_next(s);
+    t = ptx_lex_peek(&s->lx);
+    if (ptx_tok_punct(&t, '(')) {
+        ptx_lex_next(&s->lx);
+        t = ptx_lex_peek(&s->lx);
+        if (ptx_tok_punct(&t, ')')) {
+            ptx_lex_next(&s->lx);
         } else {
             for (;;) {
                 struct pp_decl d;
 
-                t = pp_next(s);
-                if (!pp_is(&t, ".param")) {
+                t = ptx_lex_next(&s->lx);
+                if (!ptx_tok_is(&t, ".param")) {
                     pp_fail(s, "bad parameter");
                     return;
                 }
@@ -2536,11 +2179,11 @@ static void pp_entry(struct pp *s)
                 pp_define_local(s, d.name.s, d.name.len, PP_SYM_PARAM,
                           param_off);
                 param_off += d.size;
-                t = pp_next(s);
-                if (pp_punct(&t, ')')) {
+                t = ptx_lex_next(&s->lx);
+                if (ptx_tok_punct(&t, ')')) {
                     break;
                 }
-                if (!pp_punct(&t, ',')) {
+                if (!ptx_tok_punct(&t, ',')) {
                     pp_fail(s, "bad parameter list");
                     return;
                 }
@@ -2550,11 +2193,11 @@ static void pp_entry(struct pp *s)
     f->param_size = (uint32_t)param_off;
     /* Performance directives (.maxntid 256, 1, 1 ...) up to the body. */
     for (;;) {
-        t = pp_next(s);
-        if (pp_punct(&t, '{')) {
+        t = ptx_lex_next(&s->lx);
+        if (ptx_tok_punct(&t, '{')) {
             break;
         }
-        if (t.kind == PP_EOF || pp_punct(&t, ';')) {
+        if (t.kind == PTX_TOK_EOF || ptx_tok_punct(&t, ';')) {
             /* A declaration without a body. */
             s->m->nfuncs--;
             pp_func_free(f);
@@ -2642,32 +2285,54 @@ const struct ptx_func *ptx_module_find(const struct ptx_module *m,
     return NULL;
 }
 
+/* .global / .const at module scope: each name, by index, for addresses. */
 static void pp_global_decl(struct pp *s)
 {
-    struct pp_decl d = pp_declaration(s);
-    char **ng;
+    struct ptx_decl d;
+    bool more = ptx_decl_parse(&s->lx, &d) && d.named;
 
-    if (!d.ok) {
+    while (more && !s->failed) {
+        struct ptx_tok t;
+        size_t depth = 0;
+        char **ng = realloc(s->m->globals,
+                            (s->m->nglobals + 1) * sizeof(*ng));
+
+        if (!ng) {
+            s->oom = true;
+            pp_fail(s, "out of memory");
+            return;
+        }
+        s->m->globals = ng;
+        ng[s->m->nglobals] = strndup(d.name.s, d.name.len);
+        if (!ng[s->m->nglobals]) {
+            s->oom = true;
+            pp_fail(s, "out of memory");
+            return;
+        }
+        pp_define(s, &s->mod_syms, d.name.s, d.name.len, PP_SYM_GLOBAL,
+                  s->m->nglobals);
+        s->m->nglobals++;
+        /* The initialiser (cpu_ptx.c reads it), up to ',' or ';'. */
+        for (;;) {
+            t = ptx_lex_peek(&s->lx);
+            if (t.kind == PTX_TOK_EOF ||
+                (!depth && (ptx_tok_punct(&t, ',') ||
+                            ptx_tok_punct(&t, ';')))) {
+                break;
+            }
+            ptx_lex_next(&s->lx);
+            depth += ptx_tok_punct(&t, '{');
+            depth -= depth && ptx_tok_punct(&t, '}');
+        }
+        more = ptx_tok_punct(&t, ',');
+        if (more) {
+            ptx_lex_next(&s->lx);
+            more = ptx_decl_next_name(&s->lx, &d);
+        }
+    }
+    if (!ptx_tok_punct(&d.name, ';')) {
         pp_skip_statement(s);
-        return;
     }
-    pp_skip_statement(s);
-    ng = realloc(s->m->globals, (s->m->nglobals + 1) * sizeof(*ng));
-    if (!ng) {
-        s->oom = true;
-        pp_fail(s, "out of memory");
-        return;
-    }
-    s->m->globals = ng;
-    ng[s->m->nglobals] = strndup(d.name.s, d.name.len);
-    if (!ng[s->m->nglobals]) {
-        s->oom = true;
-        pp_fail(s, "out of memory");
-        return;
-    }
-    pp_define(s, &s->mod_syms, d.name.s, d.name.len, PP_SYM_GLOBAL,
-              s->m->nglobals);
-    s->m->nglobals++;
 }
 
 /*
@@ -2677,38 +2342,38 @@ static void pp_global_decl(struct pp *s)
 static void pp_scan_funcs(struct pp *s)
 {
     while (!s->failed) {
-        struct pp_tok t = pp_next(s);
+        struct ptx_tok t = ptx_lex_next(&s->lx);
 
-        if (t.kind == PP_EOF) {
+        if (t.kind == PTX_TOK_EOF) {
             break;
         }
-        if (pp_is(&t, ".version") || pp_is(&t, ".target") ||
-            pp_is(&t, ".address_size") || pp_is(&t, ".file") ||
-            pp_is(&t, ".loc")) {
-            pp_skip_line(s);
-        } else if (pp_is(&t, ".func")) {
+        if (ptx_tok_is(&t, ".version") || ptx_tok_is(&t, ".target") ||
+            ptx_tok_is(&t, ".address_size") || ptx_tok_is(&t, ".file") ||
+            ptx_tok_is(&t, ".loc")) {
+            ptx_lex_skip_line(&s->lx);
+        } else if (ptx_tok_is(&t, ".func")) {
             const char *text = t.s + t.len;
-            uint32_t line = s->line;
-            struct pp_tok name = { PP_EOF, NULL, 0 };
+            uint32_t line = t.line;
+            struct ptx_tok name = { .kind = PTX_TOK_EOF };
             size_t paren = 0;
 
             for (;;) {
-                t = pp_next(s);
-                if (t.kind == PP_EOF || pp_punct(&t, ';')) {
+                t = ptx_lex_next(&s->lx);
+                if (t.kind == PTX_TOK_EOF || ptx_tok_punct(&t, ';')) {
                     break;
                 }
-                if (pp_punct(&t, '(')) {
+                if (ptx_tok_punct(&t, '(')) {
                     paren++;
-                } else if (pp_punct(&t, ')') && paren) {
+                } else if (ptx_tok_punct(&t, ')') && paren) {
                     paren--;
-                } else if (!paren && name.kind == PP_EOF &&
-                           t.kind == PP_WORD && t.s[0] != '.') {
+                } else if (!paren && name.kind == PTX_TOK_EOF &&
+                           t.kind == PTX_TOK_WORD && t.s[0] != '.') {
                     name = t;
-                } else if (pp_punct(&t, '{')) {
+                } else if (ptx_tok_punct(&t, '{')) {
                     struct pp_fdef *nf;
 
                     pp_skip_block(s);
-                    if (name.kind != PP_WORD || name.len > PP_NAME_MAX) {
+                    if (name.kind != PTX_TOK_WORD || name.len > PP_NAME_MAX) {
                         break;
                     }
                     nf = realloc(s->fdefs, (s->nfdefs + 1) * sizeof(*nf));
@@ -2730,10 +2395,10 @@ static void pp_scan_funcs(struct pp *s)
                     break;
                 }
             }
-        } else if (pp_punct(&t, ';')) {
+        } else if (ptx_tok_punct(&t, ';')) {
             continue;
-        } else if (t.kind == PP_WORD && t.s[0] == '.' &&
-                   !pp_is(&t, ".entry")) {
+        } else if (t.kind == PTX_TOK_WORD && t.s[0] == '.' &&
+                   !ptx_tok_is(&t, ".entry")) {
             /* .visible, .extern, .global ...: the statement goes on */
             continue;
         } else {
@@ -2750,9 +2415,7 @@ CUresult ptx_module_parse(const char *text, size_t len,
     uint64_t mod_shared = 0;
 
     *out = NULL;
-    s.p = text;
-    s.end = text + len;
-    s.line = 1;
+    ptx_lex_init(&s.lx, text, len);
     s.err = err;
     s.errlen = errlen;
     if (errlen) {
@@ -2763,32 +2426,30 @@ CUresult ptx_module_parse(const char *text, size_t len,
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     pp_scan_funcs(&s);
-    s.p = text;
-    s.line = 1;
-    s.has_peek = false;
+    ptx_lex_init(&s.lx, text, len);
     while (!s.failed) {
-        struct pp_tok t = pp_next(&s);
+        struct ptx_tok t = ptx_lex_next(&s.lx);
 
-        if (t.kind == PP_EOF) {
+        if (t.kind == PTX_TOK_EOF) {
             break;
         }
-        if (pp_is(&t, ".version") || pp_is(&t, ".target") ||
-            pp_is(&t, ".address_size") || pp_is(&t, ".file") ||
-            pp_is(&t, ".loc")) {
-            pp_skip_line(&s);
-        } else if (pp_is(&t, ".visible") || pp_is(&t, ".weak") ||
-                   pp_is(&t, ".common")) {
+        if (ptx_tok_is(&t, ".version") || ptx_tok_is(&t, ".target") ||
+            ptx_tok_is(&t, ".address_size") || ptx_tok_is(&t, ".file") ||
+            ptx_tok_is(&t, ".loc")) {
+            ptx_lex_skip_line(&s.lx);
+        } else if (ptx_tok_is(&t, ".visible") || ptx_tok_is(&t, ".weak") ||
+                   ptx_tok_is(&t, ".common")) {
             continue;
-        } else if (pp_is(&t, ".extern")) {
+        } else if (ptx_tok_is(&t, ".extern")) {
             ext = true;
             continue;
-        } else if (pp_is(&t, ".entry")) {
+        } else if (ptx_tok_is(&t, ".entry")) {
             s.mod_shared = (uint32_t)mod_shared;
             pp_entry(&s);
             pp_end_func(&s);
-        } else if (pp_is(&t, ".global") || pp_is(&t, ".const")) {
+        } else if (ptx_tok_is(&t, ".global") || ptx_tok_is(&t, ".const")) {
             pp_global_decl(&s);
-        } else if (pp_is(&t, ".shared")) {
+        } else if (ptx_tok_is(&t, ".shared")) {
             pp_var_decl(&s, &s.mod_syms, true, &mod_shared, ext);
         } else {
             /* .func (device functions are not called yet), .section ... */
