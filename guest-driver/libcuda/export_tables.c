@@ -22,6 +22,7 @@
 
 #include "vgc_guest_impl.h"
 #include "context.h"
+#include "devstatus.h"
 #include "export_tables.h"
 #include "log.h"
 #include "md2.h"
@@ -335,6 +336,15 @@ static void et_cublas_fill(void)
     }
 }
 
+/* ---- VGC_PRIVATE: this project's own (vgc_private.h) ------------------------ */
+
+/* What libnvidia-ml.so.1 needs beyond the driver API, without exporting a
+ * symbol NVIDIA's libcuda.so.1 does not have. */
+static const struct vgc_private_table et_vgc_private = {
+    .size = sizeof(struct vgc_private_table),
+    .device_status = vgc_device_status,
+};
+
 /* ---- lookup ----------------------------------------------------------------- */
 
 struct et_known {
@@ -368,6 +378,8 @@ static const struct et_known et_known[] = {
     { { 0xf8, 0xcf, 0xf9, 0x51, 0x21, 0x46, 0x8b, 0x4e,
         0xb9, 0xe2, 0xfb, 0x46, 0x9e, 0x7c, 0x0d, 0xd9 },
       "F8CFF951 (optional)", NULL },
+    /* Not an array of pointers like the others: a struct, handed out as is. */
+    { VGC_PRIVATE_TABLE_UUID, "VGC_PRIVATE", (const void *const *)&et_vgc_private },
 };
 
 /* Unknown UUIDs already logged, so each appears once per process. */

@@ -469,6 +469,8 @@ static CUresult transport_hello(void)
     conn.info.va_size = vgc_rd_u64(r);
     conn.info.driver_version = vgc_rd_i32(r);
     vgc_rd_str(r, msg, sizeof(msg));
+    /* Appended later: a host without it says nothing more. */
+    conn.info.features = !r->bad && r->pos < r->len ? vgc_rd_u32(r) : 0;
     if (r->bad) {
         vgc_warn("%s: malformed handshake reply", conn.server);
         return CUDA_ERROR_NO_DEVICE;

@@ -48,6 +48,7 @@ struct vgc_server_info {
     uint64_t va_base;       /* device addresses lie in [va_base, +va_size) */
     uint64_t va_size;
     int driver_version;
+    uint32_t features;      /* VGC_FEATURE_*: protocol messages it answers */
 };
 
 /*

@@ -4,9 +4,12 @@
  * NVML answers from the same source as CUDA: it loads the shim
  * (libcuda.so.1) and asks it, so names, UUIDs and PCI ids are those the
  * CUDA driver API reports (CUDA_VISIBLE_DEVICES=GPU-<uuid> relies on it),
- * and memory is what the backend accounts for the virtual device.  What the
- * backend does not know (temperature, power, clocks) is NOT_SUPPORTED, as
- * NVML answers for a GPU without that sensor.
+ * and memory is what the backend accounts for the virtual device.
+ * Utilization and the processes on a device come from the host too,
+ * through the shim's private export table (vgc_private.h), so this library
+ * needs no symbol NVIDIA's libcuda.so.1 does not export.  What the backend
+ * does not know (temperature, power, clocks) is NOT_SUPPORTED, as NVML
+ * answers for a GPU without that sensor.
  *
  * Covers what PyTorch, pynvml and vgc-smi call; see docs/compatibility.md.
  *
@@ -22,6 +25,7 @@
 #include <strings.h>
 
 #include "vgc_nvml.h"
+#include "vgc_private.h"
 
 #define NVML_EXPORT __attribute__((visibility("default")))
 #define NVML_MAX_DEVICES 64
@@ -56,12 +60,30 @@ static struct {
     CUresult (*cuCtxPushCurrent)(CUcontext);
     CUresult (*cuCtxPopCurrent)(CUcontext *);
     CUresult (*cuMemGetInfo)(size_t *, size_t *);
+    CUresult (*cuGetExportTable)(const void **, const CUuuid *);
+    /* From the shim's private table; NULL with a shim that has none. */
+    CUresult (*device_status)(CUdevice, struct vgc_device_status *, struct vgc_process *,
+                              unsigned int);
 } nv = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static bool nvml_sym(void **out, const char *name)
 {
     *out = dlsym(nv.lib, name);
     return *out != NULL;
+}
+
+/* The shim's private table, when this libcuda.so.1 is one that has it. */
+static void nvml_private(void)
+{
+    static const CUuuid id = { VGC_PRIVATE_TABLE_UUID };
+    const struct vgc_private_table *t = NULL;
+
+    nv.device_status = NULL;
+    if (nv.cuGetExportTable((const void **)&t, &id) == CUDA_SUCCESS && t &&
+        t->size >= offsetof(struct vgc_private_table, device_status) +
+                   sizeof(t->device_status)) {
+        nv.device_status = t->device_status;
+    }
 }
 
 static nvmlReturn_t nvml_load(void)
@@ -85,11 +107,13 @@ static nvmlReturn_t nvml_load(void)
     ok &= nvml_sym((void **)&nv.cuCtxPushCurrent, "cuCtxPushCurrent_v2");
     ok &= nvml_sym((void **)&nv.cuCtxPopCurrent, "cuCtxPopCurrent_v2");
     ok &= nvml_sym((void **)&nv.cuMemGetInfo, "cuMemGetInfo_v2");
+    ok &= nvml_sym((void **)&nv.cuGetExportTable, "cuGetExportTable");
     if (!ok) {
         dlclose(nv.lib);
         nv.lib = NULL;
         return NVML_ERROR_LIBRARY_NOT_FOUND;
     }
+    nvml_private();
     return NVML_SUCCESS;
 }
 
@@ -504,91 +528,164 @@ NVML_EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMem
     return r;
 }
 
+static nvmlReturn_t nvml_from_cuda(CUresult res)
+{
+    switch (res) {
+    case CUDA_SUCCESS: return NVML_SUCCESS;
+    case CUDA_ERROR_NOT_SUPPORTED: return NVML_ERROR_NOT_SUPPORTED;
+    case CUDA_ERROR_DEVICE_UNAVAILABLE: return NVML_ERROR_GPU_IS_LOST;
+    case CUDA_ERROR_OUT_OF_MEMORY: return NVML_ERROR_MEMORY;
+    default: return NVML_ERROR_UNKNOWN;
+    }
+}
+
 /*
- * Busy time is not measured by the backend yet: report the memory share in
- * use and an idle engine rather than failing, so monitors keep working.
+ * Over the last second, as the host measures the virtual device (shared
+ * by every tenant, as a real GPU's figures are): the share of time
+ * kernels ran, and the share copies ran (NVIDIA's "memory being read or
+ * written").
  */
 NVML_EXPORT nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device,
                                                        nvmlUtilization_t *util)
 {
-    unsigned long long total, free_bytes;
-    nvmlReturn_t r;
+    struct vgc_device_status st;
+    CUresult res;
 
     NVML_DEV(device, d);
     if (!util) {
         return NVML_ERROR_INVALID_ARGUMENT;
     }
-    r = nvml_memory(d, &total, &free_bytes);
-    if (r != NVML_SUCCESS) {
-        return r;
+    if (!nv.device_status) {
+        return NVML_ERROR_NOT_SUPPORTED;
     }
-    util->gpu = 0;
-    util->memory = total ? (unsigned)((total - free_bytes) * 100 / total) : 0;
+    res = nv.device_status(d->dev, &st, NULL, 0);
+    if (res != CUDA_SUCCESS) {
+        return nvml_from_cuda(res);
+    }
+    util->gpu = st.gpu_util;
+    util->memory = st.memory_util;
     return NVML_SUCCESS;
 }
 
-/*
- * Processes: the guest sees its own processes only, and the backend does
- * not list sessions to guests yet, so the list is empty (*count = 0), as
- * NVML reports inside a container that sees no other process.
- */
-static nvmlReturn_t nvml_processes(nvmlDevice_t device, unsigned int *count)
+/* Which nvmlProcessInfo layout the caller's array has. */
+enum nvml_proc_layout {
+    NVML_PROC_V1,               /* nvmlProcessInfo_v1_t */
+    NVML_PROC_V2,               /* nvmlProcessInfo_t (v2 and v3 share it) */
+};
+
+static void nvml_proc_store(void *infos, enum nvml_proc_layout layout, unsigned i,
+                            const struct vgc_process *p)
 {
+    if (layout == NVML_PROC_V1) {
+        nvmlProcessInfo_v1_t *v1 = (nvmlProcessInfo_v1_t *)infos + i;
+        v1->pid = p->pid;
+        v1->usedGpuMemory = p->used_bytes;
+    } else {
+        nvmlProcessInfo_t *v2 = (nvmlProcessInfo_t *)infos + i;
+        v2->pid = p->pid;
+        v2->usedGpuMemory = p->used_bytes;
+        /* No MIG: NVML says so with all ones. */
+        v2->gpuInstanceId = 0xFFFFFFFFu;
+        v2->computeInstanceId = 0xFFFFFFFFu;
+    }
+}
+
+/*
+ * The compute processes of this guest (this VM; for socket clients, this
+ * uid or address) on the device, never another tenant's.  NVML's rules for
+ * *count: in, the room in infos (infos may be NULL when it is 0); out, the
+ * entries written, or with NVML_ERROR_INSUFFICIENT_SIZE the room needed.
+ */
+static nvmlReturn_t nvml_compute_processes(nvmlDevice_t device, unsigned int *count,
+                                           void *infos, enum nvml_proc_layout layout)
+{
+    struct vgc_device_status st;
+    struct vgc_process *procs = NULL;
+    unsigned max;
+    CUresult res;
+
     NVML_DEV(device, d);
-    (void)d;
-    if (!count) {
+    if (!count || (*count && !infos)) {
         return NVML_ERROR_INVALID_ARGUMENT;
     }
-    *count = 0;
-    return NVML_SUCCESS;
+    if (!nv.device_status) {
+        *count = 0;             /* as in a container that sees no process */
+        return NVML_SUCCESS;
+    }
+    max = *count < VGC_PRIVATE_MAX_PROCS ? *count : VGC_PRIVATE_MAX_PROCS;
+    if (max && !(procs = calloc(max, sizeof(*procs)))) {
+        return NVML_ERROR_MEMORY;
+    }
+    res = nv.device_status(d->dev, &st, procs, max);
+    if (res == CUDA_SUCCESS && st.nprocs > *count) {
+        *count = st.nprocs;
+        free(procs);
+        return NVML_ERROR_INSUFFICIENT_SIZE;
+    }
+    if (res == CUDA_SUCCESS) {
+        /* nprocs <= *count, and the host lists at most MAX: all came. */
+        for (unsigned i = 0; i < st.nprocs; i++) {
+            nvml_proc_store(infos, layout, i, &procs[i]);
+        }
+        *count = st.nprocs;
+    }
+    free(procs);
+    return nvml_from_cuda(res);
 }
 
 NVML_EXPORT nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device,
                                                                  unsigned int *count,
                                                                  nvmlProcessInfo_t *infos)
 {
-    (void)infos;
-    return nvml_processes(device, count);
+    return nvml_compute_processes(device, count, infos, NVML_PROC_V2);
 }
 
 NVML_EXPORT nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v2(nvmlDevice_t device,
                                                                  unsigned int *count,
                                                                  nvmlProcessInfo_t *infos)
 {
-    (void)infos;
-    return nvml_processes(device, count);
+    return nvml_compute_processes(device, count, infos, NVML_PROC_V2);
 }
 
 NVML_EXPORT nvmlReturn_t nvmlDeviceGetComputeRunningProcesses(nvmlDevice_t device,
                                                               unsigned int *count,
                                                               nvmlProcessInfo_v1_t *infos)
 {
-    (void)infos;
-    return nvml_processes(device, count);
+    return nvml_compute_processes(device, count, infos, NVML_PROC_V1);
+}
+
+/* Graphics: the device runs no graphics work, so the list is empty. */
+static nvmlReturn_t nvml_graphics_processes(nvmlDevice_t device, unsigned int *count,
+                                            const void *infos)
+{
+    NVML_DEV(device, d);
+    (void)d;
+    if (!count || (*count && !infos)) {
+        return NVML_ERROR_INVALID_ARGUMENT;
+    }
+    *count = 0;
+    return NVML_SUCCESS;
 }
 
 NVML_EXPORT nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v3(nvmlDevice_t device,
                                                                   unsigned int *count,
                                                                   nvmlProcessInfo_t *infos)
 {
-    (void)infos;
-    return nvml_processes(device, count);
+    return nvml_graphics_processes(device, count, infos);
 }
 
 NVML_EXPORT nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v2(nvmlDevice_t device,
                                                                   unsigned int *count,
                                                                   nvmlProcessInfo_t *infos)
 {
-    (void)infos;
-    return nvml_processes(device, count);
+    return nvml_graphics_processes(device, count, infos);
 }
 
 NVML_EXPORT nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses(nvmlDevice_t device,
                                                                unsigned int *count,
                                                                nvmlProcessInfo_v1_t *infos)
 {
-    (void)infos;
-    return nvml_processes(device, count);
+    return nvml_graphics_processes(device, count, infos);
 }
 
 /* ---- NVLink: virtual devices have none ----------------------------------------- */

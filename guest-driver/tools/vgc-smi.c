@@ -2,12 +2,15 @@
  * vgc-smi - an nvidia-smi-like summary of the virtual GPUs, from NVML
  * (libnvidia-ml.so.1, the virtio-gpu-compute one or NVIDIA's).
  *
- *   vgc-smi            the table
+ *   vgc-smi            the table: devices, their utilization and memory,
+ *                      then the processes using them (those of this
+ *                      guest; the host shows a guest no other tenant's)
  *   vgc-smi -L         one line per GPU: index, name, UUID
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -29,7 +32,7 @@ nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsign
                                                      nvmlProcessInfo_t *infos);
 
 #define SMI_RULE "+-----------------------------------------+------------------------+----------------------+"
-#define SMI_MAX_PROCS 64
+#define SMI_WIDE "+-----------------------------------------------------------------------------------------+"
 
 static void smi_list(unsigned count)
 {
@@ -45,12 +48,99 @@ static void smi_list(unsigned count)
     }
 }
 
+/*
+ * The compute processes on @d: a malloc()ed array (the caller frees it)
+ * and their number in *n; NULL with *n = 0 when there are none or NVML
+ * cannot say.  The list may grow between asking its size and fetching it.
+ */
+static nvmlProcessInfo_t *smi_processes(nvmlDevice_t d, unsigned *n)
+{
+    nvmlProcessInfo_t *infos = NULL;
+    unsigned room = 0;
+    nvmlReturn_t r;
+
+    for (int tries = 0; tries < 4; tries++) {
+        unsigned got = room;
+
+        r = nvmlDeviceGetComputeRunningProcesses_v3(d, &got, infos);
+        if (r == NVML_SUCCESS) {
+            *n = got;
+            return infos;
+        }
+        free(infos);
+        infos = NULL;
+        if (r != NVML_ERROR_INSUFFICIENT_SIZE) {
+            break;
+        }
+        room = got + 8;
+        infos = calloc(room, sizeof(*infos));
+        if (!infos) {
+            break;
+        }
+    }
+    free(infos);
+    *n = 0;
+    return NULL;
+}
+
+/* Its name, as this system's /proc knows the pid; "-" when it does not. */
+static void smi_process_name(unsigned pid, char *name, size_t size)
+{
+    char path[64];
+    FILE *f;
+
+    snprintf(name, size, "-");
+    snprintf(path, sizeof(path), "/proc/%u/comm", pid);
+    f = fopen(path, "r");
+    if (f) {
+        if (fgets(name, (int)size, f)) {
+            name[strcspn(name, "\n")] = '\0';
+        }
+        fclose(f);
+    }
+}
+
+static void smi_processes_table(unsigned count)
+{
+    unsigned shown = 0;
+
+    printf("\n" SMI_WIDE "\n");
+    printf("| %-87s |\n", "Processes:");
+    printf("| %-87s |\n", " GPU   GI   CI              PID   Type   Process name                        GPU Memory");
+    printf("| %-87s |\n", "       ID   ID                                                               Usage");
+    printf("|=========================================================================================|\n");
+    for (unsigned i = 0; i < count; i++) {
+        nvmlDevice_t d;
+        nvmlProcessInfo_t *p;
+        unsigned n = 0;
+
+        if (nvmlDeviceGetHandleByIndex_v2(i, &d) != NVML_SUCCESS) {
+            continue;
+        }
+        p = smi_processes(d, &n);
+        for (unsigned k = 0; k < n; k++) {
+            char name[64], line[128];
+
+            smi_process_name(p[k].pid, name, sizeof(name));
+            /* Columns under the header's: GPU, GI, CI, PID, Type, name, memory. */
+            snprintf(line, sizeof(line), "%4u   N/A  N/A%16u      C   %-34.34s %8lluMiB",
+                     i, p[k].pid, name, p[k].usedGpuMemory >> 20);
+            printf("| %-87s |\n", line);
+            shown++;
+        }
+        free(p);
+    }
+    if (!shown) {
+        printf("| %-87s |\n", " No running processes found");
+    }
+    printf(SMI_WIDE "\n");
+}
+
 static void smi_table(unsigned count)
 {
     char driver[64] = "N/A", date[64];
     int cuda = 0;
     time_t now = time(NULL);
-    unsigned procs_total = 0;
 
     nvmlSystemGetDriverVersion(driver, sizeof(driver));
     nvmlSystemGetCudaDriverVersion_v2(&cuda);
@@ -73,8 +163,7 @@ static void smi_table(unsigned count)
         nvmlPciInfo_t pci;
         nvmlMemory_t mem = { 0 };
         nvmlUtilization_t util = { 0 };
-        unsigned n = SMI_MAX_PROCS;
-        nvmlProcessInfo_t infos[SMI_MAX_PROCS];
+        char gpu_util[8] = "N/A", mem_util[8] = "N/A";
 
         memset(&pci, 0, sizeof(pci));
         if (nvmlDeviceGetHandleByIndex_v2(i, &d) != NVML_SUCCESS) {
@@ -83,24 +172,17 @@ static void smi_table(unsigned count)
         nvmlDeviceGetName(d, name, sizeof(name));
         nvmlDeviceGetPciInfo_v3(d, &pci);
         nvmlDeviceGetMemoryInfo(d, &mem);
-        nvmlDeviceGetUtilizationRates(d, &util);
-        if (nvmlDeviceGetComputeRunningProcesses_v3(d, &n, infos) == NVML_SUCCESS) {
-            procs_total += n;
+        if (nvmlDeviceGetUtilizationRates(d, &util) == NVML_SUCCESS) {
+            snprintf(gpu_util, sizeof(gpu_util), "%u%%", util.gpu);
+            snprintf(mem_util, sizeof(mem_util), "%u%%", util.memory);
         }
-        printf("| %3u  %-34.34s | %-22s | %7u%%  %9u%% |\n", i, name, pci.busId, util.gpu,
-               util.memory);
+        printf("| %3u  %-34.34s | %-22s | %8s  %9s |\n", i, name, pci.busId, gpu_util,
+               mem_util);
         printf("| %-39s | %7lluMiB / %6lluMiB | %-20s |\n", "", mem.used >> 20, mem.total >> 20,
                "");
         printf(SMI_RULE "\n");
     }
-    printf("\n+-----------------------------------------------------------------------------------------+\n");
-    printf("| Processes:                                                                              |\n");
-    printf("|  GPU   PID   Process name                                                    GPU Memory |\n");
-    printf("|=========================================================================================|\n");
-    if (!procs_total) {
-        printf("|  No running processes found                                                             |\n");
-    }
-    printf("+-----------------------------------------------------------------------------------------+\n");
+    smi_processes_table(count);
 }
 
 int main(int argc, char **argv)

@@ -122,12 +122,14 @@ int vgcd_listener_open(struct vgcd_listener *l, const char *addr, char **err)
                        "or vhost-user:PATH)");
 }
 
-int vgcd_listener_accept(struct vgcd_listener *l, char *peer, size_t peer_size)
+int vgcd_listener_accept(struct vgcd_listener *l, char *peer, size_t peer_size,
+                         struct vgc_tenant *tenant)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
 
+    memset(tenant, 0, sizeof(*tenant));
     if (fd < 0) {
         if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
             fprintf(stderr, "vgcd: accept on %s: %s\n", l->name, strerror(errno));
@@ -140,6 +142,8 @@ int vgcd_listener_accept(struct vgcd_listener *l, char *peer, size_t peer_size)
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0) {
             snprintf(peer, peer_size, "%s pid %d",
                      l->is_vhost_user ? "VM of QEMU" : "unix client", (int)cred.pid);
+            tenant->kind = VGC_TENANT_UID;
+            memcpy(tenant->id, &cred.uid, sizeof(cred.uid));
         } else {
             snprintf(peer, peer_size, "unix client");
         }
@@ -150,10 +154,17 @@ int vgcd_listener_accept(struct vgcd_listener *l, char *peer, size_t peer_size)
             struct sockaddr_in *in = (struct sockaddr_in *)&ss;
             inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
             port = ntohs(in->sin_port);
+            /* As the IPv4-mapped IPv6 address, so a client is one tenant
+             * whichever listener it reached. */
+            tenant->kind = VGC_TENANT_ADDR;
+            tenant->id[10] = tenant->id[11] = 0xff;
+            memcpy(tenant->id + 12, &in->sin_addr, 4);
         } else if (ss.ss_family == AF_INET6) {
             struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
             inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
             port = ntohs(in6->sin6_port);
+            tenant->kind = VGC_TENANT_ADDR;
+            memcpy(tenant->id, &in6->sin6_addr, 16);
         }
         /* Small synchronous calls must not wait for Nagle. */
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 
+#include "pool.h"
+
 struct vgcd_listener {
     int fd;
     int is_unix;
@@ -18,8 +20,13 @@ struct vgcd_listener {
 
 /* Open @addr (unix:PATH, tcp:HOST:PORT, vhost-user:PATH); on failure returns -1 with *err a malloc()ed message. */
 int vgcd_listener_open(struct vgcd_listener *l, const char *addr, char **err);
-/* Accept one client; describes it in @peer.  Returns the fd or -1. */
-int vgcd_listener_accept(struct vgcd_listener *l, char *peer, size_t peer_size);
+/*
+ * Accept one client; describes it in @peer, and in @tenant who it is: its
+ * uid on a unix socket, its IP address over TCP (VGC_TENANT_NONE when the
+ * kernel does not say).  Returns the fd or -1.
+ */
+int vgcd_listener_accept(struct vgcd_listener *l, char *peer, size_t peer_size,
+                         struct vgc_tenant *tenant);
 void vgcd_listener_close(struct vgcd_listener *l);
 
 #endif /* VGCD_LISTEN_H */

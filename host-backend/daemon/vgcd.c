@@ -49,6 +49,7 @@ struct vgcd {
     struct vgcd_worker_slot *workers;
     int max_workers;
     int sigfd;
+    uint64_t vm_serial;         /* names each VM's tenant: one per connection */
 };
 
 static void vgcd_usage(FILE *f)
@@ -137,7 +138,7 @@ static void vgcd_reap(struct vgcd *d)
 }
 
 static void vgcd_worker_main(struct vgcd *d, struct vgcd_listener *l, int fd, int pool_slot,
-                             const char *peer)
+                             const struct vgc_tenant *tenant, const char *peer)
 {
     struct vgc_executor *exec;
     char *err = NULL;
@@ -154,12 +155,14 @@ static void vgcd_worker_main(struct vgcd *d, struct vgcd_listener *l, int fd, in
 #ifdef VGCD_VHOST_USER
     if (l->is_vhost_user) {
         /* A VM: its sessions are processes of their own, each with its own
-         * pool slot; this process holds no device memory itself. */
-        vgc_pool_slot_clear(d->pool, pool_slot);
-        _exit(vgcd_vhost_serve(fd, d->executor, &d->cfg, d->pool, peer) == 0 ? 0 : 2);
+         * pool slot of the VM's tenant.  This process holds no device
+         * memory, but keeps its slot: the daemon clears it when this
+         * process ends, and must not clear a slot someone else took since. */
+        _exit(vgcd_vhost_serve(fd, d->executor, &d->cfg, d->pool, tenant, peer) == 0 ? 0 : 2);
     }
 #else
     (void)l;
+    (void)tenant;
 #endif
     vgc_pool_bind(d->pool, pool_slot);
     exec = vgc_executor_create(d->executor, &d->cfg, &err);
@@ -169,7 +172,7 @@ static void vgcd_worker_main(struct vgcd *d, struct vgcd_listener *l, int fd, in
         free(err);
         _exit(1);
     }
-    rc = vgcd_worker_serve_socket(fd, exec, peer);
+    rc = vgcd_worker_serve_socket(fd, exec, d->pool, peer);
     if (exec->destroy) {
         exec->destroy();
     }
@@ -179,13 +182,21 @@ static void vgcd_worker_main(struct vgcd *d, struct vgcd_listener *l, int fd, in
 static void vgcd_accept(struct vgcd *d, struct vgcd_listener *l)
 {
     char peer[128];
+    struct vgc_tenant tenant;
     struct vgcd_worker_slot *w = NULL;
-    int fd = vgcd_listener_accept(l, peer, sizeof(peer));
+    int fd = vgcd_listener_accept(l, peer, sizeof(peer), &tenant);
     int pool_slot;
     pid_t pid;
 
     if (fd < 0) {
         return;
+    }
+    if (l->is_vhost_user) {
+        /* Every process of one VM is one tenant, whoever runs QEMU. */
+        uint64_t serial = ++d->vm_serial;
+        memset(&tenant, 0, sizeof(tenant));
+        tenant.kind = VGC_TENANT_VM;
+        memcpy(tenant.id, &serial, sizeof(serial));
     }
     for (int i = 0; i < d->max_workers; i++) {
         if (d->workers[i].pid == 0) {
@@ -193,7 +204,7 @@ static void vgcd_accept(struct vgcd *d, struct vgcd_listener *l)
             break;
         }
     }
-    pool_slot = w ? vgc_pool_slot_claim(d->pool) : -1;
+    pool_slot = w ? vgc_pool_slot_claim(d->pool, &tenant) : -1;
     if (!w || pool_slot < 0) {
         fprintf(stderr, "vgcd: refusing %s: %d clients already connected\n",
                 peer, d->max_workers);
@@ -208,7 +219,7 @@ static void vgcd_accept(struct vgcd *d, struct vgcd_listener *l)
         return;
     }
     if (pid == 0) {
-        vgcd_worker_main(d, l, fd, pool_slot, peer);
+        vgcd_worker_main(d, l, fd, pool_slot, &tenant, peer);
     }
     close(fd);
     w->pid = pid;

@@ -154,7 +154,8 @@ static uint32_t session_run(struct vgcd_session *s, const uint8_t *buf, size_t l
     return VIRTIO_GPU_COMPUTE_S_OK;
 }
 
-int vgcd_vhost_session_serve(int fd, struct vgc_executor *exec, const char *peer)
+int vgcd_vhost_session_serve(int fd, struct vgc_executor *exec, struct vgc_pool *pool,
+                             const char *peer)
 {
     struct vgcd_session *s = vgcd_session_new(exec, peer);
     struct iovec *seg = calloc(VHOST_SESSION_MAX_SEGMENTS, sizeof(*seg));
@@ -167,6 +168,7 @@ int vgcd_vhost_session_serve(int fd, struct vgc_executor *exec, const char *peer
         ret = -1;
         goto out;
     }
+    s->pool = pool;
     vgcd_worker_watch(fd, peer);
     for (;;) {
         struct vhost_session_call call;

@@ -53,10 +53,14 @@ bool vgcd_iov_write(const struct iovec *iov, unsigned n, size_t offset, const vo
 int vgcd_fd_read_all(int fd, void *buf, size_t n);
 int vgcd_fd_write_all(int fd, const void *buf, size_t n);
 
+struct vgc_pool;
+
 /*
- * Serve calls arriving on @fd until the VM worker closes it.
+ * Serve calls arriving on @fd until the VM worker closes it.  @pool is
+ * bound to this session's slot (NULL for none).
  * Returns 0 after an orderly end, -1 after a protocol violation (logged).
  */
-int vgcd_vhost_session_serve(int fd, struct vgc_executor *exec, const char *peer);
+int vgcd_vhost_session_serve(int fd, struct vgc_executor *exec, struct vgc_pool *pool,
+                             const char *peer);
 
 #endif /* VGCD_VHOST_SESSION_H */

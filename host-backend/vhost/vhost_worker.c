@@ -65,6 +65,7 @@ struct vhost_vm {
     const char *executor;
     const struct vgc_executor_config *cfg;
     struct vgc_pool *pool;
+    struct vgc_tenant tenant;   /* the VM's: all its sessions share it */
     const char *peer;
     struct vhost_watch watches[VHOST_MAX_WATCHES];
     int nwatches;
@@ -167,7 +168,7 @@ static void vhost_session_main(struct vhost_vm *vm, int fd, int pool_slot, uint3
                 vm->executor, err ? err : "?");
         _exit(1);
     }
-    rc = vgcd_vhost_session_serve(fd, exec, peer);
+    rc = vgcd_vhost_session_serve(fd, exec, vm->pool, peer);
     if (exec->destroy) {
         exec->destroy();
     }
@@ -185,7 +186,7 @@ static uint32_t vhost_session_open(struct vhost_vm *vm, uint32_t *status)
             s = &vm->sessions[i];
         }
     }
-    slot = s ? vgc_pool_slot_claim(vm->pool) : -1;
+    slot = s ? vgc_pool_slot_claim(vm->pool, &vm->tenant) : -1;
     if (!s || slot < 0) {
         *status = VIRTIO_GPU_COMPUTE_S_LIMIT;
         return 0;
@@ -391,7 +392,8 @@ static void vhost_reap(struct vhost_vm *vm)
 }
 
 int vgcd_vhost_serve(int fd, const char *executor, const struct vgc_executor_config *cfg,
-                     struct vgc_pool *pool, const char *peer)
+                     struct vgc_pool *pool, const struct vgc_tenant *tenant,
+                     const char *peer)
 {
     struct vhost_vm *vm = calloc(1, sizeof(*vm));
     sigset_t mask;
@@ -403,6 +405,7 @@ int vgcd_vhost_serve(int fd, const char *executor, const struct vgc_executor_con
     vm->executor = executor;
     vm->cfg = cfg;
     vm->pool = pool;
+    vm->tenant = *tenant;
     vm->peer = peer;
     for (int i = 0; i < VHOST_MAX_SESSIONS; i++) {
         vm->sessions[i].fd = -1;

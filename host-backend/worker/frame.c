@@ -9,6 +9,7 @@
 #include "vgc_opcodes.h"
 #include "frame.h"
 #include "image_cache.h"
+#include "status.h"
 
 const char *vgcd_frame_check_header(const struct vgc_hdr *h)
 {
@@ -74,10 +75,12 @@ static enum vgcd_frame_result frame_hello(struct vgcd_session *s,
     vgc_wr_u64(w, s->exec->va_size);
     vgc_wr_i32(w, driver_version);
     vgc_wr_str(w, msg);
+    vgc_wr_u32(w, VGC_FEATURE_DEVICE_STATUS);
     if (res != CUDA_SUCCESS) {
         return VGCD_FRAME_CLOSE;
     }
     s->hello_done = true;
+    vgcd_status_hello(s, pid);
     return VGCD_FRAME_REPLY;
 }
 
@@ -113,6 +116,7 @@ enum vgcd_frame_result vgcd_frame_process(struct vgcd_session *s,
     bool async = h->flags & VGC_F_NO_REPLY;
     struct vgc_rd r;
     CUresult res;
+    int rc;
 
     if (bad) {
         vgcd_violation(s, bad);
@@ -145,6 +149,16 @@ enum vgcd_frame_result vgcd_frame_process(struct vgcd_session *s,
     if (h->opcode == VGC_OP_OUTPUT) {
         return frame_output(s, async, w);
     }
+    if (h->opcode == VGC_OP_DEVICE_STATUS) {
+        if (async) {
+            vgcd_violation(s, "a device status request sent without waiting");
+            return VGCD_FRAME_VIOLATION;
+        }
+        if (vgcd_status_frame(s, payload, h->length, w) < 0) {
+            return VGCD_FRAME_VIOLATION;
+        }
+        return VGCD_FRAME_REPLY;
+    }
     if (h->opcode < VGC_OP_FIRST_CALL || !vgc_opcode_name(h->opcode)) {
         vgcd_violation(s, "unknown opcode");
         return VGCD_FRAME_VIOLATION;
@@ -166,7 +180,10 @@ enum vgcd_frame_result vgcd_frame_process(struct vgcd_session *s,
         return VGCD_FRAME_REPLY;
     }
     vgc_rd_init(&r, payload, h->length);
-    if (vgcd_dispatch(s, h->opcode, &r, w) < 0) {
+    vgcd_status_call_begin(s, h->opcode);
+    rc = vgcd_dispatch(s, h->opcode, &r, w);
+    vgcd_status_call_end(s, h->opcode);
+    if (rc < 0) {
         return VGCD_FRAME_VIOLATION;
     }
     /* Kernels may have printed: say so in this reply, if it has one. */

@@ -13,6 +13,7 @@
 #include "vgc_host_args.h"
 #include "image_cache.h"
 #include "session.h"
+#include "status.h"
 
 /* ---- primary contexts: a release to zero or a reset frees its objects ---- */
 
@@ -89,6 +90,9 @@ CUresult vgcd_cuCtxCreate_v2(struct vgcd_session *s, struct vgcd_args_cuCtxCreat
     res = ops->cuCtxCreate_v2(a->pctx, a->flags, a->dev);
     if (res == CUDA_SUCCESS && ops->cuCtxPopCurrent_v2) {
         ops->cuCtxPopCurrent_v2(&popped);
+    }
+    if (res == CUDA_SUCCESS) {
+        vgcd_status_ctx_created(s, *a->pctx, a->dev);   /* NVML lists it there */
     }
     return res;
 }

@@ -37,6 +37,8 @@ struct vgcd_session *vgcd_session_new(struct vgc_executor *exec, const char *pee
     s->next_serial = 1;
     s->by_id = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
     s->by_obj = g_hash_table_new(session_obj_hash, session_obj_equal);
+    s->created = g_hash_table_new(g_direct_hash, g_direct_equal);
+    s->busy_dev = -1;
     /* Allocated once: a call never fails for want of argument space. */
     s->args_cap = VGCD_ARGS_MAX;
     s->args = malloc(s->args_cap);
@@ -52,6 +54,7 @@ void vgcd_session_free(struct vgcd_session *s)
     if (!s) {
         return;
     }
+    g_hash_table_destroy(s->created);
     g_hash_table_destroy(s->by_obj);
     g_hash_table_destroy(s->by_id);
     free(s->args);

@@ -52,6 +52,14 @@ struct vgcd_session {
     void *args;             /* per-call argument arena, zeroed for each call */
     size_t args_cap;
     const char *peer;       /* for log lines: "unix:pid 1234", "tcp:1.2.3.4:5" */
+
+    /* What NVML reports (status.c); the worker sets pool, NULL for none. */
+    struct vgc_pool *pool;  /* bound to this worker's slot */
+    uint64_t dev_ctx_id;    /* the context whose device is dev_of_ctx */
+    int dev_of_ctx;
+    int busy_dev;           /* the call in progress keeps busy_engine of */
+    int busy_engine;        /*   busy_dev busy; -1: none */
+    GHashTable *created;    /* contexts of cuCtxCreate: obj -> device + 1 */
 };
 
 /* Create/destroy a session over @exec.  Returns NULL on allocation failure. */

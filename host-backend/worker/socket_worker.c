@@ -127,7 +127,8 @@ static int worker_fill(int fd, uint8_t *buf, size_t cap, size_t *pos, size_t *en
 
 #define WORKER_READ_AHEAD (256u << 10)
 
-int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, const char *peer)
+int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, struct vgc_pool *pool,
+                             const char *peer)
 {
     struct vgcd_session *s = vgcd_session_new(exec, peer);
     size_t cap = sizeof(struct vgc_hdr) + VGC_MAX_PAYLOAD + WORKER_READ_AHEAD;
@@ -143,6 +144,7 @@ int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, const char *peer
         ret = -1;
         goto out;
     }
+    s->pool = pool;
     vgcd_worker_watch(fd, peer);
     for (;;) {
         struct vgc_hdr h, rh;

@@ -10,12 +10,16 @@
 
 #include "executor.h"
 
+struct vgc_pool;
+
 /*
  * Serve the client on connected socket @fd until it leaves or breaks the
- * protocol.  @peer names it in log lines.
+ * protocol.  @pool (bound to this worker's slot; NULL for none) is where
+ * it shows itself to NVML.  @peer names it in log lines.
  * Returns 0 after an orderly end, -1 after a violation or I/O error (logged).
  */
-int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, const char *peer);
+int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, struct vgc_pool *pool,
+                             const char *peer);
 
 /*
  * Watch the client's end of @fd from a thread: if it goes away while the

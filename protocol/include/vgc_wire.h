@@ -57,6 +57,7 @@ enum {
     VGC_OP_IMAGE_PUT = 3,   /* one part of a module image */
     VGC_OP_OUTPUT = 4,      /* device output (kernel printf) since the last
                                one: reply i32 0, blob of text */
+    VGC_OP_DEVICE_STATUS = 5, /* a device's utilization and processes (NVML) */
     VGC_OP_FIRST_CALL = 16,
 };
 
@@ -84,6 +85,28 @@ enum {
 #define VGC_IMAGE_MAX       (4ull << 30)
 
 /*
+ * What NVML reports about a device, asked without a context (waiting; the
+ * executor must have had its cuInit):
+ *
+ * DEVICE_STATUS request: u32 device, u32 max_procs (at most
+ *             VGC_DEVICE_STATUS_MAX_PROCS), u32 flags (0).
+ *             reply:   i32 result (CUDA_ERROR_INVALID_DEVICE for a device
+ *                      that does not exist, CUDA_ERROR_INVALID_VALUE for a
+ *                      bad max_procs or flags); on CUDA_SUCCESS then
+ *                      u32 gpu_util, u32 memory_util (percent of the last
+ *                      second during which kernels ran / copies ran, for
+ *                      the whole device), u32 nprocs (processes of the
+ *                      asking client's tenant with a context or memory on
+ *                      the device, at most VGC_DEVICE_STATUS_MAX_PROCS),
+ *                      u32 n (= min(nprocs, max_procs)), then n times
+ *                      u32 pid (as that process's HELLO said), u64 bytes of
+ *                      device memory it holds.
+ * A request of another length is a protocol violation.
+ */
+#define VGC_DEVICE_STATUS_MAX_PROCS 1024u
+#define VGC_DEVICE_STATUS_PROC_SIZE 12u     /* u32 pid, u64 bytes */
+
+/*
  * Handles (contexts, streams, modules, ...) travel as u64 ids that the host
  * chooses: the kind in the top byte, a serial below.  0 is NULL; for streams
  * 1 and 2 are the legacy and per-thread default streams.
@@ -104,14 +127,20 @@ enum vgc_handle_kind {
 #define VGC_HANDLE_KIND(id) ((unsigned)((uint64_t)(id) >> VGC_HANDLE_KIND_SHIFT))
 
 /*
- * HELLO request payload: u32 protocol version, u32 guest pid,
+ * HELLO request payload: u32 protocol version, u32 guest pid (what NVML
+ *                        shows for this process: the guest's getpid()),
  *                        u64 spec hash (VGC_SPEC_HASH), str client name.
  * HELLO reply payload:   i32 result, u32 protocol version, u64 spec hash,
  *                        str executor name, u64 device VA base,
  *                        u64 device VA size, i32 host driver version,
- *                        str message (why a handshake was refused).
+ *                        str message (why a handshake was refused),
+ *                        u32 features (VGC_FEATURE_*).
+ * A host older than the features word ends the reply before it: read it as
+ * 0.  A guest reads what it knows and ignores what follows, so fields are
+ * only ever appended.
  * Every other reply payload starts with i32 CUresult.
  */
+#define VGC_FEATURE_DEVICE_STATUS (1u << 0)     /* it answers DEVICE_STATUS */
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the wire is little-endian; add byte swapping for this host"

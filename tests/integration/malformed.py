@@ -11,6 +11,7 @@ import time
 MAGIC = 0x31434756
 VERSION = 1
 F_NO_REPLY = 2
+OP_DEVICE_STATUS = 5        # protocol/include/vgc_wire.h
 OPCODES = {}
 SPEC_HASH = 0
 
@@ -27,9 +28,9 @@ def hdr(opcode, length, flags=0, version=VERSION, magic=MAGIC, rid=1, ctx=0):
     return struct.pack('<IHHIIQQ', magic, version, opcode, flags, length, rid, ctx)
 
 
-def hello_payload(version=VERSION, spec=None):
+def hello_payload(version=VERSION, spec=None, pid=1234):
     name = b'malformed'
-    return struct.pack('<IIQ', version, 1234, SPEC_HASH if spec is None else spec) + \
+    return struct.pack('<IIQ', version, pid, SPEC_HASH if spec is None else spec) + \
         struct.pack('<Q', len(name)) + name
 
 
@@ -159,9 +160,78 @@ def case_handle_forgery(path):
     return res == 400, None     # CUDA_ERROR_INVALID_HANDLE
 
 
+def status_payload(dev=0, max_procs=0, flags=0):
+    return struct.pack('<III', dev, max_procs, flags)
+
+
+def parse_status(body):
+    """(CUresult, (gpu, memory, nprocs, [(pid, bytes)...]) or None); the
+    reply must be exactly as long as it says."""
+    (res,) = struct.unpack_from('<i', body)
+    if res != 0:
+        return res, None if len(body) == 4 else 'trailing bytes'
+    gpu, mem, nprocs, n = struct.unpack_from('<IIII', body, 4)
+    if len(body) != 20 + 12 * n:
+        return res, 'length %d for %d processes' % (len(body), n)
+    return res, (gpu, mem, nprocs, [struct.unpack_from('<IQ', body, 20 + 12 * i)
+                                    for i in range(n)])
+
+
+def status_call(s, payload, rid=7):
+    s.sendall(hdr(OP_DEVICE_STATUS, len(payload), rid=rid) + payload)
+    op, flags, body = read_reply(s)
+    return parse_status(body)
+
+
+def case_status_bad_values(path):
+    """DEVICE_STATUS with a device, count or flags out of range: an error
+    reply each, and the connection keeps working."""
+    s = connect(path)
+    do_hello(s)
+    before_init, _ = status_call(s, status_payload())
+    s.sendall(hdr(OPCODES['cuInit'], 4) + b'\x00' * 4)
+    read_reply(s)
+    got = [before_init] + [status_call(s, p)[0] for p in (
+        status_payload(dev=2), status_payload(dev=0xFFFFFFFF),
+        status_payload(max_procs=1025), status_payload(max_procs=0xFFFFFFFF),
+        status_payload(flags=1))]
+    res, st = status_call(s, status_payload(max_procs=4))
+    s.close()
+    want = [3, 101, 101, 1, 1, 1]   # NOT_INITIALIZED, INVALID_DEVICE x2, INVALID_VALUE x3
+    ok = got == want and res == 0 and isinstance(st, tuple) and st[0] <= 100 and \
+        st[1] <= 100 and len(st[3]) <= 4
+    if not ok:
+        raise AssertionError('results %r (want %r), then %r %r' % (got, want, res, st))
+    return True, None
+
+
+def case_status_short(path):
+    s = connect(path)
+    do_hello(s)
+    s.sendall(hdr(OP_DEVICE_STATUS, 5) + b'\x00' * 5)
+    return closed_by_peer(s), 'malformed device status request'
+
+
+def case_status_long(path):
+    s = connect(path)
+    do_hello(s)
+    payload = status_payload() + b'\x00' * 4
+    s.sendall(hdr(OP_DEVICE_STATUS, len(payload)) + payload)
+    return closed_by_peer(s), 'malformed device status request'
+
+
+def case_status_async(path):
+    s = connect(path)
+    do_hello(s)
+    payload = status_payload()
+    s.sendall(hdr(OP_DEVICE_STATUS, len(payload), flags=F_NO_REPLY) + payload)
+    return closed_by_peer(s), 'a device status request sent without waiting'
+
+
 CASES = [case_garbage, case_truncated, case_oversized, case_unknown_opcode,
          case_no_hello, case_bad_payload, case_lying_length, case_async_mismatch,
-         case_version_mismatch, case_handle_forgery]
+         case_version_mismatch, case_handle_forgery, case_status_bad_values,
+         case_status_short, case_status_long, case_status_async]
 
 
 def run_all(path, progs, env, log_text):

@@ -36,12 +36,12 @@ class Guest:
         status, _, reply = self.dev.request(vm.CALL, self.session, f, room)
         return status, reply
 
-    def hello(self):
-        status, reply = self.call(0, mf.hello_payload())
+    def hello(self, pid=1234):
+        status, reply = self.call(0, mf.hello_payload(pid=pid))
         return status == vm.S_OK and result(reply)[0] == 0
 
-    def setup(self):
-        assert self.hello()
+    def setup(self, pid=1234):
+        assert self.hello(pid)
         s, r = self.call(mf.OPCODES['cuInit'], struct.pack('<I', 0))
         assert result(r)[0] == 0, result(r)
         s, r = self.call(mf.OPCODES['cuDevicePrimaryCtxRetain'], struct.pack('<i', 0))
@@ -63,6 +63,11 @@ class Guest:
         p = struct.pack('<QQQ', n, dptr, n)
         res, rest = result(self.call(mf.OPCODES['cuMemcpyDtoH_v2'], p, room=n + 4096)[1])
         return res, rest[8:8 + n] if res == 0 else b''
+
+    def status(self, dev=0, max_procs=16):
+        """DEVICE_STATUS: (CUresult, (gpu, memory, nprocs, [(pid, bytes)])."""
+        s, r = self.call(mf.OP_DEVICE_STATUS, mf.status_payload(dev, max_procs))
+        return mf.parse_status(r[32:]) if s == vm.S_OK else (None, 'status %d' % s)
 
     def close(self):
         return self.dev.request(vm.CLOSE_SESSION, self.session)[0]
@@ -110,6 +115,27 @@ def run_all(sock_path, alive):
         'status %d' % status
     res, back = a.dtoh(da, 16)
     yield 'the other session carries on', res == 0 and back == b'\x11' * 16, ''
+
+    # NVML's view (DEVICE_STATUS): a VM sees its own processes, and only those
+    q = Guest(dev)
+    q.setup(pid=4321)
+    res, st = q.status()
+    procs = dict(st[3]) if isinstance(st, tuple) else {}
+    yield ('device status through the virtqueue lists this VM\'s processes '
+           '(one holding 1 MiB)', res == 0 and procs.get(1234, 0) >= 1 << 20 and
+           4321 in procs and st[2] == len(st[3]), 'got %r %r' % (res, st))
+    res, st = q.status(dev=2)
+    yield 'device status of a device that does not exist: INVALID_DEVICE', res == 101, \
+        'got %r' % res
+    other = vm.VhostMaster(sock_path)
+    o = Guest(other)
+    o.setup(pid=5555)
+    res, st = o.status()
+    pids = [pid for pid, _ in st[3]] if isinstance(st, tuple) else None
+    yield ('another VM on the same vgcd sees only its own process', res == 0 and
+           pids == [5555], 'got %r %r' % (res, st))
+    other.close()
+    q.close()
 
     # an oversized chain is refused without harm to the device
     big = dev.alloc(40 << 20)

@@ -12,6 +12,7 @@
 #include "vgc_opcodes.h"
 #include "executor.h"
 #include "frame.h"
+#include "pool.h"
 #include "session.h"
 
 static int failures;
@@ -69,10 +70,13 @@ static struct vgc_wr *payload(void)
     return &w;
 }
 
-static struct vgcd_session *new_session(struct vgc_executor *exec)
+/* A session after its hello; @pool (may be NULL) set before it, as workers do. */
+static struct vgcd_session *new_session_in(struct vgc_executor *exec, struct vgc_pool *pool)
 {
     struct vgcd_session *s = vgcd_session_new(exec, "test");
     struct vgc_wr *w = payload();
+
+    s->pool = pool;
 
     vgc_wr_u32(w, VGC_PROTOCOL_VERSION);
     vgc_wr_u32(w, 1);
@@ -82,6 +86,11 @@ static struct vgcd_session *new_session(struct vgc_executor *exec)
           "hello refused");
     CHECK(vgc_rd_i32(&reply) == CUDA_SUCCESS, "hello result");
     return s;
+}
+
+static struct vgcd_session *new_session(struct vgc_executor *exec)
+{
+    return new_session_in(exec, NULL);
 }
 
 static void test_handshake(struct vgc_executor *exec)
@@ -218,18 +227,116 @@ static void test_calls(struct vgc_executor *exec)
     vgcd_session_free(s);
 }
 
+/* One DEVICE_STATUS frame of @len bytes (dev, max, flags, then zeros). */
+static enum vgcd_frame_result status_frame(struct vgcd_session *s, uint32_t flags_hdr,
+                                           uint32_t dev, uint32_t max, uint32_t flags,
+                                           size_t len)
+{
+    struct vgc_wr *w = payload();
+
+    vgc_wr_u32(w, dev);
+    vgc_wr_u32(w, max);
+    vgc_wr_u32(w, flags);
+    while (w->len < len) {
+        vgc_wr_u8(w, 0);
+    }
+    w->len = len;
+    return send_frame(s, VGC_OP_DEVICE_STATUS, flags_hdr, 0, w, VGC_PROTOCOL_VERSION);
+}
+
+static CUresult status_result(struct vgcd_session *s, uint32_t dev, uint32_t max, uint32_t flags)
+{
+    if (status_frame(s, 0, dev, max, flags, 12) != VGCD_FRAME_REPLY) {
+        return (CUresult)-1;
+    }
+    return (CUresult)vgc_rd_i32(&reply);
+}
+
+/* DEVICE_STATUS: checks of every field; the session's own process listed. */
+static void test_status(struct vgc_executor *exec, struct vgc_pool *pool)
+{
+    struct vgcd_session *s = new_session_in(exec, pool);
+    struct vgc_wr *w;
+    uint64_t ctx;
+    uint32_t gpu, mem, nprocs, n, pid;
+    uint64_t used, before;
+
+    w = payload();
+    vgc_wr_u32(w, 0);
+    CHECK(call(s, VGC_OP_cuInit, 0, w) == CUDA_SUCCESS, "cuInit");
+    CHECK(status_result(s, 1, 0, 0) == CUDA_ERROR_INVALID_DEVICE, "one device only");
+    CHECK(status_result(s, 0, VGC_DEVICE_STATUS_MAX_PROCS + 1, 0) == CUDA_ERROR_INVALID_VALUE,
+          "too many processes asked for");
+    CHECK(status_result(s, 0, 0, 1) == CUDA_ERROR_INVALID_VALUE, "unknown flags");
+    CHECK(vgc_rd_done(&reply), "an error reply is the result alone");
+
+    /* with a context and memory, this session is on the list */
+    w = payload();
+    vgc_wr_u32(w, 0);
+    CHECK(call(s, VGC_OP_cuDevicePrimaryCtxRetain, 0, w) == CUDA_SUCCESS, "retain");
+    ctx = vgc_rd_u64(&reply);
+    /* this process's executor served the sessions before: count from here */
+    before = vgc_pool_used(pool, 0);
+    w = payload();
+    vgc_wr_u64(w, 1000);
+    CHECK(call(s, VGC_OP_cuMemAlloc_v2, ctx, w) == CUDA_SUCCESS, "alloc");
+    CHECK(status_result(s, 0, 4, 0) == CUDA_SUCCESS, "status");
+    gpu = vgc_rd_u32(&reply);
+    mem = vgc_rd_u32(&reply);
+    nprocs = vgc_rd_u32(&reply);
+    n = vgc_rd_u32(&reply);
+    pid = vgc_rd_u32(&reply);
+    used = vgc_rd_u64(&reply);
+    CHECK(vgc_rd_done(&reply), "the reply is as long as it says");
+    CHECK(gpu <= 100 && mem <= 100, "percentages: %u %u", gpu, mem);
+    CHECK(nprocs == 1 && n == 1 && pid == 1 && used == before + 1024,
+          "listed: %u of %u, pid %u, %llu bytes", n, nprocs, pid, (unsigned long long)used);
+    CHECK(status_result(s, 0, 0, 0) == CUDA_SUCCESS, "counting only");
+    vgc_rd_u64(&reply);
+    CHECK(vgc_rd_u32(&reply) == 1 && vgc_rd_u32(&reply) == 0 && vgc_rd_done(&reply),
+          "one process, none listed");
+
+
+    /* malformed: the session ends */
+    CHECK(status_frame(s, 0, 0, 0, 0, 8) == VGCD_FRAME_VIOLATION, "short");
+    CHECK(s->violation && strstr(s->violation, "malformed device status"), "reason: %s",
+          s->violation);
+    vgcd_session_free(s);
+    s = new_session_in(exec, pool);
+    CHECK(status_frame(s, 0, 0, 0, 0, 13) == VGCD_FRAME_VIOLATION, "long");
+    vgcd_session_free(s);
+    s = new_session_in(exec, pool);
+    CHECK(status_frame(s, VGC_F_NO_REPLY, 0, 0, 0, 12) == VGCD_FRAME_VIOLATION, "async");
+    vgcd_session_free(s);
+
+    /* without a pool nothing is accounted: NOT_SUPPORTED */
+    s = new_session(exec);
+    CHECK(status_result(s, 0, 0, 0) == CUDA_ERROR_NOT_SUPPORTED, "no pool");
+    vgcd_session_free(s);
+}
+
 int main(void)
 {
-    struct vgc_executor_config cfg = { .ndevices = 1, .device_memory = 64 << 20 };
+    /* A pool, as in a worker of the daemon: one slot of a unix-socket tenant. */
+    struct vgc_tenant me = { .kind = VGC_TENANT_UID };
+    struct vgc_pool *pool = vgc_pool_create(1, 64 << 20, 2);
+    struct vgc_executor_config cfg = { .ndevices = 1, .device_memory = 64 << 20, .pool = pool };
     char *err = NULL;
-    struct vgc_executor *exec = vgc_executor_create("cpu", &cfg, &err);
+    struct vgc_executor *exec;
 
+    if (!pool) {
+        printf("not ok - pool\n");
+        return 1;
+    }
+    vgc_pool_bind(pool, vgc_pool_slot_claim(pool, &me));
+    exec = vgc_executor_create("cpu", &cfg, &err);
     if (!exec) {
         printf("not ok - cpu executor: %s\n", err);
         return 1;
     }
     test_handshake(exec);
     test_calls(exec);
+    test_status(exec, pool);
     printf("%s\n", failures ? "FAILED" : "all passed");
     return failures ? 1 : 0;
 }

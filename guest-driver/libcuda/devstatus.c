@@ -1,0 +1,69 @@
+/*
+ * devstatus.c - a device's utilization and processes, asked of the host
+ * (VGC_OP_DEVICE_STATUS), for the private export table (vgc_private.h)
+ * through which libnvidia-ml.so.1 answers nvmlDeviceGetUtilizationRates
+ * and nvmlDeviceGet*RunningProcesses.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include "vgc_cuda.h"
+#include "vgc_private.h"
+#include "devstatus.h"
+#include "transport.h"
+
+_Static_assert(VGC_PRIVATE_MAX_PROCS == VGC_DEVICE_STATUS_MAX_PROCS,
+               "the table promises what the wire carries");
+
+/* Read a successful reply; false when it is not what was asked for. */
+static bool devstatus_read(struct vgc_rd *r, struct vgc_device_status *st,
+                           struct vgc_process *procs, unsigned int max)
+{
+    uint32_t n;
+
+    st->gpu_util = vgc_rd_u32(r);
+    st->memory_util = vgc_rd_u32(r);
+    st->nprocs = vgc_rd_u32(r);
+    n = vgc_rd_u32(r);
+    if (r->bad || st->gpu_util > 100 || st->memory_util > 100 || n > max ||
+        n > st->nprocs || (n < max && n != st->nprocs)) {
+        return false;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        procs[i].pid = vgc_rd_u32(r);
+        procs[i].used_bytes = vgc_rd_u64(r);
+    }
+    return vgc_rd_done(r);
+}
+
+CUresult vgc_device_status(CUdevice dev, struct vgc_device_status *status,
+                           struct vgc_process *procs, unsigned int max)
+{
+    struct vgc_device_status st;
+    struct vgc_req rq;
+    CUresult res;
+
+    if (!status || dev < 0 || max > VGC_PRIVATE_MAX_PROCS || (max && !procs)) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    res = vgc_req_begin(&rq, VGC_OP_DEVICE_STATUS);
+    if (res != CUDA_SUCCESS) {
+        return res;
+    }
+    /* An older vgcd would end the session over an opcode it does not know. */
+    if (!(vgc_server_info()->features & VGC_FEATURE_DEVICE_STATUS)) {
+        vgc_req_end(&rq);
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    vgc_wr_u32(&rq.wr, (uint32_t)dev);
+    vgc_wr_u32(&rq.wr, max);
+    vgc_wr_u32(&rq.wr, 0);                  /* flags */
+    res = vgc_req_call(&rq);
+    if (res == CUDA_SUCCESS ? !devstatus_read(&rq.rd, &st, procs, max)
+                            : !vgc_rd_done(&rq.rd)) {
+        res = vgc_req_bad_reply(&rq);
+    } else if (res == CUDA_SUCCESS) {
+        *status = st;
+    }
+    vgc_req_end(&rq);
+    return res;
+}

@@ -1,0 +1,16 @@
+/*
+ * devstatus.h - what the shim's private export table offers (vgc_private.h).
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef VGC_DEVSTATUS_H
+#define VGC_DEVSTATUS_H
+
+#include "vgc_cuda.h"
+#include "vgc_private.h"
+
+/* struct vgc_private_table.device_status: see there. */
+CUresult vgc_device_status(CUdevice dev, struct vgc_device_status *status,
+                           struct vgc_process *procs, unsigned int max);
+
+#endif /* VGC_DEVSTATUS_H */
