@@ -22,7 +22,7 @@ Sections (each check is one line: "ok", "FAIL" or "skip", with its name):
               (driver reset), QMP hotplug/unplug with open files
   asan        unit and integration tests again, with ASan/UBSan builds of
               vgcd and the shim
-  fuzz        the request decoder under libFuzzer, for a bounded time
+  fuzz        the request and PTX decoders under libFuzzer, for a bounded time
   gpu         tests/gpu/run.sh --self-test (arguments, refusal without a GPU,
               report format on sample data, build-minimal.sh, gpu_bench on the
               cpu executor); the real GPU run itself is reported as skipped
@@ -287,6 +287,49 @@ def section_runtime_nvml(build, server):
         ok = p.returncode == 0 and want in p.stdout and 'MiB' in p.stdout or \
             (args and p.returncode == 0 and want in p.stdout)
         report('ok' if ok else 'FAIL', name, '' if ok else tail(p.stdout))
+    runtime_nvml_status(build)
+
+
+def runtime_nvml_status(build):
+    """Processes and utilization (VGC_OP_DEVICE_STATUS) through NVML and
+    vgc-smi, on a vgcd of their own: the checks start processes and count
+    them, and need a second tenant (TCP beside the unix socket)."""
+    prog = os.path.join(build, 'tests', 'runtime', 'rt_nvml_status')
+    smi = os.path.join(build, 'guest-driver', 'tools', 'vgc-smi')
+    tmp = tempfile.mkdtemp(prefix='vgc-nv-')
+    sock = os.path.join(tmp, 'vgcd.sock')
+    port = free_port()
+    d = Daemon(build, ['unix:' + sock, 'tcp:127.0.0.1:%d' % port])
+    try:
+        env = shim_env(build, 'unix:' + sock)
+        env['LD_LIBRARY_PATH'] += ':' + os.path.join(build, 'guest-driver', 'libnvml')
+        run_check('runtime: rt_nvml_status (processes, tenants, utilization)',
+                  [prog, 'tcp:127.0.0.1:%d' % port], env=env, timeout=120)
+
+        # vgc-smi's process table shows a process holding memory.
+        name = 'runtime: vgc-smi lists a process holding 96 MiB, with its pid'
+        holder = subprocess.Popen([prog, 'hold', '0', str(96 << 20)], env=env,
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            line = holder.stdout.readline().split()
+            pid = line[1] if len(line) == 3 and line[0] == 'holding' else None
+            p = subprocess.run([smi], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, timeout=60)
+            procs = p.stdout.split('Processes:', 1)[-1]
+            rows = [l.split() for l in procs.splitlines()]
+            ok = pid is not None and p.returncode == 0 and any(
+                len(r) >= 9 and r[1] == '0' and r[4] == pid and r[-2] == '96MiB' for r in rows)
+            report('ok' if ok else 'FAIL', name, '' if ok else tail(p.stdout))
+        finally:
+            holder.stdin.close()
+            holder.wait(timeout=30)
+        if d.alive():
+            report('ok', 'runtime: vgcd survived the NVML status checks')
+        else:
+            report('FAIL', 'runtime: vgcd died in the NVML status checks', tail(d.log_text()))
+    finally:
+        d.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # The venv is cached in the build directory, keyed by this list.
@@ -337,6 +380,47 @@ def section_runtime_python(build, server):
         env = shim_env(build, server, {'CUDA_PATH': '/usr/local/cuda',
                                        'CUDA_HOME': '/usr/local/cuda'})
         run_check(name, [py, script, which], env=env, timeout=600)
+    runtime_numba_kernels(build, server, py, why, script)
+
+
+def runtime_numba_kernels(build, server, py, why, script):
+    """numba-cuda kernels checked against numpy, one check per TAP line.
+    numba links through nvJitLink (SASS-only cubins, which the cpu executor
+    refuses) whenever it can load it, so the script runs under
+    without-nvjitlink.sh: a private mount namespace with every
+    libnvJitLink hidden, where numba links PTX through cuLink*.  Exit
+    status 77 from the wrapper (not root, no unshare) is a skip."""
+    name = 'runtime: python numba-kernels'
+    if not py:
+        report('skip' if 'not reachable' in why else 'FAIL', name, why)
+        return
+    wrapper = os.path.join(ROOT, 'tests', 'runtime', 'without-nvjitlink.sh')
+    env = shim_env(build, server, {'CUDA_PATH': '/usr/local/cuda',
+                                   'CUDA_HOME': '/usr/local/cuda'})
+    start = time.time()
+    try:
+        p = subprocess.run(['sh', wrapper, py, script, 'numba-kernels'], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           errors='replace', timeout=600)
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout if isinstance(e.stdout, str) else (e.stdout or b'').decode(errors='replace')
+        report('FAIL', name, 'timed out after 600s\n%s' % tail(out))
+        return
+    if p.returncode == 77:
+        report('skip', name, (p.stderr.strip().splitlines() or ['wrapper said skip'])[-1])
+        return
+    failed = 0
+    for line in p.stdout.splitlines():
+        if not line.startswith(('ok - ', 'not ok - ')):
+            continue
+        good = line.startswith('ok - ')
+        what, _, detail = line.split(' - ', 1)[1].partition(' # ')
+        failed += not good
+        report('ok' if good else 'FAIL', 'runtime: python numba: %s' % what,
+               detail if good else detail + '\n' + tail(p.stdout + p.stderr, 15))
+    ok = p.returncode == 0 and failed == 0 and 'ok - ' in p.stdout
+    report('ok' if ok else 'FAIL', '%s: finished (%.1f s)' % (name, time.time() - start),
+           '' if ok else 'exit %d\n%s' % (p.returncode, tail(p.stdout + p.stderr)))
 
 
 def section_kernels(build):
@@ -562,6 +646,7 @@ def section_e2e(build):
     e2e_guest_run('two guests on one vgcd', base + [
         '--vms', '2', '--timeout', '900',
         '--', 'sh', os.path.join(e2e, 'in-guest.sh'), build], {'vm0', 'vm1'})
+    e2e_numba_kernels(build, base)
 
     copy_loop = e2e_build_copy_loop(build)
     if not copy_loop:
@@ -582,6 +667,21 @@ def section_e2e(build):
         ['hotplug_boots_without_device', 'hotplug_driver_binds', 'hotplug_cuda_works',
          'unplug_removes_dev', 'unplug_open_file_fails_cleanly', 'replug_driver_binds',
          'replug_cuda_works', 'hotplug_kernel_log'])
+
+
+def e2e_numba_kernels(build, base):
+    """The numba-cuda kernel checks of section runtime (rt_python.py
+    numba-kernels, nvJitLink hidden) in a guest over /dev/vgc0: about two
+    minutes under TCG, most of it numba's import and compiles."""
+    py, why = runtime_venv(build)
+    if not py:
+        report('skip' if 'not reachable' in why else 'FAIL',
+               'e2e: numba kernels in a guest', why)
+        return
+    e2e_guest_run('numba kernels in a guest', base + [
+        '--mem', '2G', '--timeout', '600', '--', 'sh',
+        os.path.join(ROOT, 'tests', 'e2e', 'numba-guest.sh'), py], {'vm0'},
+        ['numba_kernels'])
 
 
 def e2e_build_copy_loop(build):
@@ -641,20 +741,32 @@ def e2e_guest_run(what, cmd, want_vms, want_names=()):
            + tail(out, 40))
 
 
-def section_fuzz(fuzz_build, seconds):
-    fz = os.path.join(fuzz_build, 'tests', 'fuzz', 'fuzz_frame') if fuzz_build else None
-    if not fz or not os.path.exists(fz):
-        report('FAIL', 'fuzz: fuzz_frame not built (make fuzz)')
-        return
-    corpus = tempfile.mkdtemp(prefix='vgc-fuzz-')
-    seeds = os.path.join(ROOT, 'tests', 'fuzz', 'corpus')
-    args = [fz, '-max_total_time=%d' % seconds, '-rss_limit_mb=4096', '-max_len=65536',
-            '-print_final_stats=1', corpus]
-    if os.path.isdir(seeds):
-        args.append(seeds)
-    run_check('fuzz: request decoder, %d s under libFuzzer+ASan' % seconds, args,
-              timeout=seconds + 120)
-    shutil.rmtree(corpus, ignore_errors=True)
+# libFuzzer targets: (program, what it covers, seed files as a glob).
+FUZZ_TARGETS = [
+    ('fuzz_frame', 'request decoder', os.path.join(ROOT, 'tests', 'fuzz', 'corpus', '*')),
+    ('fuzz_ptx', 'PTX scanner and decoder', os.path.join('{build}', 'tests', 'kernels', '*.ptx')),
+]
+
+
+def section_fuzz(build, fuzz_build, seconds):
+    """Each decoder of guest input under libFuzzer+ASan for @seconds."""
+    import glob
+    for prog, what, seeds in FUZZ_TARGETS:
+        fz = os.path.join(fuzz_build, 'tests', 'fuzz', prog) if fuzz_build else None
+        if not fz or not os.path.exists(fz):
+            report('FAIL', 'fuzz: %s not built (make fuzz)' % prog)
+            continue
+        corpus = tempfile.mkdtemp(prefix='vgc-fuzz-')
+        for f in glob.glob(seeds.replace('{build}', build)):
+            shutil.copy(f, corpus)
+        args = [fz, '-max_total_time=%d' % seconds, '-rss_limit_mb=4096', '-max_len=65536',
+                '-print_final_stats=1', corpus]
+        dictionary = os.path.join(ROOT, 'tests', 'fuzz', prog[len('fuzz_'):] + '.dict')
+        if os.path.exists(dictionary):
+            args.insert(1, '-dict=' + dictionary)
+        run_check('fuzz: %s, %d s under libFuzzer+ASan' % (what, seconds), args,
+                  timeout=seconds + 120)
+        shutil.rmtree(corpus, ignore_errors=True)
 
 
 def asan_env():
@@ -695,7 +807,7 @@ def main():
         else:
             report('FAIL', 'asan: no --asan-build given')
     if want('fuzz'):
-        section_fuzz(args.fuzz_build, args.fuzz_seconds)
+        section_fuzz(args.build, args.fuzz_build, args.fuzz_seconds)
     if want('gpu'):
         section_gpu(args.build)
 

@@ -380,6 +380,62 @@ static void test_link(void)
     check(OPS->cuLinkDestroy(ls) == CUDA_SUCCESS, "cuLinkDestroy");
 }
 
+/*
+ * Long mangled names (numba-cuda's run to ~290 characters): the kernel,
+ * its parameters and a .common .global past 256 characters decode and
+ * run; a name past CPU_NAME_MAX is refused, not overrun.
+ */
+static CUresult tp_long_names(size_t len, uint32_t *out)
+{
+    char *k = malloc(len + 1), *g = malloc(len + 8), *src = malloc(8 * len + 1024);
+    CUmodule mod;
+    CUdeviceptr d;
+    CUresult rc = CUDA_ERROR_OUT_OF_MEMORY;
+    void *params[] = { &d };
+
+    if (k && g && src) {
+        memset(k, 'k', len);
+        memcpy(k, "_Z", 2);
+        k[len] = 0;
+        snprintf(g, len + 8, "%sEnv", k);
+        g[2] = 'G';
+        snprintf(src, 8 * len + 1024,
+                 ".version 8.0\n.target sm_80\n.address_size 64\n"
+                 ".common .global .align 4 .u32 %s;\n"
+                 ".visible .entry %s(\n  .param .u64 %s_param_0\n)\n{\n"
+                 "  .reg .b32 %%r<3>;\n  .reg .b64 %%rd<4>;\n"
+                 "  ld.param.u64 %%rd1, [%s_param_0];\n"
+                 "  cvta.to.global.u64 %%rd2, %%rd1;\n"
+                 "  mov.u64 %%rd3, %s;\n  ld.global.u32 %%r1, [%%rd3];\n"
+                 "  add.s32 %%r2, %%r1, 42;\n  st.global.u32 [%%rd2], %%r2;\n"
+                 "  ret;\n}\n", g, k, k, k, g);
+        rc = OPS->cuModuleLoadData(&mod, src);
+        if (rc == CUDA_SUCCESS) {
+            OPS->cuMemAlloc_v2(&d, 4);
+            rc = tp_launch(mod, k, 1, 1, params);
+            OPS->cuMemcpyDtoH_v2(out, d, 4);
+            OPS->cuMemFree_v2(d);
+            OPS->cuModuleUnload(mod);
+        }
+    }
+    free(k);
+    free(g);
+    free(src);
+    return rc;
+}
+
+static void test_long_names(void)
+{
+    uint32_t v = 0;
+    CUresult rc = tp_long_names(300, &v);
+
+    check(rc == CUDA_SUCCESS && v == 42, "300-character kernel, parameter "
+          "and .common .global names: rc %d, result %u", rc, v);
+    rc = tp_long_names(CPU_NAME_MAX + 100, &v);
+    check(rc != CUDA_SUCCESS, "a name past CPU_NAME_MAX is refused (rc %d)",
+          rc);
+}
+
 static void test_calls(void)
 {
     enum { N = 40 };
@@ -583,6 +639,7 @@ int main(void)
     test_calls();
     test_printf_format();
     test_link();
+    test_long_names();
     test_mutations(tp_good, "add1", 3000);
     test_mutations(tp_calls, "calls", 2000);
     ex->destroy();
