@@ -59,12 +59,22 @@ static void test_memory(void)
     size_t free0 = 0, total = 0, free1 = 0;
     void *p = NULL;
 
-    CK(cudaMemGetInfo(&free0, &total), "cudaMemGetInfo");
+    /* Free memory is shared with other tenants whose allocations may come
+     * and go meanwhile: measure until one round sees ours alone. */
+    bool dropped = false;
+    for (int round = 0; round < 10 && !dropped; round++) {
+        if (cudaMemGetInfo(&free0, &total) != cudaSuccess || cudaMalloc(&p, 64 << 20) != cudaSuccess ||
+            cudaMemGetInfo(&free1, &total) != cudaSuccess) {
+            break;
+        }
+        dropped = free1 + (64 << 20) <= free0;
+        if (round < 9 && !dropped) {
+            cudaFree(p);
+        }
+    }
     RT_OK(total > 0 && free0 <= total, "free <= total");
-    CK(cudaMalloc(&p, 64 << 20), "cudaMalloc 64 MiB");
-    RT_OK(p != NULL, "cudaMalloc gave a pointer");
-    CK(cudaMemGetInfo(&free1, &total), "cudaMemGetInfo after cudaMalloc");
-    RT_OK(free1 + (64 << 20) <= free0, "free memory went down by 64 MiB");
+    RT_OK(p != NULL, "cudaMalloc 64 MiB gave a pointer");
+    RT_OK(dropped, "free memory went down by 64 MiB");
     CK(cudaFree(p), "cudaFree");
     CK(cudaFree(NULL), "cudaFree(NULL)");
     void *q = NULL;
