@@ -10,8 +10,10 @@ Sections (each check is one line: "ok", "FAIL" or "skip", with its name):
               cpu, over a unix socket and over TCP loopback
   runtime     unmodified NVIDIA runtime and libraries through the shim:
               nvcc-built programs (static and shared cudart), cuBLAS and
-              cuDNN, the NVML shim and vgc-smi, and Python (CuPy, Numba)
-              in a venv when PyPI is reachable
+              cuDNN, the NVML shim and vgc-smi (processes, utilization),
+              and Python (CuPy, Numba; Numba kernels with nvJitLink
+              hidden, so that numba links PTX) in a venv when PyPI is
+              reachable
   kernels     nvcc -O3 kernels run by the cpu executor's PTX interpreter
               through the shim (tests/kernels), checked against the CPU
   robustness  malformed traffic on vgcd's socket, clients unaffected
@@ -19,7 +21,8 @@ Sections (each check is one line: "ok", "FAIL" or "skip", with its name):
   e2e         the QEMU device, and two TCG guests running the test
               programs over /dev/vgc0 on one vgcd; processes killed
               mid-copy, the VM's vgcd worker killed and vgcd restarted
-              (driver reset), QMP hotplug/unplug with open files
+              (driver reset), QMP hotplug/unplug with open files, Numba
+              kernels in a guest
   asan        unit and integration tests again, with ASan/UBSan builds of
               vgcd and the shim
   fuzz        the request and PTX decoders under libFuzzer, for a bounded time
