@@ -571,7 +571,7 @@ def section_vhost(build):
     sock = os.path.join(tmp, 'vm.sock')
     d = Daemon(build, ['vhost-user:' + sock])
     try:
-        for name, ok, detail in vhost_tests.run_all(sock, d.alive):
+        for name, ok, detail in vhost_tests.run_all(sock, d.alive, d.proc.pid):
             report('ok' if ok else 'FAIL', 'vhost: ' + name, detail if not ok else '')
     except Exception as e:      # noqa: BLE001 - a crash of the test is a failure
         report('FAIL', 'vhost: %s: %s' % (type(e).__name__, e), tail(d.log_text()))

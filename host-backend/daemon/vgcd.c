@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -133,6 +134,14 @@ static void vgcd_reap(struct vgcd *d)
             /* Whatever the worker held is forgotten, however it ended. */
             vgc_pool_slot_clear(d->pool, w->pool_slot);
             w->pid = 0;
+        } else {
+            /* A VM's session process whose worker died before it: ours
+             * as the subreaper, and its slot is cleared only now that it
+             * can no longer touch it. */
+            int slot = vgc_pool_slot_of(d->pool, pid);
+            if (slot >= 0) {
+                vgc_pool_slot_clear(d->pool, slot);
+            }
         }
     }
 }
@@ -388,6 +397,12 @@ int main(int argc, char **argv)
     if (d.sigfd < 0) {
         perror("vgcd: signalfd");
         return 1;
+    }
+    /* A VM worker forks a process per guest session; if the worker dies
+     * first they become ours, so that their pool slots are cleared when
+     * they end (vgcd_reap) rather than never. */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+        perror("vgcd: PR_SET_CHILD_SUBREAPER");
     }
     vgcd_image_cache_init();
     for (int i = 0; i < nlisten; i++) {

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "pool.h"
 
@@ -50,6 +51,7 @@ struct pool_slot {
     _Atomic uint32_t tenant_kind;   /* enum vgc_tenant_kind */
     _Atomic uint64_t tenant_id[2];  /* struct vgc_tenant.id, as two words */
     _Atomic uint32_t pid;           /* from the client's handshake; 0 before */
+    _Atomic int32_t owner;          /* the host process bound to it; 0 before */
     _Atomic uint64_t contexts;      /* bit d: a context on device d */
 };
 
@@ -140,6 +142,7 @@ static void pool_slot_identify(struct pool_slot *sl, const struct vgc_tenant *t)
     atomic_store(&sl->tenant_id[0], id[0]);
     atomic_store(&sl->tenant_id[1], id[1]);
     atomic_store(&sl->pid, 0);
+    atomic_store(&sl->owner, 0);
     atomic_store(&sl->contexts, 0);
     atomic_fetch_add(&sl->seq, 1);
 }
@@ -180,6 +183,19 @@ void vgc_pool_slot_clear(struct vgc_pool *pool, int slot)
 void vgc_pool_bind(struct vgc_pool *pool, int slot)
 {
     pool->bound_slot = slot;
+    if (slot >= 0 && slot < pool->nslots) {
+        atomic_store(&pool->slots[slot].owner, (int32_t)getpid());
+    }
+}
+
+int vgc_pool_slot_of(const struct vgc_pool *pool, pid_t pid)
+{
+    for (int i = 0; i < pool->nslots; i++) {
+        if (atomic_load(&pool->slot_taken[i]) && atomic_load(&pool->slots[i].owner) == pid) {
+            return i;
+        }
+    }
+    return -1;
 }
 
 int vgc_pool_devices(const struct vgc_pool *pool)

@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define VGC_POOL_MAX_DEVICES 64
 
@@ -79,6 +80,9 @@ int vgc_pool_slot_claim(struct vgc_pool *pool, const struct vgc_tenant *tenant);
 void vgc_pool_slot_clear(struct vgc_pool *pool, int slot);
 /* In the worker, once after fork: all later calls account to @slot. */
 void vgc_pool_bind(struct vgc_pool *pool, int slot);
+/* The slot process @pid bound itself to (vgc_pool_bind), or -1: how the
+ * daemon finds the slot of a process it did not fork itself. */
+int vgc_pool_slot_of(const struct vgc_pool *pool, pid_t pid);
 /* Number of devices the pool accounts for. */
 int vgc_pool_devices(const struct vgc_pool *pool);
 

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -66,6 +67,7 @@ struct vhost_vm {
     const struct vgc_executor_config *cfg;
     struct vgc_pool *pool;
     struct vgc_tenant tenant;   /* the VM's: all its sessions share it */
+    pid_t worker_pid;           /* this process, the sessions' parent */
     const char *peer;
     struct vhost_watch watches[VHOST_MAX_WATCHES];
     int nwatches;
@@ -159,6 +161,11 @@ static void vhost_session_main(struct vhost_vm *vm, int fd, int pool_slot, uint3
         if (i != fd && i != 2) {
             close(i);
         }
+    }
+    /* A session outlives its VM's worker by no more than a signal: it
+     * serves nobody then, however long its kernel would have run. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != vm->worker_pid) {
+        _exit(1);
     }
     snprintf(peer, sizeof(peer), "%s session %u", vm->peer, id);
     vgc_pool_bind(vm->pool, pool_slot);
@@ -406,6 +413,7 @@ int vgcd_vhost_serve(int fd, const char *executor, const struct vgc_executor_con
     vm->cfg = cfg;
     vm->pool = pool;
     vm->tenant = *tenant;
+    vm->worker_pid = getpid();
     vm->peer = peer;
     for (int i = 0; i < VHOST_MAX_SESSIONS; i++) {
         vm->sessions[i].fd = -1;

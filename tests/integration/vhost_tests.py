@@ -2,6 +2,7 @@
 `vgcd --listen vhost-user:PATH`.  Used by tests/run.py (section vhost)."""
 
 import os
+import signal
 import struct
 import time
 
@@ -69,11 +70,65 @@ class Guest:
         s, r = self.call(mf.OP_DEVICE_STATUS, mf.status_payload(dev, max_procs))
         return mf.parse_status(r[32:]) if s == vm.S_OK else (None, 'status %d' % s)
 
+    def mem_free(self):
+        s, r = self.call(mf.OPCODES['cuMemGetInfo_v2'])
+        res, rest = result(r)
+        return struct.unpack_from('<Q', rest)[0] if res == 0 else None
+
     def close(self):
         return self.dev.request(vm.CLOSE_SESSION, self.session)[0]
 
 
-def run_all(sock_path, alive):
+def children(pid):
+    """The pids whose parent is @pid."""
+    out = set()
+    for name in os.listdir('/proc'):
+        if name.isdigit():
+            try:
+                with open('/proc/%s/stat' % name) as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if int(stat.rsplit(')', 1)[1].split()[1]) == pid:
+                out.add(int(name))
+    return out
+
+
+def worker_death(sock_path, vgcd_pid):
+    """A VM worker killed while its session holds 32 MiB: the session ends
+    with it and the memory stops counting (vgcd reaps the session as the
+    subreaper and clears its pool slot)."""
+    n = 32 << 20
+    other = vm.VhostMaster(sock_path)
+    g = Guest(other)
+    g.setup()
+    free0 = g.mem_free()
+    before = children(vgcd_pid)
+    d = vm.VhostMaster(sock_path)
+    new = children(vgcd_pid) - before
+    h = Guest(d)
+    h.setup(pid=4321)
+    h.alloc(n)
+    free1 = g.mem_free()
+    if len(new) != 1:
+        return False, 'cannot tell the new VM worker among %r' % new
+    os.kill(new.pop(), signal.SIGKILL)
+    free2 = None
+    for _ in range(50):
+        free2 = g.mem_free()
+        if free2 == free0:
+            break
+        time.sleep(0.1)
+    try:
+        d.close()
+    except Exception:       # noqa: BLE001 - its backend is gone
+        pass
+    other.close()
+    ok = free0 is not None and free1 is not None and free1 + n <= free0 and free2 == free0
+    return ok, 'free %r -> %r while held -> %r after the worker died' % (free0, free1, free2)
+
+
+def run_all(sock_path, alive, vgcd_pid=None):
     """Yield (name, ok, detail)."""
     dev = vm.VhostMaster(sock_path)
     version, gpus, payload, segs = dev.config
@@ -182,3 +237,8 @@ def run_all(sock_path, alive):
 
     time.sleep(0.2)
     yield 'vgcd survived every crafted chain', alive(), ''
+
+    if vgcd_pid:
+        ok, detail = worker_death(sock_path, vgcd_pid)
+        yield 'a killed VM worker\'s sessions end and their memory is released', ok, detail
+        yield 'vgcd survived the VM worker\'s death', alive(), ''
