@@ -601,3 +601,107 @@ CUresult vgc_impl_cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdev
     }
     return CUDA_SUCCESS;
 }
+
+/* ---- prefetch and advice --------------------------------------------------- */
+
+/* [@p, +@count) lies in one managed allocation. */
+static bool mirror_managed_range(CUdeviceptr p, size_t count)
+{
+    enum vgc_mirror_kind kind;
+    uintptr_t host;
+    CUdeviceptr dev;
+    size_t size;
+
+    return count && vgc_mirror_find(p, &kind, &host, &dev, &size) &&
+           kind == VGC_MIRROR_MANAGED && count <= size - (p - host);
+}
+
+static bool mirror_device_valid(int dev)
+{
+    int n = 0;
+
+    return dev >= 0 && vgc_call_cuDeviceGetCount(&n) == CUDA_SUCCESS && dev < n;
+}
+
+/* A location as prefetch and advice take it: the host or a device. */
+static CUresult mirror_location(CUmemLocation loc)
+{
+    switch (loc.type) {
+    case CU_MEM_LOCATION_TYPE_HOST:
+    case CU_MEM_LOCATION_TYPE_HOST_NUMA_CURRENT:
+        return CUDA_SUCCESS;
+    case CU_MEM_LOCATION_TYPE_HOST_NUMA:
+        return loc.id >= 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+    case CU_MEM_LOCATION_TYPE_DEVICE:
+        return mirror_device_valid(loc.id) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_DEVICE;
+    default:
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+}
+
+/*
+ * Prefetching to the device sends the host's writes now instead of before
+ * the next call that needs them; to the host there is nothing to do ahead
+ * of the synchronisation that pulls.  Either way the data ends up where
+ * CUDA says it would.
+ */
+CUresult vgc_impl_cuMemPrefetchAsync_v2(CUdeviceptr devPtr, size_t count, CUmemLocation location,
+                                        unsigned int flags, CUstream hStream)
+{
+    CUresult res;
+
+    (void)hStream;
+    if (!vgc_initialized()) {
+        return CUDA_ERROR_NOT_INITIALIZED;
+    }
+    if (flags != 0 || !mirror_managed_range(devPtr, count)) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    res = mirror_location(location);
+    if (res == CUDA_SUCCESS && location.type == CU_MEM_LOCATION_TYPE_DEVICE) {
+        vgc_mirror_push();
+    }
+    return res;
+}
+
+CUresult vgc_impl_cuMemPrefetchAsync(CUdeviceptr devPtr, size_t count, CUdevice dstDevice,
+                                     CUstream hStream)
+{
+    CUmemLocation loc = { dstDevice == CU_DEVICE_CPU ? CU_MEM_LOCATION_TYPE_HOST
+                                                     : CU_MEM_LOCATION_TYPE_DEVICE, dstDevice };
+
+    return vgc_impl_cuMemPrefetchAsync_v2(devPtr, count, loc, 0, hStream);
+}
+
+/* Advice is about placement, which the mirrors fix: checked, then taken. */
+CUresult vgc_impl_cuMemAdvise_v2(CUdeviceptr devPtr, size_t count, CUmem_advise advice,
+                                 CUmemLocation location)
+{
+    if (!vgc_initialized()) {
+        return CUDA_ERROR_NOT_INITIALIZED;
+    }
+    if (!mirror_managed_range(devPtr, count)) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    switch (advice) {
+    case CU_MEM_ADVISE_SET_READ_MOSTLY:
+    case CU_MEM_ADVISE_UNSET_READ_MOSTLY:
+    case CU_MEM_ADVISE_UNSET_PREFERRED_LOCATION:
+        return CUDA_SUCCESS;             /* no location involved */
+    case CU_MEM_ADVISE_SET_PREFERRED_LOCATION:
+    case CU_MEM_ADVISE_SET_ACCESSED_BY:
+    case CU_MEM_ADVISE_UNSET_ACCESSED_BY:
+        return mirror_location(location);
+    default:
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+}
+
+CUresult vgc_impl_cuMemAdvise(CUdeviceptr devPtr, size_t count, CUmem_advise advice,
+                              CUdevice device)
+{
+    CUmemLocation loc = { device == CU_DEVICE_CPU ? CU_MEM_LOCATION_TYPE_HOST
+                                                  : CU_MEM_LOCATION_TYPE_DEVICE, device };
+
+    return vgc_impl_cuMemAdvise_v2(devPtr, count, advice, loc);
+}

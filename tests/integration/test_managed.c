@@ -22,6 +22,9 @@
  *     no device pointer;
  *   - cuMemHostRegister(DEVICEMAP) gives the program's own buffer a device
  *     pointer that kernels update, seen in the buffer after synchronising;
+ *   - cuMemPrefetchAsync to the device and back and cuMemAdvise are
+ *     accepted on managed ranges (results still right), refused for other
+ *     memory, ranges past the allocation and unknown devices or advice;
  *   - destroying a context with live managed memory leaves the process and
  *     the next context working.
  */
@@ -218,6 +221,46 @@ static void many_small_tests(void)
     CHECK_EQ(ok, got, "64 small managed allocations keep their own values");
 }
 
+static void prefetch_advise_tests(CUdevice dev)
+{
+    const unsigned n = 20000;
+    CUmemLocation gpu = { CU_MEM_LOCATION_TYPE_DEVICE, dev };
+    CUmemLocation host = { CU_MEM_LOCATION_TYPE_HOST, 0 };
+    CUmemLocation bad = { CU_MEM_LOCATION_TYPE_DEVICE, 999 };
+    CUdeviceptr d = 0, plain = 0;
+    unsigned *p;
+
+    if (!CHECK_CU(cuMemAllocManaged(&d, n * sizeof(unsigned), CU_MEM_ATTACH_GLOBAL))) {
+        return;
+    }
+    p = (unsigned *)(uintptr_t)d;
+    for (unsigned i = 0; i < n; i++) {
+        p[i] = 2 * i;
+    }
+    CHECK_CU(cuMemAdvise(d, n * sizeof(unsigned), CU_MEM_ADVISE_SET_READ_MOSTLY, gpu));
+    CHECK_CU(cuMemAdvise(d, n * sizeof(unsigned), CU_MEM_ADVISE_SET_PREFERRED_LOCATION, gpu));
+    CHECK_CU(cuMemPrefetchAsync(d, n * sizeof(unsigned), gpu, 0, NULL));
+    CHECK_CU(launch_add_one(d, n, NULL));
+    CHECK_CU(cuMemPrefetchAsync(d, n * sizeof(unsigned), host, 0, NULL));
+    CHECK_CU(cuCtxSynchronize());
+    {
+        unsigned badv = 0;
+        for (unsigned i = 0; i < n; i++) {
+            badv += p[i] != 2 * i + 1;
+        }
+        CHECK_EQ(badv, 0, "prefetched to the device and back: kernel results on the host");
+    }
+    EXPECT_CU(cuMemPrefetchAsync(d, n * sizeof(unsigned), bad, 0, NULL),
+              CUDA_ERROR_INVALID_DEVICE);
+    EXPECT_CU(cuMemPrefetchAsync(d, 1 << 30, gpu, 0, NULL), CUDA_ERROR_INVALID_VALUE);
+    EXPECT_CU(cuMemAdvise(d, 64, (CUmem_advise)77, gpu), CUDA_ERROR_INVALID_VALUE);
+    if (CHECK_CU(cuMemAlloc(&plain, 4096))) {
+        EXPECT_CU(cuMemPrefetchAsync(plain, 4096, gpu, 0, NULL), CUDA_ERROR_INVALID_VALUE);
+        cuMemFree(plain);
+    }
+    cuMemFree(d);
+}
+
 static void bad_argument_tests(void)
 {
     CUdeviceptr d = 0;
@@ -325,6 +368,7 @@ int main(void)
     REQUIRE_CU(cuModuleGetFunction(&add_one, mod, "add_one"));
     managed_tests();
     many_small_tests();
+    prefetch_advise_tests(dev);
     bad_argument_tests();
     mapped_host_tests();
     context_gone_tests(dev);
