@@ -39,6 +39,7 @@
 #include "context.h"
 #include "log.h"
 #include "memcpy.h"
+#include "mempool.h"
 #include "mirror.h"
 #include "transport.h"
 
@@ -555,6 +556,7 @@ CUresult vgc_impl_cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned
  * cuMemFree's to free, though a device allocation backs it. */
 CUresult vgc_impl_cuMemFree_v2(CUdeviceptr dptr)
 {
+    CUresult res;
     enum vgc_mirror_kind kind;
     uintptr_t host;
     CUdeviceptr dev;
@@ -566,7 +568,11 @@ CUresult vgc_impl_cuMemFree_v2(CUdeviceptr dptr)
         }
         return vgc_mirror_free(host, kind);
     }
-    return vgc_call_cuMemFree_v2(dptr);
+    res = vgc_call_cuMemFree_v2(dptr);
+    if (res == CUDA_SUCCESS) {
+        vgc_mempool_forget(dptr);       /* it may have come from a pool */
+    }
+    return res;
 }
 
 /*

@@ -1,6 +1,6 @@
 /*
  * stream.c - stream-ordered work that runs in the guest: host functions and
- * stream-ordered allocation.
+ * stream-ordered allocation (its pools: mempool.c).
  *
  * Each is done at the point of the call, after the stream has drained:
  * CUDA promises that a host function runs after the work queued before it
@@ -17,6 +17,7 @@
 #include "vgc_guest_impl.h"
 #include "vgc_wire.h"
 #include "context.h"
+#include "mempool.h"
 #include "mirror.h"
 
 static bool stream_plausible(CUstream s)
@@ -87,7 +88,22 @@ CUresult vgc_impl_cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream h
         return CUDA_ERROR_INVALID_HANDLE;
     }
     /* Memory that exists now is usable by the stream's later work. */
-    return vgc_call_cuMemAlloc_v2(dptr, bytesize);
+    return vgc_mempool_alloc(dptr, bytesize, NULL);
+}
+
+CUresult vgc_impl_cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool,
+                                          CUstream hStream)
+{
+    if (!vgc_initialized()) {
+        return CUDA_ERROR_NOT_INITIALIZED;
+    }
+    if (!stream_plausible(hStream)) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    if (!pool) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    return vgc_mempool_alloc(dptr, bytesize, pool);
 }
 
 CUresult vgc_impl_cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream)

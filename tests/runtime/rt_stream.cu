@@ -1,8 +1,8 @@
 /*
  * rt_stream.cu - what runtime programs do besides plain copies and
  * launches: host functions and callbacks in streams, stream-ordered
- * allocation, __device__ and __constant__ symbols, 3D copies and memsets,
- * the profiler calls, through the shim.
+ * allocation and memory pools, __device__ and __constant__ symbols, 3D
+ * copies and memsets, the profiler calls, through the shim.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -141,6 +141,48 @@ int main(void)
             }
     RT_EQ(bad, 0, "3D sub-box with offsets, outside untouched");
     RT_EQ(cudaFree(dp.ptr), cudaSuccess, "cudaFree 3D");
+
+    /* Memory pools: the default pool's account and attributes, a pool of
+     * our own made the device's current one. */
+    cudaMemPool_t dflt = NULL, mine = NULL, cur = NULL;
+    unsigned long long v = 0, thr = 64 << 20;   /* the runtime's cuuint64_t */
+    void *a = NULL, *b = NULL, *c = NULL;
+    RT_EQ(cudaDeviceGetDefaultMemPool(&dflt, 0), cudaSuccess, "cudaDeviceGetDefaultMemPool");
+    RT_EQ(cudaMemPoolSetAttribute(dflt, cudaMemPoolAttrReleaseThreshold, &thr), cudaSuccess,
+          "set the release threshold");
+    RT_OK(cudaMemPoolGetAttribute(dflt, cudaMemPoolAttrReleaseThreshold, &v) == cudaSuccess &&
+          v == thr, "read it back");
+    RT_EQ(cudaMallocFromPoolAsync(&a, 1 << 20, dflt, s), cudaSuccess, "cudaMallocFromPoolAsync");
+    RT_EQ(cudaMallocAsync(&b, 2 << 20, s), cudaSuccess, "cudaMallocAsync (current pool)");
+    RT_OK(cudaMemPoolGetAttribute(dflt, cudaMemPoolAttrUsedMemCurrent, &v) == cudaSuccess &&
+          v == (3 << 20), "the default pool accounts 3 MiB in use");
+    RT_EQ(cudaMemsetAsync(a, 7, 1 << 20, s), cudaSuccess, "pool memory is usable");
+    RT_EQ(cudaFreeAsync(a, s), cudaSuccess, "cudaFreeAsync from the pool");
+    RT_EQ(cudaFree(b), cudaSuccess, "cudaFree of cudaMallocAsync memory");
+    RT_OK(cudaMemPoolGetAttribute(dflt, cudaMemPoolAttrUsedMemCurrent, &v) == cudaSuccess &&
+          v == 0, "nothing in use after the frees");
+    RT_OK(cudaMemPoolGetAttribute(dflt, cudaMemPoolAttrUsedMemHigh, &v) == cudaSuccess &&
+          v == (3 << 20), "high-water mark 3 MiB");
+    v = 0;
+    RT_EQ(cudaMemPoolSetAttribute(dflt, cudaMemPoolAttrUsedMemHigh, &v), cudaSuccess,
+          "reset the high-water mark");
+    RT_EQ(cudaMemPoolTrimTo(dflt, 0), cudaSuccess, "cudaMemPoolTrimTo");
+    cudaMemPoolProps props = {};
+    props.allocType = cudaMemAllocationTypePinned;
+    props.location.type = cudaMemLocationTypeDevice;
+    props.location.id = 0;
+    RT_EQ(cudaMemPoolCreate(&mine, &props), cudaSuccess, "cudaMemPoolCreate");
+    RT_EQ(cudaDeviceSetMemPool(0, mine), cudaSuccess, "cudaDeviceSetMemPool");
+    RT_OK(cudaDeviceGetMemPool(&cur, 0) == cudaSuccess && cur == mine, "it is current");
+    RT_EQ(cudaMallocAsync(&c, 4096, s), cudaSuccess, "cudaMallocAsync from it");
+    RT_OK(cudaMemPoolGetAttribute(mine, cudaMemPoolAttrUsedMemCurrent, &v) == cudaSuccess &&
+          v == 4096, "our pool accounts it");
+    RT_EQ(cudaFreeAsync(c, s), cudaSuccess, "cudaFreeAsync");
+    RT_EQ(cudaDeviceSetMemPool(0, dflt), cudaSuccess, "back to the default pool");
+    RT_EQ(cudaMemPoolDestroy(mine), cudaSuccess, "cudaMemPoolDestroy");
+    RT_EQ(cudaMemPoolGetAttribute(mine, cudaMemPoolAttrUsedMemCurrent, &v), cudaErrorInvalidValue,
+          "a destroyed pool is refused");
+    cudaGetLastError();
 
     RT_EQ(cudaProfilerStart(), cudaSuccess, "cudaProfilerStart");
     RT_EQ(cudaProfilerStop(), cudaSuccess, "cudaProfilerStop");
