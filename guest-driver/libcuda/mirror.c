@@ -7,11 +7,14 @@
  * SIGSEGV handler marks the block dirty and makes it writable again, so a
  * push sends only dirty blocks.  Registered memory is the program's own
  * (its pages may hold unrelated data), so it is never protected: it is
- * pushed whole before every devmem call instead, the price of mapping it.
+ * pushed whole before every devmem call instead (unless the device holds
+ * newer bytes the host has not pulled), the price of mapping it.
  *
- * A pull copies each mirror back whole: nothing tells which bytes a kernel
- * wrote.  So a program that synchronises often with large managed buffers
- * pays a copy of them per synchronisation (docs/compatibility.md).
+ * A pull copies a stale mirror back whole: nothing tells which bytes a
+ * kernel wrote, so a launch makes every mirror stale (a copy or memset
+ * only the one it writes).  A program that launches and synchronises often
+ * with large managed buffers pays a copy of them per synchronisation
+ * (docs/compatibility.md, bench/managed_bench).
  *
  * A system call that writes into a write-protected block (read(2) into
  * managed memory the host has not written since the last synchronisation)
