@@ -53,6 +53,7 @@
 struct mirror {
     uintptr_t host;             /* what the program sees */
     CUdeviceptr dev;            /* == host unless REGISTERED */
+    CUdeviceptr alloc_base;     /* the device allocation dev lies in */
     size_t size;                /* bytes copied; a block multiple if tracked */
     enum vgc_mirror_kind kind;
     bool tracked;               /* our own mapping, write-protected by blocks */
@@ -389,12 +390,16 @@ static void mirror_release(struct mirror *m)
 CUresult vgc_mirror_alloc(enum vgc_mirror_kind kind, size_t size, CUdeviceptr *p)
 {
     size_t span = (size + MIRROR_BLOCK - 1) & ~(size_t)(MIRROR_BLOCK - 1);
+    /* The cpu executor places managed memory block-aligned in its window;
+     * a real driver aligns as it likes, so ask it for one block more and
+     * use the aligned part. */
+    size_t slack = vgc_server_info()->va_size ? 0 : MIRROR_BLOCK;
     struct mirror *m;
-    CUdeviceptr d = 0;
+    CUdeviceptr base = 0, d;
     CUresult res;
     void *want, *got;
 
-    if (size == 0 || span < size) {
+    if (size == 0 || span < size || span + slack < span) {
         return CUDA_ERROR_INVALID_VALUE;
     }
     pthread_once(&segv_once, mirror_install_handler);
@@ -407,16 +412,17 @@ CUresult vgc_mirror_alloc(enum vgc_mirror_kind kind, size_t size, CUdeviceptr *p
         free(m);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
-    /* Both kinds are managed allocations on the host: block-aligned and
-     * block-sized there, so the mirror's pages are its alone. */
-    res = vgc_call_cuMemAllocManaged(&d, span, CU_MEM_ATTACH_GLOBAL);
+    /* Both kinds are managed allocations on the host, used block-aligned
+     * and block-sized, so the mirror's pages are its alone. */
+    res = vgc_call_cuMemAllocManaged(&base, span + slack, CU_MEM_ATTACH_GLOBAL);
     if (res != CUDA_SUCCESS) {
         goto fail;
     }
     res = CUDA_ERROR_OUT_OF_MEMORY;
-    if (d % MIRROR_BLOCK) {
+    d = (base + MIRROR_BLOCK - 1) & ~(CUdeviceptr)(MIRROR_BLOCK - 1);
+    if (d - base > slack) {
         vgc_warn("mirror: the host placed managed memory at %#llx, not %u-aligned",
-                (unsigned long long)d, MIRROR_BLOCK);
+                (unsigned long long)base, MIRROR_BLOCK);
         goto fail_device;
     }
     /* Inside the device window the range is our own reservation; outside
@@ -435,6 +441,7 @@ CUresult vgc_mirror_alloc(enum vgc_mirror_kind kind, size_t size, CUdeviceptr *p
     }
     m->host = d;
     m->dev = d;
+    m->alloc_base = base;
     m->size = span;
     m->kind = kind;
     m->tracked = true;
@@ -442,14 +449,14 @@ CUresult vgc_mirror_alloc(enum vgc_mirror_kind kind, size_t size, CUdeviceptr *p
     res = mirror_publish(m);
     if (res != CUDA_SUCCESS) {
         mirror_release(m);
-        vgc_call_cuMemFree_v2(d);
+        vgc_call_cuMemFree_v2(base);
         return res;
     }
     *p = d;
     return CUDA_SUCCESS;
 
 fail_device:
-    vgc_call_cuMemFree_v2(d);
+    vgc_call_cuMemFree_v2(base);
 fail:
     free((void *)m->dirty);
     free(m);
@@ -470,6 +477,7 @@ CUresult vgc_mirror_register(void *host, size_t size)
         return res;
     }
     m->host = (uintptr_t)host;
+    m->alloc_base = m->dev;
     m->size = size;
     m->kind = VGC_MIRROR_REGISTERED;
     m->ctx = vgc_ctx_current_handle();
@@ -502,7 +510,7 @@ CUresult vgc_mirror_free(uintptr_t host, enum vgc_mirror_kind kind)
     if (!m) {
         return CUDA_ERROR_INVALID_VALUE;
     }
-    res = vgc_call_cuMemFree_v2(m->dev);
+    res = vgc_call_cuMemFree_v2(m->alloc_base);
     mirror_release(m);
     return res;
 }
