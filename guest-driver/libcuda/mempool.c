@@ -290,9 +290,57 @@ CUresult vgc_impl_cuMemPoolDestroy(CUmemoryPool pool)
     return CUDA_SUCCESS;
 }
 
-CUresult vgc_impl_cuMemPoolSetAttribute(CUmemoryPool pool, CUmemPool_attribute attr, void *value)
+/* Read (@set false) or write one attribute of @pool.  Locked. */
+static CUresult pool_attribute(CUmemoryPool pool, CUmemPool_attribute attr, void *value,
+                               bool set)
 {
-    CUresult res = CUDA_SUCCESS;
+    switch (attr) {
+    case CU_MEMPOOL_ATTR_REUSE_FOLLOW_EVENT_DEPENDENCIES:
+    case CU_MEMPOOL_ATTR_REUSE_ALLOW_OPPORTUNISTIC:
+    case CU_MEMPOOL_ATTR_REUSE_ALLOW_INTERNAL_DEPENDENCIES: {
+        int *flag = &pool->reuse[attr - CU_MEMPOOL_ATTR_REUSE_FOLLOW_EVENT_DEPENDENCIES];
+        if (set) {
+            *flag = *(int *)value != 0;
+        } else {
+            *(int *)value = *flag;
+        }
+        return CUDA_SUCCESS;
+    }
+    case CU_MEMPOOL_ATTR_RELEASE_THRESHOLD:
+        if (set) {
+            pool->release_threshold = *(cuuint64_t *)value;
+        } else {
+            *(cuuint64_t *)value = pool->release_threshold;
+        }
+        return CUDA_SUCCESS;
+    case CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT:     /* nothing is kept back */
+    case CU_MEMPOOL_ATTR_USED_MEM_CURRENT:
+        if (set) {
+            return CUDA_ERROR_INVALID_VALUE;        /* read-only */
+        }
+        *(cuuint64_t *)value = pool->used;
+        return CUDA_SUCCESS;
+    case CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH:
+    case CU_MEMPOOL_ATTR_USED_MEM_HIGH:
+        if (!set) {
+            *(cuuint64_t *)value = pool->used_high;
+            return CUDA_SUCCESS;
+        }
+        /* Only a reset to zero is allowed: back to the current level. */
+        if (*(cuuint64_t *)value != 0) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        pool->used_high = pool->used;
+        return CUDA_SUCCESS;
+    default:
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+}
+
+static CUresult pool_attribute_locked(CUmemoryPool pool, CUmemPool_attribute attr, void *value,
+                                      bool set)
+{
+    CUresult res;
 
     if (!vgc_initialized()) {
         return CUDA_ERROR_NOT_INITIALIZED;
@@ -301,75 +349,19 @@ CUresult vgc_impl_cuMemPoolSetAttribute(CUmemoryPool pool, CUmemPool_attribute a
         return CUDA_ERROR_INVALID_VALUE;
     }
     pthread_mutex_lock(&pool_lock);
-    if (!pool_lookup(pool)) {
-        res = CUDA_ERROR_INVALID_VALUE;
-    } else {
-        switch (attr) {
-        case CU_MEMPOOL_ATTR_REUSE_FOLLOW_EVENT_DEPENDENCIES:
-        case CU_MEMPOOL_ATTR_REUSE_ALLOW_OPPORTUNISTIC:
-        case CU_MEMPOOL_ATTR_REUSE_ALLOW_INTERNAL_DEPENDENCIES:
-            pool->reuse[attr - CU_MEMPOOL_ATTR_REUSE_FOLLOW_EVENT_DEPENDENCIES] =
-                *(int *)value != 0;
-            break;
-        case CU_MEMPOOL_ATTR_RELEASE_THRESHOLD:
-            pool->release_threshold = *(cuuint64_t *)value;
-            break;
-        case CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH:
-        case CU_MEMPOOL_ATTR_USED_MEM_HIGH:
-            /* Only a reset to zero is allowed: back to the current level. */
-            if (*(cuuint64_t *)value != 0) {
-                res = CUDA_ERROR_INVALID_VALUE;
-            } else {
-                pool->used_high = pool->used;
-            }
-            break;
-        default:
-            res = CUDA_ERROR_INVALID_VALUE;
-            break;
-        }
-    }
+    res = pool_lookup(pool) ? pool_attribute(pool, attr, value, set) : CUDA_ERROR_INVALID_VALUE;
     pthread_mutex_unlock(&pool_lock);
     return res;
 }
 
+CUresult vgc_impl_cuMemPoolSetAttribute(CUmemoryPool pool, CUmemPool_attribute attr, void *value)
+{
+    return pool_attribute_locked(pool, attr, value, true);
+}
+
 CUresult vgc_impl_cuMemPoolGetAttribute(CUmemoryPool pool, CUmemPool_attribute attr, void *value)
 {
-    CUresult res = CUDA_SUCCESS;
-
-    if (!vgc_initialized()) {
-        return CUDA_ERROR_NOT_INITIALIZED;
-    }
-    if (!value) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    pthread_mutex_lock(&pool_lock);
-    if (!pool_lookup(pool)) {
-        res = CUDA_ERROR_INVALID_VALUE;
-    } else {
-        switch (attr) {
-        case CU_MEMPOOL_ATTR_REUSE_FOLLOW_EVENT_DEPENDENCIES:
-        case CU_MEMPOOL_ATTR_REUSE_ALLOW_OPPORTUNISTIC:
-        case CU_MEMPOOL_ATTR_REUSE_ALLOW_INTERNAL_DEPENDENCIES:
-            *(int *)value = pool->reuse[attr - CU_MEMPOOL_ATTR_REUSE_FOLLOW_EVENT_DEPENDENCIES];
-            break;
-        case CU_MEMPOOL_ATTR_RELEASE_THRESHOLD:
-            *(cuuint64_t *)value = pool->release_threshold;
-            break;
-        case CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT:      /* nothing is kept back */
-        case CU_MEMPOOL_ATTR_USED_MEM_CURRENT:
-            *(cuuint64_t *)value = pool->used;
-            break;
-        case CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH:
-        case CU_MEMPOOL_ATTR_USED_MEM_HIGH:
-            *(cuuint64_t *)value = pool->used_high;
-            break;
-        default:
-            res = CUDA_ERROR_INVALID_VALUE;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&pool_lock);
-    return res;
+    return pool_attribute_locked(pool, attr, value, false);
 }
 
 /* Nothing is held beyond what is in use, so there is nothing to trim. */

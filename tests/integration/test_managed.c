@@ -72,15 +72,21 @@ static CUresult launch_add_one(CUdeviceptr p, unsigned n, CUstream s)
     return cuLaunchKernel(add_one, (n + 127) / 128, 1, 1, 128, 1, 1, 0, s, params, NULL);
 }
 
-/* Count of p[i] != base + i for i < n. */
-static unsigned mismatches(const unsigned *p, unsigned n, unsigned base)
+/* Count of p[i] != a * i + b for i < n. */
+static unsigned off_line(const unsigned *p, unsigned n, unsigned a, unsigned b)
 {
     unsigned bad = 0;
 
     for (unsigned i = 0; i < n; i++) {
-        bad += p[i] != base + i;
+        bad += p[i] != a * i + b;
     }
     return bad;
+}
+
+/* Count of p[i] != base + i for i < n. */
+static unsigned mismatches(const unsigned *p, unsigned n, unsigned base)
+{
+    return off_line(p, n, 1, base);
 }
 
 static void attribute_tests(CUdevice dev)
@@ -243,13 +249,8 @@ static void prefetch_advise_tests(CUdevice dev)
     CHECK_CU(launch_add_one(d, n, NULL));
     CHECK_CU(cuMemPrefetchAsync(d, n * sizeof(unsigned), host, 0, NULL));
     CHECK_CU(cuCtxSynchronize());
-    {
-        unsigned badv = 0;
-        for (unsigned i = 0; i < n; i++) {
-            badv += p[i] != 2 * i + 1;
-        }
-        CHECK_EQ(badv, 0, "prefetched to the device and back: kernel results on the host");
-    }
+    CHECK_EQ(off_line(p, n, 2, 1), 0,
+             "prefetched to the device and back: kernel results on the host");
     EXPECT_CU(cuMemPrefetchAsync(d, n * sizeof(unsigned), bad, 0, NULL),
               CUDA_ERROR_INVALID_DEVICE);
     EXPECT_CU(cuMemPrefetchAsync(d, 1 << 30, gpu, 0, NULL), CUDA_ERROR_INVALID_VALUE);
@@ -284,13 +285,7 @@ static void mapped_host_tests(void)
         CHECK(d == (CUdeviceptr)(uintptr_t)h, "mapped host memory: one address");
         CHECK_CU(launch_add_one(d, n, NULL));
         CHECK_CU(cuCtxSynchronize());
-        {
-            unsigned bad = 0;
-            for (unsigned i = 0; i < n; i++) {
-                bad += h[i] != 3 * i + 1;
-            }
-            CHECK_EQ(bad, 0, "a kernel updated mapped host memory");
-        }
+        CHECK_EQ(off_line(h, n, 3, 1), 0, "a kernel updated mapped host memory");
         EXPECT_CU(cuMemFree(d), CUDA_ERROR_INVALID_VALUE);
         EXPECT_CU(cuMemHostGetDevicePointer(&d, h, 1), CUDA_ERROR_INVALID_VALUE);
         CHECK_CU(cuMemFreeHost(h));
@@ -314,13 +309,8 @@ static void mapped_host_tests(void)
         d -= 10 * sizeof(unsigned);
         CHECK_CU(launch_add_one(d, n, NULL));
         CHECK_CU(cuCtxSynchronize());
-        {
-            unsigned bad = 0;
-            for (unsigned i = 0; i < n; i++) {
-                bad += own[i] != 7 * i + 1;
-            }
-            CHECK_EQ(bad, 0, "a kernel updated registered memory through its device pointer");
-        }
+        CHECK_EQ(off_line(own, n, 7, 1), 0,
+                 "a kernel updated registered memory through its device pointer");
         own[0] = 41;
         CHECK_CU(launch_add_one(d, 1, NULL));
         CHECK_CU(cuCtxSynchronize());
