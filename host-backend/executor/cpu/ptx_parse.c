@@ -73,7 +73,7 @@ struct pp {
     /* the function being decoded */
     struct ptx_func *f;
     struct pp_table syms;
-    uint32_t cap_code, cap_consts;
+    size_t cap_code, cap_consts;
     struct pp_fixup *fix;
     size_t nfix, cap_fix;
     uint32_t cur_line;
@@ -103,6 +103,35 @@ static void pp_fail(struct pp *s, const char *fmt, ...)
         vsnprintf(s->err + n, s->errlen - (size_t)n, fmt, ap);
         va_end(ap);
     }
+}
+
+static void pp_oom(struct pp *s)
+{
+    s->oom = true;
+    pp_fail(s, "out of memory");
+}
+
+/*
+ * @arr (holding @n of *@cap elements of @elem bytes) with room for one
+ * more: doubled when full (to @first the first time).  NULL, the decode
+ * failed, when memory ran out; @arr is then unchanged.
+ */
+static void *pp_grow(struct pp *s, void *arr, size_t *cap, size_t n, size_t elem, size_t first)
+{
+    size_t ncap;
+    void *na;
+
+    if (n < *cap) {
+        return arr;
+    }
+    ncap = *cap ? *cap * 2 : first;
+    na = realloc(arr, ncap * elem);
+    if (!na) {
+        pp_oom(s);
+        return NULL;
+    }
+    *cap = ncap;
+    return na;
 }
 
 /* ---- symbol tables ---------------------------------------------------- */
@@ -180,8 +209,7 @@ static struct pp_sym *pp_define(struct pp *s, struct pp_table *t,
         struct pp_sym *nv = calloc(ncap, sizeof(*nv));
 
         if (!nv) {
-            s->oom = true;
-            pp_fail(s, "out of memory");
+            pp_oom(s);
             return NULL;
         }
         for (i = 0; i < t->cap; i++) {
@@ -207,8 +235,7 @@ static struct pp_sym *pp_define(struct pp *s, struct pp_table *t,
         y = &t->v[i];
         y->name = strndup(name, len);
         if (!y->name) {
-            s->oom = true;
-            pp_fail(s, "out of memory");
+            pp_oom(s);
             return NULL;
         }
         t->n++;
@@ -368,24 +395,17 @@ static bool pp_has(const struct pp_mn *mn, const char *w)
 static struct ptx_insn *pp_emit(struct pp *s, int op)
 {
     struct ptx_func *f = s->f;
-    struct ptx_insn *in;
+    struct ptx_insn *in, *code;
 
     if (f->ncode >= PTX_MAX_CODE) {
         pp_fail(s, "function too long");
         return NULL;
     }
-    if (f->ncode == s->cap_code) {
-        uint32_t ncap = s->cap_code ? s->cap_code * 2 : 256;
-        struct ptx_insn *nc = realloc(f->code, ncap * sizeof(*nc));
-
-        if (!nc) {
-            s->oom = true;
-            pp_fail(s, "out of memory");
-            return NULL;
-        }
-        f->code = nc;
-        s->cap_code = ncap;
+    code = pp_grow(s, f->code, &s->cap_code, f->ncode, sizeof(*f->code), 256);
+    if (!code) {
+        return NULL;
     }
+    f->code = code;
     in = &f->code[f->ncode++];
     memset(in, 0, sizeof(*in));
     in->op = (uint16_t)op;
@@ -408,6 +428,7 @@ static uint16_t pp_const_slot(struct pp *s, int32_t global, uint64_t value)
     char key[48];
     struct pp_sym *y;
     struct ptx_func *f = s->f;
+    struct ptx_const *consts;
     uint16_t slot;
 
     snprintf(key, sizeof(key), "#%d:%llx", (int)global,
@@ -420,18 +441,11 @@ static uint16_t pp_const_slot(struct pp *s, int32_t global, uint64_t value)
     if (s->failed) {
         return PTX_SLOT_SINK;
     }
-    if (f->nconsts == s->cap_consts) {
-        uint32_t ncap = s->cap_consts ? s->cap_consts * 2 : 32;
-        struct ptx_const *nc = realloc(f->consts, ncap * sizeof(*nc));
-
-        if (!nc) {
-            s->oom = true;
-            pp_fail(s, "out of memory");
-            return PTX_SLOT_SINK;
-        }
-        f->consts = nc;
-        s->cap_consts = ncap;
+    consts = pp_grow(s, f->consts, &s->cap_consts, f->nconsts, sizeof(*f->consts), 32);
+    if (!consts) {
+        return PTX_SLOT_SINK;
     }
+    f->consts = consts;
     f->consts[f->nconsts].slot = slot;
     f->consts[f->nconsts].global = global;
     f->consts[f->nconsts].value = value;
@@ -807,8 +821,7 @@ static void pp_unsupported(struct pp *s, const struct pp_mn *mn,
         if (nu) {
             f->unsupported = nu;
         }
-        s->oom = true;
-        pp_fail(s, "out of memory");
+        pp_oom(s);
         return;
     }
     f->unsupported = nu;
@@ -861,28 +874,21 @@ static bool pp_add_fixup(struct pp *s, uint32_t insn, const char *name,
 {
     char key[PP_KEY_MAX];
     size_t kl = pp_key(s, key, name, len);
+    struct pp_fixup *fix;
 
     if (!kl) {
         pp_fail(s, "bad label");
         return false;
     }
-    if (s->nfix == s->cap_fix) {
-        size_t ncap = s->cap_fix ? s->cap_fix * 2 : 64;
-        struct pp_fixup *nf = realloc(s->fix, ncap * sizeof(*nf));
-
-        if (!nf) {
-            s->oom = true;
-            pp_fail(s, "out of memory");
-            return false;
-        }
-        s->fix = nf;
-        s->cap_fix = ncap;
+    fix = pp_grow(s, s->fix, &s->cap_fix, s->nfix, sizeof(*s->fix), 64);
+    if (!fix) {
+        return false;
     }
+    s->fix = fix;
     s->fix[s->nfix].insn = insn;
     s->fix[s->nfix].label = strndup(key, kl);
     if (!s->fix[s->nfix].label) {
-        s->oom = true;
-        pp_fail(s, "out of memory");
+        pp_oom(s);
         return false;
     }
     s->nfix++;
@@ -2130,8 +2136,7 @@ static void pp_entry(struct pp *s)
 
     nf = realloc(s->m->funcs, (s->m->nfuncs + 1) * sizeof(*nf));
     if (!nf) {
-        s->oom = true;
-        pp_fail(s, "out of memory");
+        pp_oom(s);
         return;
     }
     s->m->funcs = nf;
@@ -2147,8 +2152,7 @@ static void pp_entry(struct pp *s)
     }
     f->name = strndup(t.s, t.len);
     if (!f->name) {
-        s->oom = true;
-        pp_fail(s, "out of memory");
+        pp_oom(s);
         return;
     }
     t = ptx_lex_peek(&s->lx);
@@ -2298,15 +2302,13 @@ static void pp_global_decl(struct pp *s)
                             (s->m->nglobals + 1) * sizeof(*ng));
 
         if (!ng) {
-            s->oom = true;
-            pp_fail(s, "out of memory");
+            pp_oom(s);
             return;
         }
         s->m->globals = ng;
         ng[s->m->nglobals] = strndup(d.name.s, d.name.len);
         if (!ng[s->m->nglobals]) {
-            s->oom = true;
-            pp_fail(s, "out of memory");
+            pp_oom(s);
             return;
         }
         pp_define(s, &s->mod_syms, d.name.s, d.name.len, PP_SYM_GLOBAL,
@@ -2378,8 +2380,7 @@ static void pp_scan_funcs(struct pp *s)
                     }
                     nf = realloc(s->fdefs, (s->nfdefs + 1) * sizeof(*nf));
                     if (!nf) {
-                        s->oom = true;
-                        pp_fail(s, "out of memory");
+                        pp_oom(s);
                         return;
                     }
                     s->fdefs = nf;
@@ -2387,8 +2388,7 @@ static void pp_scan_funcs(struct pp *s)
                     nf[s->nfdefs].text = text;
                     nf[s->nfdefs].line = line;
                     if (!nf[s->nfdefs].name) {
-                        s->oom = true;
-                        pp_fail(s, "out of memory");
+                        pp_oom(s);
                         return;
                     }
                     s->nfdefs++;
