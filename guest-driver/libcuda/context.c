@@ -329,6 +329,13 @@ CUresult vgc_impl_cuStreamIsCapturing_ptsz(CUstream hStream,
     return vgc_impl_cuStreamIsCapturing(hStream, captureStatus);
 }
 
+bool vgc_device_valid(int dev)
+{
+    int n = 0;
+
+    return dev >= 0 && vgc_call_cuDeviceGetCount(&n) == CUDA_SUCCESS && dev < n;
+}
+
 /*
  * No profiler can attach to the shim's process (the device is elsewhere),
  * and without one the driver's answer to these is success.

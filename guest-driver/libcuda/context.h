@@ -19,4 +19,7 @@ uint64_t vgc_ctx_current_handle(void);
 /* cuInit succeeded in this process. */
 bool vgc_initialized(void);
 
+/* @dev names a device of the host (asks it: the count may change). */
+bool vgc_device_valid(int dev);
+
 #endif /* VGC_CONTEXT_H */

@@ -50,10 +50,7 @@ static size_t nallocs, allocs_cap;
 
 static bool pool_device_valid(CUdevice dev)
 {
-    int n = 0;
-
-    return dev >= 0 && dev < POOL_MAX_DEVICES &&
-           vgc_call_cuDeviceGetCount(&n) == CUDA_SUCCESS && dev < n;
+    return dev < POOL_MAX_DEVICES && vgc_device_valid(dev);
 }
 
 /* A new pool on @dev, linked in; NULL when out of memory.  Locked. */

@@ -633,13 +633,6 @@ static bool mirror_managed_range(CUdeviceptr p, size_t count)
            kind == VGC_MIRROR_MANAGED && count <= size - (p - host);
 }
 
-static bool mirror_device_valid(int dev)
-{
-    int n = 0;
-
-    return dev >= 0 && vgc_call_cuDeviceGetCount(&n) == CUDA_SUCCESS && dev < n;
-}
-
 /* A location as prefetch and advice take it: the host or a device. */
 static CUresult mirror_location(CUmemLocation loc)
 {
@@ -650,7 +643,7 @@ static CUresult mirror_location(CUmemLocation loc)
     case CU_MEM_LOCATION_TYPE_HOST_NUMA:
         return loc.id >= 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
     case CU_MEM_LOCATION_TYPE_DEVICE:
-        return mirror_device_valid(loc.id) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_DEVICE;
+        return vgc_device_valid(loc.id) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_DEVICE;
     default:
         return CUDA_ERROR_INVALID_VALUE;
     }
