@@ -31,37 +31,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "add_one_ptx.h"
 #include "check.h"
 
-/* extern "C" __global__ void add_one(unsigned *p, unsigned n)
- *     { unsigned i = blockIdx.x * blockDim.x + threadIdx.x; if (i < n) p[i] += 1; }
- * (nvcc -ptx -arch=sm_75, CUDA 13.0) */
-static const char add_one_ptx[] =
-    ".version 9.0\n"
-    ".target sm_75\n"
-    ".address_size 64\n"
-    ".visible .entry add_one(.param .u64 add_one_param_0, .param .u32 add_one_param_1)\n"
-    "{\n"
-    "    .reg .pred %p<2>;\n"
-    "    .reg .b32 %r<8>;\n"
-    "    .reg .b64 %rd<5>;\n"
-    "    ld.param.u64 %rd1, [add_one_param_0];\n"
-    "    ld.param.u32 %r2, [add_one_param_1];\n"
-    "    mov.u32 %r3, %ctaid.x;\n"
-    "    mov.u32 %r4, %ntid.x;\n"
-    "    mov.u32 %r5, %tid.x;\n"
-    "    mad.lo.s32 %r1, %r3, %r4, %r5;\n"
-    "    setp.ge.u32 %p1, %r1, %r2;\n"
-    "    @%p1 bra $L__BB0_2;\n"
-    "    cvta.to.global.u64 %rd2, %rd1;\n"
-    "    mul.wide.u32 %rd3, %r1, 4;\n"
-    "    add.s64 %rd4, %rd2, %rd3;\n"
-    "    ld.global.u32 %r6, [%rd4];\n"
-    "    add.s32 %r7, %r6, 1;\n"
-    "    st.global.u32 [%rd4], %r7;\n"
-    "$L__BB0_2:\n"
-    "    ret;\n"
-    "}\n";
 
 static CUfunction add_one;
 
