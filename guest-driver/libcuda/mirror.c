@@ -69,7 +69,7 @@ static pthread_mutex_t mirror_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mirror *_Atomic table[MIRROR_MAX];
 static atomic_bool dirty_hint;          /* some tracked block was written */
 static atomic_bool any_stale;           /* some mirror is stale */
-static unsigned registered;             /* untracked mirrors (under the lock) */
+static atomic_uint registered;          /* untracked mirrors */
 static __thread bool in_mirror;         /* our own copies do not recurse */
 
 static struct sigaction old_segv;
@@ -237,11 +237,13 @@ static void mirror_push_tracked(struct mirror *m)
 
 void vgc_mirror_push(void)
 {
-    if (in_mirror) {
+    /* Before every devmem call: nothing to send is the common case, and
+     * costs no lock. */
+    if (in_mirror || (!atomic_load(&dirty_hint) && !atomic_load(&registered))) {
         return;
     }
     pthread_mutex_lock(&mirror_lock);
-    if (atomic_exchange(&dirty_hint, false) || registered) {
+    if (atomic_exchange(&dirty_hint, false) || atomic_load(&registered)) {
         in_mirror = true;
         for (unsigned i = 0; i < MIRROR_MAX; i++) {
             struct mirror *m = atomic_load_explicit(&table[i], memory_order_relaxed);
@@ -333,7 +335,7 @@ static CUresult mirror_publish(struct mirror *m)
     for (unsigned i = 0; i < MIRROR_MAX; i++) {
         if (!atomic_load_explicit(&table[i], memory_order_relaxed)) {
             if (!m->tracked) {
-                registered++;
+                atomic_fetch_add(&registered, 1);
             }
             atomic_store_explicit(&table[i], m, memory_order_release);
             atomic_fetch_add(&vgc_mirror_live, 1);
@@ -360,7 +362,7 @@ static struct mirror *mirror_unpublish(bool (*match)(const struct mirror *, cons
             atomic_store_explicit(&table[i], NULL, memory_order_release);
             atomic_fetch_sub(&vgc_mirror_live, 1);
             if (!m->tracked) {
-                registered--;
+                atomic_fetch_sub(&registered, 1);
             }
             found = m;
         }
