@@ -1,9 +1,10 @@
 /*
- * listen.c - unix and TCP listening sockets.
+ * listen.c - unix and TCP listening sockets, and their tenants' options.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -30,6 +31,104 @@ static int listen_fail(char **err, const char *fmt, ...)
     }
     va_end(ap);
     return -1;
+}
+
+/* Listeners are told apart in tenant identities by a serial, never reused
+ * in one daemon (listeners may come and go while it runs). */
+static uint32_t listen_serial;
+
+bool vgcd_parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    unsigned long long v;
+    unsigned shift = 0;
+
+    if (!isdigit((unsigned char)*s)) {
+        return false;                   /* strtoull would take "-1" */
+    }
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno || end == s) {
+        return false;
+    }
+    switch (*end) {
+    case 'k': case 'K': shift = 10; end++; break;
+    case 'm': case 'M': shift = 20; end++; break;
+    case 'g': case 'G': shift = 30; end++; break;
+    case 't': case 'T': shift = 40; end++; break;
+    }
+    if (*end == 'i' || *end == 'B') {
+        end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
+    }
+    if (*end || v == 0 || v > (UINT64_MAX >> shift)) {
+        return false;
+    }
+    *out = (uint64_t)v << shift;
+    return true;
+}
+
+/* One KEY=VALUE of a listener's options into @p. */
+static int listen_option(struct vgc_tenant *p, const char *opt, char **err)
+{
+    const char *eq = strchr(opt, '=');
+    size_t klen = eq ? (size_t)(eq - opt) : strlen(opt);
+    const char *val = eq ? eq + 1 : "";
+
+    if (klen == 6 && !strncmp(opt, "memory", 6)) {
+        if (!vgcd_parse_size(val, &p->memory)) {
+            return listen_fail(err, "memory=%s: not a size (e.g. 64M, 4G)", val);
+        }
+        return 0;
+    }
+    if (klen == 4 && !strncmp(opt, "gpus", 4)) {
+        char *end;
+        long n;
+
+        errno = 0;
+        n = isdigit((unsigned char)*val) ? strtol(val, &end, 10) : 0;
+        if (!isdigit((unsigned char)*val) || errno || *end || n < 1 ||
+            n > VGC_POOL_MAX_DEVICES) {
+            return listen_fail(err, "gpus=%s: want a number of GPUs, 1..%d", val,
+                               VGC_POOL_MAX_DEVICES);
+        }
+        p->gpus = (uint32_t)n;
+        return 0;
+    }
+    if (klen == 4 && !strncmp(opt, "name", 4)) {
+        size_t n = strlen(val);
+
+        if (n == 0 || n >= sizeof(p->name)) {
+            return listen_fail(err, "name=%s: want 1..%zu characters", val, sizeof(p->name) - 1);
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (!isgraph((unsigned char)val[i])) {
+                return listen_fail(err, "name=%s: only printable characters, no spaces", val);
+            }
+        }
+        memcpy(p->name, val, n + 1);
+        return 0;
+    }
+    return listen_fail(err, "unknown option '%.*s' (memory=SIZE, gpus=N or name=NAME)",
+                       (int)klen, opt);
+}
+
+/* The options after @addr's first comma into @p; @addr is cut there. */
+static int listen_options(struct vgc_tenant *p, char *addr, char **err)
+{
+    char *opts = strchr(addr, ',');
+    char *save = NULL;
+
+    memset(p, 0, sizeof(*p));
+    if (!opts) {
+        return 0;
+    }
+    *opts++ = '\0';
+    for (char *o = strtok_r(opts, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+        if (listen_option(p, o, err) < 0) {
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static int listen_unix(struct vgcd_listener *l, const char *path, char **err)
@@ -98,11 +197,8 @@ static int listen_tcp(struct vgcd_listener *l, const char *hostport, char **err)
     return 0;
 }
 
-int vgcd_listener_open(struct vgcd_listener *l, const char *addr, char **err)
+static int listen_open(struct vgcd_listener *l, const char *addr, char **err)
 {
-    memset(l, 0, sizeof(*l));
-    l->fd = -1;
-    snprintf(l->name, sizeof(l->name), "%s", addr);
     if (!strncmp(addr, "unix:", 5)) {
         return listen_unix(l, addr + 5, err);
     }
@@ -122,6 +218,29 @@ int vgcd_listener_open(struct vgcd_listener *l, const char *addr, char **err)
                        "or vhost-user:PATH)");
 }
 
+int vgcd_listener_open(struct vgcd_listener *l, const char *addr, char **err)
+{
+    char *where = strdup(addr);
+    int rc;
+
+    memset(l, 0, sizeof(*l));
+    l->fd = -1;
+    if (!where) {
+        return listen_fail(err, "out of memory");
+    }
+    snprintf(l->name, sizeof(l->name), "%s", addr);
+    /* Options first: a bad one must not leave a socket file behind. */
+    rc = listen_options(&l->policy, where, err);
+    if (rc == 0) {
+        rc = listen_open(l, where, err);
+    }
+    free(where);
+    if (rc == 0) {
+        l->policy.listener = ++listen_serial;
+    }
+    return rc;
+}
+
 int vgcd_listener_accept(struct vgcd_listener *l, char *peer, size_t peer_size,
                          struct vgc_tenant *tenant)
 {
@@ -129,7 +248,7 @@ int vgcd_listener_accept(struct vgcd_listener *l, char *peer, size_t peer_size,
     socklen_t len = sizeof(ss);
     int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
 
-    memset(tenant, 0, sizeof(*tenant));
+    *tenant = l->policy;        /* who it is is filled in below */
     if (fd < 0) {
         if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
             fprintf(stderr, "vgcd: accept on %s: %s\n", l->name, strerror(errno));

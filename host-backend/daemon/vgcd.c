@@ -60,9 +60,18 @@ static void vgcd_usage(FILE *f)
         "\n"
         "Serve CUDA driver calls from virtio-gpu-compute clients.\n"
         "\n"
-        "  -l, --listen ADDRESS     unix:PATH or tcp:HOST:PORT for the libcuda shim,\n"
+        "  -l, --listen ADDRESS[,OPTION=VALUE...]\n"
+        "                           unix:PATH or tcp:HOST:PORT for the libcuda shim,\n"
         "                           vhost-user:PATH for a VM's vhost-user-gpu-compute-pci\n"
-        "                           device (repeatable)\n"
+        "                           device (repeatable).  Options, for every tenant (uid,\n"
+        "                           IP address or VM) arriving through this address:\n"
+        "                             memory=SIZE  hard limit on the device memory it\n"
+        "                                          holds on each GPU, all its processes\n"
+        "                                          together (e.g. 64M, 4G)\n"
+        "                             gpus=N       it sees N virtual GPUs, each bound to a\n"
+        "                                          physical one only while it has a\n"
+        "                                          context there (default: every device)\n"
+        "                             name=NAME    its name in logs and status\n"
         "  -e, --executor NAME      cpu (reference, device memory in host RAM) or\n"
         "                           cuda (this host's GPUs); default: cuda when a\n"
         "                           GPU is usable, else cpu\n"
@@ -73,35 +82,10 @@ static void vgcd_usage(FILE *f)
         "      --max-clients N      concurrent clients (default %d)\n"
         "  -h, --help               this text\n"
         "\n"
-        "Clients connect with VGC_SERVER=unix:PATH or VGC_SERVER=tcp:HOST:PORT.\n",
+        "Clients connect with VGC_SERVER=unix:PATH or VGC_SERVER=tcp:HOST:PORT.\n"
+        "Example: --listen unix:/run/vgc-dev.sock,gpus=1,memory=16G,name=dev\n"
+        "The pool's policy is described in docs/pool.md.\n",
         VGCD_DEFAULT_SLOTS);
-}
-
-static bool vgcd_parse_size(const char *s, uint64_t *out)
-{
-    char *end;
-    unsigned long long v;
-    unsigned shift = 0;
-
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno || end == s) {
-        return false;
-    }
-    switch (*end) {
-    case 'k': case 'K': shift = 10; end++; break;
-    case 'm': case 'M': shift = 20; end++; break;
-    case 'g': case 'G': shift = 30; end++; break;
-    case 't': case 'T': shift = 40; end++; break;
-    }
-    if (*end == 'i' || *end == 'B') {
-        end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
-    }
-    if (*end || v == 0 || v > (UINT64_MAX >> shift)) {
-        return false;
-    }
-    *out = (uint64_t)v << shift;
-    return true;
 }
 
 static struct vgcd_worker_slot *vgcd_find_worker(struct vgcd *d, pid_t pid)
@@ -201,11 +185,16 @@ static void vgcd_accept(struct vgcd *d, struct vgcd_listener *l)
         return;
     }
     if (l->is_vhost_user) {
-        /* Every process of one VM is one tenant, whoever runs QEMU. */
+        /* Every process of one VM is one tenant, whoever runs QEMU; the
+         * listener's policy stays. */
         uint64_t serial = ++d->vm_serial;
-        memset(&tenant, 0, sizeof(tenant));
         tenant.kind = VGC_TENANT_VM;
+        memset(tenant.id, 0, sizeof(tenant.id));
         memcpy(tenant.id, &serial, sizeof(serial));
+    }
+    if (tenant.name[0]) {
+        size_t n = strlen(peer);
+        snprintf(peer + n, sizeof(peer) - n, " (tenant %s)", tenant.name);
     }
     for (int i = 0; i < d->max_workers; i++) {
         if (d->workers[i].pid == 0) {
@@ -374,11 +363,18 @@ int main(int argc, char **argv)
     if (!strcmp(d.executor, "cpu")) {
         ndevices = ndevices ? ndevices : 1;
         memory = memory ? memory : (8ULL << 30);
+    } else {
+        /* The pool must know how many GPUs there are to place tenants. */
+        int physical = vgc_cuda_device_count();
+        ndevices = ndevices && ndevices < physical ? ndevices : physical;
+        if (ndevices < 1) {
+            fprintf(stderr, "vgcd: --executor cuda: the CUDA driver reports no GPU\n");
+            return 1;
+        }
     }
     d.cfg.ndevices = ndevices;
     d.cfg.device_memory = memory;
-    d.pool = vgc_pool_create(ndevices ? ndevices : VGC_POOL_MAX_DEVICES,
-                             memory ? memory : UINT64_MAX, d.max_workers);
+    d.pool = vgc_pool_create(ndevices, memory ? memory : UINT64_MAX, d.max_workers);
     d.workers = calloc((size_t)d.max_workers, sizeof(*d.workers));
     if (!d.pool || !d.workers) {
         fprintf(stderr, "vgcd: cannot set up the memory pool: %s\n", strerror(errno));
@@ -415,6 +411,13 @@ int main(int argc, char **argv)
             return 1;
         }
         d.nlisteners = i + 1;
+        if (d.listeners[i].policy.gpus > (uint32_t)ndevices) {
+            fprintf(stderr, "vgcd: --listen %s: gpus=%u but there %s only %d device%s\n",
+                    listen_addr[i], d.listeners[i].policy.gpus, ndevices == 1 ? "is" : "are",
+                    ndevices, ndevices == 1 ? "" : "s");
+            vgcd_shutdown(&d);
+            return 1;
+        }
         fprintf(stderr, "vgcd: listening on %s (executor %s)\n",
                 d.listeners[i].name, d.executor);
     }

@@ -88,5 +88,8 @@ struct vgc_executor *vgc_cuda_executor_create(const struct vgc_executor_config *
 
 /* True when this host has a usable CUDA driver and at least one GPU. */
 bool vgc_cuda_available(void);
+/* How many GPUs this host's CUDA driver has (0: none, or no driver);
+ * asked in a child process, so the caller can still fork workers. */
+int vgc_cuda_device_count(void);
 
 #endif /* VGC_EXECUTOR_H */

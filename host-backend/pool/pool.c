@@ -3,10 +3,24 @@
  *
  * One MAP_SHARED|MAP_ANONYMOUS mapping, made before any fork, holds a row of
  * counters per worker slot.  A worker only ever adds to its own row, with
- * atomics, so no lock is needed; readers sum the rows.  Reservation checks
- * the sum first, then adds: two workers racing may overshoot by at most one
- * allocation each, which a later reservation sees and refuses.  That is the
- * same guarantee a real GPU gives under concurrent cuMemAlloc.
+ * atomics, so no lock is needed; readers sum the rows.  Reservation adds
+ * first and then sums (the device's rows, the tenant's rows), taking its
+ * bytes back when a sum is over: with sequentially consistent atomics, of
+ * two racers at least one sees the other's bytes, so the limits are never
+ * exceeded; at worst both are refused where one would have fit.
+ *
+ * The tenant table (policy and bindings of virtual GPUs) and each slot's
+ * tenant and context mask change only under a process-shared robust mutex:
+ * claims and clears by the daemon or a VM's worker, context changes by
+ * workers, all rare.  What can be derived from the slots (a tenant's slot
+ * count, the holders of each virtual GPU, which bindings are still needed,
+ * each slot's context mask in physical devices for NVML) is recomputed
+ * from them after every change (pool_tenant_settle), and for every tenant
+ * when a worker died holding the lock: only single stores of a slot's mask
+ * or a binding happen under it, and any state between them settles right.
+ * Readers on the allocation path read the tenant's limit without the lock:
+ * it is written before the first slot names the tenant, and the entry is
+ * reused only after no slot names it.
  *
  * The same mapping holds what NVML reports, with the same rule (one writer
  * per field, readers that tolerate a racing writer):
@@ -25,6 +39,7 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +67,22 @@ struct pool_slot {
     _Atomic uint64_t tenant_id[2];  /* struct vgc_tenant.id, as two words */
     _Atomic uint32_t pid;           /* from the client's handshake; 0 before */
     _Atomic int32_t owner;          /* the host process bound to it; 0 before */
-    _Atomic uint64_t contexts;      /* bit d: a context on device d */
+    _Atomic uint64_t contexts;      /* bit d: a context on physical device d (derived) */
+    _Atomic int32_t tenant;         /* entry of the tenant table, -1: none (locked) */
+    _Atomic uint64_t vctx;          /* bit v: a context on virtual GPU v (locked) */
+};
+
+/* An entry of the tenant table; all of it under the lock. */
+struct pool_tenant {
+    int32_t slots;                  /* slots naming it (derived); 0: entry free */
+    struct vgc_tenant who;          /* identity and policy */
+    _Atomic uint64_t memory;        /* who.memory, read without the lock */
+    int8_t bound[VGC_POOL_MAX_DEVICES];     /* virtual -> physical, -1 */
+    uint16_t holders[VGC_POOL_MAX_DEVICES]; /* slots with a context on v (derived) */
+};
+
+struct pool_shared {
+    pthread_mutex_t lock;           /* process-shared, robust */
 };
 
 /* One slot's busy time on one device. */
@@ -67,6 +97,8 @@ struct vgc_pool {
     int bound_slot;                 /* in a worker: its row; -1 in the daemon */
     uint64_t capacity;
     size_t map_size;
+    struct pool_shared *shared;
+    struct pool_tenant *tenants;    /* [nslots]: a tenant has at least one slot */
     _Atomic int *slot_taken;        /* [nslots] */
     _Atomic uint64_t *used;         /* [nslots][ndevices] */
     struct pool_slot *slots;        /* [nslots] */
@@ -81,7 +113,8 @@ static size_t pool_align(size_t n)
 struct vgc_pool *vgc_pool_create(int ndevices, uint64_t capacity, int nslots)
 {
     struct vgc_pool *pool;
-    size_t taken_size, used_size, slots_size, act_size;
+    size_t shared_size, tenants_size, taken_size, used_size, slots_size, act_size, size;
+    pthread_mutexattr_t attr;
     char *map;
 
     if (ndevices < 1 || ndevices > VGC_POOL_MAX_DEVICES || nslots < 1 ||
@@ -89,39 +122,228 @@ struct vgc_pool *vgc_pool_create(int ndevices, uint64_t capacity, int nslots)
         errno = EINVAL;
         return NULL;
     }
+    shared_size = pool_align(sizeof(struct pool_shared));
+    tenants_size = pool_align(sizeof(struct pool_tenant) * (size_t)nslots);
     taken_size = pool_align(sizeof(_Atomic int) * (size_t)nslots);
     used_size = pool_align(sizeof(_Atomic uint64_t) * (size_t)nslots * (size_t)ndevices);
     slots_size = pool_align(sizeof(struct pool_slot) * (size_t)nslots);
     act_size = sizeof(struct pool_activity) * (size_t)nslots * (size_t)ndevices;
+    size = shared_size + tenants_size + taken_size + used_size + slots_size + act_size;
     /* Pages nobody touches (slots never used) cost nothing. */
-    map = mmap(NULL, taken_size + used_size + slots_size + act_size,
-               PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    map = mmap(NULL, size, PROT_READ | PROT_WRITE,
+               MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (map == MAP_FAILED) {
         return NULL;
     }
     pool = calloc(1, sizeof(*pool));
     if (!pool) {
-        munmap(map, taken_size + used_size + slots_size + act_size);
+        munmap(map, size);
         return NULL;
     }
     pool->ndevices = ndevices;
     pool->nslots = nslots;
     pool->bound_slot = -1;
     pool->capacity = capacity;
-    pool->map_size = taken_size + used_size + slots_size + act_size;
+    pool->map_size = size;
+    pool->shared = (struct pool_shared *)map;
+    pool->tenants = (struct pool_tenant *)(map + shared_size);
+    map += shared_size + tenants_size;
     pool->slot_taken = (_Atomic int *)map;
     pool->used = (_Atomic uint64_t *)(map + taken_size);
     pool->slots = (struct pool_slot *)(map + taken_size + used_size);
     pool->activity = (struct pool_activity *)(map + taken_size + used_size + slots_size);
+    for (int i = 0; i < nslots; i++) {
+        atomic_store(&pool->slots[i].tenant, -1);
+        memset(pool->tenants[i].bound, -1, sizeof(pool->tenants[i].bound));
+    }
+    /* Robust: a worker killed while holding it hands it on (EOWNERDEAD). */
+    if (pthread_mutexattr_init(&attr) != 0 ||
+        pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED) != 0 ||
+        pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST) != 0 ||
+        pthread_mutex_init(&pool->shared->lock, &attr) != 0) {
+        munmap(pool->shared, size);
+        free(pool);
+        errno = ENOMEM;
+        return NULL;
+    }
+    pthread_mutexattr_destroy(&attr);
     return pool;
 }
 
 void vgc_pool_destroy(struct vgc_pool *pool)
 {
     if (pool) {
-        munmap((void *)pool->slot_taken, pool->map_size);
+        munmap((void *)pool->shared, pool->map_size);
         free(pool);
     }
+}
+
+/* ---- the tenant table ------------------------------------------------------ */
+
+static void pool_tenant_settle(struct vgc_pool *pool, int t);
+
+static void pool_lock(struct vgc_pool *pool)
+{
+    if (pthread_mutex_lock(&pool->shared->lock) == EOWNERDEAD) {
+        /* A worker died in the middle of a change: whatever it left is
+         * made whole again from the slots. */
+        pthread_mutex_consistent(&pool->shared->lock);
+        for (int t = 0; t < pool->nslots; t++) {
+            pool_tenant_settle(pool, t);
+        }
+    }
+}
+
+static void pool_unlock(struct vgc_pool *pool)
+{
+    pthread_mutex_unlock(&pool->shared->lock);
+}
+
+static int pool_tenant_gpus(const struct vgc_pool *pool, const struct pool_tenant *t)
+{
+    return t->who.gpus ? (int)t->who.gpus : pool->ndevices;
+}
+
+/*
+ * Recompute what tenant @t's entry derives from the slots: how many it
+ * has, which of its virtual GPUs have holders (the others are unbound),
+ * and each of its slots' contexts in physical devices.  Locked.
+ */
+static void pool_tenant_settle(struct vgc_pool *pool, int t)
+{
+    struct pool_tenant *te = &pool->tenants[t];
+    int gpus = pool_tenant_gpus(pool, te);
+
+    te->slots = 0;
+    memset(te->holders, 0, sizeof(te->holders));
+    for (int s = 0; s < pool->nslots; s++) {
+        uint64_t vctx;
+
+        if (atomic_load(&pool->slots[s].tenant) != t) {
+            continue;
+        }
+        te->slots++;
+        vctx = atomic_load(&pool->slots[s].vctx);
+        for (int v = 0; v < gpus; v++) {
+            te->holders[v] += vctx >> v & 1;
+        }
+    }
+    for (int v = 0; v < VGC_POOL_MAX_DEVICES; v++) {
+        if (v >= gpus || !te->holders[v]) {
+            te->bound[v] = -1;
+        }
+    }
+    for (int s = 0; s < pool->nslots; s++) {
+        uint64_t vctx, phys = 0;
+
+        if (atomic_load(&pool->slots[s].tenant) != t) {
+            continue;
+        }
+        vctx = atomic_load(&pool->slots[s].vctx);
+        for (int v = 0; v < gpus; v++) {
+            if ((vctx >> v & 1) && te->bound[v] >= 0) {
+                phys |= UINT64_C(1) << te->bound[v];
+            }
+        }
+        atomic_store(&pool->slots[s].contexts, phys);
+    }
+    if (!te->slots) {
+        memset(&te->who, 0, sizeof(te->who));
+        atomic_store(&te->memory, 0);
+    }
+}
+
+static bool pool_tenant_same(const struct vgc_tenant *a, const struct vgc_tenant *b)
+{
+    /* Nobody's clients are never taken for one another. */
+    return a->kind != VGC_TENANT_NONE && a->kind == b->kind && a->listener == b->listener &&
+           !memcmp(a->id, b->id, sizeof(a->id));
+}
+
+/* The entry for @who, made when it has none.  Locked; there is always a
+ * free entry, as a free slot is being claimed. */
+static int pool_tenant_find(struct vgc_pool *pool, const struct vgc_tenant *who)
+{
+    int free_entry = -1;
+
+    for (int t = 0; t < pool->nslots; t++) {
+        struct pool_tenant *te = &pool->tenants[t];
+
+        if (te->slots && pool_tenant_same(&te->who, who)) {
+            return t;
+        }
+        if (!te->slots && free_entry < 0) {
+            free_entry = t;
+        }
+    }
+    if (free_entry >= 0) {
+        struct pool_tenant *te = &pool->tenants[free_entry];
+
+        te->who = *who;
+        te->who.name[sizeof(te->who.name) - 1] = '\0';
+        atomic_store(&te->memory, who->memory);
+        memset(te->bound, -1, sizeof(te->bound));
+    }
+    return free_entry;
+}
+
+/*
+ * A physical device for a new binding of tenant @t: not one it holds
+ * already; of the others, the one with the fewest tenants bound, then the
+ * most free memory, then the lowest number.  Locked.
+ */
+static int pool_place(struct vgc_pool *pool, int t)
+{
+    int tenants[VGC_POOL_MAX_DEVICES] = { 0 };
+    bool mine[VGC_POOL_MAX_DEVICES] = { false };
+    int best = -1;
+    uint64_t best_free = 0;
+
+    for (int u = 0; u < pool->nslots; u++) {
+        struct pool_tenant *te = &pool->tenants[u];
+        bool on[VGC_POOL_MAX_DEVICES] = { false };
+
+        if (!te->slots) {
+            continue;
+        }
+        for (int v = 0; v < VGC_POOL_MAX_DEVICES; v++) {
+            if (te->bound[v] >= 0 && te->bound[v] < pool->ndevices) {
+                on[te->bound[v]] = true;
+            }
+        }
+        for (int d = 0; d < pool->ndevices; d++) {
+            tenants[d] += on[d];
+            if (u == t) {
+                mine[d] = on[d];
+            }
+        }
+    }
+    for (int d = 0; d < pool->ndevices; d++) {
+        uint64_t used = vgc_pool_used(pool, d);
+        uint64_t avail = used < pool->capacity ? pool->capacity - used : 0;
+
+        if (mine[d]) {
+            continue;
+        }
+        if (best < 0 || tenants[d] < tenants[best] ||
+            (tenants[d] == tenants[best] && avail > best_free)) {
+            best = d;
+            best_free = avail;
+        }
+    }
+    return best;
+}
+
+/* Bind virtual GPU @v of tenant @t if it is not bound.  Locked. */
+static int pool_bind_vdev(struct vgc_pool *pool, int t, int v)
+{
+    struct pool_tenant *te = &pool->tenants[t];
+
+    if (te->bound[v] < 0) {
+        /* Without gpus= the tenant has every device as it is. */
+        te->bound[v] = (int8_t)(te->who.gpus ? pool_place(pool, t) : v);
+    }
+    return te->bound[v];
 }
 
 static struct pool_activity *pool_activity(const struct vgc_pool *pool, int slot, int dev)
@@ -149,13 +371,32 @@ static void pool_slot_identify(struct pool_slot *sl, const struct vgc_tenant *t)
 
 int vgc_pool_slot_claim(struct vgc_pool *pool, const struct vgc_tenant *tenant)
 {
+    struct vgc_tenant nobody;
+
+    if (tenant && tenant->gpus > (uint32_t)pool->ndevices) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!tenant) {
+        memset(&nobody, 0, sizeof(nobody));
+        tenant = &nobody;
+    }
     for (int i = 0; i < pool->nslots; i++) {
         int expected = 0;
         if (atomic_compare_exchange_strong(&pool->slot_taken[i], &expected, 1)) {
+            int t;
+
             pool_slot_identify(&pool->slots[i], tenant);
+            pool_lock(pool);
+            t = pool_tenant_find(pool, tenant);
+            atomic_store(&pool->slots[i].vctx, 0);
+            atomic_store(&pool->slots[i].tenant, t);
+            pool_tenant_settle(pool, t);
+            pool_unlock(pool);
             return i;
         }
     }
+    errno = EAGAIN;
     return -1;
 }
 
@@ -164,11 +405,20 @@ static void pool_busy_close(struct pool_activity *a, int engine, uint64_t now);
 void vgc_pool_slot_clear(struct vgc_pool *pool, int slot)
 {
     uint64_t now = vgc_pool_clock();
+    int t;
 
     if (slot < 0 || slot >= pool->nslots) {
         return;
     }
     pool_slot_identify(&pool->slots[slot], NULL);
+    pool_lock(pool);
+    t = atomic_load(&pool->slots[slot].tenant);
+    atomic_store(&pool->slots[slot].vctx, 0);
+    atomic_store(&pool->slots[slot].tenant, -1);
+    if (t >= 0 && t < pool->nslots) {
+        pool_tenant_settle(pool, t);    /* unbinds what only this slot held */
+    }
+    pool_unlock(pool);
     for (int d = 0; d < pool->ndevices; d++) {
         atomic_store(&pool->used[(size_t)slot * pool->ndevices + d], 0);
         /* A worker that died inside a kernel kept the device busy until
@@ -221,23 +471,86 @@ uint64_t vgc_pool_used(const struct vgc_pool *pool, int dev)
     return sum;
 }
 
+/* The bound slot's tenant entry, or NULL. */
+static const struct pool_tenant *pool_my_tenant(const struct vgc_pool *pool)
+{
+    int t;
+
+    if (pool->bound_slot < 0 || pool->bound_slot >= pool->nslots) {
+        return NULL;
+    }
+    t = atomic_load(&pool->slots[pool->bound_slot].tenant);
+    return t >= 0 && t < pool->nslots ? &pool->tenants[t] : NULL;
+}
+
+uint64_t vgc_pool_tenant_used(const struct vgc_pool *pool, int dev)
+{
+    int t = pool->bound_slot >= 0 && pool->bound_slot < pool->nslots ?
+            atomic_load(&pool->slots[pool->bound_slot].tenant) : -1;
+    uint64_t sum = 0;
+
+    if (t < 0 || dev < 0 || dev >= pool->ndevices) {
+        return 0;
+    }
+    for (int s = 0; s < pool->nslots; s++) {
+        if (atomic_load(&pool->slots[s].tenant) == t) {
+            sum += atomic_load(&pool->used[(size_t)s * pool->ndevices + dev]);
+        }
+    }
+    return sum;
+}
+
+/* The bound slot's tenant's limit, 0 for none. */
+static uint64_t pool_limit(const struct vgc_pool *pool)
+{
+    const struct pool_tenant *te = pool_my_tenant(pool);
+
+    return te ? atomic_load(&te->memory) : 0;
+}
+
 uint64_t vgc_pool_capacity(const struct vgc_pool *pool, int dev)
 {
-    return dev >= 0 && dev < pool->ndevices ? pool->capacity : 0;
+    uint64_t limit = pool_limit(pool);
+
+    if (dev < 0 || dev >= pool->ndevices) {
+        return 0;
+    }
+    return limit && limit < pool->capacity ? limit : pool->capacity;
+}
+
+uint64_t vgc_pool_free(const struct vgc_pool *pool, int dev)
+{
+    uint64_t limit = pool_limit(pool), used, avail;
+
+    if (dev < 0 || dev >= pool->ndevices) {
+        return 0;
+    }
+    used = vgc_pool_used(pool, dev);
+    avail = used < pool->capacity ? pool->capacity - used : 0;
+    if (limit) {
+        uint64_t mine = vgc_pool_tenant_used(pool, dev);
+        uint64_t left = mine < limit ? limit - mine : 0;
+        avail = left < avail ? left : avail;
+    }
+    return avail;
 }
 
 bool vgc_pool_reserve(struct vgc_pool *pool, int dev, uint64_t bytes)
 {
-    uint64_t used;
+    uint64_t limit = pool_limit(pool);
 
-    if (dev < 0 || dev >= pool->ndevices || pool->bound_slot < 0) {
+    if (dev < 0 || dev >= pool->ndevices || pool->bound_slot < 0 ||
+        bytes > pool->capacity || (limit && bytes > limit)) {
         return false;
     }
-    used = vgc_pool_used(pool, dev);
-    if (bytes > pool->capacity || used > pool->capacity - bytes) {
-        return false;
-    }
+    /* Add, then look: see the top of this file for why this never
+     * exceeds a limit however many workers race. */
     atomic_fetch_add(pool_row(pool, dev), bytes);
+    if (vgc_pool_used(pool, dev) > pool->capacity ||
+        (limit && vgc_pool_tenant_used(pool, dev) > limit)) {
+        atomic_fetch_sub(pool_row(pool, dev), bytes);
+        return false;
+    }
     return true;
 }
 
@@ -270,11 +583,129 @@ void vgc_pool_set_pid(struct vgc_pool *pool, uint32_t pid)
     }
 }
 
+/* ---- virtual GPUs ----------------------------------------------------------- */
+
+int vgc_pool_device_map(struct vgc_pool *pool, int *phys, int max)
+{
+    bool taken[VGC_POOL_MAX_DEVICES] = { false };
+    struct pool_tenant *te;
+    int t, gpus, next = 0;
+
+    if (!pool_bound(pool) || (t = atomic_load(&pool->slots[pool->bound_slot].tenant)) < 0) {
+        for (int v = 0; v < max && v < pool->ndevices; v++) {
+            phys[v] = v;
+        }
+        return pool->ndevices;
+    }
+    te = &pool->tenants[t];
+    pool_lock(pool);
+    gpus = pool_tenant_gpus(pool, te);
+    if (!te->who.gpus) {
+        for (int v = 0; v < max && v < gpus; v++) {
+            phys[v] = v;
+        }
+        pool_unlock(pool);
+        return gpus;
+    }
+    for (int v = 0; v < gpus; v++) {
+        if (te->bound[v] >= 0) {
+            taken[te->bound[v]] = true;
+        }
+    }
+    for (int v = 0; v < gpus; v++) {
+        int p = te->bound[v];
+
+        if (p < 0) {
+            /* Unbound: a device none of the others answers for. */
+            while (next < pool->ndevices && taken[next]) {
+                next++;
+            }
+            p = next < pool->ndevices ? next++ : 0;
+        }
+        if (v < max) {
+            phys[v] = p;
+        }
+    }
+    pool_unlock(pool);
+    return gpus;
+}
+
+/* Make the bound slot's virtual context mask @vctx, binding what is new
+ * and letting go what is not in it.  Returns the binding of @want or -1. */
+static int pool_contexts(struct vgc_pool *pool, uint64_t vctx, int want)
+{
+    struct pool_slot *sl;
+    int t, gpus, p = -1;
+
+    if (!pool_bound(pool)) {
+        return -1;
+    }
+    sl = &pool->slots[pool->bound_slot];
+    pool_lock(pool);
+    t = atomic_load(&sl->tenant);
+    if (t < 0) {
+        pool_unlock(pool);
+        return -1;
+    }
+    gpus = pool_tenant_gpus(pool, &pool->tenants[t]);
+    if (gpus < 64) {
+        vctx &= (UINT64_C(1) << gpus) - 1;
+    }
+    /* Bindings first, then the mask that needs them: a worker that dies
+     * in between leaves a binding without holder, which settling undoes. */
+    for (int v = 0; v < gpus; v++) {
+        if (vctx >> v & 1) {
+            int b = pool_bind_vdev(pool, t, v);
+            if (v == want) {
+                p = b;
+            }
+        }
+    }
+    atomic_store(&sl->vctx, vctx);
+    pool_tenant_settle(pool, t);
+    pool_unlock(pool);
+    return p;
+}
+
+int vgc_pool_acquire(struct vgc_pool *pool, int vdev)
+{
+    if (!pool_bound(pool) || vdev < 0 || vdev >= VGC_POOL_MAX_DEVICES) {
+        return -1;
+    }
+    return pool_contexts(pool, atomic_load(&pool->slots[pool->bound_slot].vctx) |
+                               UINT64_C(1) << vdev, vdev);
+}
+
 void vgc_pool_set_contexts(struct vgc_pool *pool, uint64_t devices)
 {
-    if (pool_bound(pool)) {
-        atomic_store(&pool->slots[pool->bound_slot].contexts, devices);
+    pool_contexts(pool, devices, -1);
+}
+
+int vgc_pool_tenants(struct vgc_pool *pool, struct vgc_pool_tenant_info *out, int max)
+{
+    int n = 0;
+
+    pool_lock(pool);
+    for (int t = 0; t < pool->nslots; t++) {
+        struct pool_tenant *te = &pool->tenants[t];
+
+        if (!te->slots) {
+            continue;
+        }
+        if (n < max && out) {
+            struct vgc_pool_tenant_info *i = &out[n];
+
+            memset(i, 0, sizeof(*i));
+            i->tenant = te->who;
+            i->slots = te->slots;
+            i->gpus = pool_tenant_gpus(pool, te);
+            memcpy(i->bound, te->bound, sizeof(i->bound));
+            memcpy(i->holders, te->holders, sizeof(i->holders));
+        }
+        n++;
     }
+    pool_unlock(pool);
+    return n;
 }
 
 uint64_t vgc_pool_clock(void)

@@ -12,7 +12,27 @@
  * device (memory used, utilization) are shared by all, as on a real shared
  * GPU; the process list shows a worker only to workers of its own tenant.
  *
- * Policy (quotas, priorities, which GPU) belongs here and nowhere else.
+ * Policy belongs here and nowhere else (docs/pool.md).  A tenant is
+ * everybody who came through one listener with one identity; the options
+ * of that listener (vgcd --listen ADDR,memory=SIZE,gpus=N,name=NAME) are
+ * its policy:
+ *  - memory: a hard limit on what the tenant holds on each of its GPUs,
+ *    summed over all its slots.  Reservation adds first and checks after,
+ *    so the limit (and a device's capacity) is never exceeded, even by
+ *    racing workers; the price is that two racers near the limit may both
+ *    be refused where one of them would have fit.
+ *  - gpus: the tenant sees N virtual GPUs.  Virtual GPU v is bound to a
+ *    physical device while any slot of the tenant has a context on it
+ *    (vgc_pool_acquire, vgc_pool_set_contexts) and unbound when the last
+ *    such slot lets go or is cleared.  Placement: the device with the
+ *    fewest tenants bound, then the most free memory, never one the
+ *    tenant already holds.  Without gpus every device is the tenant's,
+ *    virtual v being physical v.
+ * The tenant table, the bindings and the slots' context masks change
+ * under one process-shared robust mutex; what the table says about
+ * bindings and holders is recomputed from the slots after each change, so
+ * a worker that dies anywhere, even holding the lock, leaves nothing bound
+ * or counted once its slot is cleared.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -44,6 +64,15 @@ enum vgc_tenant_kind {
 struct vgc_tenant {
     uint32_t kind;              /* enum vgc_tenant_kind */
     uint8_t id[16];             /* unused bytes zero */
+    uint32_t listener;          /* the listener it came through, also part of
+                                   the identity: one uid on two listeners
+                                   is two tenants */
+    /* The listener's policy, copied into the tenant table when the
+     * tenant's first slot is claimed (same identity, same listener, same
+     * policy). */
+    uint64_t memory;            /* bytes per GPU, 0: up to the device's capacity */
+    uint32_t gpus;              /* virtual GPUs bound on demand, 0: every device */
+    char name[32];              /* display name, "" for none */
 };
 
 /* What keeps a device busy, as NVML's two utilization figures count it. */
@@ -72,8 +101,10 @@ void vgc_pool_destroy(struct vgc_pool *pool);
 
 /*
  * In the daemon (or a VM's worker, for its guest sessions): find a free
- * slot for a new worker serving @tenant (copied).  Returns the slot, or -1
- * when all are taken.
+ * slot for a new worker serving @tenant (copied; NULL: nobody's).  Slots
+ * with the same identity share one entry of the tenant table, and its
+ * limits.  Returns the slot, or -1 when all are taken (errno EAGAIN) or
+ * @tenant asks for more GPUs than the pool has (EINVAL).
  */
 int vgc_pool_slot_claim(struct vgc_pool *pool, const struct vgc_tenant *tenant);
 /* After a worker ended, in whoever claimed its slot: forget all it held. */
@@ -86,20 +117,76 @@ int vgc_pool_slot_of(const struct vgc_pool *pool, pid_t pid);
 /* Number of devices the pool accounts for. */
 int vgc_pool_devices(const struct vgc_pool *pool);
 
-/* Reserve @bytes on @dev for the bound slot; false when it would not fit. */
+/*
+ * Reserve @bytes on physical device @dev for the bound slot; false when
+ * the device or the tenant's limit would be exceeded.  Never exceeds
+ * either, with any number of racing workers (see the top of this file).
+ */
 bool vgc_pool_reserve(struct vgc_pool *pool, int dev, uint64_t bytes);
 void vgc_pool_release(struct vgc_pool *pool, int dev, uint64_t bytes);
 
-/* Bytes in use on @dev by all workers, and the device's capacity. */
+/* Bytes in use on @dev by all workers. */
 uint64_t vgc_pool_used(const struct vgc_pool *pool, int dev);
+/* Bytes the bound slot's tenant holds on @dev, summed over its slots. */
+uint64_t vgc_pool_tenant_used(const struct vgc_pool *pool, int dev);
+/*
+ * @dev's capacity as the bound slot's tenant sees it: the device's, or the
+ * tenant's limit when lower (cuDeviceTotalMem, cuMemGetInfo's total).
+ */
 uint64_t vgc_pool_capacity(const struct vgc_pool *pool, int dev);
+/*
+ * What the bound slot's tenant may still allocate on @dev: the lesser of
+ * its limit less its use and the device's capacity less everybody's use
+ * (cuMemGetInfo's free).
+ */
+uint64_t vgc_pool_free(const struct vgc_pool *pool, int dev);
+
+/* ---- virtual GPUs of the bound slot's tenant ------------------------------ */
+
+/*
+ * The tenant's device table: how many virtual GPUs it has (returned), and
+ * in @phys[v] (for v < @max) the physical device that answers for v now:
+ * the one v is bound to, or while unbound a representative that no other
+ * virtual GPU of the tenant maps to (the pool is homogeneous), so the
+ * table is one-to-one and can be read backwards.  Unbound slot: every
+ * device, identity.
+ */
+int vgc_pool_device_map(struct vgc_pool *pool, int *phys, int max);
+/*
+ * A context is about to be made on virtual GPU @vdev: bind it if it is
+ * not bound (placement above) and count the bound slot as holding it
+ * until vgc_pool_set_contexts says otherwise.  Returns the physical
+ * device, or -1 for a @vdev the tenant does not have.
+ */
+int vgc_pool_acquire(struct vgc_pool *pool, int vdev);
 
 /* ---- what NVML reports (all for the bound slot; no-ops when unbound) ---- */
 
 /* The client's pid, as its handshake gave it (the guest's own numbering). */
 void vgc_pool_set_pid(struct vgc_pool *pool, uint32_t pid);
-/* The devices the client has a context on: bit d for device d. */
+/*
+ * The virtual GPUs the client has a context on: bit v for virtual GPU v.
+ * Those it no longer has are let go (unbound when no slot of the tenant
+ * holds them), those it has newly are bound as by vgc_pool_acquire.
+ */
 void vgc_pool_set_contexts(struct vgc_pool *pool, uint64_t devices);
+
+/* ---- the tenant table, for status and tests -------------------------------- */
+
+struct vgc_pool_tenant_info {
+    struct vgc_tenant tenant;           /* identity and policy */
+    int slots;                          /* slots (processes) it has now */
+    int gpus;                           /* virtual GPUs */
+    int8_t bound[VGC_POOL_MAX_DEVICES]; /* [v]: physical device, -1 unbound */
+    uint16_t holders[VGC_POOL_MAX_DEVICES]; /* [v]: its slots with a context on v */
+};
+
+/*
+ * Up to @max tenants that have slots now into @out, in table order.
+ * Returns how many there are.
+ */
+int vgc_pool_tenants(struct vgc_pool *pool, struct vgc_pool_tenant_info *out, int max);
+
 
 /* CLOCK_MONOTONIC in nanoseconds: the clock every @now below is read from. */
 uint64_t vgc_pool_clock(void);

@@ -37,12 +37,12 @@ uint64_t cpu_dev_capacity(int dev)
     return cpu_state.device_memory;
 }
 
-uint64_t cpu_dev_used(int dev)
+uint64_t cpu_dev_free(int dev)
 {
     if (cpu_state.pool) {
-        return vgc_pool_used(cpu_state.pool, dev);
+        return vgc_pool_free(cpu_state.pool, dev);  /* the tenant's limit too */
     }
-    return cpu_state.local_used[dev];
+    return cpu_state.device_memory - cpu_state.local_used[dev];
 }
 
 /*

@@ -271,7 +271,7 @@ uint64_t cpu_now_ns(void);
 /* cpu_device.c */
 CUresult cpu_dev_check(CUdevice dev);
 uint64_t cpu_dev_capacity(int dev);
-uint64_t cpu_dev_used(int dev);
+uint64_t cpu_dev_free(int dev);
 void cpu_dev_uuid(int dev, CUuuid *uuid);
 
 CUresult cpu_init(unsigned int flags);

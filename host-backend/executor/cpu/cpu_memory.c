@@ -411,7 +411,6 @@ CUresult cpu_mem_free(CUdeviceptr dptr)
 CUresult cpu_mem_get_info(size_t *free_bytes, size_t *total)
 {
     struct CUctx_st *ctx;
-    uint64_t cap, used;
     CUresult rc = cpu_ctx_get_current_checked(&ctx);
 
     if (rc != CUDA_SUCCESS) {
@@ -420,10 +419,8 @@ CUresult cpu_mem_get_info(size_t *free_bytes, size_t *total)
     if (!free_bytes || !total) {
         return CUDA_ERROR_INVALID_VALUE;
     }
-    cap = cpu_dev_capacity(ctx->dev);
-    used = cpu_dev_used(ctx->dev);
-    *free_bytes = (size_t)(used < cap ? cap - used : 0);
-    *total = (size_t)cap;
+    *free_bytes = (size_t)cpu_dev_free(ctx->dev);
+    *total = (size_t)cpu_dev_capacity(ctx->dev);
     return CUDA_SUCCESS;
 }
 

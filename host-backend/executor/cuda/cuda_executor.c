@@ -11,7 +11,8 @@
  *    the worker's own memory given a host address: both ends must be device
  *    memory (the shim turns host-involved copies into HtoD/DtoH);
  *  - allocations are accounted in the pool, so one daemon's clients share a
- *    device memory budget.
+ *    device memory budget and a tenant's limit holds; the totals and free
+ *    memory it reports are the pool's where they are smaller.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -54,37 +55,54 @@ static void *cuda_open(char **err)
     return h;
 }
 
-bool vgc_cuda_available(void)
+int vgc_cuda_device_count(void)
 {
     /* Probe in a child: a CUDA driver initialised here would not survive
      * the fork of every worker. */
-    pid_t pid = fork();
-    int status;
+    int fds[2], n = 0, status;
+    pid_t pid;
 
+    if (pipe(fds) < 0) {
+        return 0;
+    }
+    pid = fork();
     if (pid < 0) {
-        return false;
+        close(fds[0]);
+        close(fds[1]);
+        return 0;
     }
     if (pid == 0) {
         void *h = cuda_open(NULL);
         PFN_cuInit_v2000 init;
         PFN_cuDeviceGetCount_v2000 count;
-        int n = 0;
 
+        close(fds[0]);
         if (!h) {
             _exit(1);
         }
         init = (PFN_cuInit_v2000)dlsym(h, "cuInit");
         count = (PFN_cuDeviceGetCount_v2000)dlsym(h, "cuDeviceGetCount");
         if (!init || !count || init(0) != CUDA_SUCCESS ||
-            count(&n) != CUDA_SUCCESS || n < 1) {
+            count(&n) != CUDA_SUCCESS || n < 1 ||
+            write(fds[1], &n, sizeof(n)) != (ssize_t)sizeof(n)) {
             _exit(1);
         }
         _exit(0);
     }
-    if (waitpid(pid, &status, 0) < 0) {
-        return false;
+    close(fds[1]);
+    if (read(fds[0], &n, sizeof(n)) != (ssize_t)sizeof(n)) {
+        n = 0;
     }
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    close(fds[0]);
+    if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        return 0;
+    }
+    return n > 0 ? n : 0;
+}
+
+bool vgc_cuda_available(void)
+{
+    return vgc_cuda_device_count() > 0;
 }
 
 static CUresult cuda_check_device_memory(CUdeviceptr p)
@@ -185,15 +203,30 @@ static CUresult cuda_mem_get_info(size_t *free_bytes, size_t *total)
     CUresult res = real.cuMemGetInfo_v2(free_bytes, total);
     int dev = cuda_current_device();
 
+    /* The pool's view (--device-memory, the tenant's memory=) where it is
+     * smaller than the GPU's. */
     if (res == CUDA_SUCCESS && cuda_pool) {
         uint64_t cap = vgc_pool_capacity(cuda_pool, dev);
-        uint64_t used = vgc_pool_used(cuda_pool, dev);
+        uint64_t avail = vgc_pool_free(cuda_pool, dev);
+
         if (cap < *total) {
-            *total = cap;
-            *free_bytes = used < cap && cap - used < *free_bytes ? cap - used : *free_bytes;
-            if (used >= cap) {
-                *free_bytes = 0;
-            }
+            *total = (size_t)cap;
+        }
+        if (avail < *free_bytes) {
+            *free_bytes = (size_t)avail;
+        }
+    }
+    return res;
+}
+
+static CUresult cuda_device_total_mem(size_t *bytes, CUdevice dev)
+{
+    CUresult res = real.cuDeviceTotalMem_v2(bytes, dev);
+
+    if (res == CUDA_SUCCESS && cuda_pool) {
+        uint64_t cap = vgc_pool_capacity(cuda_pool, dev);
+        if (cap < *bytes) {
+            *bytes = (size_t)cap;
         }
     }
     return res;
@@ -275,6 +308,9 @@ struct vgc_executor *vgc_cuda_executor_create(const struct vgc_executor_config *
     cuda_exec.ops.cuMemAllocManaged = cuda_mem_alloc_managed;
     cuda_exec.ops.cuMemFree_v2 = cuda_mem_free;
     cuda_exec.ops.cuMemGetInfo_v2 = cuda_mem_get_info;
+    if (real.cuDeviceTotalMem_v2) {
+        cuda_exec.ops.cuDeviceTotalMem_v2 = cuda_device_total_mem;
+    }
     cuda_exec.ops.cuMemcpy = cuda_memcpy;
     cuda_exec.ops.cuMemcpyAsync = cuda_memcpy_async;
     cuda_exec.module_load = cuda_module_load;
