@@ -180,6 +180,7 @@ enum vgcd_frame_result vgcd_frame_process(struct vgcd_session *s,
         return VGCD_FRAME_REPLY;
     }
     vgc_rd_init(&r, payload, h->length);
+    vgcd_devmap_call_begin(s, h->opcode);
     vgcd_status_call_begin(s, h->opcode);
     rc = vgcd_dispatch(s, h->opcode, &r, w);
     vgcd_status_call_end(s, h->opcode);

@@ -15,6 +15,43 @@
 #include "session.h"
 #include "status.h"
 
+/* ---- devices: the tenant's virtual GPUs (devmap.c) ------------------------ */
+
+CUresult vgcd_cuDeviceGetCount(struct vgcd_session *s, struct vgcd_args_cuDeviceGetCount *a)
+{
+    CUresult res;
+    int n;
+
+    if (!s->exec->ops.cuDeviceGetCount) {
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    res = s->exec->ops.cuDeviceGetCount(a->count);
+    n = vgcd_devmap_count(s);
+    if (res == CUDA_SUCCESS && *a->count > n) {
+        *a->count = n;
+    }
+    return res;
+}
+
+/* The ordinal is a device number like any CUdevice argument; the result
+ * is mapped back by the dispatcher. */
+CUresult vgcd_cuDeviceGet(struct vgcd_session *s, struct vgcd_args_cuDeviceGet *a)
+{
+    CUdevice dev = a->ordinal;
+    CUresult res;
+
+    if (!s->exec->ops.cuDeviceGet) {
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    /* Uninitialised first: the executor's own answer to that. */
+    res = s->exec->ops.cuDeviceGet(a->device, 0);
+    if (res != CUDA_SUCCESS) {
+        return res;
+    }
+    res = vgcd_devmap_in(s, &dev);
+    return res == CUDA_SUCCESS ? s->exec->ops.cuDeviceGet(a->device, dev) : res;
+}
+
 /* ---- primary contexts: a release to zero or a reset frees its objects ---- */
 
 static CUresult manual_primary_ctx_forget(struct vgcd_session *s, CUdevice dev,
@@ -317,6 +354,13 @@ CUresult vgcd_cuPointerGetAttribute(struct vgcd_session *s,
             res = vgcd_handle_put(s, VGC_HANDLE_CTX, ctx, 0, &id);
         }
         value[0] = id;
+    }
+    if (res == CUDA_SUCCESS && a->attribute == CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL) {
+        /* Memory lives in a context, so on a bound virtual GPU. */
+        CUdevice dev;
+        memcpy(&dev, value, sizeof(dev));
+        vgcd_devmap_out(s, &dev);
+        memcpy(value, &dev, sizeof(dev));
     }
     if (res == CUDA_SUCCESS) {
         memcpy(a->data, value, want);

@@ -39,6 +39,7 @@ struct vgcd_session *vgcd_session_new(struct vgc_executor *exec, const char *pee
     s->by_obj = g_hash_table_new(session_obj_hash, session_obj_equal);
     s->created = g_hash_table_new(g_direct_hash, g_direct_equal);
     s->busy_dev = -1;
+    s->devmap_n = -1;
     /* Allocated once: a call never fails for want of argument space. */
     s->args_cap = VGCD_ARGS_MAX;
     s->args = malloc(s->args_cap);

@@ -60,6 +60,11 @@ struct vgcd_session {
     int busy_dev;           /* the call in progress keeps busy_engine of */
     int busy_engine;        /*   busy_dev busy; -1: none */
     GHashTable *created;    /* contexts of cuCtxCreate: obj -> device + 1 */
+
+    /* The tenant's virtual GPUs (devmap.c). */
+    bool devmap_acquire;    /* the call in progress makes a context */
+    int devmap_n;           /* virtual GPUs; -1: devmap not read this call */
+    int devmap[64];         /* virtual -> physical, as the pool said */
 };
 
 /* Create/destroy a session over @exec.  Returns NULL on allocation failure. */
@@ -114,5 +119,25 @@ void vgcd_handle_drop_children(struct vgcd_session *s, uint64_t id);
 void vgcd_defer(struct vgcd_session *s, CUresult res);
 /* A synchronising call finished with @res: report a deferred failure now. */
 CUresult vgcd_syncpoint(struct vgcd_session *s, CUresult res);
+
+/* ---- virtual GPUs: device ordinals across the executor boundary (devmap.c) ---- */
+
+/* Before dispatching call @opcode: forget the table, note whether the
+ * call makes a context (its device is then bound). */
+void vgcd_devmap_call_begin(struct vgcd_session *s, unsigned opcode);
+/* How many virtual GPUs the client has. */
+int vgcd_devmap_count(struct vgcd_session *s);
+/*
+ * A device argument: virtual ordinal *@dev becomes the physical one, bound
+ * first for a call that makes a context.
+ * Returns: CUDA_SUCCESS, or CUDA_ERROR_INVALID_DEVICE for an ordinal the
+ * client does not have.
+ */
+CUresult vgcd_devmap_in(struct vgcd_session *s, CUdevice *dev);
+/* A device result: physical *@dev becomes the client's ordinal (-1 for a
+ * device that is not one of its). */
+void vgcd_devmap_out(struct vgcd_session *s, CUdevice *dev);
+/* A mask of physical devices as the mask of the virtual GPUs they are. */
+uint64_t vgcd_devmap_mask_out(struct vgcd_session *s, uint64_t physical);
 
 #endif /* VGCD_SESSION_H */

@@ -4,6 +4,7 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "vgc_opcodes.h"
@@ -78,9 +79,10 @@ static int status_device(struct vgcd_session *s)
 }
 
 /*
- * Tell the pool the devices this client has a context on: those whose
- * primary context is active, and those of contexts it created and has not
- * destroyed (their handles are still in the table).
+ * Tell the pool the virtual GPUs this client has a context on: the
+ * devices whose primary context is active, and those of contexts it
+ * created and has not destroyed (their handles are still in the table),
+ * mapped back to the client's numbering.  The pool lets go of the others.
  */
 static void status_contexts(struct vgcd_session *s)
 {
@@ -112,7 +114,7 @@ static void status_contexts(struct vgcd_session *s)
             mask |= UINT64_C(1) << d;
         }
     }
-    vgc_pool_set_contexts(s->pool, mask);
+    vgc_pool_set_contexts(s->pool, vgcd_devmap_mask_out(s, mask));
 }
 
 void vgcd_status_call_begin(struct vgcd_session *s, unsigned opcode)
@@ -166,10 +168,11 @@ void vgcd_status_ctx_created(struct vgcd_session *s, void *ctx, int dev)
 }
 
 /* Whether @dev may be asked about; the result to answer otherwise. */
-static CUresult status_check(struct vgcd_session *s, uint32_t dev, uint32_t max_procs,
+static CUresult status_check(struct vgcd_session *s, uint32_t *dev, uint32_t max_procs,
                              uint32_t flags)
 {
     int count = 0;
+    CUdevice pdev;
     CUresult res;
 
     if (flags || max_procs > VGC_DEVICE_STATUS_MAX_PROCS) {
@@ -185,9 +188,20 @@ static CUresult status_check(struct vgcd_session *s, uint32_t dev, uint32_t max_
     if (res != CUDA_SUCCESS) {
         return res;                         /* CUDA_ERROR_NOT_INITIALIZED */
     }
-    if (dev >= (uint32_t)count || dev >= (uint32_t)vgc_pool_devices(s->pool)) {
+    /* The client asks about its virtual GPU: the figures are those of the
+     * device that answers for it (bound, or its representative). */
+    if (*dev > (uint32_t)INT32_MAX) {
         return CUDA_ERROR_INVALID_DEVICE;
     }
+    pdev = (CUdevice)*dev;
+    res = vgcd_devmap_in(s, &pdev);
+    if (res != CUDA_SUCCESS) {
+        return res;
+    }
+    if (pdev >= count || pdev >= vgc_pool_devices(s->pool)) {
+        return CUDA_ERROR_INVALID_DEVICE;
+    }
+    *dev = (uint32_t)pdev;
     return CUDA_SUCCESS;
 }
 
@@ -208,7 +222,9 @@ int vgcd_status_frame(struct vgcd_session *s, const void *payload, size_t len,
     if (!vgc_rd_done(&r)) {
         return vgcd_violation(s, "malformed device status request");
     }
-    res = status_check(s, dev, max_procs, flags);
+    s->devmap_n = -1;               /* read the pool's table afresh */
+    s->devmap_acquire = false;
+    res = status_check(s, &dev, max_procs, flags);
     if (res != CUDA_SUCCESS) {
         vgc_wr_i32(w, res);
         return 0;

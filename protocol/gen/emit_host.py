@@ -5,10 +5,13 @@ For each wire call the generated code, in the venus-renderer manner:
      reader whose failure is sticky, and checks the payload was used exactly;
   2. lays out the reply (result, fixed outputs, output buffers) so that an
      executor writes bulk results straight into the reply buffer;
-  3. resolves handles through the session's table (unknown -> CUresult);
+  3. resolves handles through the session's table (unknown -> CUresult),
+     and maps device ordinals (CUdevice parameters) from the tenant's
+     virtual GPUs to the executor's devices (host-backend/worker/devmap.c);
   4. calls the executor's op of the same name, or the hand-written
      vgcd_<symbol> for host-manual calls;
-  5. encodes outputs, registers new handles, forgets destroyed ones.
+  5. encodes outputs (CUdevice results mapped back to virtual GPUs),
+     registers new handles, forgets destroyed ones.
 A malformed request is a protocol violation: vgcd_dispatch returns -1 with
 a reason and the worker ends the session.
 """
@@ -191,6 +194,9 @@ def _exec_call(c):
             % (c.symbol, c.symbol, ', '.join(args)))
 
 
+DEVICE_TYPES = ('CUdevice', 'CUdevice_v1')
+
+
 def _parent(c, a):
     """Handle id that owns a new handle returned in a."""
     handles = {x.handle: x for x in c.args if x.kind == 'handle'}
@@ -232,6 +238,11 @@ def emit_dispatch(api, spec):
                 o.append('    if (res == CUDA_SUCCESS) {\n')
                 o.append('        res = vgcd_handle_get(s, a->%s_id, %s, (void **)&a->%s);\n'
                          % (x.name, kinds_mask(x.kinds), x.name))
+                o.append('    }\n')
+        for x in c.args:
+            if x.kind == 'scalar' and x.base in DEVICE_TYPES:
+                o.append('    if (res == CUDA_SUCCESS) {\n')
+                o.append('        res = vgcd_devmap_in(s, &a->%s);\n' % x.name)
                 o.append('    }\n')
         if not c.is_async:
             o.append('    /* reply: result, fixed outputs, output buffers */\n')
@@ -284,6 +295,9 @@ def emit_dispatch(api, spec):
         for x in outs:
             if x.kind == 'out-handle':
                 o.append('        memcpy(slot_%s, &a->%s_id, 8);\n' % (x.name, x.name))
+            elif x.kind == 'out-scalar' and x.base in DEVICE_TYPES:
+                o.append('        vgcd_devmap_out(s, &a->%s_val);\n' % x.name)
+                o.append('        memcpy(slot_%s, &a->%s_val, %s);\n' % (x.name, x.name, out_wire_size(x)))
             else:
                 o.append('        memcpy(slot_%s, &a->%s_val, %s);\n' % (x.name, x.name, out_wire_size(x)))
         o.append('    }\n')
