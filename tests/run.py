@@ -17,6 +17,10 @@ Sections (each check is one line: "ok", "FAIL" or "skip", with its name):
   kernels     nvcc -O3 kernels run by the cpu executor's PTX interpreter
               through the shim (tests/kernels), checked against the CPU
   robustness  malformed traffic on vgcd's socket, clients unaffected
+  pool        the pool's policy through the shim (tests/pool/pool_client):
+              memory= limits summed over a tenant's processes, other
+              tenants unaffected, NVML agreeing; gpus=1 tenants placed on
+              different devices and a device freed when its tenant ends
   vhost       the VM path against a vhost-user front-end in Python
   e2e         the QEMU device, and two TCG guests running the test
               programs over /dev/vgc0 on one vgcd; processes killed
@@ -109,6 +113,7 @@ class Daemon:
 
     def ready(self):
         for l in self.listen:
+            l = l.split(',')[0]             # options (memory=, gpus=) follow
             path = l.split(':', 1)[1]
             if l.split(':', 1)[0] in ('unix', 'vhost-user') and not os.path.exists(path):
                 return False
@@ -497,6 +502,22 @@ def section_daemon_cli(build):
                        stderr=subprocess.STDOUT, text=True, timeout=10)
     report('ok' if p.returncode == 1 and 'unknown address kind' in p.stdout else 'FAIL',
            'vgcd: a bad --listen address is a clear error', p.stdout[-300:])
+    tmp = tempfile.mkdtemp(prefix='vgc-cli-')
+    for opts, want in ((',memory=abc', 'memory=abc: not a size'),
+                       (',memory=0', 'memory=0: not a size'),
+                       (',gpus=0', 'gpus=0: want a number of GPUs'),
+                       (',gpus=two', 'gpus=two: want a number of GPUs'),
+                       (',colour=red', "unknown option 'colour'"),
+                       (',gpus=3', 'gpus=3 but there are only 2 devices'),
+                       (',name=', 'name=: want 1..')):
+        p = subprocess.run([vgcd, '--executor', 'cpu', '--devices', '2',
+                            '--listen', 'unix:' + tmp + '/s' + opts],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=10)
+        ok = p.returncode == 1 and want in p.stdout and not os.path.exists(tmp + '/s')
+        report('ok' if ok else 'FAIL', 'vgcd: --listen ...%s is a clear error at startup' % opts,
+               '' if ok else p.stdout[-300:])
+    shutil.rmtree(tmp, ignore_errors=True)
     gpu = os.path.exists('/dev/nvidiactl')
     if gpu:
         report('skip', 'vgcd: --executor cuda refusal without a GPU', 'this host has a GPU')
@@ -508,6 +529,152 @@ def section_daemon_cli(build):
         report('ok' if p.returncode == 1 and 'no usable CUDA driver or GPU' in p.stdout
                else 'FAIL', 'vgcd: --executor cuda says clearly that there is no GPU',
                p.stdout[-300:])
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class PoolClient:
+    """tests/pool/pool_client: one process of a tenant, steered line by line."""
+
+    def __init__(self, build, server):
+        env = shim_env(build, server)
+        env['LD_LIBRARY_PATH'] += ':' + os.path.join(build, 'guest-driver', 'libnvml')
+        self.proc = subprocess.Popen([os.path.join(build, 'tests', 'pool', 'pool_client')],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, env=env)
+
+    def ask(self, line):
+        self.proc.stdin.write(line + '\n')
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline().strip()
+        return answer.split()[1:] if answer.split()[:1] != ['err'] else ['err'] + answer.split()[1:]
+
+    def value(self, line):
+        """The numbers of an answer ("info 5 6" -> [5, 6]); [] for an error."""
+        a = self.ask(line)
+        return [] if a[:1] == ['err'] else [int(x) if x.lstrip('-').isdigit() else x for x in a]
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write('quit\n')
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def section_pool(build):
+    """Limits and placement through the shim, tenants on several listeners."""
+    if not os.path.exists(os.path.join(build, 'tests', 'pool', 'pool_client')):
+        report('FAIL', 'pool: tests/pool/pool_client not built')
+        return
+    M = 1 << 20
+    OOM = '2'       # CUDA_ERROR_OUT_OF_MEMORY
+    tmp = tempfile.mkdtemp(prefix='vgc-pool-')
+    sock = lambda n: os.path.join(tmp, n)      # noqa: E731
+    clients = []
+
+    def client(name):
+        c = PoolClient(build, 'unix:' + sock(name))
+        clients.append(c)
+        return c
+
+    def check(ok, name, detail=''):
+        report('ok' if ok else 'FAIL', 'pool: ' + name, '' if ok else str(detail))
+
+    # memory=: one tenant's processes share 64M; another tenant is unaffected.
+    d = Daemon(build, ['unix:%s,memory=64M,name=small' % sock('small'),
+                       'unix:' + sock('free')], extra=['--device-memory', '256M'])
+    try:
+        a1 = client('small')
+        v = a1.value('totalmem 0')
+        check(v == [64 * M], 'memory=64M: cuDeviceTotalMem before a context says 64M', v)
+        a1.ask('ctx 0')
+        v = a1.value('info')
+        check(v == [64 * M, 64 * M], 'cuMemGetInfo: 64M free of 64M', v)
+        check(a1.ask('alloc %d' % (48 * M)) == [], 'holds 48M')
+        a2 = client('small')
+        a2.ask('ctx 0')
+        v = a2.value('info')
+        check(v == [16 * M, 64 * M], "a second process of the tenant sees the first's 48M", v)
+        v = a2.ask('alloc %d' % (32 * M))
+        check(v == ['err', OOM], '32M more (in the second process) is out of memory', v)
+        check(a2.ask('alloc %d' % (16 * M)) == [], 'the last 16M fit')
+        v = a1.ask('alloc %d' % M)
+        check(v == ['err', OOM], 'the first process is refused even 1M now', v)
+        b = client('free')
+        b.ask('ctx 0')
+        v = b.ask('alloc %d' % (128 * M))
+        check(v == [], "another listener's tenant allocates 128M meanwhile", v)
+        v = b.value('info')
+        check(v == [64 * M, 256 * M], 'it sees the whole device, less everybody\'s use', v)
+        v = a1.value('nvml 0')
+        check(v == [64 * M, 0, 64 * M], 'NVML of the limited tenant: 64M total, all used', v)
+        a1.ask('freeall')
+        v = a2.ask('alloc %d' % (32 * M))
+        check(v == [], 'once the first process freed its 48M the second gets 32M', v)
+    except Exception as e:      # noqa: BLE001 - a crash of the test is a failure
+        check(False, 'limits: %s: %s' % (type(e).__name__, e), tail(d.log_text()))
+    finally:
+        for c in clients:
+            c.close()
+        clients.clear()
+        d.stop()
+
+    # gpus=1: tenants holding contexts land on different devices; a device
+    # whose tenant ended is free again.
+    d = Daemon(build, ['unix:%s,gpus=1,name=%s' % (sock(n), n) for n in 'cdef'],
+               extra=['--device-memory', '256M'])
+    try:
+        c = client('c')
+        check(c.value('count') == [1], 'gpus=1: cuDeviceGetCount says 1')
+        c.ask('ctx 0')
+        uc = c.value('uuid 0')
+        check(c.ask('alloc %d' % (100 * M)) == [] and c.value('ptrdev') == [0] and
+              c.value('device') == [0], 'c: context and memory on its virtual GPU 0')
+        c2 = client('c')
+        c2.ask('ctx 0')
+        check(c2.value('uuid 0') == uc and c2.value('info') == [156 * M, 256 * M],
+              "c's second process: the same device, c's 100M on it")
+        dd = client('d')
+        dd.ask('ctx 0')
+        ud = dd.value('uuid 0')
+        v = dd.value('info')
+        check(ud != uc and v == [256 * M, 256 * M], 'd: the other device, empty', (uc, ud, v))
+        check(dd.ask('alloc %d' % (50 * M)) == [], 'd holds 50M')
+        e = client('e')
+        e.ask('ctx 0')
+        ue = e.value('uuid 0')
+        v = e.value('info')
+        check(ue == ud and v == [206 * M, 256 * M],
+              'e: one tenant on each device, so the one with more free memory (d\'s)',
+              (ue, ud, v))
+        c.close()
+        c2.close()
+        f, uf = None, None
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            # c's slots are cleared when vgcd reaps its workers: soon.
+            f = client('f')
+            f.ask('ctx 0')
+            uf = f.value('uuid 0')
+            if uf == uc:
+                break
+            f.close()
+            time.sleep(0.1)
+        check(uf == uc and f.value('info') == [256 * M, 256 * M],
+              "c's processes ended: its device is free, and f lands there", (uf, uc))
+        check(d.alive(), 'vgcd survived', tail(d.log_text()))
+    except Exception as e:      # noqa: BLE001 - a crash of the test is a failure
+        check(False, 'gpus: %s: %s' % (type(e).__name__, e), tail(d.log_text()))
+    finally:
+        for c in clients:
+            c.close()
+        d.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -796,7 +963,8 @@ def main():
     for name, section in (('unit', section_unit), ('daemon', section_daemon_cli),
                           ('shim', section_shim), ('integration', section_integration),
                           ('kernels', section_kernels), ('runtime', section_runtime),
-                          ('robustness', section_robustness), ('vhost', section_vhost),
+                          ('robustness', section_robustness), ('pool', section_pool),
+                          ('vhost', section_vhost),
                           ('e2e', section_e2e)):
         if want(name):
             section(args.build)

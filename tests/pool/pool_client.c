@@ -1,0 +1,169 @@
+/*
+ * pool_client.c - a driver-API client that tests/run.py's pool section
+ * steers line by line, so that several of them, of several tenants, can
+ * hold contexts and memory at the same time while the others look.
+ *
+ * Commands on stdin, one answer line each on stdout:
+ *   count              cuDeviceGetCount              -> "count N"
+ *   totalmem V         cuDeviceTotalMem (no context) -> "totalmem BYTES"
+ *   uuid V             cuDeviceGetUuid               -> "uuid HEX"
+ *   ctx V              cuCtxCreate on V, made current -> "ok"
+ *   info               cuMemGetInfo                  -> "info FREE TOTAL"
+ *   device             cuCtxGetDevice                -> "device N"
+ *   alloc BYTES        cuMemAlloc, kept              -> "ok" or "err CODE"
+ *   ptrdev             device ordinal of the last allocation -> "ptrdev N"
+ *   freeall            cuMemFree of every allocation -> "ok"
+ *   destroy            cuCtxDestroy of the context   -> "ok"
+ *   nvml V             NVML's memory info of V       -> "nvml TOTAL FREE USED"
+ *   quit
+ * A failing call answers "err CODE" (a CUresult; NVML's for nvml).
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <cuda.h>
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ALLOCS 256
+
+static CUcontext ctx;
+static CUdeviceptr allocs[MAX_ALLOCS];
+static int nallocs;
+
+/* NVML through the shim's libnvidia-ml.so.1, found like a program would. */
+struct nvml_memory {
+    unsigned long long total, free, used;
+};
+
+static int client_nvml(int v, struct nvml_memory *m)
+{
+    static void *lib;
+    int (*init)(void);
+    int (*by_index)(unsigned, void **);
+    int (*memory)(void *, struct nvml_memory *);
+    void *dev;
+    int r;
+
+    if (!lib && !(lib = dlopen("libnvidia-ml.so.1", RTLD_NOW))) {
+        return 999;
+    }
+    init = (int (*)(void))dlsym(lib, "nvmlInit_v2");
+    by_index = (int (*)(unsigned, void **))dlsym(lib, "nvmlDeviceGetHandleByIndex_v2");
+    memory = (int (*)(void *, struct nvml_memory *))dlsym(lib, "nvmlDeviceGetMemoryInfo");
+    if (!init || !by_index || !memory) {
+        return 998;
+    }
+    if ((r = init()) != 0 || (r = by_index((unsigned)v, &dev)) != 0) {
+        return r;
+    }
+    return memory(dev, m);
+}
+
+static void client_answer(CUresult r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void client_answer(CUresult r, const char *fmt, ...)
+{
+    if (r != CUDA_SUCCESS) {
+        printf("err %d\n", (int)r);
+    } else {
+        va_list ap;
+        va_start(ap, fmt);
+        vprintf(fmt, ap);
+        va_end(ap);
+    }
+    fflush(stdout);
+}
+
+int main(void)
+{
+    char line[256], cmd[32];
+    long long arg;
+    CUresult r = cuInit(0);
+
+    if (r != CUDA_SUCCESS) {
+        printf("err %d\n", (int)r);
+        return 2;
+    }
+    while (fgets(line, sizeof(line), stdin)) {
+        int n = sscanf(line, "%31s %lld", cmd, &arg);
+
+        if (n < 1) {
+            continue;
+        }
+        if (!strcmp(cmd, "quit")) {
+            break;
+        } else if (!strcmp(cmd, "count")) {
+            int c = 0;
+            r = cuDeviceGetCount(&c);
+            client_answer(r, "count %d\n", c);
+        } else if (!strcmp(cmd, "totalmem") && n == 2) {
+            size_t b = 0;
+            r = cuDeviceTotalMem(&b, (CUdevice)arg);
+            client_answer(r, "totalmem %zu\n", b);
+        } else if (!strcmp(cmd, "uuid") && n == 2) {
+            CUuuid u;
+            char hex[33];
+            r = cuDeviceGetUuid(&u, (CUdevice)arg);
+            for (int i = 0; i < 16; i++) {
+                snprintf(hex + 2 * i, 3, "%02x", (unsigned char)u.bytes[i]);
+            }
+            client_answer(r, "uuid %s\n", hex);
+        } else if (!strcmp(cmd, "ctx") && n == 2) {
+            CUdevice dev;
+            r = cuDeviceGet(&dev, (int)arg);
+            if (r == CUDA_SUCCESS) {
+                r = cuCtxCreate(&ctx, NULL, 0, dev);
+            }
+            client_answer(r, "ok\n");
+        } else if (!strcmp(cmd, "info")) {
+            size_t f = 0, t = 0;
+            r = cuMemGetInfo(&f, &t);
+            client_answer(r, "info %zu %zu\n", f, t);
+        } else if (!strcmp(cmd, "device")) {
+            CUdevice d = -1;
+            r = cuCtxGetDevice(&d);
+            client_answer(r, "device %d\n", (int)d);
+        } else if (!strcmp(cmd, "alloc") && n == 2) {
+            CUdeviceptr p = 0;
+            r = nallocs < MAX_ALLOCS ? cuMemAlloc(&p, (size_t)arg) : CUDA_ERROR_TOO_MANY_PEERS;
+            if (r == CUDA_SUCCESS) {
+                allocs[nallocs++] = p;
+            }
+            client_answer(r, "ok\n");
+        } else if (!strcmp(cmd, "ptrdev")) {
+            int d = -1;
+            r = nallocs ? cuPointerGetAttribute(&d, CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL,
+                                                allocs[nallocs - 1])
+                        : CUDA_ERROR_INVALID_VALUE;
+            client_answer(r, "ptrdev %d\n", d);
+        } else if (!strcmp(cmd, "freeall")) {
+            r = CUDA_SUCCESS;
+            while (nallocs && r == CUDA_SUCCESS) {
+                r = cuMemFree(allocs[--nallocs]);
+            }
+            client_answer(r, "ok\n");
+        } else if (!strcmp(cmd, "destroy")) {
+            r = cuCtxDestroy(ctx);
+            ctx = NULL;
+            nallocs = 0;
+            client_answer(r, "ok\n");
+        } else if (!strcmp(cmd, "nvml") && n == 2) {
+            struct nvml_memory m = { 0, 0, 0 };
+            int e = client_nvml((int)arg, &m);
+            if (e) {
+                printf("err %d\n", e);
+                fflush(stdout);
+            } else {
+                client_answer(CUDA_SUCCESS, "nvml %llu %llu %llu\n", m.total, m.free, m.used);
+            }
+        } else {
+            printf("err unknown command\n");
+            fflush(stdout);
+        }
+    }
+    return 0;
+}
