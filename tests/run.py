@@ -744,6 +744,18 @@ def section_vhost(build):
         report('FAIL', 'vhost: %s: %s' % (type(e).__name__, e), tail(d.log_text()))
     finally:
         d.stop()
+    # A VM listener's options hold for all of the VM's guest sessions.
+    d = Daemon(build, ['vhost-user:%s,memory=64M,gpus=1' % sock],
+               extra=['--device-memory', '256M'])
+    try:
+        for name, ok, detail in vhost_tests.run_policy(sock):
+            report('ok' if ok else 'FAIL', 'vhost: ' + name, detail if not ok else '')
+        report('ok' if d.alive() else 'FAIL', 'vhost: policy: vgcd survived',
+               '' if d.alive() else tail(d.log_text()))
+    except Exception as e:      # noqa: BLE001 - a crash of the test is a failure
+        report('FAIL', 'vhost: policy: %s: %s' % (type(e).__name__, e), tail(d.log_text()))
+    finally:
+        d.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

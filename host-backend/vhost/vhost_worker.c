@@ -357,9 +357,12 @@ static void vhost_queue_set_started(VuDev *dev, int qidx, bool started)
 static int vhost_get_config(VuDev *dev, uint8_t *config, uint32_t len)
 {
     struct vhost_vm *vm = vhost_vm(dev);
+    /* The VM's virtual GPUs when its listener says gpus=. */
+    uint32_t gpus = vm->tenant.gpus ? vm->tenant.gpus :
+                    vm->cfg->ndevices > 0 ? (uint32_t)vm->cfg->ndevices : 1;
     struct virtio_gpu_compute_config c = {
         .protocol_version = htole32(VGC_PROTOCOL_VERSION),
-        .num_gpus = htole32(vm->cfg->ndevices > 0 ? (uint32_t)vm->cfg->ndevices : 1),
+        .num_gpus = htole32(gpus),
         .max_payload = htole32(VGC_MAX_PAYLOAD),
         .max_segments = htole32(VHOST_SESSION_MAX_SEGMENTS),
     };

@@ -128,6 +128,45 @@ def worker_death(sock_path, vgcd_pid):
     return ok, 'free %r -> %r while held -> %r after the worker died' % (free0, free1, free2)
 
 
+def try_alloc(g, n):
+    """cuMemAlloc's CUresult."""
+    return result(g.call(mf.OPCODES['cuMemAlloc_v2'], struct.pack('<Q', n))[1])[0]
+
+
+def uuid(g, dev=0):
+    res, rest = result(g.call(mf.OPCODES['cuDeviceGetUuid'], struct.pack('<i', dev))[1])
+    return rest[:16] if res == 0 else None
+
+
+def run_policy(sock_path):
+    """vhost-user:PATH,memory=64M,gpus=1 on a daemon of two 256M devices:
+    every guest session of a VM shares the VM's limit and its one virtual
+    GPU; another VM is another tenant, placed on the other device."""
+    m = 1 << 20
+    vm1 = vm.VhostMaster(sock_path)
+    yield 'policy: config space says the VM has gpus=1', vm1.config[1] == 1, repr(vm1.config)
+    a = Guest(vm1)
+    a.setup()
+    a.alloc(48 * m)
+    b = Guest(vm1)
+    b.setup()
+    free_b = b.mem_free()
+    res = try_alloc(b, 32 * m)
+    yield ('policy: two guest processes of one VM share memory=64M',
+           free_b == 16 * m and res == 2, 'free %r, 32M more: CUresult %r' % (free_b, res))
+    vm2 = vm.VhostMaster(sock_path)
+    c = Guest(vm2)
+    c.setup()
+    free_c = c.mem_free()
+    u1, u2 = uuid(a), uuid(c)
+    yield ('policy: another VM has its own 64M, on the other device',
+           free_c == 64 * m and u1 and u2 and u1 != u2, 'free %r, uuids %r %r' % (free_c, u1, u2))
+    for g in (a, b, c):
+        g.close()
+    vm1.close()
+    vm2.close()
+
+
 def run_all(sock_path, alive, vgcd_pid=None):
     """Yield (name, ok, detail)."""
     dev = vm.VhostMaster(sock_path)
