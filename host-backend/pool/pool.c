@@ -334,14 +334,16 @@ static int pool_place(struct vgc_pool *pool, int t)
     return best;
 }
 
-/* Bind virtual GPU @v of tenant @t if it is not bound.  Locked. */
-static int pool_bind_vdev(struct vgc_pool *pool, int t, int v)
+/* Bind virtual GPU @v of tenant @t if it is not bound; *@placed: whether
+ * a device was chosen for it.  Locked. */
+static int pool_bind_vdev(struct vgc_pool *pool, int t, int v, bool *placed)
 {
     struct pool_tenant *te = &pool->tenants[t];
 
     if (te->bound[v] < 0) {
         /* Without gpus= the tenant has every device as it is. */
         te->bound[v] = (int8_t)(te->who.gpus ? pool_place(pool, t) : v);
+        *placed = te->who.gpus != 0;
     }
     return te->bound[v];
 }
@@ -630,13 +632,22 @@ int vgc_pool_device_map(struct vgc_pool *pool, int *phys, int max)
     return gpus;
 }
 
-/* Make the bound slot's virtual context mask @vctx, binding what is new
- * and letting go what is not in it.  Returns the binding of @want or -1. */
-static int pool_contexts(struct vgc_pool *pool, uint64_t vctx, int want)
+/*
+ * Make the bound slot's virtual context mask @vctx, binding what is new
+ * and letting go what is not in it.  Returns the binding of @want or -1;
+ * *@placed: whether @want was placed now; *@unbound: the gpus= tenant's
+ * virtual GPUs no longer bound.
+ */
+static int pool_contexts(struct vgc_pool *pool, uint64_t vctx, int want, bool *placed,
+                         uint64_t *unbound)
 {
     struct pool_slot *sl;
+    struct pool_tenant *te;
+    uint64_t was = 0;
     int t, gpus, p = -1;
 
+    *placed = false;
+    *unbound = 0;
     if (!pool_bound(pool)) {
         return -1;
     }
@@ -647,38 +658,54 @@ static int pool_contexts(struct vgc_pool *pool, uint64_t vctx, int want)
         pool_unlock(pool);
         return -1;
     }
-    gpus = pool_tenant_gpus(pool, &pool->tenants[t]);
+    te = &pool->tenants[t];
+    gpus = pool_tenant_gpus(pool, te);
     if (gpus < 64) {
         vctx &= (UINT64_C(1) << gpus) - 1;
     }
     /* Bindings first, then the mask that needs them: a worker that dies
      * in between leaves a binding without holder, which settling undoes. */
     for (int v = 0; v < gpus; v++) {
+        was |= (uint64_t)(te->bound[v] >= 0) << v;
         if (vctx >> v & 1) {
-            int b = pool_bind_vdev(pool, t, v);
+            bool now = false;
+            int b = pool_bind_vdev(pool, t, v, &now);
             if (v == want) {
                 p = b;
+                *placed = now;
             }
         }
     }
     atomic_store(&sl->vctx, vctx);
     pool_tenant_settle(pool, t);
+    for (int v = 0; v < gpus && te->who.gpus; v++) {
+        if ((was >> v & 1) && te->bound[v] < 0) {
+            *unbound |= UINT64_C(1) << v;
+        }
+    }
     pool_unlock(pool);
     return p;
 }
 
-int vgc_pool_acquire(struct vgc_pool *pool, int vdev)
+int vgc_pool_acquire(struct vgc_pool *pool, int vdev, bool *placed)
 {
+    bool dummy;
+    uint64_t unbound;
+
     if (!pool_bound(pool) || vdev < 0 || vdev >= VGC_POOL_MAX_DEVICES) {
         return -1;
     }
     return pool_contexts(pool, atomic_load(&pool->slots[pool->bound_slot].vctx) |
-                               UINT64_C(1) << vdev, vdev);
+                               UINT64_C(1) << vdev, vdev, placed ? placed : &dummy, &unbound);
 }
 
-void vgc_pool_set_contexts(struct vgc_pool *pool, uint64_t devices)
+uint64_t vgc_pool_set_contexts(struct vgc_pool *pool, uint64_t devices)
 {
-    pool_contexts(pool, devices, -1);
+    bool placed;
+    uint64_t unbound;
+
+    pool_contexts(pool, devices, -1, &placed, &unbound);
+    return unbound;
 }
 
 int vgc_pool_tenants(struct vgc_pool *pool, struct vgc_pool_tenant_info *out, int max)

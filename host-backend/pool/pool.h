@@ -155,10 +155,11 @@ int vgc_pool_device_map(struct vgc_pool *pool, int *phys, int max);
 /*
  * A context is about to be made on virtual GPU @vdev: bind it if it is
  * not bound (placement above) and count the bound slot as holding it
- * until vgc_pool_set_contexts says otherwise.  Returns the physical
- * device, or -1 for a @vdev the tenant does not have.
+ * until vgc_pool_set_contexts says otherwise.  *@placed (may be NULL) says
+ * whether this call chose a device (a gpus= tenant's new binding).
+ * Returns the physical device, or -1 for a @vdev the tenant does not have.
  */
-int vgc_pool_acquire(struct vgc_pool *pool, int vdev);
+int vgc_pool_acquire(struct vgc_pool *pool, int vdev, bool *placed);
 
 /* ---- what NVML reports (all for the bound slot; no-ops when unbound) ---- */
 
@@ -168,8 +169,9 @@ void vgc_pool_set_pid(struct vgc_pool *pool, uint32_t pid);
  * The virtual GPUs the client has a context on: bit v for virtual GPU v.
  * Those it no longer has are let go (unbound when no slot of the tenant
  * holds them), those it has newly are bound as by vgc_pool_acquire.
+ * Returns the virtual GPUs of a gpus= tenant that this call unbound.
  */
-void vgc_pool_set_contexts(struct vgc_pool *pool, uint64_t devices);
+uint64_t vgc_pool_set_contexts(struct vgc_pool *pool, uint64_t devices);
 
 /* ---- the tenant table, for status and tests -------------------------------- */
 

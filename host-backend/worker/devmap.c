@@ -21,6 +21,7 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "vgc_opcodes.h"
@@ -73,10 +74,15 @@ CUresult vgcd_devmap_in(struct vgcd_session *s, CUdevice *dev)
         return CUDA_ERROR_INVALID_DEVICE;
     }
     if (s->devmap_acquire && s->pool) {
-        p = vgc_pool_acquire(s->pool, v);
+        bool placed = false;
+
+        p = vgc_pool_acquire(s->pool, v, &placed);
         s->devmap_n = -1;               /* the table changed */
         if (p < 0) {
             return CUDA_ERROR_INVALID_DEVICE;
+        }
+        if (placed) {
+            fprintf(stderr, "vgcd: %s: virtual GPU %d bound to device %d\n", s->peer, v, p);
         }
         *dev = p;
         return CUDA_SUCCESS;
@@ -97,6 +103,18 @@ void vgcd_devmap_out(struct vgcd_session *s, CUdevice *dev)
     /* A device that is none of the tenant's (the executor answered about
      * one it was never asked about): no ordinal the guest could use. */
     *dev = -1;
+}
+
+void vgcd_devmap_contexts(struct vgcd_session *s, uint64_t physical)
+{
+    uint64_t unbound = vgc_pool_set_contexts(s->pool, vgcd_devmap_mask_out(s, physical));
+
+    for (int v = 0; v < 64; v++) {
+        if (unbound >> v & 1) {
+            fprintf(stderr, "vgcd: %s: virtual GPU %d unbound\n", s->peer, v);
+        }
+    }
+    s->devmap_n = -1;
 }
 
 uint64_t vgcd_devmap_mask_out(struct vgcd_session *s, uint64_t physical)

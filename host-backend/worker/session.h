@@ -139,5 +139,8 @@ CUresult vgcd_devmap_in(struct vgcd_session *s, CUdevice *dev);
 void vgcd_devmap_out(struct vgcd_session *s, CUdevice *dev);
 /* A mask of physical devices as the mask of the virtual GPUs they are. */
 uint64_t vgcd_devmap_mask_out(struct vgcd_session *s, uint64_t physical);
+/* The client has contexts on @physical devices (and no others): tell the
+ * pool, which unbinds what the tenant no longer holds (logged). */
+void vgcd_devmap_contexts(struct vgcd_session *s, uint64_t physical);
 
 #endif /* VGCD_SESSION_H */

@@ -114,7 +114,7 @@ static void status_contexts(struct vgcd_session *s)
             mask |= UINT64_C(1) << d;
         }
     }
-    vgc_pool_set_contexts(s->pool, vgcd_devmap_mask_out(s, mask));
+    vgcd_devmap_contexts(s, mask);
 }
 
 void vgcd_status_call_begin(struct vgcd_session *s, unsigned opcode)

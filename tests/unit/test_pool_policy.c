@@ -11,6 +11,7 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,45 +134,47 @@ static void test_placement(void)
     int sy = vgc_pool_slot_claim(p, &y), sz = vgc_pool_slot_claim(p, &z);
     int sw = vgc_pool_slot_claim(p, &w), su = vgc_pool_slot_claim(p, &u);
     int map[4], dx, dy, dz, dw, du;
+    bool placed;
 
     vgc_pool_bind(p, sx);
     CHECK(vgc_pool_device_map(p, map, 4) == 1, "gpus=1: one virtual GPU");
     CHECK(binding(p, "x", 0) == -1, "nothing bound before a context");
-    CHECK(vgc_pool_acquire(p, 1) == -1, "a virtual GPU it does not have");
-    dx = vgc_pool_acquire(p, 0);
-    CHECK(dx == 0, "all alike: the first device (%d)", dx);
+    CHECK(vgc_pool_acquire(p, 1, NULL) == -1, "a virtual GPU it does not have");
+    dx = vgc_pool_acquire(p, 0, &placed);
+    CHECK(dx == 0 && placed, "all alike: the first device (%d), placed now", dx);
     CHECK(vgc_pool_device_map(p, map, 4) == 1 && map[0] == dx, "the table says so");
     CHECK(vgc_pool_reserve(p, dx, 300), "x holds 300");
     vgc_pool_bind(p, sx2);
-    CHECK(vgc_pool_acquire(p, 0) == dx, "x's second process: the same device");
+    CHECK(vgc_pool_acquire(p, 0, &placed) == dx && !placed,
+          "x's second process: the same device, already placed");
 
     vgc_pool_bind(p, sy);
-    dy = vgc_pool_acquire(p, 0);
+    dy = vgc_pool_acquire(p, 0, NULL);
     CHECK(dy == 1, "y: a device without tenants (%d)", dy);
     CHECK(vgc_pool_reserve(p, dy, 100), "y holds 100");
     vgc_pool_bind(p, sz);
-    dz = vgc_pool_acquire(p, 0);
+    dz = vgc_pool_acquire(p, 0, NULL);
     CHECK(dz == 2, "z: the last device without tenants (%d)", dz);
     CHECK(vgc_pool_reserve(p, dz, 500), "z holds 500");
     vgc_pool_bind(p, sw);
-    dw = vgc_pool_acquire(p, 0);
+    dw = vgc_pool_acquire(p, 0, NULL);
     CHECK(dw == dy, "w: one tenant everywhere, most free memory is y's device (%d)", dw);
 
     /* x lets go in one process; the other still holds it. */
     vgc_pool_bind(p, sx);
     vgc_pool_release(p, dx, 300);
-    vgc_pool_set_contexts(p, 0);
+    CHECK(vgc_pool_set_contexts(p, 0) == 0, "x's first process lets go: nothing unbound");
     CHECK(binding(p, "x", 0) == dx, "still bound while x's other process has a context");
     vgc_pool_slot_clear(p, sx2);
     CHECK(binding(p, "x", 0) == -1, "unbound once the last holder's slot is cleared");
     vgc_pool_bind(p, su);
-    du = vgc_pool_acquire(p, 0);
+    du = vgc_pool_acquire(p, 0, NULL);
     CHECK(du == dx, "u lands on the device x left (%d)", du);
 
     /* The last context ending unbinds as well. */
     vgc_pool_bind(p, sz);
-    vgc_pool_set_contexts(p, 0);
-    CHECK(binding(p, "z", 0) == -1, "z's last context ended: unbound");
+    CHECK(vgc_pool_set_contexts(p, 0) == 1, "z's last context ended: it says it unbound 0");
+    CHECK(binding(p, "z", 0) == -1, "and the table agrees");
     vgc_pool_destroy(p);
 }
 
@@ -183,17 +186,18 @@ static void test_two_gpus(void)
     int s2 = vgc_pool_slot_claim(p, &two), s1 = vgc_pool_slot_claim(p, &one);
     int sa = vgc_pool_slot_claim(p, &all);
     int map[4], d0, d1, n;
+    bool placed;
 
     vgc_pool_bind(p, s1);
-    CHECK(vgc_pool_acquire(p, 0) == 0, "one takes device 0");
+    CHECK(vgc_pool_acquire(p, 0, NULL) == 0, "one takes device 0");
     vgc_pool_bind(p, s2);
-    d1 = vgc_pool_acquire(p, 1);
+    d1 = vgc_pool_acquire(p, 1, NULL);
     CHECK(d1 == 1, "two's virtual GPU 1: device 1 (%d)", d1);
     n = vgc_pool_device_map(p, map, 4);
     CHECK(n == 2 && map[1] == 1 && map[0] != 1,
           "an unbound virtual GPU answers from another device (%d -> %d)", 0, map[0]);
     CHECK(vgc_pool_reserve(p, 2, 900), "device 2 is nearly full");
-    d0 = vgc_pool_acquire(p, 0);
+    d0 = vgc_pool_acquire(p, 0, NULL);
     CHECK(d0 == 2, "never with its own other GPU, even for more free memory (%d)", d0);
     vgc_pool_set_contexts(p, 1u << 0);
     CHECK(binding(p, "two", 1) == -1 && binding(p, "two", 0) == 2,
@@ -203,7 +207,8 @@ static void test_two_gpus(void)
     vgc_pool_bind(p, sa);
     n = vgc_pool_device_map(p, map, 4);
     CHECK(n == 3 && map[0] == 0 && map[1] == 1 && map[2] == 2, "identity for every device");
-    CHECK(vgc_pool_acquire(p, 2) == 2, "a context on device 2 is on device 2");
+    CHECK(vgc_pool_acquire(p, 2, &placed) == 2 && !placed,
+          "a context on device 2 is on device 2, nothing placed");
     vgc_pool_destroy(p);
 }
 
