@@ -588,7 +588,8 @@ def section_pool(build):
 
     # memory=: one tenant's processes share 64M; another tenant is unaffected.
     d = Daemon(build, ['unix:%s,memory=64M,name=small' % sock('small'),
-                       'unix:' + sock('free')], extra=['--device-memory', '256M'])
+                       'unix:' + sock('free'), 'unix:%s,memory=64M' % sock('rt')],
+               extra=['--device-memory', '256M'])
     try:
         a1 = client('small')
         v = a1.value('totalmem 0')
@@ -617,6 +618,12 @@ def section_pool(build):
         a1.ask('freeall')
         v = a2.ask('alloc %d' % (32 * M))
         check(v == [], 'once the first process freed its 48M the second gets 32M', v)
+        rt = os.path.join(build, 'tests', 'runtime', 'rt_pool')
+        if os.access(rt, os.X_OK):
+            run_check('pool: rt_pool: the runtime sees memory=64M (cudaMalloc past it fails)',
+                      [rt, str(64 * M)], env=shim_env(build, 'unix:' + sock('rt')))
+        else:
+            report('skip', 'pool: rt_pool', 'not built (no nvcc)')
     except Exception as e:      # noqa: BLE001 - a crash of the test is a failure
         check(False, 'limits: %s: %s' % (type(e).__name__, e), tail(d.log_text()))
     finally:
