@@ -203,6 +203,12 @@ static void vgcd_accept(struct vgcd *d, struct vgcd_listener *l)
         }
     }
     pool_slot = w ? vgc_pool_slot_claim(d->pool, &tenant) : -1;
+    if (w && pool_slot < 0 && errno == EINVAL) {
+        fprintf(stderr, "vgcd: refusing %s: its listener has gpus=%u, the pool %d devices\n",
+                peer, tenant.gpus, vgc_pool_devices(d->pool));
+        close(fd);
+        return;
+    }
     if (!w || pool_slot < 0) {
         fprintf(stderr, "vgcd: refusing %s: %d clients already connected\n",
                 peer, d->max_workers);

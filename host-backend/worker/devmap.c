@@ -91,18 +91,19 @@ CUresult vgcd_devmap_in(struct vgcd_session *s, CUdevice *dev)
     return CUDA_SUCCESS;
 }
 
-void vgcd_devmap_out(struct vgcd_session *s, CUdevice *dev)
+CUresult vgcd_devmap_out(struct vgcd_session *s, CUdevice *dev)
 {
     devmap_load(s);
     for (int v = 0; v < s->devmap_n; v++) {
         if (s->devmap[v] == *dev) {
             *dev = v;
-            return;
+            return CUDA_SUCCESS;
         }
     }
-    /* A device that is none of the tenant's (the executor answered about
-     * one it was never asked about): no ordinal the guest could use. */
+    /* A device that is none of the tenant's (cuDeviceGetByPCIBusId with
+     * another device's bus id): as if it did not exist. */
     *dev = -1;
+    return CUDA_ERROR_INVALID_DEVICE;
 }
 
 void vgcd_devmap_contexts(struct vgcd_session *s, uint64_t physical)

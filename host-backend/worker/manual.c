@@ -359,7 +359,7 @@ CUresult vgcd_cuPointerGetAttribute(struct vgcd_session *s,
         /* Memory lives in a context, so on a bound virtual GPU. */
         CUdevice dev;
         memcpy(&dev, value, sizeof(dev));
-        vgcd_devmap_out(s, &dev);
+        res = vgcd_devmap_out(s, &dev);
         memcpy(value, &dev, sizeof(dev));
     }
     if (res == CUDA_SUCCESS) {

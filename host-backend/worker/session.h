@@ -134,9 +134,12 @@ int vgcd_devmap_count(struct vgcd_session *s);
  * client does not have.
  */
 CUresult vgcd_devmap_in(struct vgcd_session *s, CUdevice *dev);
-/* A device result: physical *@dev becomes the client's ordinal (-1 for a
- * device that is not one of its). */
-void vgcd_devmap_out(struct vgcd_session *s, CUdevice *dev);
+/*
+ * A device result: physical *@dev becomes the client's ordinal.
+ * Returns: CUDA_SUCCESS, or CUDA_ERROR_INVALID_DEVICE (*@dev -1) for a
+ * device that is none of the client's.
+ */
+CUresult vgcd_devmap_out(struct vgcd_session *s, CUdevice *dev);
 /* A mask of physical devices as the mask of the virtual GPUs they are. */
 uint64_t vgcd_devmap_mask_out(struct vgcd_session *s, uint64_t physical);
 /* The client has contexts on @physical devices (and no others): tell the

@@ -286,6 +286,11 @@ def emit_dispatch(api, spec):
             o.append('    vgcd_defer(s, res);\n')
             o.append('    return 0;\n}\n\n')
             continue
+        for x in outs:
+            if x.kind == 'out-scalar' and x.base in DEVICE_TYPES:
+                o.append('    if (res == CUDA_SUCCESS && a->%s) {\n' % x.name)
+                o.append('        res = vgcd_devmap_out(s, &a->%s_val);\n' % x.name)
+                o.append('    }\n')
         if 'syncpoint' in c.flags:
             o.append('    res = vgcd_syncpoint(s, res);\n')
         o.append('    if (res != CUDA_SUCCESS) {\n')
@@ -295,9 +300,6 @@ def emit_dispatch(api, spec):
         for x in outs:
             if x.kind == 'out-handle':
                 o.append('        memcpy(slot_%s, &a->%s_id, 8);\n' % (x.name, x.name))
-            elif x.kind == 'out-scalar' and x.base in DEVICE_TYPES:
-                o.append('        vgcd_devmap_out(s, &a->%s_val);\n' % x.name)
-                o.append('        memcpy(slot_%s, &a->%s_val, %s);\n' % (x.name, x.name, out_wire_size(x)))
             else:
                 o.append('        memcpy(slot_%s, &a->%s_val, %s);\n' % (x.name, x.name, out_wire_size(x)))
         o.append('    }\n')
