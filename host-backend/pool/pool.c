@@ -78,7 +78,7 @@ struct pool_tenant {
     struct vgc_tenant who;          /* identity and policy */
     _Atomic uint64_t memory;        /* who.memory, read without the lock */
     int8_t bound[VGC_POOL_MAX_DEVICES];     /* virtual -> physical, -1 */
-    uint16_t holders[VGC_POOL_MAX_DEVICES]; /* slots with a context on v (derived) */
+    uint32_t holders[VGC_POOL_MAX_DEVICES]; /* slots with a context on v (derived) */
 };
 
 struct pool_shared {
@@ -896,17 +896,22 @@ unsigned vgc_pool_processes(const struct vgc_pool *pool, int dev,
     uint64_t used;
     bool on_dev;
     unsigned n = 0;
+    int32_t mine;
 
     if (!pool_bound(pool) || dev < 0 || dev >= pool->ndevices ||
         !pool_slot_read(pool, pool->bound_slot, -1, &me, &pid, &on_dev, &used) ||
         me.kind == VGC_TENANT_NONE) {
         return 0;
     }
+    mine = atomic_load(&pool->slots[pool->bound_slot].tenant);
     for (int s = 0; s < pool->nslots; s++) {
         struct vgc_tenant t;
 
+        /* The same entry of the tenant table: one uid on another
+         * listener is another tenant. */
         if (!atomic_load(&pool->slot_taken[s]) ||
             !pool_slot_read(pool, s, dev, &t, &pid, &on_dev, &used) ||
+            atomic_load(&pool->slots[s].tenant) != mine ||
             t.kind != me.kind || memcmp(t.id, me.id, sizeof(t.id)) ||
             pid == 0 || (!on_dev && used == 0)) {
             continue;

@@ -180,7 +180,7 @@ struct vgc_pool_tenant_info {
     int slots;                          /* slots (processes) it has now */
     int gpus;                           /* virtual GPUs */
     int8_t bound[VGC_POOL_MAX_DEVICES]; /* [v]: physical device, -1 unbound */
-    uint16_t holders[VGC_POOL_MAX_DEVICES]; /* [v]: its slots with a context on v */
+    uint32_t holders[VGC_POOL_MAX_DEVICES]; /* [v]: its slots with a context on v */
 };
 
 /*

@@ -60,6 +60,7 @@ static void test_limits(void)
     int a1 = vgc_pool_slot_claim(p, &lim), a2 = vgc_pool_slot_claim(p, &lim);
     int b = vgc_pool_slot_claim(p, &free_), c = vgc_pool_slot_claim(p, &big);
     struct vgc_pool_tenant_info info[8];
+    struct vgc_pool_process procs[8];
     int n;
 
     CHECK(a1 >= 0 && a2 >= 0 && b >= 0 && c >= 0, "slots %d %d %d %d", a1, a2, b, c);
@@ -67,6 +68,18 @@ static void test_limits(void)
     CHECK(n == 3, "one uid on two listeners is two tenants (%d tenants)", n);
     CHECK(n >= 1 && info[0].slots == 2 && !strcmp(info[0].tenant.name, "limited") &&
           info[0].tenant.memory == 100 * MB, "the limited tenant: two slots, its policy");
+    vgc_pool_bind(p, a1);
+    vgc_pool_set_pid(p, 11);
+    vgc_pool_set_contexts(p, 1);
+    vgc_pool_bind(p, b);
+    vgc_pool_set_pid(p, 12);
+    vgc_pool_set_contexts(p, 1);
+    n = (int)vgc_pool_processes(p, 0, procs, 8);
+    CHECK(n == 1 && procs[0].pid == 12,
+          "NVML's process list: the uid's processes of this listener only (%d)", n);
+    vgc_pool_set_contexts(p, 0);
+    vgc_pool_bind(p, a1);
+    vgc_pool_set_contexts(p, 0);
 
     vgc_pool_bind(p, a1);
     CHECK(vgc_pool_capacity(p, 0) == 100 * MB, "total is the limit: %llu",
