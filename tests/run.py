@@ -662,19 +662,41 @@ def section_pool(build):
               (ue, ud, v))
         c.close()
         c2.close()
-        f, uf = None, None
+        sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration'))
+        from vhost_tests import children
+        f, uf, worker = None, None, set()
         deadline = time.time() + 10
         while time.time() < deadline:
             # c's slots are cleared when vgcd reaps its workers: soon.
+            before = children(d.proc.pid)
             f = client('f')
             f.ask('ctx 0')
             uf = f.value('uuid 0')
+            worker = children(d.proc.pid) - before
             if uf == uc:
                 break
             f.close()
             time.sleep(0.1)
         check(uf == uc and f.value('info') == [256 * M, 256 * M],
               "c's processes ended: its device is free, and f lands there", (uf, uc))
+        # f's worker killed holding 30M: vgcd clears its slot, which
+        # forgets its memory and unbinds its GPU (one call, see pool.c).
+        check(f.ask('alloc %d' % (30 * M)) == [] and len(worker) == 1,
+              "f holds 30M; its worker found", worker)
+        for pid in worker:
+            os.kill(pid, signal.SIGKILL)
+        ug, v = None, None
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            g = client('c')
+            g.ask('ctx 0')
+            ug, v = g.value('uuid 0'), g.value('info')
+            g.close()
+            if ug == uc and v == [256 * M, 256 * M]:
+                break
+            time.sleep(0.1)
+        check(ug == uc and v == [256 * M, 256 * M],
+              "f's worker killed: a new process of c gets its device, empty", (ug, uc, v))
         check(d.alive(), 'vgcd survived', tail(d.log_text()))
     except Exception as e:      # noqa: BLE001 - a crash of the test is a failure
         check(False, 'gpus: %s: %s' % (type(e).__name__, e), tail(d.log_text()))
