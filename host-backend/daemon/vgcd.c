@@ -63,13 +63,14 @@ static void vgcd_usage(FILE *f)
         "  -l, --listen ADDRESS     unix:PATH or tcp:HOST:PORT for the libcuda shim,\n"
         "                           vhost-user:PATH for a VM's vhost-user-gpu-compute-pci\n"
         "                           device (repeatable)\n"
-        "  -e, --executor NAME      cpu (reference, device memory in host RAM) or\n"
-        "                           cuda (this host's GPUs); default: cuda when a\n"
-        "                           GPU is usable, else cpu\n"
+        "  -e, --executor NAME      cpu (reference, device memory in host RAM),\n"
+        "                           cuda (this host's GPUs), or remote:ADDRESS (the\n"
+        "                           GPUs of the vgcd at unix:PATH or tcp:HOST:PORT);\n"
+        "                           default: cuda when a GPU is usable, else cpu\n"
         "  -n, --devices N          cpu: number of virtual devices (default 1);\n"
         "                           cuda: expose at most N GPUs\n"
         "  -m, --device-memory SIZE memory per device, e.g. 4G or 512M\n"
-        "                           (cpu default 8G; cuda default: physical)\n"
+        "                           (cpu default 8G; cuda, remote default: physical)\n"
         "      --max-clients N      concurrent clients (default %d)\n"
         "  -h, --help               this text\n"
         "\n"
@@ -176,10 +177,8 @@ static void vgcd_worker_main(struct vgcd *d, struct vgcd_listener *l, int fd, in
     vgc_pool_bind(d->pool, pool_slot);
     exec = vgc_executor_create(d->executor, &d->cfg, &err);
     if (!exec) {
-        fprintf(stderr, "vgcd: %s: cannot start the %s executor: %s\n",
-                peer, d->executor, err ? err : "unknown error");
-        free(err);
-        _exit(1);
+        /* The client hears why in its handshake reply. */
+        exec = vgc_executor_refusing(d->executor, err);
     }
     rc = vgcd_worker_serve_socket(fd, exec, d->pool, peer);
     if (exec->destroy) {
@@ -306,6 +305,7 @@ int main(int argc, char **argv)
     const char *listen_addr[VGCD_MAX_LISTEN];
     int nlisten = 0, opt, ndevices = 0;
     uint64_t memory = 0;
+    char *err = NULL;
     sigset_t mask;
     int rc;
 
@@ -359,16 +359,12 @@ int main(int argc, char **argv)
         return 2;
     }
     if (!d.executor) {
-        d.executor = vgc_cuda_available() ? "cuda" : "cpu";
+        d.executor = vgc_executor_usable("cuda", &d.cfg, &err) ? "cuda" : "cpu";
         fprintf(stderr, "vgcd: no --executor given; using %s\n", d.executor);
-    }
-    if (strcmp(d.executor, "cpu") && strcmp(d.executor, "cuda")) {
-        fprintf(stderr, "vgcd: unknown executor '%s' (cpu or cuda)\n", d.executor);
-        return 2;
-    }
-    if (!strcmp(d.executor, "cuda") && !vgc_cuda_available()) {
-        fprintf(stderr, "vgcd: --executor cuda: no usable CUDA driver or GPU on this host "
-                "(use --executor cpu)\n");
+        free(err);
+    } else if (!vgc_executor_usable(d.executor, &d.cfg, &err)) {
+        fprintf(stderr, "vgcd: --executor %s: %s\n", d.executor, err ? err : "unusable");
+        free(err);
         return 1;
     }
     if (!strcmp(d.executor, "cpu")) {
@@ -406,10 +402,10 @@ int main(int argc, char **argv)
     }
     vgcd_image_cache_init();
     for (int i = 0; i < nlisten; i++) {
-        char *err = NULL;
         if (vgcd_listener_open(&d.listeners[i], listen_addr[i], &err) < 0) {
             fprintf(stderr, "vgcd: --listen %s: %s\n", listen_addr[i], err);
             free(err);
+            err = NULL;
             d.nlisteners = i;
             vgcd_shutdown(&d);
             return 1;
