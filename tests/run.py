@@ -470,6 +470,131 @@ def section_kernels(build):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+REMOTE_RUNTIME = ['rt_api_static', 'rt_api_shared', 'rt_kernel_static', 'rt_managed_static',
+                  'rt_stream_static', 'rt_cublas', 'rt_cudnn']
+
+# A client of a remote-executor vgcd that holds a context and 1 MiB, says
+# "holding", waits for a line on stdin (its upstream is killed meanwhile),
+# then prints the CUresult of one more allocation and of a synchronisation.
+REMOTE_HOLDER = r"""
+import ctypes, sys
+cu = ctypes.CDLL('libcuda.so.1')
+ctx, dev, p = ctypes.c_void_p(), ctypes.c_int(), ctypes.c_uint64()
+assert cu.cuInit(0) == 0 and cu.cuDeviceGet(ctypes.byref(dev), 0) == 0
+assert cu.cuCtxCreate_v2(ctypes.byref(ctx), 0, dev) == 0
+assert cu.cuMemAlloc_v2(ctypes.byref(p), ctypes.c_size_t(1 << 20)) == 0
+print('holding', flush=True)
+sys.stdin.readline()
+print('after', cu.cuMemAlloc_v2(ctypes.byref(p), ctypes.c_size_t(1 << 20)),
+      cu.cuCtxSynchronize(), flush=True)
+"""
+
+
+def section_remote(build):
+    """vgcd --executor remote:ADDRESS: the devices of another vgcd (the
+    upstream, here a cpu-executor vgcd on TCP loopback) through the libcuda
+    shim loaded in each worker, as for a VM on a host without a GPU."""
+    vgcd = os.path.join(build, 'host-backend', 'vgcd')
+    tmp = tempfile.mkdtemp(prefix='vgc-rx-')
+    sock = os.path.join(tmp, 'vgcd.sock')
+    port = free_port()
+    upstream_addr = 'tcp:127.0.0.1:%d' % port
+    try:
+        # Refusals at start: a bad address, and nobody answering there.
+        for arg, want, what in (('remote:bogus', 'unix:PATH or tcp:HOST:PORT', 'a bad address'),
+                                (upstream_addr, 'no vgcd answers there', 'no upstream')):
+            p = subprocess.run([vgcd, '--executor', arg if arg.startswith('remote:')
+                                else 'remote:' + arg, '--listen', 'unix:' + sock],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               timeout=30)
+            report('ok' if p.returncode == 1 and want in p.stdout else 'FAIL',
+                   'remote: %s is a clear error at start' % what, p.stdout[-300:])
+        upstream = Daemon(build, [upstream_addr])
+        d = Daemon(build, ['unix:' + sock], extra=['--executor', 'remote:' + upstream_addr])
+    except RuntimeError as e:
+        report('FAIL', 'remote: the two daemons start', str(e))
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    server = 'unix:' + sock
+    try:
+        progs = integration_programs(build)
+        kd = os.path.join(build, 'tests', 'kernels')
+        progs += [os.path.join(kd, k) for k in ('test_kernels', 'test_calls')
+                  if os.access(os.path.join(kd, k), os.X_OK)]
+        progs += [os.path.join(build, 'tests', 'runtime', r) for r in REMOTE_RUNTIME
+                  if os.access(os.path.join(build, 'tests', 'runtime', r), os.X_OK)]
+        for p in progs:
+            run_check('remote: %s' % os.path.basename(p), [p], env=shim_env(build, server),
+                      timeout=300)
+        calls = os.path.join(kd, 'test_calls')
+        if os.access(calls, os.X_OK):
+            p = subprocess.run([calls], env=shim_env(build, server), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, timeout=300)
+            ok = 'calls_printf 0: ' in p.stdout and 'calls_printf' not in d.log_text()
+            report('ok' if ok else 'FAIL', 'remote: device printf reaches the client\'s '
+                   'stdout, not the remote executor\'s', '' if ok else tail(p.stdout))
+        remote_upstream_lost(build, server, upstream, d)
+        upstream = Daemon(build, [upstream_addr])
+        run_check('remote: a new client works once the upstream is back',
+                  [os.path.join(build, 'tests', 'integration', 'test_device')],
+                  env=shim_env(build, server), timeout=120)
+        report('ok' if d.alive() else 'FAIL', 'remote: vgcd survived every client',
+               '' if d.alive() else tail(d.log_text()))
+    finally:
+        d.stop()
+        upstream.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def kill_with_children(proc):
+    """SIGKILL a daemon and its workers at once, as a host that is gone."""
+    kids = []
+    for pid in os.listdir('/proc'):
+        try:
+            with open('/proc/%s/stat' % pid) as f:
+                if int(f.read().rsplit(')', 1)[1].split()[1]) == proc.pid:
+                    kids.append(int(pid))
+        except (OSError, ValueError, IndexError):
+            pass
+    for pid in [proc.pid] + kids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    proc.wait()
+
+
+def remote_upstream_lost(build, server, upstream, d):
+    """The upstream dies under a client: its calls fail cleanly, the
+    remote-executor vgcd goes on, and a new client is refused clearly."""
+    holder = subprocess.Popen([sys.executable, '-c', REMOTE_HOLDER], env=shim_env(build, server),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        first = holder.stdout.readline()
+        kill_with_children(upstream.proc)
+        holder.stdin.write('go\n')
+        holder.stdin.flush()
+        out, _ = holder.communicate(timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        holder.kill()
+        report('FAIL', 'remote: a client whose upstream died gets errors', str(e))
+        return
+    # CUDA_ERROR_DEVICE_UNAVAILABLE (46) for both calls, and no crash.
+    ok = first.startswith('holding') and 'after 46 46' in out and holder.returncode == 0
+    report('ok' if ok else 'FAIL', 'remote: a client whose upstream died gets '
+           'CUDA_ERROR_DEVICE_UNAVAILABLE', '' if ok else first + out)
+    p = subprocess.run([os.path.join(build, 'tests', 'integration', 'test_device')],
+                       env=shim_env(build, server), stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=60)
+    ok = (p.returncode != 0 and 'vgcd cannot serve: remote:' in p.stdout and
+          'no vgcd answers there' in p.stdout)
+    report('ok' if ok else 'FAIL', 'remote: a new client while the upstream is down is '
+           'refused with the reason', '' if ok else tail(p.stdout))
+    report('ok' if d.alive() else 'FAIL', 'remote: vgcd outlives its upstream',
+           '' if d.alive() else tail(d.log_text()))
+
+
 def section_robustness(build):
     sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration'))
     import malformed
@@ -868,6 +993,7 @@ def section_e2e(build):
         '--vms', '2', '--timeout', '900',
         '--', 'sh', os.path.join(e2e, 'in-guest.sh'), build], {'vm0', 'vm1'})
     e2e_numba_kernels(build, base)
+    e2e_remote(build, base)
 
     copy_loop = e2e_build_copy_loop(build)
     if not copy_loop:
@@ -888,6 +1014,26 @@ def section_e2e(build):
         ['hotplug_boots_without_device', 'hotplug_driver_binds', 'hotplug_cuda_works',
          'unplug_removes_dev', 'unplug_open_file_fails_cleanly', 'replug_driver_binds',
          'replug_cuda_works', 'hotplug_kernel_log'])
+
+
+def e2e_remote(build, base):
+    """A VM on a host without a GPU: its vgcd runs --executor remote:tcp:...
+    against another vgcd (here a cpu one on loopback)."""
+    upstream_addr = 'tcp:127.0.0.1:%d' % free_port()
+    try:
+        upstream = Daemon(build, [upstream_addr])
+    except RuntimeError as e:
+        report('FAIL', 'e2e: the upstream vgcd for a remote-executor VM starts', str(e))
+        return
+    try:
+        e2e_guest_run('a VM whose vgcd uses another vgcd\'s devices', base + [
+            '--vgcd-arg=--executor', '--vgcd-arg=remote:' + upstream_addr,
+            '--timeout', '300', '--', 'sh',
+            os.path.join(ROOT, 'tests', 'e2e', 'remote-guest.sh'), build], {'vm0'},
+            ['remote_test_device', 'remote_test_memcpy', 'remote_test_managed',
+             'remote_test_kernels', 'remote_rt_api_static'])
+    finally:
+        upstream.stop()
 
 
 def e2e_numba_kernels(build, base):
@@ -1014,6 +1160,7 @@ def main():
     for name, section in (('unit', section_unit), ('daemon', section_daemon_cli),
                           ('shim', section_shim), ('integration', section_integration),
                           ('kernels', section_kernels), ('runtime', section_runtime),
+                          ('remote', section_remote),
                           ('robustness', section_robustness), ('pool', section_pool),
                           ('vhost', section_vhost),
                           ('e2e', section_e2e)):

@@ -25,6 +25,7 @@
 #include "devstatus.h"
 #include "export_tables.h"
 #include "log.h"
+#include "transport.h"
 #include "md2.h"
 
 #define ET_SIZE(n) ((const void *)(uintptr_t)((n) * sizeof(void *)))
@@ -343,6 +344,9 @@ static void et_cublas_fill(void)
 static const struct vgc_private_table et_vgc_private = {
     .size = sizeof(struct vgc_private_table),
     .device_status = vgc_device_status,
+    .address_window = vgc_transport_address_window,
+    .keep_output = vgc_transport_keep_output,
+    .take_output = vgc_transport_take_output,
 };
 
 /* ---- lookup ----------------------------------------------------------------- */

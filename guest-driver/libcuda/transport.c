@@ -26,6 +26,7 @@
 #include "context.h"
 #include "log.h"
 #include "transport.h"
+#include "vgc_private.h"
 
 /* The first virtio device; a process uses one (CUDA_VISIBLE_DEVICES
  * selects among the GPUs behind it). */
@@ -46,6 +47,9 @@ static struct {
     bool broken;
     bool output_pending;        /* a reply said VGC_F_OUTPUT */
     bool draining;
+    bool keep_output;           /* printed text goes to kept, not stdout */
+    char *kept;                 /* [VGC_PRIVATE_KEPT_OUTPUT] once keeping */
+    size_t kept_len;
     uint8_t *sbuf;              /* queued frames, then the request being built */
     size_t pending;             /* bytes of complete frames in sbuf */
     uint8_t *rframe;            /* room for a reply: header, then payload */
@@ -296,6 +300,26 @@ CUresult vgc_req_call(struct vgc_req *rq)
     return (CUresult)vgc_rd_i32(&rq->rd);
 }
 
+/* Keep printed text for vgc_transport_take_output; what does not fit is
+ * dropped, and the text ends with a line that says so. */
+static void transport_keep_text(const void *text, size_t n)
+{
+    static const char dropped[] = "\n[vgc: kernel output dropped: more than 1 MiB waited]\n";
+    size_t room = VGC_PRIVATE_KEPT_OUTPUT - sizeof(dropped) - conn.kept_len;
+
+    if (conn.kept_len + sizeof(dropped) > VGC_PRIVATE_KEPT_OUTPUT) {
+        return;                 /* already full, and said so */
+    }
+    if (n <= room) {
+        memcpy(conn.kept + conn.kept_len, text, n);
+        conn.kept_len += n;
+        return;
+    }
+    memcpy(conn.kept + conn.kept_len, text, room);
+    memcpy(conn.kept + conn.kept_len + room, dropped, sizeof(dropped) - 1);
+    conn.kept_len = VGC_PRIVATE_KEPT_OUTPUT;
+}
+
 /*
  * Kernels printed: fetch the text and write it to stdout, where a real
  * GPU's printf output appears, after the synchronising call that made the
@@ -316,7 +340,9 @@ static void transport_drain_output(void)
             return;
         }
         text = vgc_rd_blob(&rq.rd, &n, 64 << 10);
-        if (text && n) {
+        if (text && n && conn.keep_output) {
+            transport_keep_text(text, (size_t)n);
+        } else if (text && n) {
             fwrite(text, 1, (size_t)n, stdout);
             fflush(stdout);
         }
@@ -578,4 +604,45 @@ size_t vgc_transport_max_chunk(void)
 bool vgc_is_device_address(uint64_t p)
 {
     return conn.info.va_size && p - conn.info.va_base < conn.info.va_size;
+}
+
+/* ---- for vgcd's remote executor (vgc_private.h) ----------------------------- */
+
+CUresult vgc_transport_address_window(uint64_t *base, uint64_t *size)
+{
+    if (!base || !size) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (!conn.connected_once) {
+        return CUDA_ERROR_NOT_INITIALIZED;
+    }
+    *base = conn.info.va_base;
+    *size = conn.info.va_size;
+    return CUDA_SUCCESS;
+}
+
+void vgc_transport_keep_output(void)
+{
+    pthread_mutex_lock(&conn.lock);
+    if (!conn.kept) {
+        conn.kept = malloc(VGC_PRIVATE_KEPT_OUTPUT);
+    }
+    /* Without room the text goes to stdout, as before: nothing is lost. */
+    conn.keep_output = conn.kept != NULL;
+    pthread_mutex_unlock(&conn.lock);
+}
+
+size_t vgc_transport_take_output(char *buf, size_t cap)
+{
+    size_t n;
+
+    pthread_mutex_lock(&conn.lock);
+    n = conn.kept_len < cap ? conn.kept_len : cap;
+    if (n) {
+        memcpy(buf, conn.kept, n);
+        memmove(conn.kept, conn.kept + n, conn.kept_len - n);
+        conn.kept_len -= n;
+    }
+    pthread_mutex_unlock(&conn.lock);
+    return n;
 }

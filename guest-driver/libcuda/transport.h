@@ -69,4 +69,10 @@ size_t vgc_transport_max_chunk(void);
 /* True when @p lies in the server's device address window. */
 bool vgc_is_device_address(uint64_t p);
 
+/* The private export table's members for vgcd's remote executor
+ * (vgc_private.h says what they do). */
+CUresult vgc_transport_address_window(uint64_t *base, uint64_t *size);
+void vgc_transport_keep_output(void);
+size_t vgc_transport_take_output(char *buf, size_t cap);
+
 #endif /* VGC_TRANSPORT_H */

@@ -72,13 +72,14 @@ static void vgcd_usage(FILE *f)
         "                                          physical one only while it has a\n"
         "                                          context there (default: every device)\n"
         "                             name=NAME    its name in logs and status\n"
-        "  -e, --executor NAME      cpu (reference, device memory in host RAM) or\n"
-        "                           cuda (this host's GPUs); default: cuda when a\n"
-        "                           GPU is usable, else cpu\n"
+        "  -e, --executor NAME      cpu (reference, device memory in host RAM),\n"
+        "                           cuda (this host's GPUs), or remote:ADDRESS (the\n"
+        "                           GPUs of the vgcd at unix:PATH or tcp:HOST:PORT);\n"
+        "                           default: cuda when a GPU is usable, else cpu\n"
         "  -n, --devices N          cpu: number of virtual devices (default 1);\n"
         "                           cuda: expose at most N GPUs\n"
         "  -m, --device-memory SIZE memory per device, e.g. 4G or 512M\n"
-        "                           (cpu default 8G; cuda default: physical)\n"
+        "                           (cpu default 8G; cuda, remote default: physical)\n"
         "      --max-clients N      concurrent clients (default %d)\n"
         "  -h, --help               this text\n"
         "\n"
@@ -160,10 +161,8 @@ static void vgcd_worker_main(struct vgcd *d, struct vgcd_listener *l, int fd, in
     vgc_pool_bind(d->pool, pool_slot);
     exec = vgc_executor_create(d->executor, &d->cfg, &err);
     if (!exec) {
-        fprintf(stderr, "vgcd: %s: cannot start the %s executor: %s\n",
-                peer, d->executor, err ? err : "unknown error");
-        free(err);
-        _exit(1);
+        /* The client hears why in its handshake reply. */
+        exec = vgc_executor_refusing(d->executor, err);
     }
     rc = vgcd_worker_serve_socket(fd, exec, d->pool, peer);
     if (exec->destroy) {
@@ -299,8 +298,9 @@ int main(int argc, char **argv)
     };
     struct vgcd d = { .executor = NULL, .max_workers = VGCD_DEFAULT_SLOTS };
     const char *listen_addr[VGCD_MAX_LISTEN];
-    int nlisten = 0, opt, ndevices = 0;
+    int nlisten = 0, opt, ndevices = 0, physical = 0;
     uint64_t memory = 0;
+    char *err = NULL;
     sigset_t mask;
     int rc;
 
@@ -354,27 +354,23 @@ int main(int argc, char **argv)
         return 2;
     }
     if (!d.executor) {
-        d.executor = vgc_cuda_available() ? "cuda" : "cpu";
+        d.executor = vgc_executor_usable("cuda", &d.cfg, &physical, &err) ? "cuda" : "cpu";
         fprintf(stderr, "vgcd: no --executor given; using %s\n", d.executor);
-    }
-    if (strcmp(d.executor, "cpu") && strcmp(d.executor, "cuda")) {
-        fprintf(stderr, "vgcd: unknown executor '%s' (cpu or cuda)\n", d.executor);
-        return 2;
-    }
-    if (!strcmp(d.executor, "cuda") && !vgc_cuda_available()) {
-        fprintf(stderr, "vgcd: --executor cuda: no usable CUDA driver or GPU on this host "
-                "(use --executor cpu)\n");
+        free(err);
+    } else if (!vgc_executor_usable(d.executor, &d.cfg, &physical, &err)) {
+        fprintf(stderr, "vgcd: --executor %s: %s\n", d.executor, err ? err : "unusable");
+        free(err);
         return 1;
     }
     if (!strcmp(d.executor, "cpu")) {
         ndevices = ndevices ? ndevices : 1;
         memory = memory ? memory : (8ULL << 30);
     } else {
-        /* The pool must know how many GPUs there are to place tenants. */
-        int physical = vgc_cuda_device_count();
+        /* The pool must know how many devices there are to place tenants:
+         * those the probe found, or fewer (--devices). */
         ndevices = ndevices && ndevices < physical ? ndevices : physical;
         if (ndevices < 1) {
-            fprintf(stderr, "vgcd: --executor cuda: the CUDA driver reports no GPU\n");
+            fprintf(stderr, "vgcd: --executor %s: no devices\n", d.executor);
             return 1;
         }
     }
@@ -408,10 +404,10 @@ int main(int argc, char **argv)
     }
     vgcd_image_cache_init();
     for (int i = 0; i < nlisten; i++) {
-        char *err = NULL;
         if (vgcd_listener_open(&d.listeners[i], listen_addr[i], &err) < 0) {
             fprintf(stderr, "vgcd: --listen %s: %s\n", listen_addr[i], err);
             free(err);
+            err = NULL;
             d.nlisteners = i;
             vgcd_shutdown(&d);
             return 1;

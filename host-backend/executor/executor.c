@@ -1,14 +1,28 @@
 /*
- * executor.c - choose an executor by name.
+ * executor.c - choose an executor by name, and find out whether it can run.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "executor.h"
+
+#define REMOTE_PREFIX "remote:"
+
+/* Sets *@err to a formatted message; returns false, for "return fail(...)". */
+static bool executor_fail(char **err, const char *fmt, const char *what)
+{
+    if (asprintf(err, fmt, what) < 0) {
+        *err = NULL;
+    }
+    return false;
+}
 
 struct vgc_executor *vgc_executor_create(const char *name,
                                          const struct vgc_executor_config *cfg,
@@ -20,8 +34,103 @@ struct vgc_executor *vgc_executor_create(const char *name,
     if (!strcmp(name, "cuda")) {
         return vgc_cuda_executor_create(cfg, err);
     }
-    if (asprintf(err, "unknown executor '%s'", name) < 0) {
+    if (!strncmp(name, REMOTE_PREFIX, strlen(REMOTE_PREFIX))) {
+        return vgc_remote_executor_create(cfg, name + strlen(REMOTE_PREFIX), err);
+    }
+    if (asprintf(err, "unknown executor '%s' (cpu, cuda or remote:ADDRESS)", name) < 0) {
         *err = NULL;
     }
     return NULL;
+}
+
+struct vgc_executor *vgc_executor_refusing(const char *name, char *why)
+{
+    static struct vgc_executor refusing;
+
+    refusing.name = name;
+    refusing.refusal = why ? why : "it could not start (see vgcd's log)";
+    return &refusing;
+}
+
+/* In the probing child: create the executor and ask it for a device. */
+static void executor_probe(const char *name, const struct vgc_executor_config *cfg, int fd)
+{
+    struct vgc_executor *exec;
+    char *err = NULL;
+    int n = 0;
+    CUresult res;
+
+    exec = vgc_executor_create(name, cfg, &err);
+    if (exec) {
+        res = exec->ops.cuInit(0);
+        if (res == CUDA_SUCCESS) {
+            res = exec->ops.cuDeviceGetCount(&n);
+        }
+        if (res != CUDA_SUCCESS) {
+            if (asprintf(&err, "cuInit or cuDeviceGetCount failed (CUresult %d)", res) < 0) {
+                err = NULL;
+            }
+        } else if (n < 1) {
+            err = strdup("no devices");
+        }
+    }
+    if (err && write(fd, err, strlen(err)) < 0) {
+        /* the parent says "failed" without the reason */
+    }
+    /* On success the message is the number of devices, for the pool. */
+    if (!err && dprintf(fd, "%d", n) < 0) {
+        _exit(1);
+    }
+    _exit(err ? 1 : 0);
+}
+
+bool vgc_executor_usable(const char *name, const struct vgc_executor_config *cfg,
+                         int *ndevices, char **err)
+{
+    char why[512];
+    ssize_t len = 0, n;
+    int pipefd[2], status = 0;
+    pid_t pid;
+
+    *err = NULL;
+    *ndevices = 0;
+    if (!strcmp(name, "cpu")) {
+        return true;
+    }
+    if (pipe(pipefd) < 0) {
+        return executor_fail(err, "pipe: %s", strerror(errno));
+    }
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0) {
+        close(pipefd[0]);
+        close(pipefd[1]);
+        return executor_fail(err, "fork: %s", strerror(errno));
+    }
+    if (pid == 0) {
+        close(pipefd[0]);
+        executor_probe(name, cfg, pipefd[1]);
+    }
+    close(pipefd[1]);
+    while (len < (ssize_t)sizeof(why) - 1 &&
+           (n = read(pipefd[0], why + len, sizeof(why) - 1 - (size_t)len)) != 0) {
+        if (n < 0 && errno != EINTR) {
+            break;
+        }
+        len += n > 0 ? n : 0;
+    }
+    why[len] = '\0';
+    close(pipefd[0]);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        *ndevices = atoi(why);
+        return true;
+    }
+    if (!len) {
+        snprintf(why, sizeof(why), "its probe ended without a reason");
+    }
+    return executor_fail(err, strcmp(name, "cuda") ? "%s" :
+                         "no usable CUDA driver or GPU on this host (%s); "
+                         "use --executor cpu", why);
 }

@@ -69,10 +69,15 @@ struct vgc_executor {
 
     /* Release everything; the process is about to end. May be NULL. */
     void (*destroy)(void);
+
+    /* Set when this executor could not start: the worker refuses the
+     * client's handshake with this reason (vgc_executor_refusing). */
+    const char *refusal;
 };
 
 /*
- * Create the executor named @name ("cpu" or "cuda") for this process.
+ * Create the executor named @name for this process: "cpu", "cuda", or
+ * "remote:ADDRESS" (unix:PATH or tcp:HOST:PORT of another vgcd).
  * @cfg: sizes and the pool; copied.
  * @err: on failure receives a malloc()ed message the caller frees.
  * Returns: the executor, or NULL with *err set.
@@ -81,15 +86,35 @@ struct vgc_executor *vgc_executor_create(const char *name,
                                          const struct vgc_executor_config *cfg,
                                          char **err);
 
+/*
+ * An executor that serves nothing and says @why: what a worker uses when
+ * vgc_executor_create failed, so that its client hears the reason in the
+ * handshake reply instead of a closed connection.  Takes @why (malloc()ed,
+ * may be NULL).
+ */
+struct vgc_executor *vgc_executor_refusing(const char *name, char *why);
+
+/*
+ * Whether executor @name can serve clients here: it is created in a child
+ * process (a CUDA driver initialised in the daemon would not survive the
+ * fork of every worker) and must find at least one device, and how many
+ * into *@ndevices (0 for "cpu", which is not probed: its devices are
+ * configured).  Returns true, or false with *err a malloc()ed reason.
+ */
+bool vgc_executor_usable(const char *name, const struct vgc_executor_config *cfg,
+                         int *ndevices, char **err);
+
 struct vgc_executor *vgc_cpu_executor_create(const struct vgc_executor_config *cfg,
                                              char **err);
+/* The cuda executor on the host's driver (VGC_HOST_LIBCUDA, else libcuda.so.1). */
 struct vgc_executor *vgc_cuda_executor_create(const struct vgc_executor_config *cfg,
                                               char **err);
-
-/* True when this host has a usable CUDA driver and at least one GPU. */
-bool vgc_cuda_available(void);
-/* How many GPUs this host's CUDA driver has (0: none, or no driver);
- * asked in a child process, so the caller can still fork workers. */
-int vgc_cuda_device_count(void);
+/* The cuda executor on the driver library at @path; @shim: that library is
+ * this project's libcuda shim (the remote executor), not NVIDIA's driver. */
+struct vgc_executor *vgc_cuda_executor_open(const struct vgc_executor_config *cfg,
+                                            const char *path, bool shim, char **err);
+/* Another vgcd's devices, through the shim (executor/remote/). */
+struct vgc_executor *vgc_remote_executor_create(const struct vgc_executor_config *cfg,
+                                                const char *address, char **err);
 
 #endif /* VGC_EXECUTOR_H */

@@ -171,9 +171,8 @@ static void vhost_session_main(struct vhost_vm *vm, int fd, int pool_slot, uint3
     vgc_pool_bind(vm->pool, pool_slot);
     exec = vgc_executor_create(vm->executor, vm->cfg, &err);
     if (!exec) {
-        fprintf(stderr, "vgcd: %s: cannot start the %s executor: %s\n", peer,
-                vm->executor, err ? err : "?");
-        _exit(1);
+        /* The guest's process hears why in its handshake reply. */
+        exec = vgc_executor_refusing(vm->executor, err);
     }
     rc = vgcd_vhost_session_serve(fd, exec, vm->pool, peer);
     if (exec->destroy) {

@@ -60,6 +60,9 @@ static enum vgcd_frame_result frame_hello(struct vgcd_session *s,
                  "API spec mismatch: client built from spec %016llx, vgcd from %016llx",
                  (unsigned long long)hash, (unsigned long long)VGC_SPEC_HASH);
         res = CUDA_ERROR_NOT_SUPPORTED;
+    } else if (s->exec->refusal) {
+        snprintf(msg, sizeof(msg), "vgcd cannot serve: %s", s->exec->refusal);
+        res = CUDA_ERROR_NO_DEVICE;
     }
     if (res != CUDA_SUCCESS) {
         fprintf(stderr, "vgcd: %s (pid %u, %s): %s\n", s->peer, pid, name, msg);

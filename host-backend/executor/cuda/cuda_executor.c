@@ -21,8 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "executor.h"
 #include "pool.h"
@@ -32,77 +30,38 @@ static struct vgc_exec_ops real;        /* the driver's own functions */
 static struct vgc_pool *cuda_pool;
 static void *cuda_lib;
 
-static void *cuda_open(char **err)
+/*
+ * Open the driver at @path (NULL: the host's, "libcuda.so.1", unless
+ * VGC_HOST_LIBCUDA names another).  @shim says what is wanted: NVIDIA's
+ * driver (false), or this project's shim (true: the remote executor).
+ * With LD_LIBRARY_PATH pointing at the shim, dlopen("libcuda.so.1") finds
+ * the shim, which would send a GPU host's calls back into vgcd.
+ */
+static void *cuda_open(const char *path, bool shim, char **err)
 {
-    const char *path = getenv("VGC_HOST_LIBCUDA");
-    void *h = dlopen(path ? path : "libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    const char *name = path ? path : getenv("VGC_HOST_LIBCUDA");
+    void *h = dlopen(name ? name : "libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    const char *why = NULL;
 
     if (!h) {
-        if (err && asprintf(err, "cannot open the host CUDA driver: %s", dlerror()) < 0) {
+        if (asprintf(err, "cannot open %s: %s", shim ? "the libcuda shim" :
+                     "the host CUDA driver", dlerror()) < 0) {
             *err = NULL;
         }
         return NULL;
     }
-    /* With LD_LIBRARY_PATH pointing at our shim, dlopen finds the shim. */
-    if (dlsym(h, "vgc_shim_version")) {
-        if (err && asprintf(err, "libcuda.so.1 found first is the virtio-gpu-compute "
-                            "shim, not NVIDIA's driver (set VGC_HOST_LIBCUDA)") < 0) {
-            *err = NULL;
-        }
+    if (!shim && dlsym(h, "vgc_shim_version")) {
+        why = "libcuda.so.1 found first is the virtio-gpu-compute shim, not NVIDIA's "
+              "driver (set VGC_HOST_LIBCUDA)";
+    } else if (shim && !dlsym(h, "vgc_shim_version")) {
+        why = "the library given as the libcuda shim is not the virtio-gpu-compute shim";
+    }
+    if (why) {
+        *err = strdup(why);
         dlclose(h);
         return NULL;
     }
     return h;
-}
-
-int vgc_cuda_device_count(void)
-{
-    /* Probe in a child: a CUDA driver initialised here would not survive
-     * the fork of every worker. */
-    int fds[2], n = 0, status;
-    pid_t pid;
-
-    if (pipe(fds) < 0) {
-        return 0;
-    }
-    pid = fork();
-    if (pid < 0) {
-        close(fds[0]);
-        close(fds[1]);
-        return 0;
-    }
-    if (pid == 0) {
-        void *h = cuda_open(NULL);
-        PFN_cuInit_v2000 init;
-        PFN_cuDeviceGetCount_v2000 count;
-
-        close(fds[0]);
-        if (!h) {
-            _exit(1);
-        }
-        init = (PFN_cuInit_v2000)dlsym(h, "cuInit");
-        count = (PFN_cuDeviceGetCount_v2000)dlsym(h, "cuDeviceGetCount");
-        if (!init || !count || init(0) != CUDA_SUCCESS ||
-            count(&n) != CUDA_SUCCESS || n < 1 ||
-            write(fds[1], &n, sizeof(n)) != (ssize_t)sizeof(n)) {
-            _exit(1);
-        }
-        _exit(0);
-    }
-    close(fds[1]);
-    if (read(fds[0], &n, sizeof(n)) != (ssize_t)sizeof(n)) {
-        n = 0;
-    }
-    close(fds[0]);
-    if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        return 0;
-    }
-    return n > 0 ? n : 0;
-}
-
-bool vgc_cuda_available(void)
-{
-    return vgc_cuda_device_count() > 0;
 }
 
 static CUresult cuda_check_device_memory(CUdeviceptr p)
@@ -188,6 +147,11 @@ static CUresult cuda_mem_free(CUdeviceptr p)
     int dev = cuda_current_device();
     CUresult res;
 
+    /* cudaFree(NULL) is how programs (cuBLAS among them) make the runtime
+     * create its context: the driver frees nothing and says yes. */
+    if (p == 0) {
+        return real.cuMemFree_v2(0);
+    }
     if (real.cuMemGetAddressRange_v2(&base, &size, p) != CUDA_SUCCESS || base != p) {
         return CUDA_ERROR_INVALID_VALUE;
     }
@@ -284,9 +248,15 @@ static void cuda_destroy(void)
 struct vgc_executor *vgc_cuda_executor_create(const struct vgc_executor_config *cfg,
                                               char **err)
 {
+    return vgc_cuda_executor_open(cfg, NULL, false, err);
+}
+
+struct vgc_executor *vgc_cuda_executor_open(const struct vgc_executor_config *cfg,
+                                            const char *path, bool shim, char **err)
+{
     void (**slot)(void) = (void (**)(void))&real;
 
-    cuda_lib = cuda_open(err);
+    cuda_lib = cuda_open(path, shim, err);
     if (!cuda_lib) {
         return NULL;
     }

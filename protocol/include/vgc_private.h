@@ -1,6 +1,7 @@
 /*
  * vgc_private.h - the shim's private export table, for this project's own
- * guest libraries (libnvidia-ml.so.1) and tools.
+ * libraries and programs that load the shim: libnvidia-ml.so.1, and vgcd's
+ * remote executor.
  *
  * The shim exports exactly NVIDIA's symbols, so what it offers beyond the
  * driver API is reached the way NVIDIA's runtime reaches the driver's own
@@ -61,6 +62,31 @@ struct vgc_private_table {
      */
     CUresult (*device_status)(CUdevice dev, struct vgc_device_status *status,
                               struct vgc_process *procs, unsigned int max);
+
+    /*
+     * The members below serve vgcd's remote executor, whose worker loads
+     * this shim as its "driver" and passes another vgcd's device on to its
+     * own clients (host-backend/executor/remote).
+     *
+     * address_window - device addresses the server hands out lie in
+     * [*base, *base + *size); both 0 when it cannot say (a real GPU).
+     * Returns CUDA_ERROR_NOT_INITIALIZED before cuInit.
+     */
+    CUresult (*address_window)(uint64_t *base, uint64_t *size);
+
+    /*
+     * keep_output - from now on, text that kernels print is kept for
+     * take_output instead of being written to stdout (the remote executor's
+     * client owns that text, not the worker's stdout).  At most
+     * VGC_PRIVATE_KEPT_OUTPUT bytes wait; more is dropped, and the text says
+     * so.  take_output moves up to @cap waiting bytes into @buf and returns
+     * how many (0: none wait).
+     */
+    void (*keep_output)(void);
+    size_t (*take_output)(char *buf, size_t cap);
 };
+
+/* Most printed bytes keep_output holds before take_output fetches them. */
+#define VGC_PRIVATE_KEPT_OUTPUT (1u << 20)
 
 #endif /* VGC_PRIVATE_H */

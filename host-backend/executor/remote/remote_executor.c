@@ -1,0 +1,146 @@
+/*
+ * remote_executor.c - another vgcd's devices, for hosts without a GPU.
+ *
+ * `vgcd --executor remote:tcp:gpuhost:7070` serves its clients (VMs on a
+ * CPU-only host, containers) with the devices of the vgcd at that address.
+ * The remote daemon already speaks the driver API on the wire, and this
+ * project already has a driver library that speaks it: the libcuda shim.
+ * So the remote executor is the cuda executor loaded on the shim instead of
+ * NVIDIA's driver, with the shim pointed at the remote daemon.  One worker
+ * is one client of the remote vgcd, so clients stay as isolated there as
+ * they are here, and this host's pool still accounts what they hold.
+ *
+ * Two things the shim knows that a real driver does not say, reached
+ * through its private export table (protocol/include/vgc_private.h):
+ *  - the remote device's address window, passed on to our clients so that
+ *    their shims keep their own mappings out of it;
+ *  - the text kernels print, which belongs on our client's stdout rather
+ *    than the worker's: the shim keeps it, and the worker fetches it like
+ *    any executor's output.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#define _GNU_SOURCE
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "executor.h"
+#include "vgc_private.h"
+
+static const struct vgc_private_table *remote_shim;
+static char remote_text[64 << 10];      /* printed text not yet fetched */
+static size_t remote_text_len;
+
+/*
+ * The shim to load: VGC_REMOTE_LIBCUDA when set; else the one built beside
+ * this program (vgcd run from its build tree); else the installed one.
+ */
+static bool remote_find_shim(char *path, size_t size)
+{
+    const char *env = getenv("VGC_REMOTE_LIBCUDA");
+    char self[PATH_MAX];
+    ssize_t n;
+
+    if (env && *env) {
+        return snprintf(path, size, "%s", env) < (int)size;
+    }
+    n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n > 0) {
+        char *slash;
+
+        self[n] = '\0';
+        slash = strrchr(self, '/');
+        if (slash) {
+            *slash = '\0';
+            if (snprintf(path, size, "%s/../guest-driver/libcuda/libcuda.so.1", self) <
+                (int)size && access(path, R_OK) == 0) {
+                return true;
+            }
+        }
+    }
+    return snprintf(path, size, "%s", VGC_SHIM_INSTALL_PATH) < (int)size &&
+           access(path, R_OK) == 0;
+}
+
+static bool remote_output_pending(void)
+{
+    if (remote_text_len < sizeof(remote_text)) {
+        remote_text_len += remote_shim->take_output(remote_text + remote_text_len,
+                                                    sizeof(remote_text) - remote_text_len);
+    }
+    return remote_text_len > 0;
+}
+
+static size_t remote_output_drain(char *buf, size_t cap)
+{
+    size_t n = remote_text_len < cap ? remote_text_len : cap;
+
+    memcpy(buf, remote_text, n);
+    memmove(remote_text, remote_text + n, remote_text_len - n);
+    remote_text_len -= n;
+    return n;
+}
+
+static struct vgc_executor *remote_fail(char **err, const char *fmt, const char *address,
+                                        int code)
+{
+    if (asprintf(err, fmt, address, code) < 0) {
+        *err = NULL;
+    }
+    return NULL;
+}
+
+struct vgc_executor *vgc_remote_executor_create(const struct vgc_executor_config *cfg,
+                                                const char *address, char **err)
+{
+    static const CUuuid private_id = { .bytes = VGC_PRIVATE_TABLE_UUID };
+    const void *table = NULL;
+    struct vgc_executor *exec;
+    char shim[PATH_MAX];
+    CUresult res;
+
+    if (strncmp(address, "unix:", 5) && strncmp(address, "tcp:", 4)) {
+        return remote_fail(err, "remote:%s: the address is unix:PATH or tcp:HOST:PORT "
+                           "of another vgcd", address, 0);
+    }
+    if (!remote_find_shim(shim, sizeof(shim))) {
+        return remote_fail(err, "remote:%s: cannot find the libcuda shim "
+                           "(set VGC_REMOTE_LIBCUDA)", address, 0);
+    }
+    /* The shim reads its server when it connects, at cuInit: this process
+     * serves one client, so the environment is ours to set. */
+    if (setenv("VGC_SERVER", address, 1) < 0) {
+        return remote_fail(err, "remote:%s: setenv failed", address, 0);
+    }
+    exec = vgc_cuda_executor_open(cfg, shim, true, err);
+    if (!exec) {
+        return NULL;
+    }
+    /* Connect now: our client's handshake reply carries the window. */
+    res = exec->ops.cuInit(0);
+    if (res != CUDA_SUCCESS) {
+        exec->destroy();
+        return remote_fail(err, "remote:%s: no vgcd answers there (CUresult %d; "
+                           "VGC_LOG=1 in vgcd's environment says more)", address, res);
+    }
+    if (!exec->ops.cuGetExportTable ||
+        exec->ops.cuGetExportTable(&table, &private_id) != CUDA_SUCCESS || !table ||
+        ((const struct vgc_private_table *)table)->size <
+            offsetof(struct vgc_private_table, take_output) + sizeof(void *)) {
+        exec->destroy();
+        return remote_fail(err, "remote:%s: the libcuda shim is older than this vgcd",
+                           address, 0);
+    }
+    remote_shim = table;
+    if (remote_shim->address_window(&exec->va_base, &exec->va_size) != CUDA_SUCCESS) {
+        exec->va_base = exec->va_size = 0;
+    }
+    remote_shim->keep_output();
+    exec->name = "remote";
+    exec->output_pending = remote_output_pending;
+    exec->output_drain = remote_output_drain;
+    return exec;
+}
