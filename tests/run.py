@@ -768,11 +768,15 @@ def section_pool(build, label='', env=None):
 
     # gpus=1: tenants holding contexts land on different devices; a device
     # whose tenant ended is free again.
-    d = Daemon(build, ['unix:%s,gpus=1,name=%s' % (sock(n), n) for n in 'cdef'],
+    d = Daemon(build, ['unix:%s,gpus=1,name=%s' % (sock(n), n) for n in 'cdef'] +
+               ['unix:%s,gpus=2' % sock('two')],
                extra=['--device-memory', '256M'], env=dict(os.environ, **(env or {})))
     try:
         c = client('c')
         check(c.value('count') == [1], 'gpus=1: cuDeviceGetCount says 1')
+        v = [c.ask('uuid 1'), c.ask('totalmem 1'), c.ask('ctx 1'), c.ask('ctx -1')]
+        check(v == [['err', '101']] * 4,
+              'virtual GPU 1 does not exist: CUDA_ERROR_INVALID_DEVICE, bound or not', v)
         c.ask('ctx 0')
         uc = c.value('uuid 0')
         check(c.ask('alloc %d' % (100 * M)) == [] and c.value('ptrdev') == [0] and
@@ -831,6 +835,20 @@ def section_pool(build, label='', env=None):
             time.sleep(0.1)
         check(ug == uc and v == [256 * M, 256 * M],
               "f's worker killed: a new process of c gets its device, empty", (ug, uc, v))
+        # gpus=2: two devices, never the same one, numbered 0 and 1 in
+        # every answer that names a device.
+        t = client('two')
+        t.ask('ctx 0')
+        t0 = t.value('uuid 0')
+        t.ask('ctx 1')
+        t1 = t.value('uuid 1')
+        check(t.value('count') == [2] and t0 and t1 and t0 != t1,
+              'gpus=2: its two virtual GPUs are two devices', (t0, t1))
+        check(t.ask('alloc %d' % M) == [] and t.value('device') == [1] and
+              t.value('ptrdev') == [1], 'cuCtxGetDevice and the pointer\'s device say 1')
+        v = [t.ask('peer 0 1')[:1] != ['err'], t.ask('peer 1 0')[:1] != ['err'],
+             t.ask('peer 0 2')]
+        check(v == [True, True, ['err', '101']], 'peer queries between its own GPUs only', v)
         check(d.alive(), 'vgcd survived', tail(d.log_text()))
     except Exception as e:      # noqa: BLE001 - a crash of the test is a failure
         check(False, 'gpus: %s: %s' % (type(e).__name__, e), tail(d.log_text()))

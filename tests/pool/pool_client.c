@@ -10,6 +10,7 @@
  *   ctx V              cuCtxCreate on V, made current -> "ok"
  *   info               cuMemGetInfo                  -> "info FREE TOTAL"
  *   device             cuCtxGetDevice                -> "device N"
+ *   peer A B           cuDeviceCanAccessPeer         -> "peer 0|1"
  *   alloc BYTES        cuMemAlloc, kept              -> "ok" or "err CODE"
  *   ptrdev             device ordinal of the last allocation -> "ptrdev N"
  *   freeall            cuMemFree of every allocation -> "ok"
@@ -81,7 +82,7 @@ static void client_answer(CUresult r, const char *fmt, ...)
 int main(void)
 {
     char line[256], cmd[32];
-    long long arg;
+    long long arg, arg2;
     CUresult r = cuInit(0);
 
     if (r != CUDA_SUCCESS) {
@@ -89,7 +90,7 @@ int main(void)
         return 2;
     }
     while (fgets(line, sizeof(line), stdin)) {
-        int n = sscanf(line, "%31s %lld", cmd, &arg);
+        int n = sscanf(line, "%31s %lld %lld", cmd, &arg, &arg2);
 
         if (n < 1) {
             continue;
@@ -127,6 +128,10 @@ int main(void)
             CUdevice d = -1;
             r = cuCtxGetDevice(&d);
             client_answer(r, "device %d\n", (int)d);
+        } else if (!strcmp(cmd, "peer") && n == 3) {
+            int can = -1;
+            r = cuDeviceCanAccessPeer(&can, (CUdevice)arg, (CUdevice)arg2);
+            client_answer(r, "peer %d\n", can);
         } else if (!strcmp(cmd, "alloc") && n == 2) {
             CUdeviceptr p = 0;
             r = nallocs < MAX_ALLOCS ? cuMemAlloc(&p, (size_t)arg) : CUDA_ERROR_TOO_MANY_PEERS;
