@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -283,12 +284,59 @@ static void test_race(void)
     vgc_pool_destroy(p);
 }
 
+/*
+ * Workers killed at random moments while they bind and let go, most of
+ * the time holding the table's lock: the next locker takes the lock over
+ * and settles the table, and clearing the dead worker's slot leaves
+ * nothing bound.  A hang here is the lock lost with its holder (alarm).
+ */
+static void test_dying_holders(void)
+{
+    enum { ROUNDS = 60 };
+    struct vgc_tenant t = tenant(5, 1, 0, 1, "dying");
+    struct vgc_tenant other = tenant(6, 2, 0, 1, "other");
+    struct vgc_pool *p = vgc_pool_create(2, 1000, 4);
+    int so = vgc_pool_slot_claim(p, &other), leaked = 0, n;
+    struct vgc_pool_tenant_info info[4];
+    unsigned seed = 12345;
+
+    alarm(60);
+    vgc_pool_bind(p, so);
+    for (int i = 0; i < ROUNDS; i++) {
+        int slot = vgc_pool_slot_claim(p, &t);
+        pid_t pid = fork();
+
+        if (pid == 0) {
+            vgc_pool_bind(p, slot);
+            for (;;) {
+                vgc_pool_acquire(p, 0, NULL);
+                vgc_pool_set_contexts(p, 0);
+            }
+        }
+        usleep(200 + rand_r(&seed) % 3000);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        /* Another worker goes on using the table, then the daemon clears. */
+        vgc_pool_acquire(p, 0, NULL);
+        vgc_pool_set_contexts(p, 0);
+        vgc_pool_slot_clear(p, slot);
+        leaked += binding(p, "dying", 0) != -2;     /* the tenant must be gone */
+    }
+    alarm(0);
+    n = vgc_pool_tenants(p, info, 4);
+    CHECK(leaked == 0 && n == 1 && info[0].bound[0] == -1,
+          "workers killed in the act leave nothing bound (%d of %d rounds, %d tenants)",
+          leaked, ROUNDS, n);
+    vgc_pool_destroy(p);
+}
+
 int main(void)
 {
     test_limits();
     test_placement();
     test_two_gpus();
     test_race();
+    test_dying_holders();
     printf("%s\n", failures ? "FAILED" : "all passed");
     return failures ? 1 : 0;
 }
