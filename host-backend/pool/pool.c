@@ -15,7 +15,7 @@
  * workers, all rare.  What can be derived from the slots (a tenant's slot
  * count, the holders of each virtual GPU, which bindings are still needed,
  * each slot's context mask in physical devices for NVML) is recomputed
- * from them after every change (pool_tenant_settle), and for every tenant
+ * from them after every change (pool_settle), and for every tenant
  * when a worker died holding the lock: only single stores of a slot's mask
  * or a binding happen under it, and any state between them settles right.
  * Readers on the allocation path read the tenant's limit without the lock:
@@ -180,7 +180,7 @@ void vgc_pool_destroy(struct vgc_pool *pool)
 
 /* ---- the tenant table ------------------------------------------------------ */
 
-static void pool_tenant_settle(struct vgc_pool *pool, int t);
+static void pool_settle(struct vgc_pool *pool, int only);
 
 static void pool_lock(struct vgc_pool *pool)
 {
@@ -188,9 +188,7 @@ static void pool_lock(struct vgc_pool *pool)
         /* A worker died in the middle of a change: whatever it left is
          * made whole again from the slots. */
         pthread_mutex_consistent(&pool->shared->lock);
-        for (int t = 0; t < pool->nslots; t++) {
-            pool_tenant_settle(pool, t);
-        }
+        pool_settle(pool, -1);
     }
 }
 
@@ -205,51 +203,62 @@ static int pool_tenant_gpus(const struct vgc_pool *pool, const struct pool_tenan
 }
 
 /*
- * Recompute what tenant @t's entry derives from the slots: how many it
- * has, which of its virtual GPUs have holders (the others are unbound),
- * and each of its slots' contexts in physical devices.  Locked.
+ * Recompute what tenant entries derive from the slots - how many slots
+ * each has, which of its virtual GPUs have holders (the others are
+ * unbound), each slot's contexts in physical devices - for entry @only,
+ * or for all of them when @only is -1, in one pass over the slots.
+ * Locked.
  */
-static void pool_tenant_settle(struct vgc_pool *pool, int t)
+static void pool_settle(struct vgc_pool *pool, int only)
 {
-    struct pool_tenant *te = &pool->tenants[t];
-    int gpus = pool_tenant_gpus(pool, te);
-
-    te->slots = 0;
-    memset(te->holders, 0, sizeof(te->holders));
-    for (int s = 0; s < pool->nslots; s++) {
-        uint64_t vctx;
-
-        if (atomic_load(&pool->slots[s].tenant) != t) {
-            continue;
-        }
-        te->slots++;
-        vctx = atomic_load(&pool->slots[s].vctx);
-        for (int v = 0; v < gpus; v++) {
-            te->holders[v] += vctx >> v & 1;
-        }
-    }
-    for (int v = 0; v < VGC_POOL_MAX_DEVICES; v++) {
-        if (v >= gpus || !te->holders[v]) {
-            te->bound[v] = -1;
+    for (int t = 0; t < pool->nslots; t++) {
+        if (only < 0 || t == only) {
+            pool->tenants[t].slots = 0;
+            memset(pool->tenants[t].holders, 0, sizeof(pool->tenants[t].holders));
         }
     }
     for (int s = 0; s < pool->nslots; s++) {
-        uint64_t vctx, phys = 0;
+        int t = atomic_load(&pool->slots[s].tenant);
+        uint64_t vctx = atomic_load(&pool->slots[s].vctx);
 
-        if (atomic_load(&pool->slots[s].tenant) != t) {
+        if (t < 0 || t >= pool->nslots || (only >= 0 && t != only)) {
             continue;
         }
-        vctx = atomic_load(&pool->slots[s].vctx);
-        for (int v = 0; v < gpus; v++) {
-            if ((vctx >> v & 1) && te->bound[v] >= 0) {
-                phys |= UINT64_C(1) << te->bound[v];
+        pool->tenants[t].slots++;
+        for (int v = 0; v < pool_tenant_gpus(pool, &pool->tenants[t]); v++) {
+            pool->tenants[t].holders[v] += vctx >> v & 1;
+        }
+    }
+    for (int t = 0; t < pool->nslots; t++) {
+        struct pool_tenant *te = &pool->tenants[t];
+        int gpus = pool_tenant_gpus(pool, te);
+
+        if (only >= 0 && t != only) {
+            continue;
+        }
+        for (int v = 0; v < VGC_POOL_MAX_DEVICES; v++) {
+            if (v >= gpus || !te->holders[v]) {
+                te->bound[v] = -1;
+            }
+        }
+        if (!te->slots) {
+            memset(&te->who, 0, sizeof(te->who));
+            atomic_store(&te->memory, 0);
+        }
+    }
+    for (int s = 0; s < pool->nslots; s++) {
+        int t = atomic_load(&pool->slots[s].tenant);
+        uint64_t vctx = atomic_load(&pool->slots[s].vctx), phys = 0;
+
+        if (t < 0 || t >= pool->nslots || (only >= 0 && t != only)) {
+            continue;
+        }
+        for (int v = 0; v < pool_tenant_gpus(pool, &pool->tenants[t]); v++) {
+            if ((vctx >> v & 1) && pool->tenants[t].bound[v] >= 0) {
+                phys |= UINT64_C(1) << pool->tenants[t].bound[v];
             }
         }
         atomic_store(&pool->slots[s].contexts, phys);
-    }
-    if (!te->slots) {
-        memset(&te->who, 0, sizeof(te->who));
-        atomic_store(&te->memory, 0);
     }
 }
 
@@ -393,7 +402,7 @@ int vgc_pool_slot_claim(struct vgc_pool *pool, const struct vgc_tenant *tenant)
             t = pool_tenant_find(pool, tenant);
             atomic_store(&pool->slots[i].vctx, 0);
             atomic_store(&pool->slots[i].tenant, t);
-            pool_tenant_settle(pool, t);
+            pool_settle(pool, t);
             pool_unlock(pool);
             return i;
         }
@@ -418,7 +427,7 @@ void vgc_pool_slot_clear(struct vgc_pool *pool, int slot)
     atomic_store(&pool->slots[slot].vctx, 0);
     atomic_store(&pool->slots[slot].tenant, -1);
     if (t >= 0 && t < pool->nslots) {
-        pool_tenant_settle(pool, t);    /* unbinds what only this slot held */
+        pool_settle(pool, t);    /* unbinds what only this slot held */
     }
     pool_unlock(pool);
     for (int d = 0; d < pool->ndevices; d++) {
@@ -677,7 +686,7 @@ static int pool_contexts(struct vgc_pool *pool, uint64_t vctx, int want, bool *p
         }
     }
     atomic_store(&sl->vctx, vctx);
-    pool_tenant_settle(pool, t);
+    pool_settle(pool, t);
     for (int v = 0; v < gpus && te->who.gpus; v++) {
         if ((was >> v & 1) && te->bound[v] < 0) {
             *unbound |= UINT64_C(1) << v;
