@@ -241,6 +241,15 @@ int vgcd_listener_open(struct vgcd_listener *l, const char *addr, char **err)
     return rc;
 }
 
+int vgcd_listener_check(const struct vgcd_listener *l, int ndevices, char **err)
+{
+    if (l->policy.gpus > (uint32_t)ndevices) {
+        return listen_fail(err, "gpus=%u but there %s only %d device%s", l->policy.gpus,
+                           ndevices == 1 ? "is" : "are", ndevices, ndevices == 1 ? "" : "s");
+    }
+    return 0;
+}
+
 int vgcd_listener_accept(struct vgcd_listener *l, char *peer, size_t peer_size,
                          struct vgc_tenant *tenant)
 {

@@ -38,6 +38,12 @@ struct vgcd_listener {
  */
 int vgcd_listener_open(struct vgcd_listener *l, const char *addr, char **err);
 /*
+ * Whether the options of open listener @l can be served by a pool of
+ * @ndevices devices (gpus= at most that).  Returns 0, or -1 with *err a
+ * malloc()ed message; the caller closes @l.
+ */
+int vgcd_listener_check(const struct vgcd_listener *l, int ndevices, char **err);
+/*
  * Accept one client; describes it in @peer, and in @tenant who it is: its
  * uid on a unix socket, its IP address over TCP (VGC_TENANT_NONE when the
  * kernel does not say), with the listener's policy.  Returns the fd or -1.

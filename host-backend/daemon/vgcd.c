@@ -413,10 +413,9 @@ int main(int argc, char **argv)
             return 1;
         }
         d.nlisteners = i + 1;
-        if (d.listeners[i].policy.gpus > (uint32_t)ndevices) {
-            fprintf(stderr, "vgcd: --listen %s: gpus=%u but there %s only %d device%s\n",
-                    listen_addr[i], d.listeners[i].policy.gpus, ndevices == 1 ? "is" : "are",
-                    ndevices, ndevices == 1 ? "" : "s");
+        if (vgcd_listener_check(&d.listeners[i], ndevices, &err) < 0) {
+            fprintf(stderr, "vgcd: --listen %s: %s\n", listen_addr[i], err);
+            free(err);
             vgcd_shutdown(&d);
             return 1;
         }
