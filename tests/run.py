@@ -769,7 +769,7 @@ def section_pool(build, label='', env=None):
     # gpus=1: tenants holding contexts land on different devices; a device
     # whose tenant ended is free again.
     d = Daemon(build, ['unix:%s,gpus=1,name=%s' % (sock(n), n) for n in 'cdef'] +
-               ['unix:%s,gpus=2' % sock('two')],
+               ['unix:%s,gpus=2,name=two' % sock('two')],
                extra=['--device-memory', '256M'], env=dict(os.environ, **(env or {})))
     try:
         c = client('c')
@@ -838,6 +838,10 @@ def section_pool(build, label='', env=None):
         # gpus=2: two devices, never the same one, numbered 0 and 1 in
         # every answer that names a device.
         t = client('two')
+        v = [t.value('nvml 0'), t.value('nvml 1')]
+        check(v[0][:1] == [256 * M] and v[1][:1] == [256 * M] and
+              'tenant two): virtual GPU' not in d.log_text(),
+              'NVML memory info before a context binds no GPU', (v, tail(d.log_text())))
         t.ask('ctx 0')
         t0 = t.value('uuid 0')
         t.ask('ctx 1')

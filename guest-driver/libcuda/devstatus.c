@@ -1,8 +1,8 @@
 /*
- * devstatus.c - a device's utilization and processes, asked of the host
- * (VGC_OP_DEVICE_STATUS), for the private export table (vgc_private.h)
- * through which libnvidia-ml.so.1 answers nvmlDeviceGetUtilizationRates
- * and nvmlDeviceGet*RunningProcesses.
+ * devstatus.c - a device's utilization, processes and memory, asked of the
+ * host (VGC_OP_DEVICE_STATUS), for the private export table (vgc_private.h)
+ * through which libnvidia-ml.so.1 answers nvmlDeviceGetUtilizationRates,
+ * nvmlDeviceGet*RunningProcesses and nvmlDeviceGetMemoryInfo.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -63,6 +63,51 @@ CUresult vgc_device_status(CUdevice dev, struct vgc_device_status *status,
         res = vgc_req_bad_reply(&rq);
     } else if (res == CUDA_SUCCESS) {
         *status = st;
+    }
+    vgc_req_end(&rq);
+    return res;
+}
+
+CUresult vgc_device_memory(CUdevice dev, uint64_t *total, uint64_t *free_bytes)
+{
+    struct vgc_req rq;
+    uint64_t t, f;
+    CUresult res;
+
+    if (!total || !free_bytes || dev < 0) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    res = vgc_req_begin(&rq, VGC_OP_DEVICE_STATUS);
+    if (res != CUDA_SUCCESS) {
+        return res;
+    }
+    if (!(vgc_server_info()->features & VGC_FEATURE_DEVICE_MEMORY)) {
+        vgc_req_end(&rq);
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    vgc_wr_u32(&rq.wr, (uint32_t)dev);
+    vgc_wr_u32(&rq.wr, 0);                  /* no processes */
+    vgc_wr_u32(&rq.wr, VGC_DEVICE_STATUS_MEMORY);
+    res = vgc_req_call(&rq);
+    if (res == CUDA_SUCCESS) {
+        /* Utilization and the process count, which this does not ask
+         * for, no process listed, then the memory. */
+        for (int i = 0; i < 3; i++) {
+            vgc_rd_u32(&rq.rd);
+        }
+        if (vgc_rd_u32(&rq.rd) != 0) {
+            rq.rd.bad = true;
+        }
+        t = vgc_rd_u64(&rq.rd);
+        f = vgc_rd_u64(&rq.rd);
+        if (!vgc_rd_done(&rq.rd) || f > t) {
+            res = vgc_req_bad_reply(&rq);
+        } else {
+            *total = t;
+            *free_bytes = f;
+        }
+    } else if (!vgc_rd_done(&rq.rd)) {
+        res = vgc_req_bad_reply(&rq);
     }
     vgc_req_end(&rq);
     return res;

@@ -12,5 +12,7 @@
 /* struct vgc_private_table.device_status: see there. */
 CUresult vgc_device_status(CUdevice dev, struct vgc_device_status *status,
                            struct vgc_process *procs, unsigned int max);
+/* struct vgc_private_table.device_memory: see there. */
+CUresult vgc_device_memory(CUdevice dev, uint64_t *total, uint64_t *free_bytes);
 
 #endif /* VGC_DEVSTATUS_H */

@@ -347,6 +347,7 @@ static const struct vgc_private_table et_vgc_private = {
     .address_window = vgc_transport_address_window,
     .keep_output = vgc_transport_keep_output,
     .take_output = vgc_transport_take_output,
+    .device_memory = vgc_device_memory,
 };
 
 /* ---- lookup ----------------------------------------------------------------- */

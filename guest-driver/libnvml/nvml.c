@@ -64,6 +64,7 @@ static struct {
     /* From the shim's private table; NULL with a shim that has none. */
     CUresult (*device_status)(CUdevice, struct vgc_device_status *, struct vgc_process *,
                               unsigned int);
+    CUresult (*device_memory)(CUdevice, uint64_t *, uint64_t *);
 } nv = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static bool nvml_sym(void **out, const char *name)
@@ -79,10 +80,17 @@ static void nvml_private(void)
     const struct vgc_private_table *t = NULL;
 
     nv.device_status = NULL;
-    if (nv.cuGetExportTable((const void **)&t, &id) == CUDA_SUCCESS && t &&
-        t->size >= offsetof(struct vgc_private_table, device_status) +
+    nv.device_memory = NULL;
+    if (nv.cuGetExportTable((const void **)&t, &id) != CUDA_SUCCESS || !t) {
+        return;
+    }
+    if (t->size >= offsetof(struct vgc_private_table, device_status) +
                    sizeof(t->device_status)) {
         nv.device_status = t->device_status;
+    }
+    if (t->size >= offsetof(struct vgc_private_table, device_memory) +
+                   sizeof(t->device_memory)) {
+        nv.device_memory = t->device_memory;
     }
 }
 
@@ -459,16 +467,31 @@ NVML_EXPORT nvmlReturn_t nvmlDeviceGetCudaComputeCapability(nvmlDevice_t device,
 }
 
 /*
- * Free memory as the backend accounts it for the virtual device: the
- * device's primary context answers cuMemGetInfo; retained only for the
- * question, so it is not kept alive for the program.
+ * Free memory as the backend accounts it for the virtual device (the
+ * tenant's limit, when it has one): asked of the host without a context,
+ * so that the question binds no GPU (docs/pool.md); from a host that
+ * cannot say, the device's primary context answers cuMemGetInfo, retained
+ * only for the question, so it is not kept alive for the program.
  */
 static nvmlReturn_t nvml_memory(struct vgc_nvml_device *d, unsigned long long *total,
                                 unsigned long long *free_bytes)
 {
     CUcontext ctx = NULL, popped;
     size_t f = 0, t = 0;
+    uint64_t t64, f64;
     CUresult res;
+
+    if (nv.device_memory) {
+        res = nv.device_memory(d->dev, &t64, &f64);
+        if (res == CUDA_SUCCESS) {
+            *total = t64;
+            *free_bytes = f64;
+            return NVML_SUCCESS;
+        }
+        if (res != CUDA_ERROR_NOT_SUPPORTED) {
+            return NVML_ERROR_UNKNOWN;
+        }
+    }
 
     if (nv.cuDevicePrimaryCtxRetain(&ctx, d->dev) != CUDA_SUCCESS) {
         return NVML_ERROR_UNKNOWN;

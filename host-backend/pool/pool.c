@@ -519,6 +519,11 @@ static uint64_t pool_limit(const struct vgc_pool *pool)
     return te ? atomic_load(&te->memory) : 0;
 }
 
+uint64_t vgc_pool_limit(const struct vgc_pool *pool)
+{
+    return pool_limit(pool);
+}
+
 uint64_t vgc_pool_capacity(const struct vgc_pool *pool, int dev)
 {
     uint64_t limit = pool_limit(pool);

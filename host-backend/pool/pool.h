@@ -134,6 +134,8 @@ uint64_t vgc_pool_tenant_used(const struct vgc_pool *pool, int dev);
  * tenant's limit when lower (cuDeviceTotalMem, cuMemGetInfo's total).
  */
 uint64_t vgc_pool_capacity(const struct vgc_pool *pool, int dev);
+/* The bound slot's tenant's limit per GPU (memory=), 0 for none. */
+uint64_t vgc_pool_limit(const struct vgc_pool *pool);
 /*
  * What the bound slot's tenant may still allocate on @dev: the lesser of
  * its limit less its use and the device's capacity less everybody's use

@@ -78,7 +78,7 @@ static enum vgcd_frame_result frame_hello(struct vgcd_session *s,
     vgc_wr_u64(w, s->exec->va_size);
     vgc_wr_i32(w, driver_version);
     vgc_wr_str(w, msg);
-    vgc_wr_u32(w, VGC_FEATURE_DEVICE_STATUS);
+    vgc_wr_u32(w, VGC_FEATURE_DEVICE_STATUS | VGC_FEATURE_DEVICE_MEMORY);
     if (res != CUDA_SUCCESS) {
         return VGCD_FRAME_CLOSE;
     }

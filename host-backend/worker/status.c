@@ -175,7 +175,7 @@ static CUresult status_check(struct vgcd_session *s, uint32_t *dev, uint32_t max
     CUdevice pdev;
     CUresult res;
 
-    if (flags || max_procs > VGC_DEVICE_STATUS_MAX_PROCS) {
+    if ((flags & ~VGC_DEVICE_STATUS_MEMORY) || max_procs > VGC_DEVICE_STATUS_MAX_PROCS) {
         return CUDA_ERROR_INVALID_VALUE;
     }
     if (!s->pool) {
@@ -203,6 +203,33 @@ static CUresult status_check(struct vgcd_session *s, uint32_t *dev, uint32_t max
     }
     *dev = (uint32_t)pdev;
     return CUDA_SUCCESS;
+}
+
+/*
+ * Device memory of physical device @dev as the client sees it, without a
+ * context (so without binding a virtual GPU): cuDeviceTotalMem (the
+ * executor's, which is the tenant's view) and the pool's free memory,
+ * within that total.  The pool knows only what it accounts: on a real GPU
+ * without --device-memory, free leaves out the driver's own use.
+ */
+static void status_memory(struct vgcd_session *s, int dev, uint64_t *total, uint64_t *free_bytes)
+{
+    /* Without a limit the total is the device's and everybody's use
+     * counts; with one, the tenant's use against its limit. */
+    uint64_t used = vgc_pool_limit(s->pool) ? vgc_pool_tenant_used(s->pool, dev)
+                                            : vgc_pool_used(s->pool, dev);
+    size_t bytes = 0;
+
+    *total = vgc_pool_capacity(s->pool, dev);
+    if (s->exec->ops.cuDeviceTotalMem_v2 &&
+        s->exec->ops.cuDeviceTotalMem_v2(&bytes, dev) == CUDA_SUCCESS && bytes < *total) {
+        *total = bytes;
+    }
+    used = used < *total ? used : *total;
+    *free_bytes = vgc_pool_free(s->pool, dev);
+    if (*free_bytes > *total - used) {
+        *free_bytes = *total - used;
+    }
 }
 
 int vgcd_status_frame(struct vgcd_session *s, const void *payload, size_t len,
@@ -244,6 +271,13 @@ int vgcd_status_frame(struct vgcd_session *s, const void *payload, size_t len,
     for (unsigned i = 0; i < n; i++) {
         vgc_wr_u32(w, procs[i].pid);
         vgc_wr_u64(w, procs[i].used);
+    }
+    if (flags & VGC_DEVICE_STATUS_MEMORY) {
+        uint64_t mem_total, mem_free;
+
+        status_memory(s, (int)dev, &mem_total, &mem_free);
+        vgc_wr_u64(w, mem_total);
+        vgc_wr_u64(w, mem_free);
     }
     return 0;
 }

@@ -84,6 +84,17 @@ struct vgc_private_table {
      */
     void (*keep_output)(void);
     size_t (*take_output)(char *buf, size_t cap);
+
+    /*
+     * device_memory - device memory of @dev as this client sees it (its
+     * tenant's memory limit, when it has one), asked without a context, so
+     * that it binds no GPU: what cuDeviceTotalMem and cuMemGetInfo would
+     * say.
+     * Returns: CUDA_SUCCESS; CUDA_ERROR_INVALID_VALUE for NULL pointers;
+     * CUDA_ERROR_INVALID_DEVICE; CUDA_ERROR_NOT_INITIALIZED before cuInit;
+     * CUDA_ERROR_NOT_SUPPORTED from a host that cannot say.
+     */
+    CUresult (*device_memory)(CUdevice dev, uint64_t *total, uint64_t *free_bytes);
 };
 
 /* Most printed bytes keep_output holds before take_output fetches them. */

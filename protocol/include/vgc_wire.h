@@ -89,7 +89,8 @@ enum {
  * executor must have had its cuInit):
  *
  * DEVICE_STATUS request: u32 device, u32 max_procs (at most
- *             VGC_DEVICE_STATUS_MAX_PROCS), u32 flags (0).
+ *             VGC_DEVICE_STATUS_MAX_PROCS), u32 flags (0, or
+ *             VGC_DEVICE_STATUS_MEMORY).
  *             reply:   i32 result (CUDA_ERROR_INVALID_DEVICE for a device
  *                      that does not exist, CUDA_ERROR_INVALID_VALUE for a
  *                      bad max_procs or flags); on CUDA_SUCCESS then
@@ -100,9 +101,14 @@ enum {
  *                      the device, at most VGC_DEVICE_STATUS_MAX_PROCS),
  *                      u32 n (= min(nprocs, max_procs)), then n times
  *                      u32 pid (as that process's HELLO said), u64 bytes of
- *                      device memory it holds.
+ *                      device memory it holds; with VGC_DEVICE_STATUS_MEMORY
+ *                      then u64 total, u64 free: device memory as the
+ *                      client sees it (its tenant's limit), for NVML's
+ *                      memory info without a context (a host that has it
+ *                      says VGC_FEATURE_DEVICE_MEMORY in its HELLO).
  * A request of another length is a protocol violation.
  */
+#define VGC_DEVICE_STATUS_MEMORY    1u
 #define VGC_DEVICE_STATUS_MAX_PROCS 1024u
 #define VGC_DEVICE_STATUS_PROC_SIZE 12u     /* u32 pid, u64 bytes */
 
@@ -141,6 +147,7 @@ enum vgc_handle_kind {
  * Every other reply payload starts with i32 CUresult.
  */
 #define VGC_FEATURE_DEVICE_STATUS (1u << 0)     /* it answers DEVICE_STATUS */
+#define VGC_FEATURE_DEVICE_MEMORY (1u << 1)     /* ... with VGC_DEVICE_STATUS_MEMORY */
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the wire is little-endian; add byte swapping for this host"

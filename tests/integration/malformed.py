@@ -194,7 +194,7 @@ def case_status_bad_values(path):
     got = [before_init] + [status_call(s, p)[0] for p in (
         status_payload(dev=2), status_payload(dev=0xFFFFFFFF),
         status_payload(max_procs=1025), status_payload(max_procs=0xFFFFFFFF),
-        status_payload(flags=1))]
+        status_payload(flags=2))]
     res, st = status_call(s, status_payload(max_procs=4))
     s.close()
     want = [3, 101, 101, 1, 1, 1]   # NOT_INITIALIZED, INVALID_DEVICE x2, INVALID_VALUE x3
@@ -202,6 +202,25 @@ def case_status_bad_values(path):
         st[1] <= 100 and len(st[3]) <= 4
     if not ok:
         raise AssertionError('results %r (want %r), then %r %r' % (got, want, res, st))
+    return True, None
+
+
+def case_status_memory(path):
+    """DEVICE_STATUS with the memory flag: the figures, then u64 total and
+    u64 free, free within total."""
+    s = connect(path)
+    do_hello(s)
+    s.sendall(hdr(OPCODES['cuInit'], 4) + b'\x00' * 4)
+    read_reply(s)
+    s.sendall(hdr(OP_DEVICE_STATUS, 12, rid=9) + status_payload(flags=1))
+    op, flags, body = read_reply(s)
+    s.close()
+    res = struct.unpack_from('<i', body)[0]
+    if res != 0 or len(body) != 20 + 16:
+        raise AssertionError('result %d, %d bytes' % (res, len(body)))
+    total, free = struct.unpack_from('<QQ', body, 20)
+    if not 0 < total or free > total:
+        raise AssertionError('total %d free %d' % (total, free))
     return True, None
 
 
@@ -231,6 +250,7 @@ def case_status_async(path):
 CASES = [case_garbage, case_truncated, case_oversized, case_unknown_opcode,
          case_no_hello, case_bad_payload, case_lying_length, case_async_mismatch,
          case_version_mismatch, case_handle_forgery, case_status_bad_values,
+         case_status_memory,
          case_status_short, case_status_long, case_status_async]
 
 
