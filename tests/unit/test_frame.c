@@ -267,7 +267,7 @@ static void test_status(struct vgc_executor *exec, struct vgc_pool *pool)
     CHECK(status_result(s, 1, 0, 0) == CUDA_ERROR_INVALID_DEVICE, "one device only");
     CHECK(status_result(s, 0, VGC_DEVICE_STATUS_MAX_PROCS + 1, 0) == CUDA_ERROR_INVALID_VALUE,
           "too many processes asked for");
-    CHECK(status_result(s, 0, 0, 1) == CUDA_ERROR_INVALID_VALUE, "unknown flags");
+    CHECK(status_result(s, 0, 0, 2) == CUDA_ERROR_INVALID_VALUE, "unknown flags");
     CHECK(vgc_rd_done(&reply), "an error reply is the result alone");
 
     /* with a context and memory, this session is on the list */
@@ -295,6 +295,18 @@ static void test_status(struct vgc_executor *exec, struct vgc_pool *pool)
     vgc_rd_u64(&reply);
     CHECK(vgc_rd_u32(&reply) == 1 && vgc_rd_u32(&reply) == 0 && vgc_rd_done(&reply),
           "one process, none listed");
+    /* with the memory flag: the device's memory follows, this session's
+     * allocation taken from what is free */
+    CHECK(status_result(s, 0, 0, VGC_DEVICE_STATUS_MEMORY) == CUDA_SUCCESS, "memory");
+    vgc_rd_u64(&reply);
+    vgc_rd_u64(&reply);
+    {
+        uint64_t total = vgc_rd_u64(&reply), free_bytes = vgc_rd_u64(&reply);
+        CHECK(vgc_rd_done(&reply) && total == vgc_pool_capacity(pool, 0) &&
+              free_bytes == total - vgc_pool_used(pool, 0),
+              "memory: total %llu, free %llu", (unsigned long long)total,
+              (unsigned long long)free_bytes);
+    }
 
 
     /* malformed: the session ends */
