@@ -216,7 +216,8 @@ def section_integration(build, label='', env_extra=None, transports=('unix', 'tc
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-RUNTIME_PROGRAMS = ['rt_api_static', 'rt_api_shared', 'rt_kernel_static', 'rt_kernel_shared',
+RUNTIME_PROGRAMS = ['rt_api_static', 'rt_api_shared', 'rt_graph_static', 'rt_graph_shared',
+                    'rt_kernel_static', 'rt_kernel_shared',
                     'rt_managed_static', 'rt_managed_shared', 'rt_stream_static',
                     'rt_stream_shared', 'rt_cublas', 'rt_cudnn', 'rt_bigimage']
 
@@ -470,7 +471,8 @@ def section_kernels(build):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-REMOTE_RUNTIME = ['rt_api_static', 'rt_api_shared', 'rt_kernel_static', 'rt_managed_static',
+REMOTE_RUNTIME = ['rt_api_static', 'rt_api_shared', 'rt_graph_static', 'rt_kernel_static',
+                  'rt_managed_static',
                   'rt_stream_static', 'rt_cublas', 'rt_cudnn']
 
 # A client of a remote-executor vgcd that holds a context and 1 MiB, says

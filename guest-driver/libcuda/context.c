@@ -301,34 +301,6 @@ CUresult vgc_impl_cuCtxSynchronize_v2(CUcontext ctx)
     return res != CUDA_SUCCESS ? res : pop;
 }
 
-/*
- * Stream capture is not offered (cuStreamBeginCapture is not supported), so
- * no stream is ever capturing; CuPy asks before every asynchronous copy.
- * The handle is checked as the host would: a stream id or a default stream.
- */
-CUresult vgc_impl_cuStreamIsCapturing(CUstream hStream, CUstreamCaptureStatus *captureStatus)
-{
-    uintptr_t h = (uintptr_t)hStream;
-
-    if (!vgc_initialized()) {
-        return CUDA_ERROR_NOT_INITIALIZED;
-    }
-    if (!captureStatus) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    if (h > 2 && VGC_HANDLE_KIND(h) != VGC_HANDLE_STREAM) {
-        return CUDA_ERROR_INVALID_HANDLE;
-    }
-    *captureStatus = CU_STREAM_CAPTURE_STATUS_NONE;
-    return CUDA_SUCCESS;
-}
-
-CUresult vgc_impl_cuStreamIsCapturing_ptsz(CUstream hStream,
-                                           CUstreamCaptureStatus *captureStatus)
-{
-    return vgc_impl_cuStreamIsCapturing(hStream, captureStatus);
-}
-
 bool vgc_device_valid(int dev)
 {
     int n = 0;

@@ -27,6 +27,7 @@
 
 #include "vgc_guest_impl.h"
 #include "context.h"
+#include "graph.h"
 #include "log.h"
 #include "sha256.h"
 #include "transport.h"
@@ -472,13 +473,58 @@ static CUresult launch_extra(void **extra, const void **buf, size_t *size)
     return CUDA_SUCCESS;
 }
 
+/* Send one launch whose parameters are packed; on a stream being
+ * captured the launch becomes a node of the capture's graph instead. */
+static CUresult launch_packed(CUfunction f, unsigned gx, unsigned gy, unsigned gz,
+                              unsigned bx, unsigned by, unsigned bz, unsigned shmem,
+                              CUstream stream, const void *data, size_t size)
+{
+    if (vgc_capture_on() && vgc_capture_stream(stream)) {
+        const unsigned grid[3] = { gx, gy, gz }, block[3] = { bx, by, bz };
+
+        return vgc_capture_launch(f, grid, block, shmem, stream, data, size);
+    }
+    return vgc_call_cuLaunchKernel(f, gx, gy, gz, bx, by, bz, shmem, stream, data, size);
+}
+
+/*
+ * Pack @kernelParams by @f's layout into @buf (@cap bytes) or, when it
+ * does not fit, into a calloc()ed buffer left in *@out.
+ */
+static CUresult launch_params(CUfunction f, void **kernelParams, unsigned char *buf,
+                              size_t cap, unsigned char **out, size_t *size)
+{
+    const struct param_layout *l;
+    CUresult res = layout_get(f, &l);
+
+    if (res != CUDA_SUCCESS) {
+        return res;
+    }
+    if (l->count && !kernelParams) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (l->size > cap) {
+        buf = calloc(1, l->size);
+        if (!buf) {
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+    } else if (l->size) {
+        memset(buf, 0, l->size);
+    }
+    for (unsigned i = 0; i < l->count; i++) {
+        memcpy(buf + l->p[i].offset, kernelParams[i], l->p[i].size);
+    }
+    *out = buf;
+    *size = l->size;
+    return CUDA_SUCCESS;
+}
+
 static CUresult launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz,
                        unsigned bx, unsigned by, unsigned bz, unsigned shmem,
                        CUstream stream, void **kernelParams, void **extra)
 {
-    const struct param_layout *l;
     unsigned char packed[4096];
-    unsigned char *buf = packed;
+    unsigned char *buf;
     const void *data;
     size_t size;
     CUresult res;
@@ -497,31 +543,71 @@ static CUresult launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz,
         if (res != CUDA_SUCCESS) {
             return res;
         }
-        return vgc_call_cuLaunchKernel(f, gx, gy, gz, bx, by, bz, shmem, stream, data, size);
+        return launch_packed(f, gx, gy, gz, bx, by, bz, shmem, stream, data, size);
     }
-    res = layout_get(f, &l);
+    res = launch_params(f, kernelParams, packed, sizeof(packed), &buf, &size);
     if (res != CUDA_SUCCESS) {
         return res;
     }
-    if (l->count && !kernelParams) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    if (l->size > sizeof(packed)) {
-        buf = calloc(1, l->size);
-        if (!buf) {
-            return CUDA_ERROR_OUT_OF_MEMORY;
-        }
-    } else {
-        memset(packed, 0, l->size);
-    }
-    for (unsigned i = 0; i < l->count; i++) {
-        memcpy(buf + l->p[i].offset, kernelParams[i], l->p[i].size);
-    }
-    res = vgc_call_cuLaunchKernel(f, gx, gy, gz, bx, by, bz, shmem, stream, buf, l->size);
+    res = launch_packed(f, gx, gy, gz, bx, by, bz, shmem, stream, buf, size);
     if (buf != packed) {
         free(buf);
     }
     return res;
+}
+
+CUresult vgc_launch_pack(CUfunction f, void **kernelParams, void **extra,
+                         void **buf, size_t *size)
+{
+    const void *data;
+    unsigned char *out;
+    CUresult res;
+
+    if (!f) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    if (kernelParams && extra) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (extra) {
+        res = launch_extra(extra, &data, size);
+        if (res != CUDA_SUCCESS) {
+            return res;
+        }
+        *buf = malloc(*size ? *size : 1);
+        if (!*buf) {
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+        memcpy(*buf, data, *size);
+        return CUDA_SUCCESS;
+    }
+    /* No stack buffer: what is packed is always the caller's to keep. */
+    res = launch_params(f, kernelParams, NULL, 0, &out, size);
+    if (res == CUDA_SUCCESS && !*size) {
+        out = malloc(1);
+        res = out ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    *buf = out;
+    return res;
+}
+
+CUresult vgc_launch_argv(CUfunction f, void *buf, void ***argv)
+{
+    const struct param_layout *l;
+    CUresult res = layout_get(f, &l);
+
+    *argv = NULL;
+    if (res != CUDA_SUCCESS || !l->count) {
+        return res;
+    }
+    *argv = malloc(l->count * sizeof(**argv));
+    if (!*argv) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    for (unsigned i = 0; i < l->count; i++) {
+        (*argv)[i] = (unsigned char *)buf + l->p[i].offset;
+    }
+    return CUDA_SUCCESS;
 }
 
 CUresult vgc_impl_cuLaunchKernel(CUfunction f, unsigned int gridDimX, unsigned int gridDimY,

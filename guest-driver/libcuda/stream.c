@@ -20,11 +20,6 @@
 #include "mempool.h"
 #include "mirror.h"
 
-static bool stream_plausible(CUstream s)
-{
-    return (uintptr_t)s <= 2 || VGC_HANDLE_KIND(s) == VGC_HANDLE_STREAM;
-}
-
 /* Wait for @s as cuStreamSynchronize does, managed memory included. */
 static CUresult stream_drain(CUstream s)
 {
@@ -44,7 +39,7 @@ CUresult vgc_impl_cuLaunchHostFunc(CUstream hStream, CUhostFn fn, void *userData
     if (!fn) {
         return CUDA_ERROR_INVALID_VALUE;
     }
-    if (!stream_plausible(hStream)) {
+    if (!vgc_stream_plausible((uintptr_t)hStream)) {
         return CUDA_ERROR_INVALID_HANDLE;
     }
     res = stream_drain(hStream);
@@ -67,7 +62,7 @@ CUresult vgc_impl_cuStreamAddCallback(CUstream hStream, CUstreamCallback callbac
     if (!callback || flags != 0) {
         return CUDA_ERROR_INVALID_VALUE;
     }
-    if (!stream_plausible(hStream)) {
+    if (!vgc_stream_plausible((uintptr_t)hStream)) {
         return CUDA_ERROR_INVALID_HANDLE;
     }
     res = stream_drain(hStream);
@@ -84,7 +79,7 @@ CUresult vgc_impl_cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream h
     if (!vgc_initialized()) {
         return CUDA_ERROR_NOT_INITIALIZED;
     }
-    if (!stream_plausible(hStream)) {
+    if (!vgc_stream_plausible((uintptr_t)hStream)) {
         return CUDA_ERROR_INVALID_HANDLE;
     }
     /* Memory that exists now is usable by the stream's later work. */
@@ -97,7 +92,7 @@ CUresult vgc_impl_cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CU
     if (!vgc_initialized()) {
         return CUDA_ERROR_NOT_INITIALIZED;
     }
-    if (!stream_plausible(hStream)) {
+    if (!vgc_stream_plausible((uintptr_t)hStream)) {
         return CUDA_ERROR_INVALID_HANDLE;
     }
     if (!pool) {
@@ -113,7 +108,7 @@ CUresult vgc_impl_cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream)
     if (!vgc_initialized()) {
         return CUDA_ERROR_NOT_INITIALIZED;
     }
-    if (!stream_plausible(hStream)) {
+    if (!vgc_stream_plausible((uintptr_t)hStream)) {
         return CUDA_ERROR_INVALID_HANDLE;
     }
     res = stream_drain(hStream);

@@ -52,6 +52,11 @@ def emit_impl_h(api, spec):
         if c.mode == 'local' or 'guest-manual' in c.flags:
             o.append('CUresult vgc_impl_%s(%s);\n'
                      % (c.symbol, c_params(api.symbols[c.symbol].params)))
+    o.append('\n/* Stream work on a stream being captured (guest-driver/libcuda/graph.c). */\n')
+    for c in spec.calls:
+        if 'capture' in c.flags:
+            o.append('CUresult vgc_capture_%s(%s);\n'
+                     % (c.symbol, c_params(api.symbols[c.symbol].params)))
     o.append('\n/* One row of the cuGetProcAddress table. */\n'
              'struct vgc_procaddr_entry {\n'
              '    const char *base;       /* name cudart asks for: cuMemAlloc */\n'
@@ -86,9 +91,13 @@ def _encoder(c, api):
             # even for an async call.
             kinds = ' && '.join('VGC_HANDLE_KIND(%s) != %s' % (n, handle_kind_const(x))
                                 for x in a.kinds)
-            special = '(uintptr_t)%s > 2' % n if 'stream' in a.kinds else '%s' % n
             err = 'CUDA_ERROR_INVALID_CONTEXT' if a.kinds == ('ctx',) else 'CUDA_ERROR_INVALID_HANDLE'
-            pre.append('if (%s && %s) {\n        return %s;\n    }' % (special, kinds, err))
+            if tuple(a.kinds) == ('stream',):
+                pre.append('if (!vgc_stream_plausible((uintptr_t)%s)) {\n'
+                           '        return %s;\n    }' % (n, err))
+            else:
+                special = '(uintptr_t)%s > 2' % n if 'stream' in a.kinds else '%s' % n
+                pre.append('if (%s && %s) {\n        return %s;\n    }' % (special, kinds, err))
             enc.append('vgc_wr_u64(w, (uint64_t)(uintptr_t)%s);' % n)
         elif k == 'in-raw':
             if a.optional:
@@ -199,12 +208,27 @@ def _mirror_dst(sym):
     return 'VGC_MIRROR_ANY'
 
 
+def _capture_check(c, sym, args):
+    """The diversion of a capture call to graph.c while its stream is
+    being captured; '' for other calls."""
+    if 'capture' not in c.flags:
+        return ''
+    streams = [p.name for p in sym.params if p.ctype == 'CUstream']
+    if len(streams) != 1:
+        raise ValueError('%s: a capture call takes exactly one CUstream' % sym.name)
+    events = [p.name for p in sym.params if p.ctype == 'CUevent']
+    return ('    if (vgc_capture_on() && vgc_capture_diverts(%s, %s)) {\n'
+            '        return vgc_capture_%s(%s);\n    }\n'
+            % (streams[0], events[0] if events else 'NULL', sym.name, args))
+
+
 def emit_stubs(api, spec):
     by = spec.by_symbol()
     o = [HEADER % spec.path,
          '#include <stdint.h>\n#include <string.h>\n\n',
          '#include "vgc_wire.h"\n#include "vgc_attr.h"\n#include "vgc_opcodes.h"\n',
-         '#include "vgc_guest_impl.h"\n#include "log.h"\n#include "mirror.h"\n'
+         '#include "vgc_guest_impl.h"\n#include "graph.h"\n#include "log.h"\n'
+         '#include "mirror.h"\n'
          '#include "transport.h"\n\n',
          '#define VGC_EXPORT __attribute__((visibility("default")))\n\n']
     for c in spec.wire_calls():
@@ -226,6 +250,7 @@ def emit_stubs(api, spec):
                 expr = 'vgc_call_%s(%s)' % (sym.name, _wire_args(c))
             else:
                 expr = '%s(%s)' % (target, args)
+            o.append(_capture_check(c, sym, args))
             mirror = _mirror_flags(c)
             if mirror:
                 o.append('    CUresult res;\n\n')

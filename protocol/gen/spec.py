@@ -33,7 +33,7 @@ HANDLES = {
 RAW_STRUCTS = {'CUuuid', 'CUdevprop', 'CUdevprop_v1', 'CUDA_MEMCPY2D_v2',
                'CUlaunchConfig'}
 
-FLAGS = {'guest-manual', 'host-manual', 'syncpoint', 'devmem', 'hostsync'}
+FLAGS = {'guest-manual', 'host-manual', 'syncpoint', 'devmem', 'hostsync', 'capture'}
 ANNOTATIONS = {'in', 'out', 'inout', 'string', 'optional', 'destroy', 'skip'}
 
 

@@ -132,6 +132,13 @@ enum vgc_handle_kind {
 #define VGC_HANDLE_KIND_SHIFT 56
 #define VGC_HANDLE_KIND(id) ((unsigned)((uint64_t)(id) >> VGC_HANDLE_KIND_SHIFT))
 
+/* A stream as the host hands them out: a stream id, or NULL, legacy (1) or
+ * per-thread (2).  What the guest checks before it sends or keeps one. */
+static inline bool vgc_stream_plausible(uint64_t s)
+{
+    return s <= 2 || VGC_HANDLE_KIND(s) == VGC_HANDLE_STREAM;
+}
+
 /*
  * HELLO request payload: u32 protocol version, u32 guest pid (what NVML
  *                        shows for this process: the guest's getpid()),

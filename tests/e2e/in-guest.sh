@@ -8,14 +8,14 @@ result() { echo "E2E-RESULT $1 $2"; }
 
 for t in test_device test_context test_memcpy test_memset test_memory \
          test_streams_events test_errors test_isolation test_threads test_modules \
-         test_procaddr test_link test_managed; do
+         test_procaddr test_link test_managed test_graph; do
     VGC_ITEST_QUIET=1 "$b/tests/integration/$t" > /tmp/$t.log 2>&1
     rc=$?
     [ $rc -ne 0 ] && tail -5 /tmp/$t.log
     result "$t" $rc
 done
 for t in kernels/test_kernels runtime/rt_api_static runtime/rt_api_shared \
-         runtime/rt_managed_static runtime/rt_stream_static; do
+         runtime/rt_managed_static runtime/rt_stream_static runtime/rt_graph_static; do
     [ -x "$b/tests/$t" ] || { result "$(basename $t)" skip; continue; }
     "$b/tests/$t" > /tmp/x.log 2>&1
     rc=$?

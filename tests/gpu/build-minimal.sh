@@ -159,7 +159,9 @@ if want vgcd; then
         rm -rf "$d/obj"
         incs=()
         for i in executor executor/cpu worker pool daemon vhost; do incs+=(-I"$hb/$i"); done
+        # vgcd --executor remote finds the shim built beside it (OUTDIR/guest-driver).
         if compile "$d/obj" $CFLAGS_COMMON "${incs[@]}" -I"$root/protocol/include" -I"$gen" $dep_cflags \
+                -DVGC_SHIM_INSTALL_PATH='"/usr/local/lib/vgc/libcuda.so.1"' \
                 -- "${srcs[@]}" &&
            $CC -pthread -o "$d/vgcd" $(objs "$d/obj") $dep_libs -ldl -lm; then
             echo "build-minimal.sh: built $d/vgcd"
@@ -205,7 +207,7 @@ if want runtime; then
     mkdir -p "$d"
     pids=()
     if [ -x "$nvcc" ]; then
-        for t in rt_api rt_kernel rt_managed rt_stream; do
+        for t in rt_api rt_graph rt_kernel rt_managed rt_stream; do
             "$nvcc" -I "$rt" -o "$d/${t}_static" "$rt/$t.cu" >"$d/$t.static.log" 2>&1 &
             pids+=($!)
             "$nvcc" -cudart shared -Xlinker -rpath=$CUDA_HOME/lib64 -I "$rt" -o "$d/${t}_shared" \

@@ -51,6 +51,26 @@ def test_cupy():
     free, total = cupy.cuda.runtime.memGetInfo()
     check(0 < free <= total, 'cupy.cuda.runtime.memGetInfo')
 
+    # A CUDA graph captured with CuPy's stream API and replayed: each
+    # launch copies what x holds at that moment.
+    s = cupy.cuda.Stream(non_blocking=True)
+    x = cupy.asarray(np.arange(1024, dtype=np.float32))
+    y = cupy.zeros_like(x)
+    with s:
+        s.begin_capture()
+        capturing = s.is_capturing()
+        y.data.copy_from_device_async(x.data, x.nbytes, s)
+        g = s.end_capture()
+    check(capturing and not s.is_capturing() and y.get().sum() == 0,
+          'cupy: Stream.begin_capture/end_capture, nothing ran while capturing')
+    seen = []
+    for k in range(3):
+        x.set(np.full(1024, k + 1, np.float32))
+        g.launch(s)
+        s.synchronize()
+        seen.append(float(y.get().sum()))
+    check(seen == [1024.0, 2048.0, 3072.0], 'cupy: the captured graph replays: %s' % seen)
+
 
 def test_numba():
     import io
