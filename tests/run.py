@@ -636,7 +636,9 @@ def section_daemon_cli(build):
                        (',gpus=two', 'gpus=two: want a number of GPUs'),
                        (',colour=red', "unknown option 'colour'"),
                        (',gpus=3', 'gpus=3 but there are only 2 devices'),
-                       (',name=', 'name=: want 1..')):
+                       (',name=', 'name=: want 1..'),
+                       (',priority=101', 'priority=101: want a number, 0..100'),
+                       (',window=20:00', 'window=20:00: want HH:MM[:SS]-HH:MM[:SS]')):
         p = subprocess.run([vgcd, '--executor', 'cpu', '--devices', '2',
                             '--listen', 'unix:' + tmp + '/s' + opts],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -668,11 +670,15 @@ class PoolClient:
         self.proc = subprocess.Popen([os.path.join(build, 'tests', 'pool', 'pool_client')],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, env=env)
+        self.notes = []
 
     def ask(self, line):
         self.proc.stdin.write(line + '\n')
         self.proc.stdin.flush()
         answer = self.proc.stdout.readline().strip()
+        while answer.startswith('vgc: '):       # the shim's warnings (stderr)
+            self.notes.append(answer)
+            answer = self.proc.stdout.readline().strip()
         return answer.split()[1:] if answer.split()[:1] != ['err'] else ['err'] + answer.split()[1:]
 
     def value(self, line):
@@ -858,6 +864,114 @@ def section_pool(build, label='', env=None):
         check(d.alive(), 'vgcd survived', tail(d.log_text()))
     except Exception as e:      # noqa: BLE001 - a crash of the test is a failure
         check(False, 'gpus: %s: %s' % (type(e).__name__, e), tail(d.log_text()))
+    finally:
+        for c in clients:
+            c.close()
+        clients.clear()
+        d.stop()
+        sanitizers(d)
+
+    # priority=: a full device takes memory back from lower priorities,
+    # never from equal ones.
+    UNAVAILABLE = '46'      # CUDA_ERROR_DEVICE_UNAVAILABLE
+    d = Daemon(build, ['unix:%s,priority=10,name=train' % sock('train'),
+                       'unix:%s,priority=10,name=batch' % sock('batch'),
+                       'unix:%s,priority=90,name=infer' % sock('infer')],
+               extra=['--devices', '1', '--device-memory', '256M'],
+               env=dict(os.environ, **(env or {})))
+    try:
+        lo = client('train')
+        lo.ask('ctx 0')
+        check(lo.ask('alloc %d' % (200 * M)) == [], 'train (priority 10) holds 200M of 256M')
+        eq = client('batch')
+        eq.ask('ctx 0')
+        v = eq.ask('alloc %d' % (128 * M))
+        check(v == ['err', OOM] and 'preempted' not in d.log_text() and
+              lo.value('info') == [56 * M, 256 * M],
+              'batch (priority 10 too) is refused 128M: out of memory, nobody preempted',
+              (v, tail(d.log_text())))
+        hi = client('infer')
+        hi.ask('ctx 0')
+        t0 = time.time()
+        v = hi.ask('alloc %d' % (128 * M))
+        took = time.time() - t0
+        check(v == [] and hi.value('info') == [128 * M, 256 * M],
+              'infer (priority 90) gets 128M on the full device (in %.2f s)' % took,
+              (v, tail(d.log_text())))
+        log = d.log_text()
+        check('(tenant train): preempted tenant train (priority 10): memory for tenant infer '
+              '(priority 90) on device 0; frees 200.0 MiB' in log,
+              "vgcd's log: train preempted for infer's memory, 200 MiB freed", tail(log))
+        v = lo.ask('alloc %d' % M)
+        check(v == ['err', UNAVAILABLE] and any('preempted' in n for n in lo.notes),
+              "train's next call: CUDA_ERROR_DEVICE_UNAVAILABLE, the shim says preempted",
+              (v, lo.notes))
+        check(eq.value('info') == [128 * M, 256 * M] and log.count('preempted tenant') == 1,
+              'batch was left alone: it sees infer\'s 128M, nothing else', tail(log))
+        check(d.alive(), 'vgcd survived the preemption', tail(d.log_text()))
+    except Exception as e:      # noqa: BLE001 - a crash of the test is a failure
+        check(False, 'priority: %s: %s' % (type(e).__name__, e), tail(d.log_text()))
+    finally:
+        for c in clients:
+            c.close()
+        clients.clear()
+        d.stop()
+        sanitizers(d)
+
+    # window=: night holds GPUs until a moment a few seconds from now, dawn
+    # from then on.  Local time, as vgcd reads it.
+    def hms(sec):
+        sec %= 86400
+        return '%02d:%02d:%02d' % (sec // 3600, sec // 60 % 60, sec % 60)
+    lt = time.localtime()
+    now = lt.tm_hour * 3600 + lt.tm_min * 60 + lt.tm_sec
+    turn = now + 5
+    d = Daemon(build, ['unix:%s,window=%s-%s,name=night' % (sock('night'), hms(now - 3600),
+                                                            hms(turn)),
+                       'unix:%s,window=%s-%s,name=dawn' % (sock('dawn'), hms(turn),
+                                                           hms(turn + 3600)),
+                       'unix:%s,name=day' % sock('day')],
+               extra=['--devices', '1', '--device-memory', '256M'],
+               env=dict(os.environ, **(env or {})))
+    try:
+        n = client('night')
+        n.ask('ctx 0')
+        check(n.ask('alloc %d' % (200 * M)) == [], 'night holds 200M inside its window')
+        dawn = client('dawn')
+        v = dawn.ask('ctx 0')
+        check(v == ['err', UNAVAILABLE] and "outside the tenant's window" in d.log_text(),
+              'dawn, before its window: no context (CUDA_ERROR_DEVICE_UNAVAILABLE), logged',
+              (v, tail(d.log_text())))
+        day = client('day')
+        day.ask('ctx 0')
+        check(day.ask('alloc %d' % (128 * M)) == ['err', OOM],
+              'day cannot have 128M while night holds 200M')
+        deadline = time.time() + 15
+        while time.time() < deadline and 'window %s-%s closed' % (hms(now - 3600), hms(turn)) \
+                not in d.log_text():
+            time.sleep(0.2)
+        log = d.log_text()
+        check('(tenant night): preempted tenant night (priority 50): its window %s-%s closed; '
+              'frees 200.0 MiB on every device' % (hms(now - 3600), hms(turn)) in log,
+              "night's window closed: vgcd preempts it and logs it", tail(log))
+        v = n.ask('alloc %d' % M)
+        check(v == ['err', UNAVAILABLE], "night's next call: CUDA_ERROR_DEVICE_UNAVAILABLE", v)
+        v = None
+        deadline = time.time() + 10
+        while time.time() < deadline and v != []:
+            v = day.ask('alloc %d' % (128 * M))
+            if v != []:
+                time.sleep(0.1)
+        check(v == [], "night's memory is back in the pool: day gets its 128M", v)
+        n2 = client('night')
+        v = n2.ask('ctx 0')
+        check(v == ['err', UNAVAILABLE], 'a new process of night is refused a context', v)
+        v = dawn.ask('ctx 0')
+        check(v == [] and dawn.ask('alloc %d' % (64 * M)) == [],
+              'dawn, inside its window now: the same process makes its context', v)
+        check(d.alive(), 'vgcd survived the windows', tail(d.log_text()))
+    except Exception as e:      # noqa: BLE001 - a crash of the test is a failure
+        check(False, 'window: %s: %s' % (type(e).__name__, e), tail(d.log_text()))
     finally:
         for c in clients:
             c.close()

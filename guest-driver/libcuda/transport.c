@@ -93,6 +93,18 @@ static void transport_break(const char *why)
     conn.broken = true;
 }
 
+/* Why a socket went away, for the warning: the peer closing it means vgcd
+ * ended this client's worker, which its log explains. */
+static const char *transport_lost(int err)
+{
+    if (err == ECONNRESET || err == EPIPE) {
+        return "vgcd ended this client's worker (preempted by the pool for a tenant of "
+               "higher priority or a closed time window, or the worker failed; vgcd's "
+               "log says which)";
+    }
+    return strerror(err);
+}
+
 static int transport_write(const void *buf, size_t n)
 {
     const uint8_t *p = buf;
@@ -170,7 +182,7 @@ static int transport_flush(void)
                                 : transport_write(conn.sbuf, conn.pending);
         if (rc < 0) {
             conn.pending = 0;
-            transport_break(strerror(errno));
+            transport_break(conn.is_device ? strerror(errno) : transport_lost(errno));
             return -1;
         }
     }
@@ -211,7 +223,7 @@ static int transport_exchange(struct vgc_hdr *rh, unsigned opcode)
         return -1;
     }
     if (transport_read(rh, sizeof(*rh)) < 0) {
-        transport_break(errno == ECONNRESET ? "vgcd closed the connection" : strerror(errno));
+        transport_break(transport_lost(errno));
         return -1;
     }
     if (rh->length > VGC_MAX_PAYLOAD) {

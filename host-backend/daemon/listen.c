@@ -67,6 +67,45 @@ bool vgcd_parse_size(const char *s, uint64_t *out)
     return true;
 }
 
+/* HH:MM or HH:MM:SS at *@s into seconds after midnight; *@s moves past it. */
+static bool listen_time_of_day(const char **s, uint32_t *out)
+{
+    unsigned part[3] = { 0, 0, 0 };
+    int n = 0;
+    const char *p = *s;
+
+    for (;;) {
+        if (!isdigit((unsigned char)p[0]) || !isdigit((unsigned char)p[1])) {
+            return false;
+        }
+        part[n++] = (unsigned)(p[0] - '0') * 10 + (unsigned)(p[1] - '0');
+        p += 2;
+        if (*p != ':' || n == 3) {
+            break;
+        }
+        p++;
+    }
+    if (n < 2 || part[0] > 23 || part[1] > 59 || part[2] > 59) {
+        return false;
+    }
+    *out = part[0] * 3600 + part[1] * 60 + part[2];
+    *s = p;
+    return true;
+}
+
+bool vgcd_parse_window(const char *s, uint32_t *from, uint32_t *to)
+{
+    uint32_t a, b;
+
+    if (!listen_time_of_day(&s, &a) || *s++ != '-' || !listen_time_of_day(&s, &b) || *s ||
+        a == b) {
+        return false;
+    }
+    *from = a;
+    *to = b;
+    return true;
+}
+
 /* One KEY=VALUE of a listener's options into @p. */
 static int listen_option(struct vgc_tenant *p, const char *opt, char **err)
 {
@@ -108,8 +147,30 @@ static int listen_option(struct vgc_tenant *p, const char *opt, char **err)
         memcpy(p->name, val, n + 1);
         return 0;
     }
-    return listen_fail(err, "unknown option '%.*s' (memory=SIZE, gpus=N or name=NAME)",
-                       (int)klen, opt);
+    if (klen == 8 && !strncmp(opt, "priority", 8)) {
+        char *end;
+        long n;
+
+        errno = 0;
+        n = isdigit((unsigned char)*val) ? strtol(val, &end, 10) : -1;
+        if (!isdigit((unsigned char)*val) || errno || *end || n < 0 ||
+            n > VGC_POOL_PRIORITY_MAX) {
+            return listen_fail(err, "priority=%s: want a number, 0..%d (higher wins)", val,
+                               VGC_POOL_PRIORITY_MAX);
+        }
+        p->priority = (uint32_t)n;
+        return 0;
+    }
+    if (klen == 6 && !strncmp(opt, "window", 6)) {
+        if (!vgcd_parse_window(val, &p->window_from, &p->window_to)) {
+            return listen_fail(err, "window=%s: want HH:MM[:SS]-HH:MM[:SS], local time, "
+                               "two different times (e.g. 20:00-06:00)", val);
+        }
+        p->window = true;
+        return 0;
+    }
+    return listen_fail(err, "unknown option '%.*s' (memory=SIZE, gpus=N, name=NAME, "
+                       "priority=N or window=HH:MM-HH:MM)", (int)klen, opt);
 }
 
 /* The options after @addr's first comma into @p; @addr is cut there. */
@@ -119,6 +180,7 @@ static int listen_options(struct vgc_tenant *p, char *addr, char **err)
     char *save = NULL;
 
     memset(p, 0, sizeof(*p));
+    p->priority = VGC_POOL_PRIORITY_DEFAULT;
     if (!opts) {
         return 0;
     }

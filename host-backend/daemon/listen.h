@@ -3,7 +3,7 @@
  * vhost-user:PATH, each with the options that are the policy of every
  * tenant arriving through it:
  *
- *     ADDRESS[,memory=SIZE][,gpus=N][,name=NAME]
+ *     ADDRESS[,memory=SIZE][,gpus=N][,name=NAME][,priority=N][,window=FROM-TO]
  *
  * (docs/pool.md).  Options start at the first comma, so a socket path
  * cannot contain one.
@@ -31,7 +31,8 @@ struct vgcd_listener {
 
 /*
  * Open @addr (unix:PATH, tcp:HOST:PORT, vhost-user:PATH, each optionally
- * followed by ,memory=SIZE ,gpus=N ,name=NAME) and parse its options into
+ * followed by ,memory=SIZE ,gpus=N ,name=NAME ,priority=N ,window=FROM-TO;
+ * priority defaults to VGC_POOL_PRIORITY_DEFAULT) and parse its options into
  * l->policy.  gpus= is checked against 1..VGC_POOL_MAX_DEVICES only: the
  * caller compares it with the devices it has.  On failure returns -1 with
  * *err a malloc()ed message, and nothing is left open.
@@ -54,5 +55,12 @@ void vgcd_listener_close(struct vgcd_listener *l);
 
 /* Read a size such as 4G, 512M, 65536 or 1GiB (nonzero) into *out. */
 bool vgcd_parse_size(const char *s, uint64_t *out);
+/*
+ * Read a daily window HH:MM[:SS]-HH:MM[:SS] (local time; the end may come
+ * before the start: it wraps midnight) into seconds after midnight.  The
+ * two times must differ.  False, *@from and *@to untouched, when it does
+ * not read.
+ */
+bool vgcd_parse_window(const char *s, uint32_t *from, uint32_t *to);
 
 #endif /* VGCD_LISTEN_H */

@@ -8,6 +8,12 @@
  * The daemon stays in the foreground, logs to stderr and ends cleanly on
  * SIGTERM or SIGINT (workers are told to stop, reaped, sockets removed).
  *
+ * It also carries out the pool's preemptions (docs/pool.md): the pool
+ * marks slots, and vgcd ends the processes behind them - its own socket
+ * workers directly, a VM's guest sessions through that VM's worker, their
+ * parent - when a reservation wakes it (SIGUSR1) and every second, when
+ * it also marks the slots of tenants whose time window closed.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include <errno.h>
@@ -20,6 +26,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,6 +45,8 @@
 struct vgcd_worker_slot {
     pid_t pid;
     int pool_slot;
+    bool vm;                    /* a VM's worker: its sessions are its children */
+    bool preempted;             /* we ended it for the pool */
     char peer[128];
 };
 
@@ -50,6 +59,7 @@ struct vgcd {
     struct vgcd_worker_slot *workers;
     int max_workers;
     int sigfd;
+    int timerfd;                /* every second: windows, and marks left over */
     uint64_t vm_serial;         /* names each VM's tenant: one per connection */
 };
 
@@ -72,6 +82,15 @@ static void vgcd_usage(FILE *f)
         "                                          physical one only while it has a\n"
         "                                          context there (default: every device)\n"
         "                             name=NAME    its name in logs and status\n"
+        "                             priority=N   0..100 (default 50): when a device is\n"
+        "                                          full, its allocations preempt processes\n"
+        "                                          of lower-priority tenants holding memory\n"
+        "                                          there\n"
+        "                             window=HH:MM[:SS]-HH:MM[:SS]\n"
+        "                                          local time when it may hold GPUs (may\n"
+        "                                          wrap midnight); outside it, its processes\n"
+        "                                          holding one are preempted and new\n"
+        "                                          contexts refused\n"
         "  -e, --executor NAME      cpu (reference, device memory in host RAM),\n"
         "                           cuda (this host's GPUs), or remote:ADDRESS (the\n"
         "                           GPUs of the vgcd at unix:PATH or tcp:HOST:PORT);\n"
@@ -85,6 +104,7 @@ static void vgcd_usage(FILE *f)
         "\n"
         "Clients connect with VGC_SERVER=unix:PATH or VGC_SERVER=tcp:HOST:PORT.\n"
         "Example: --listen unix:/run/vgc-dev.sock,gpus=1,memory=16G,name=dev\n"
+        "         --listen unix:/run/vgc-train.sock,priority=10,window=20:00-06:00\n"
         "The pool's policy is described in docs/pool.md.\n",
         VGCD_DEFAULT_SLOTS);
 }
@@ -108,7 +128,9 @@ static void vgcd_reap(struct vgcd *d)
         struct vgcd_worker_slot *w = vgcd_find_worker(d, pid);
         const char *peer = w ? w->peer : "?";
 
-        if (WIFSIGNALED(status)) {
+        if (w && w->preempted) {
+            fprintf(stderr, "vgcd: worker %d for %s ended (preempted)\n", (int)pid, peer);
+        } else if (WIFSIGNALED(status)) {
             fprintf(stderr, "vgcd: worker %d for %s killed by signal %d\n",
                     (int)pid, peer, WTERMSIG(status));
         } else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
@@ -119,6 +141,7 @@ static void vgcd_reap(struct vgcd *d)
             /* Whatever the worker held is forgotten, however it ended. */
             vgc_pool_slot_clear(d->pool, w->pool_slot);
             w->pid = 0;
+            w->preempted = false;
         } else {
             /* A VM's session process whose worker died before it: ours
              * as the subreaper, and its slot is cleared only now that it
@@ -126,6 +149,40 @@ static void vgcd_reap(struct vgcd *d)
             int slot = vgc_pool_slot_of(d->pool, pid);
             if (slot >= 0) {
                 vgc_pool_slot_clear(d->pool, slot);
+            }
+        }
+    }
+}
+
+/*
+ * Carry out the pool's preemption marks: the slots of tenants outside
+ * their window are marked here, memory marks by the reservations that
+ * needed them.  A socket worker is our child, not yet reaped while its
+ * pid is in the table, so the pid we signal is never someone else's; a
+ * VM's guest sessions are children of its worker, which ends them when
+ * told (SIGUSR1).  Killed, not asked: a victim may be inside a long
+ * kernel, and its memory is only free once its slot is cleared at reap.
+ */
+static void vgcd_preempt(struct vgcd *d)
+{
+    struct vgc_pool_preemption p;
+    char why[256];
+
+    vgc_pool_preempt_windows(d->pool, vgc_pool_time_of_day());
+    for (int i = 0; i < d->max_workers; i++) {
+        struct vgcd_worker_slot *w = &d->workers[i];
+
+        if (w->pid > 0 && !w->vm && vgc_pool_preempt_take(d->pool, w->pool_slot, &p)) {
+            vgc_pool_preemption_describe(&p, why, sizeof(why));
+            fprintf(stderr, "vgcd: %s: %s\n", w->peer, why);
+            kill(w->pid, SIGKILL);
+            w->preempted = true;
+        }
+    }
+    if (vgc_pool_preempt_waiting(d->pool) > 0) {
+        for (int i = 0; i < d->max_workers; i++) {
+            if (d->workers[i].pid > 0 && d->workers[i].vm) {
+                kill(d->workers[i].pid, SIGUSR1);
             }
         }
     }
@@ -140,9 +197,15 @@ static void vgcd_worker_main(struct vgcd *d, struct vgcd_listener *l, int fd, in
     int rc;
 
     sigemptyset(&all);
+    if (l->is_vhost_user) {
+        /* The daemon's word to preempt guest sessions: read from a
+         * signalfd once the VM's worker runs, and never fatal before. */
+        sigaddset(&all, SIGUSR1);
+    }
     sigprocmask(SIG_SETMASK, &all, NULL);
     signal(SIGPIPE, SIG_IGN);
     close(d->sigfd);
+    close(d->timerfd);
     for (int i = 0; i < d->nlisteners; i++) {
         close(d->listeners[i].fd);
     }
@@ -155,7 +218,6 @@ static void vgcd_worker_main(struct vgcd *d, struct vgcd_listener *l, int fd, in
         _exit(vgcd_vhost_serve(fd, d->executor, &d->cfg, d->pool, tenant, peer) == 0 ? 0 : 2);
     }
 #else
-    (void)l;
     (void)tenant;
 #endif
     vgc_pool_bind(d->pool, pool_slot);
@@ -227,17 +289,21 @@ static void vgcd_accept(struct vgcd *d, struct vgcd_listener *l)
     close(fd);
     w->pid = pid;
     w->pool_slot = pool_slot;
+    w->vm = l->is_vhost_user;
+    w->preempted = false;
     snprintf(w->peer, sizeof(w->peer), "%s", peer);
 }
 
 static int vgcd_run(struct vgcd *d)
 {
-    struct pollfd pfd[VGCD_MAX_LISTEN + 1];
+    struct pollfd pfd[VGCD_MAX_LISTEN + 2];
+    const int first = 2;
 
     for (;;) {
         int n = 0;
 
         pfd[n++] = (struct pollfd){ .fd = d->sigfd, .events = POLLIN };
+        pfd[n++] = (struct pollfd){ .fd = d->timerfd, .events = POLLIN };
         for (int i = 0; i < d->nlisteners; i++) {
             pfd[n++] = (struct pollfd){ .fd = d->listeners[i].fd, .events = POLLIN };
         }
@@ -253,14 +319,22 @@ static int vgcd_run(struct vgcd *d)
             while (read(d->sigfd, &si, sizeof(si)) == sizeof(si)) {
                 if (si.ssi_signo == SIGCHLD) {
                     vgcd_reap(d);
+                } else if (si.ssi_signo == SIGUSR1) {
+                    vgcd_preempt(d);    /* a reservation marked victims */
                 } else {
                     fprintf(stderr, "vgcd: signal %u, shutting down\n", si.ssi_signo);
                     return 0;
                 }
             }
         }
+        if (pfd[1].revents & POLLIN) {
+            uint64_t ticks;
+            if (read(d->timerfd, &ticks, sizeof(ticks)) == sizeof(ticks)) {
+                vgcd_preempt(d);
+            }
+        }
         for (int i = 0; i < d->nlisteners; i++) {
-            if (pfd[i + 1].revents & POLLIN) {
+            if (pfd[i + first].revents & POLLIN) {
                 vgcd_accept(d, &d->listeners[i]);
             }
         }
@@ -389,6 +463,7 @@ int main(int argc, char **argv)
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGUSR1);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
     d.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -396,6 +471,15 @@ int main(int argc, char **argv)
         perror("vgcd: signalfd");
         return 1;
     }
+    /* Windows open and close by the clock: look once a second. */
+    d.timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (d.timerfd < 0 ||
+        timerfd_settime(d.timerfd, 0, &(struct itimerspec){ .it_interval = { 1, 0 },
+                                                            .it_value = { 1, 0 } }, NULL) < 0) {
+        perror("vgcd: timerfd");
+        return 1;
+    }
+    vgc_pool_set_preempter(d.pool, getpid());
     /* A VM worker forks a process per guest session; if the worker dies
      * first they become ours, so that their pool slots are cleared when
      * they end (vgcd_reap) rather than never. */

@@ -40,7 +40,9 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -70,7 +72,17 @@ struct pool_slot {
     _Atomic uint64_t contexts;      /* bit d: a context on physical device d (derived) */
     _Atomic int32_t tenant;         /* entry of the tenant table, -1: none (locked) */
     _Atomic uint64_t vctx;          /* bit v: a context on virtual GPU v (locked) */
+    /* Preemption: a reason, with PREEMPT_TAKEN once its process's owner
+     * took it; PREEMPT_MARKING while the marker writes dev and by.  Reset
+     * when the slot is claimed or cleared. */
+    _Atomic uint32_t preempt;
+    _Atomic int32_t preempt_dev;    /* memory: the device */
+    _Atomic int32_t preempt_by;     /* memory: the needing tenant's entry */
 };
+
+#define PREEMPT_REASON      0xffu
+#define PREEMPT_MARKING     0x100u
+#define PREEMPT_TAKEN       0x200u
 
 /* An entry of the tenant table; all of it under the lock. */
 struct pool_tenant {
@@ -83,6 +95,7 @@ struct pool_tenant {
 
 struct pool_shared {
     pthread_mutex_t lock;           /* process-shared, robust */
+    _Atomic int32_t preempter;      /* woken with SIGUSR1 when slots are marked */
 };
 
 /* One slot's busy time on one device. */
@@ -189,6 +202,12 @@ static void pool_lock(struct vgc_pool *pool)
          * made whole again from the slots. */
         pthread_mutex_consistent(&pool->shared->lock);
         pool_settle(pool, -1);
+        /* Or in the middle of a mark (pool_mark): never finished, never
+         * made; its reservation will not wait for it either. */
+        for (int s = 0; s < pool->nslots; s++) {
+            uint32_t marking = PREEMPT_MARKING;
+            atomic_compare_exchange_strong(&pool->slots[s].preempt, &marking, 0);
+        }
     }
 }
 
@@ -400,6 +419,7 @@ int vgc_pool_slot_claim(struct vgc_pool *pool, const struct vgc_tenant *tenant)
             pool_slot_identify(&pool->slots[i], tenant);
             pool_lock(pool);
             t = pool_tenant_find(pool, tenant);
+            atomic_store(&pool->slots[i].preempt, 0);
             atomic_store(&pool->slots[i].vctx, 0);
             atomic_store(&pool->slots[i].tenant, t);
             pool_settle(pool, t);
@@ -424,6 +444,7 @@ void vgc_pool_slot_clear(struct vgc_pool *pool, int slot)
     pool_slot_identify(&pool->slots[slot], NULL);
     pool_lock(pool);
     t = atomic_load(&pool->slots[slot].tenant);
+    atomic_store(&pool->slots[slot].preempt, 0);
     atomic_store(&pool->slots[slot].vctx, 0);
     atomic_store(&pool->slots[slot].tenant, -1);
     if (t >= 0 && t < pool->nslots) {
@@ -551,6 +572,21 @@ uint64_t vgc_pool_free(const struct vgc_pool *pool, int dev)
     return avail;
 }
 
+/* Add, then look: see the top of this file for why this never exceeds a
+ * limit however many workers race. */
+static bool pool_reserve_once(struct vgc_pool *pool, int dev, uint64_t bytes, uint64_t limit)
+{
+    atomic_fetch_add(pool_row(pool, dev), bytes);
+    if (vgc_pool_used(pool, dev) > pool->capacity ||
+        (limit && vgc_pool_tenant_used(pool, dev) > limit)) {
+        atomic_fetch_sub(pool_row(pool, dev), bytes);
+        return false;
+    }
+    return true;
+}
+
+static bool pool_preempt_for(struct vgc_pool *pool, int dev, uint64_t bytes, uint64_t limit);
+
 bool vgc_pool_reserve(struct vgc_pool *pool, int dev, uint64_t bytes)
 {
     uint64_t limit = pool_limit(pool);
@@ -559,15 +595,13 @@ bool vgc_pool_reserve(struct vgc_pool *pool, int dev, uint64_t bytes)
         bytes > pool->capacity || (limit && bytes > limit)) {
         return false;
     }
-    /* Add, then look: see the top of this file for why this never
-     * exceeds a limit however many workers race. */
-    atomic_fetch_add(pool_row(pool, dev), bytes);
-    if (vgc_pool_used(pool, dev) > pool->capacity ||
-        (limit && vgc_pool_tenant_used(pool, dev) > limit)) {
-        atomic_fetch_sub(pool_row(pool, dev), bytes);
-        return false;
+    if (pool_reserve_once(pool, dev, bytes, limit)) {
+        return true;
     }
-    return true;
+    /* Once more after taking memory back from lower priorities, if that
+     * is what stands in the way. */
+    return pool_preempt_for(pool, dev, bytes, limit) &&
+           pool_reserve_once(pool, dev, bytes, limit);
 }
 
 void vgc_pool_release(struct vgc_pool *pool, int dev, uint64_t bytes)
@@ -936,4 +970,286 @@ unsigned vgc_pool_processes(const struct vgc_pool *pool, int dev,
         n++;
     }
     return n;
+}
+
+/* ---- priorities, windows and preemption ------------------------------------ */
+
+uint32_t vgc_pool_time_of_day(void)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+
+    if (!localtime_r(&now, &tm)) {
+        return 0;
+    }
+    /* A leap second counts as the last one of its minute. */
+    return (uint32_t)(tm.tm_hour * 3600 + tm.tm_min * 60 + (tm.tm_sec < 60 ? tm.tm_sec : 59));
+}
+
+bool vgc_pool_window_open(const struct vgc_tenant *t, uint32_t sec)
+{
+    if (!t->window || t->window_from == t->window_to) {
+        return true;
+    }
+    if (t->window_from < t->window_to) {
+        return sec >= t->window_from && sec < t->window_to;
+    }
+    return sec >= t->window_from || sec < t->window_to;     /* across midnight */
+}
+
+bool vgc_pool_in_window(const struct vgc_pool *pool, uint32_t sec, uint32_t *from,
+                        uint32_t *to)
+{
+    /* The policy is written before the first slot names the entry. */
+    const struct pool_tenant *te = pool_my_tenant(pool);
+
+    if (!te || vgc_pool_window_open(&te->who, sec)) {
+        return true;
+    }
+    if (from) {
+        *from = te->who.window_from;
+    }
+    if (to) {
+        *to = te->who.window_to;
+    }
+    return false;
+}
+
+static int pool_holder_order(const void *a, const void *b)
+{
+    const struct vgc_pool_holder *x = a, *y = b;
+
+    if (x->priority != y->priority) {
+        return x->priority < y->priority ? -1 : 1;
+    }
+    if (x->used != y->used) {
+        return x->used > y->used ? -1 : 1;
+    }
+    return (x->slot > y->slot) - (x->slot < y->slot);
+}
+
+int vgc_pool_choose_victims(struct vgc_pool_holder *h, int n, uint32_t priority,
+                            uint64_t need)
+{
+    uint64_t freed = 0;
+
+    if (need == 0 || n <= 0) {
+        return 0;
+    }
+    qsort(h, (size_t)n, sizeof(*h), pool_holder_order);
+    for (int i = 0; i < n && h[i].priority < priority; i++) {
+        freed += h[i].used;
+        if (freed >= need) {
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+void vgc_pool_set_preempter(struct vgc_pool *pool, pid_t pid)
+{
+    atomic_store(&pool->shared->preempter, (int32_t)pid);
+}
+
+/*
+ * Mark slot @s for preemption for @reason unless it is marked already.
+ * Locked, as are the resets of claims and clears, so a mark never lands
+ * on a slot that changed hands meanwhile; a marker that dies between its
+ * two stores leaves PREEMPT_MARKING, which pool_lock's recovery undoes.
+ */
+static bool pool_mark(struct vgc_pool *pool, int s, int reason, int dev, int by)
+{
+    struct pool_slot *sl = &pool->slots[s];
+    uint32_t none = 0;
+
+    if (!atomic_compare_exchange_strong(&sl->preempt, &none, PREEMPT_MARKING)) {
+        return false;
+    }
+    atomic_store(&sl->preempt_dev, dev);
+    atomic_store(&sl->preempt_by, by);
+    atomic_store(&sl->preempt, (uint32_t)reason);
+    return true;
+}
+
+static void pool_wake_preempter(struct vgc_pool *pool)
+{
+    pid_t pid = atomic_load(&pool->shared->preempter);
+
+    if (pid > 0) {
+        kill(pid, SIGUSR1);
+    }
+}
+
+static void pool_sleep_ms(long ms)
+{
+    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+/*
+ * The bound slot's reservation of @bytes on @dev was refused.  If only
+ * the device's capacity is in the way and slots of lower-priority tenants
+ * hold enough on @dev, mark them and wait (bounded) until the device has
+ * room.  Returns whether trying again is worth it.
+ */
+static bool pool_preempt_for(struct vgc_pool *pool, int dev, uint64_t bytes, uint64_t limit)
+{
+    const struct pool_tenant *me = pool_my_tenant(pool);
+    struct vgc_pool_holder *h;
+    uint64_t used, deadline;
+    int mine, n = 0, victims;
+
+    if (!me) {
+        return false;
+    }
+    /* The tenant's own limit is nobody else's fault. */
+    if (limit && vgc_pool_tenant_used(pool, dev) + bytes > limit) {
+        return false;
+    }
+    used = vgc_pool_used(pool, dev);
+    if (used + bytes <= pool->capacity) {
+        return true;                    /* freed meanwhile */
+    }
+    h = malloc(sizeof(*h) * (size_t)pool->nslots);
+    if (!h) {
+        return false;
+    }
+    mine = atomic_load(&pool->slots[pool->bound_slot].tenant);
+    pool_lock(pool);
+    for (int s = 0; s < pool->nslots; s++) {
+        int t = atomic_load(&pool->slots[s].tenant);
+        uint64_t u = atomic_load(&pool->used[(size_t)s * pool->ndevices + dev]);
+
+        if (s == pool->bound_slot || !atomic_load(&pool->slot_taken[s]) || t < 0 ||
+            t >= pool->nslots || t == mine || u == 0) {
+            continue;
+        }
+        h[n++] = (struct vgc_pool_holder){ .slot = s, .priority = pool->tenants[t].who.priority,
+                                           .used = u };
+    }
+    /* Slots marked already (by a racing reservation) are chosen again
+     * like the others: their memory is on its way back. */
+    victims = vgc_pool_choose_victims(h, n, me->who.priority,
+                                      used + bytes - pool->capacity);
+    for (int i = 0; i < victims; i++) {
+        pool_mark(pool, h[i].slot, VGC_PREEMPT_MEMORY, dev, mine);
+    }
+    pool_unlock(pool);
+    free(h);
+    if (!victims) {
+        return false;
+    }
+    pool_wake_preempter(pool);
+    /* Bounded: a victim that does not go in time costs this allocation,
+     * never the caller's progress. */
+    deadline = vgc_pool_clock() + VGC_POOL_PREEMPT_WAIT_MS * 1000000ull;
+    while (vgc_pool_used(pool, dev) + bytes > pool->capacity && vgc_pool_clock() < deadline) {
+        pool_sleep_ms(2);
+    }
+    return true;
+}
+
+int vgc_pool_preempt_windows(struct vgc_pool *pool, uint32_t sec)
+{
+    int marked = 0;
+
+    pool_lock(pool);
+    for (int s = 0; s < pool->nslots; s++) {
+        int t = atomic_load(&pool->slots[s].tenant);
+        bool holds;
+
+        if (!atomic_load(&pool->slot_taken[s]) || t < 0 || t >= pool->nslots ||
+            vgc_pool_window_open(&pool->tenants[t].who, sec)) {
+            continue;
+        }
+        /* A process without a context holds no GPU: it stays, and is
+         * refused one (vgc_pool_in_window). */
+        holds = atomic_load(&pool->slots[s].vctx) != 0;
+        for (int d = 0; d < pool->ndevices && !holds; d++) {
+            holds = atomic_load(&pool->used[(size_t)s * pool->ndevices + d]) != 0;
+        }
+        if (holds && pool_mark(pool, s, VGC_PREEMPT_WINDOW, -1, -1)) {
+            marked++;
+        }
+    }
+    pool_unlock(pool);
+    return marked;
+}
+
+bool vgc_pool_preempt_take(struct vgc_pool *pool, int slot, struct vgc_pool_preemption *out)
+{
+    struct pool_slot *sl;
+    uint32_t v;
+    int t, by;
+
+    if (slot < 0 || slot >= pool->nslots) {
+        return false;
+    }
+    sl = &pool->slots[slot];
+    v = atomic_load(&sl->preempt);
+    do {
+        if (!(v & PREEMPT_REASON) || (v & PREEMPT_TAKEN)) {
+            return false;
+        }
+    } while (!atomic_compare_exchange_weak(&sl->preempt, &v, v | PREEMPT_TAKEN));
+    memset(out, 0, sizeof(*out));
+    out->reason = (int)(v & PREEMPT_REASON);
+    out->dev = out->reason == VGC_PREEMPT_MEMORY ? atomic_load(&sl->preempt_dev) : -1;
+    pool_lock(pool);
+    t = atomic_load(&sl->tenant);
+    by = atomic_load(&sl->preempt_by);
+    if (t >= 0 && t < pool->nslots) {
+        const struct vgc_tenant *who = &pool->tenants[t].who;
+
+        memcpy(out->tenant, who->name, sizeof(out->tenant));
+        out->priority = who->priority;
+        out->window_from = who->window_from;
+        out->window_to = who->window_to;
+    }
+    /* For the log only: the needing tenant may be gone by now. */
+    if (out->reason == VGC_PREEMPT_MEMORY && by >= 0 && by < pool->nslots &&
+        pool->tenants[by].slots) {
+        memcpy(out->by, pool->tenants[by].who.name, sizeof(out->by));
+        out->by_priority = pool->tenants[by].who.priority;
+    }
+    pool_unlock(pool);
+    out->tenant[sizeof(out->tenant) - 1] = out->by[sizeof(out->by) - 1] = '\0';
+    for (int d = 0; d < pool->ndevices; d++) {
+        out->used += atomic_load(&pool->used[(size_t)slot * pool->ndevices + d]);
+    }
+    return true;
+}
+
+int vgc_pool_preempt_waiting(const struct vgc_pool *pool)
+{
+    int n = 0;
+
+    for (int s = 0; s < pool->nslots; s++) {
+        uint32_t v = atomic_load(&pool->slots[s].preempt);
+
+        n += atomic_load(&pool->slot_taken[s]) && (v & PREEMPT_REASON) && !(v & PREEMPT_TAKEN);
+    }
+    return n;
+}
+
+void vgc_pool_preemption_describe(const struct vgc_pool_preemption *p, char *buf, size_t size)
+{
+    const char *me = p->tenant[0] ? p->tenant : "(unnamed)";
+    double mib = (double)p->used / (1 << 20);
+
+    if (p->reason == VGC_PREEMPT_MEMORY) {
+        snprintf(buf, size, "preempted tenant %s (priority %u): memory for tenant %s "
+                 "(priority %u) on device %d; frees %.1f MiB", me, p->priority,
+                 p->by[0] ? p->by : "(unnamed)", p->by_priority, p->dev, mib);
+    } else if (p->reason == VGC_PREEMPT_WINDOW) {
+        snprintf(buf, size, "preempted tenant %s (priority %u): its window "
+                 "%02u:%02u:%02u-%02u:%02u:%02u closed; frees %.1f MiB on every device",
+                 me, p->priority, p->window_from / 3600, p->window_from / 60 % 60,
+                 p->window_from % 60, p->window_to / 3600, p->window_to / 60 % 60,
+                 p->window_to % 60, mib);
+    } else {
+        snprintf(buf, size, "not preempted");
+    }
 }

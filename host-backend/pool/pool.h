@@ -28,6 +28,18 @@
  *    fewest tenants bound, then the most free memory, never one the
  *    tenant already holds.  Without gpus every device is the tenant's,
  *    virtual v being physical v.
+ *  - priority: when a reservation fails only because the device is full,
+ *    the pool takes memory back from tenants of lower priority (never
+ *    equal or higher): it marks victim slots, lowest priority first, then
+ *    the most memory, just enough of them; whoever owns their processes
+ *    ends them (vgc_pool_preempt_take), and the reservation waits a
+ *    bounded time for the memory and is tried once more.
+ *  - window: the tenant holds GPUs only inside a daily window of local
+ *    time; outside it, new contexts are refused (vgc_pool_in_window) and
+ *    its slots that hold a context or memory are marked for preemption
+ *    (vgc_pool_preempt_windows, by the daemon's timer).
+ * The pool ends no process itself: it marks slots, and wakes the process
+ * named by vgc_pool_set_preempter (vgcd) with SIGUSR1.
  * The tenant table, the bindings and the slots' context masks change
  * under one process-shared robust mutex; what the table says about
  * bindings and holders is recomputed from the slots after each change, so
@@ -40,10 +52,13 @@
 #define VGC_POOL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #define VGC_POOL_MAX_DEVICES 64
+/* How long a reservation waits for the memory of the slots it preempted. */
+#define VGC_POOL_PREEMPT_WAIT_MS 2000
 
 struct vgc_pool;
 
@@ -73,7 +88,15 @@ struct vgc_tenant {
     uint64_t memory;            /* bytes per GPU, 0: up to the device's capacity */
     uint32_t gpus;              /* virtual GPUs bound on demand, 0: every device */
     char name[32];              /* display name, "" for none */
+    uint32_t priority;          /* 0..VGC_POOL_PRIORITY_MAX, higher wins; vgcd's
+                                   listeners default to VGC_POOL_PRIORITY_DEFAULT */
+    bool window;                /* holds GPUs only from window_from to window_to */
+    uint32_t window_from;       /* seconds after local midnight, < 86400; */
+    uint32_t window_to;         /* from > to: the window wraps midnight */
 };
+
+#define VGC_POOL_PRIORITY_DEFAULT 50
+#define VGC_POOL_PRIORITY_MAX     100
 
 /* What keeps a device busy, as NVML's two utilization figures count it. */
 enum vgc_pool_engine {
@@ -121,6 +144,9 @@ int vgc_pool_devices(const struct vgc_pool *pool);
  * Reserve @bytes on physical device @dev for the bound slot; false when
  * the device or the tenant's limit would be exceeded.  Never exceeds
  * either, with any number of racing workers (see the top of this file).
+ * When only the device is full and tenants of lower priority hold memory
+ * on it, marks victims (vgc_pool_choose_victims), waits up to
+ * VGC_POOL_PREEMPT_WAIT_MS for their memory and tries once more.
  */
 bool vgc_pool_reserve(struct vgc_pool *pool, int dev, uint64_t bytes);
 void vgc_pool_release(struct vgc_pool *pool, int dev, uint64_t bytes);
@@ -174,6 +200,81 @@ void vgc_pool_set_pid(struct vgc_pool *pool, uint32_t pid);
  * Returns the virtual GPUs of a gpus= tenant that this call unbound.
  */
 uint64_t vgc_pool_set_contexts(struct vgc_pool *pool, uint64_t devices);
+
+/* ---- priorities, windows and preemption ------------------------------------ */
+
+/* Seconds since local midnight now (localtime), the clock of windows. */
+uint32_t vgc_pool_time_of_day(void);
+/* Whether @t may hold GPUs at @sec seconds after midnight: no window, or
+ * inside [from, to), wrapping midnight when from > to. */
+bool vgc_pool_window_open(const struct vgc_tenant *t, uint32_t sec);
+/* Whether the bound slot's tenant may make a context at @sec (true when
+ * unbound).  When not, its window into @from / @to (may be NULL). */
+bool vgc_pool_in_window(const struct vgc_pool *pool, uint32_t sec, uint32_t *from,
+                        uint32_t *to);
+
+/* A slot that holds memory on the device being reserved on. */
+struct vgc_pool_holder {
+    int slot;
+    uint32_t priority;          /* its tenant's */
+    uint64_t used;              /* bytes it holds on that device */
+};
+
+/*
+ * Victim choice, the pure part of preemption: sorts @h (@n entries) so
+ * that the slots to preempt, if any, come first - only those of priority
+ * below @priority, lowest priority first, then the most memory, then the
+ * lowest slot - and returns how many of them free at least @need bytes
+ * together, taking as few as that order allows.  0 when even all of them
+ * would not free @need (nobody is preempted for nothing) or @need is 0.
+ */
+int vgc_pool_choose_victims(struct vgc_pool_holder *h, int n, uint32_t priority,
+                            uint64_t need);
+
+/*
+ * The process woken with SIGUSR1 when slots are marked for preemption
+ * (vgcd itself); 0, the default: nobody, marks wait to be polled.
+ */
+void vgc_pool_set_preempter(struct vgc_pool *pool, pid_t pid);
+
+enum vgc_pool_preempt_reason {
+    VGC_PREEMPT_NONE = 0,
+    VGC_PREEMPT_MEMORY,         /* a tenant of higher priority needs the memory */
+    VGC_PREEMPT_WINDOW,         /* its tenant's window closed */
+};
+
+/* What vgc_pool_preempt_take tells whoever ends the slot's process. */
+struct vgc_pool_preemption {
+    int reason;                 /* enum vgc_pool_preempt_reason */
+    int dev;                    /* memory: the device; window: -1 (every device) */
+    char tenant[32];            /* the victim's tenant name, "" for none */
+    uint32_t priority;          /* and its priority */
+    char by[32];                /* memory: the tenant that needed it */
+    uint32_t by_priority;
+    uint32_t window_from, window_to;    /* window: the victim's window */
+    uint64_t used;              /* bytes the slot holds, all devices together */
+};
+
+/*
+ * In the daemon, every second: mark each slot of a tenant outside its
+ * window at @sec that holds a context or memory.  Returns how many slots
+ * it marked now (not those marked before).
+ */
+int vgc_pool_preempt_windows(struct vgc_pool *pool, uint32_t sec);
+/*
+ * In whoever ends slot @slot's process (the daemon for its socket
+ * workers, a VM's worker for its guest sessions): whether the slot is
+ * marked and nobody took it yet; if so it is taken now (once: a later
+ * call says false until the slot is cleared and marked again) and *@out
+ * says why, for the log.  The caller then ends the process and, once it
+ * is reaped, clears the slot as for any other end.
+ */
+bool vgc_pool_preempt_take(struct vgc_pool *pool, int slot, struct vgc_pool_preemption *out);
+/* How many slots are marked and not yet taken (the daemon wakes VM
+ * workers while there are). */
+int vgc_pool_preempt_waiting(const struct vgc_pool *pool);
+/* One line (no newline) saying why and how much: for the log. */
+void vgc_pool_preemption_describe(const struct vgc_pool_preemption *p, char *buf, size_t size);
 
 /* ---- the tenant table, for status and tests -------------------------------- */
 

@@ -18,6 +18,11 @@
  * Calls are served one at a time, in queue order: a synchronous frame waits
  * for its session's reply before the next chain is popped.
  *
+ * Preemption (docs/pool.md): the pool marks a session's slot, the daemon
+ * tells this process (SIGUSR1), and this process, the session's parent,
+ * kills it; the VM and its other sessions go on.  The guest process's
+ * next call finds its session gone.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include <errno.h>
@@ -51,7 +56,8 @@ struct vhost_session {
     uint32_t id;            /* 0: free slot */
     pid_t pid;
     int fd;                 /* our end of the socketpair */
-    int pool_slot;
+    int pool_slot;          /* -1 once cleared */
+    bool preempted;         /* we killed it for the pool */
 };
 
 struct vhost_watch {
@@ -144,7 +150,9 @@ static void vhost_session_close(struct vhost_vm *vm, struct vhost_session *s)
     if (s->pid > 0) {
         waitpid(s->pid, NULL, 0);
     }
-    vgc_pool_slot_clear(vm->pool, s->pool_slot);
+    if (s->pool_slot >= 0) {
+        vgc_pool_slot_clear(vm->pool, s->pool_slot);
+    }
     memset(s, 0, sizeof(*s));
     s->fd = -1;
 }
@@ -221,6 +229,7 @@ static uint32_t vhost_session_open(struct vhost_vm *vm, uint32_t *status)
     s->pid = pid;
     s->fd = sv[0];
     s->pool_slot = slot;
+    s->preempted = false;
     *status = VIRTIO_GPU_COMPUTE_S_OK;
     return s->id;
 }
@@ -381,6 +390,25 @@ static const VuDevIface vhost_iface = {
     .get_config = vhost_get_config,
 };
 
+/* The daemon says slots are marked for preemption: end our sessions
+ * among them.  Our children, not reaped yet while s->pid is set. */
+static void vhost_preempt(struct vhost_vm *vm)
+{
+    struct vgc_pool_preemption p;
+    char why[256];
+
+    for (int i = 0; i < VHOST_MAX_SESSIONS; i++) {
+        struct vhost_session *s = &vm->sessions[i];
+
+        if (s->id && s->pid > 0 && vgc_pool_preempt_take(vm->pool, s->pool_slot, &p)) {
+            vgc_pool_preemption_describe(&p, why, sizeof(why));
+            fprintf(stderr, "vgcd: %s: session %u %s\n", vm->peer, s->id, why);
+            kill(s->pid, SIGKILL);
+            s->preempted = true;
+        }
+    }
+}
+
 static void vhost_reap(struct vhost_vm *vm)
 {
     int status;
@@ -390,11 +418,15 @@ static void vhost_reap(struct vhost_vm *vm)
         for (int i = 0; i < VHOST_MAX_SESSIONS; i++) {
             struct vhost_session *s = &vm->sessions[i];
             if (s->pid == pid) {
-                if (WIFSIGNALED(status)) {
+                if (WIFSIGNALED(status) && !s->preempted) {
                     fprintf(stderr, "vgcd: %s: session %u killed by signal %d\n",
                             vm->peer, s->id, WTERMSIG(status));
                 }
                 s->pid = 0;     /* its socket reports EOF at the next call */
+                /* What it held goes back to the pool now, not when the
+                 * guest closes the session: a preemption waits for it. */
+                vgc_pool_slot_clear(vm->pool, s->pool_slot);
+                s->pool_slot = -1;
             }
         }
     }
@@ -422,6 +454,7 @@ int vgcd_vhost_serve(int fd, const char *executor, const struct vgc_executor_con
     }
     sigemptyset(&mask);
     sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGUSR1);      /* blocked since the fork (vgcd.c) */
     sigprocmask(SIG_BLOCK, &mask, NULL);
     sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sigfd < 0 ||
@@ -452,7 +485,12 @@ int vgcd_vhost_serve(int fd, const char *executor, const struct vgc_executor_con
         }
         if (pfd[1].revents) {
             struct signalfd_siginfo si;
+            bool preempt = false;
             while (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
+                preempt |= si.ssi_signo == SIGUSR1;
+            }
+            if (preempt) {
+                vhost_preempt(vm);
             }
             vhost_reap(vm);
         }

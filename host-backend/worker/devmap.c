@@ -17,7 +17,8 @@
  * Calls that make a context (cuCtxCreate*, cuDevicePrimaryCtxRetain) bind
  * their device first (vgc_pool_acquire); status.c tells the pool after
  * every context call which virtual GPUs the client still has a context
- * on, which unbinds the rest.
+ * on, which unbinds the rest.  Outside its tenant's time window a call
+ * that makes a context is refused with CUDA_ERROR_DEVICE_UNAVAILABLE.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -75,7 +76,16 @@ CUresult vgcd_devmap_in(struct vgcd_session *s, CUdevice *dev)
     }
     if (s->devmap_acquire && s->pool) {
         bool placed = false;
+        uint32_t from, to;
 
+        /* Outside its window the tenant holds no GPU (the daemon preempts
+         * what it holds when the window closes); a context would bind one. */
+        if (!vgc_pool_in_window(s->pool, vgc_pool_time_of_day(), &from, &to)) {
+            fprintf(stderr, "vgcd: %s: no context on virtual GPU %d: outside the tenant's "
+                    "window %02u:%02u:%02u-%02u:%02u:%02u\n", s->peer, v, from / 3600,
+                    from / 60 % 60, from % 60, to / 3600, to / 60 % 60, to % 60);
+            return CUDA_ERROR_DEVICE_UNAVAILABLE;
+        }
         p = vgc_pool_acquire(s->pool, v, &placed);
         s->devmap_n = -1;               /* the table changed */
         if (p < 0) {

@@ -1,0 +1,107 @@
+/*
+ * test_listen.c - a listener's options as vgcd reads them: priority= and
+ * window= (and their defaults), and the values that must stop vgcd at
+ * startup with a message naming the option, leaving no socket behind.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "listen.h"
+
+static int failures;
+
+#define CHECK(cond, ...) do { \
+    if (!(cond)) { \
+        printf("not ok - %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+        printf(__VA_ARGS__); \
+        printf("\n"); \
+        failures++; \
+    } else { \
+        printf("ok - %s\n", #cond); \
+    } \
+} while (0)
+
+#define HMS(h, m, s) ((uint32_t)((h) * 3600 + (m) * 60 + (s)))
+
+static void test_parse_window(void)
+{
+    static const char *bad[] = {
+        "", "08:00", "08:00-", "-20:00", "8:00-20:00", "08:00-20:0", "24:00-01:00",
+        "08:60-09:00", "08:00:60-09:00", "08:00-08:00", "08:00:00-08:00", "08-20",
+        "08:00-20:00x", "08:00 -20:00", "08:00:00:00-09:00", "+8:00-09:00",
+    };
+    uint32_t from = 7, to = 7;
+
+    CHECK(vgcd_parse_window("08:00-20:00", &from, &to) && from == HMS(8, 0, 0) &&
+          to == HMS(20, 0, 0), "08:00-20:00 (%u %u)", from, to);
+    CHECK(vgcd_parse_window("22:30:15-06:00", &from, &to) && from == HMS(22, 30, 15) &&
+          to == HMS(6, 0, 0), "22:30:15-06:00 wraps (%u %u)", from, to);
+    CHECK(vgcd_parse_window("00:00:00-23:59:59", &from, &to) && from == 0 &&
+          to == HMS(23, 59, 59), "the whole day but a second");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        from = to = 7;
+        CHECK(!vgcd_parse_window(bad[i], &from, &to) && from == 7 && to == 7,
+              "'%s' is refused", bad[i]);
+    }
+}
+
+static void test_options(void)
+{
+    static const struct { const char *opts, *want; } bad[] = {
+        { ",priority=101", "priority=101: want a number, 0..100" },
+        { ",priority=-1", "priority=-1: want a number" },
+        { ",priority=", "priority=: want a number" },
+        { ",priority=high", "priority=high: want a number" },
+        { ",priority=5x", "priority=5x: want a number" },
+        { ",window=8-20", "window=8-20: want HH:MM[:SS]-HH:MM[:SS]" },
+        { ",window=08:00-08:00", "window=08:00-08:00: want" },
+        { ",window=", "window=: want" },
+        { ",prio=1", "unknown option 'prio'" },
+    };
+    char dir[] = "/tmp/vgc-listen-XXXXXX", addr[256], path[200];
+    struct vgcd_listener l;
+    char *err = NULL;
+
+    if (!mkdtemp(dir)) {
+        CHECK(0, "mkdtemp");
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/s", dir);
+    snprintf(addr, sizeof(addr), "unix:%s", path);
+    CHECK(vgcd_listener_open(&l, addr, &err) == 0 &&
+          l.policy.priority == VGC_POOL_PRIORITY_DEFAULT && !l.policy.window,
+          "no options: priority %d, no window", VGC_POOL_PRIORITY_DEFAULT);
+    vgcd_listener_close(&l);
+    snprintf(addr, sizeof(addr), "unix:%s,name=train,priority=10,window=20:00-06:00:05", path);
+    CHECK(vgcd_listener_open(&l, addr, &err) == 0 && l.policy.priority == 10 &&
+          l.policy.window && l.policy.window_from == HMS(20, 0, 0) &&
+          l.policy.window_to == HMS(6, 0, 5) && !strcmp(l.policy.name, "train"),
+          "priority=10,window=20:00-06:00:05");
+    vgcd_listener_close(&l);
+    snprintf(addr, sizeof(addr), "unix:%s,priority=0", path);
+    CHECK(vgcd_listener_open(&l, addr, &err) == 0 && l.policy.priority == 0, "priority=0");
+    vgcd_listener_close(&l);
+    snprintf(addr, sizeof(addr), "unix:%s,priority=100", path);
+    CHECK(vgcd_listener_open(&l, addr, &err) == 0 && l.policy.priority == 100, "priority=100");
+    vgcd_listener_close(&l);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(addr, sizeof(addr), "unix:%s%s", path, bad[i].opts);
+        err = NULL;
+        CHECK(vgcd_listener_open(&l, addr, &err) < 0 && err && strstr(err, bad[i].want) &&
+              access(path, F_OK) != 0, "%s: '%s'", bad[i].opts, err ? err : "(accepted)");
+        free(err);
+    }
+    rmdir(dir);
+}
+
+int main(void)
+{
+    test_parse_window();
+    test_options();
+    printf("%s\n", failures ? "FAILED" : "all passed");
+    return failures ? 1 : 0;
+}
