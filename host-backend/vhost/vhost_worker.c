@@ -79,6 +79,7 @@ struct vhost_vm {
     int nwatches;
     struct vhost_session sessions[VHOST_MAX_SESSIONS];
     uint32_t next_session;
+    int sigfd;                  /* SIGCHLD, and SIGUSR1: preempt (vgcd.c) */
     bool broken;
 };
 
@@ -234,6 +235,36 @@ static uint32_t vhost_session_open(struct vhost_vm *vm, uint32_t *status)
     return s->id;
 }
 
+static void vhost_signals(struct vhost_vm *vm);
+
+/*
+ * Wait for session @s's reply while still acting on signals: a session
+ * of this VM may be preempted while another one (or itself) is inside a
+ * long call, and must not wait for that call to end.
+ */
+static int vhost_wait_reply(struct vhost_vm *vm, struct vhost_session *s)
+{
+    for (;;) {
+        struct pollfd pfd[2] = {
+            { .fd = s->fd, .events = POLLIN },
+            { .fd = vm->sigfd, .events = POLLIN },
+        };
+
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        if (pfd[1].revents & POLLIN) {
+            vhost_signals(vm);
+        }
+        if (pfd[0].revents) {
+            return 0;           /* the reply, or EOF if it died */
+        }
+    }
+}
+
 static uint32_t vhost_call(struct vhost_vm *vm, struct vhost_session *s,
                            const VuVirtqElement *e, uint32_t *reply_len)
 {
@@ -258,6 +289,7 @@ static uint32_t vhost_call(struct vhost_vm *vm, struct vhost_session *s,
      * there itself: only these few bytes cross the socketpair. */
     if (vgcd_fd_write_all(s->fd, &call, sizeof(call)) < 0 ||
         vgcd_fd_write_all(s->fd, seg, sizeof(seg[0]) * n) < 0 ||
+        vhost_wait_reply(vm, s) < 0 ||
         vgcd_fd_read_all(s->fd, &done, sizeof(done)) < 0) {
         /* The session process refused the frames (it logged why) or died. */
         vhost_session_close(vm, s);
@@ -432,6 +464,21 @@ static void vhost_reap(struct vhost_vm *vm)
     }
 }
 
+/* Drain the signalfd: preempt what the daemon asked for, reap what ended. */
+static void vhost_signals(struct vhost_vm *vm)
+{
+    struct signalfd_siginfo si;
+    bool preempt = false;
+
+    while (read(vm->sigfd, &si, sizeof(si)) == sizeof(si)) {
+        preempt |= si.ssi_signo == SIGUSR1;
+    }
+    if (preempt) {
+        vhost_preempt(vm);
+    }
+    vhost_reap(vm);
+}
+
 int vgcd_vhost_serve(int fd, const char *executor, const struct vgc_executor_config *cfg,
                      struct vgc_pool *pool, const struct vgc_tenant *tenant,
                      const char *peer)
@@ -457,6 +504,7 @@ int vgcd_vhost_serve(int fd, const char *executor, const struct vgc_executor_con
     sigaddset(&mask, SIGUSR1);      /* blocked since the fork (vgcd.c) */
     sigprocmask(SIG_BLOCK, &mask, NULL);
     sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    vm->sigfd = sigfd;
     if (sigfd < 0 ||
         !vu_init(&vm->dev, VHOST_NUM_QUEUES, fd, vhost_panic, NULL, vhost_set_watch,
                  vhost_remove_watch, &vhost_iface)) {
@@ -484,15 +532,7 @@ int vgcd_vhost_serve(int fd, const char *executor, const struct vgc_executor_con
             break;
         }
         if (pfd[1].revents) {
-            struct signalfd_siginfo si;
-            bool preempt = false;
-            while (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
-                preempt |= si.ssi_signo == SIGUSR1;
-            }
-            if (preempt) {
-                vhost_preempt(vm);
-            }
-            vhost_reap(vm);
+            vhost_signals(vm);
         }
         if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
             if (!vu_dispatch(&vm->dev)) {

@@ -167,6 +167,40 @@ def run_policy(sock_path):
     vm2.close()
 
 
+def run_preempt(sock_path, high_client, log_text):
+    """vhost-user:PATH,priority=10 and a socket tenant of priority 90 on one
+    256M device: the VM's guest session holding 200M is preempted when the
+    other tenant needs 128M; the VM and its other session go on."""
+    m = 1 << 20
+    vm1 = vm.VhostMaster(sock_path)
+    a = Guest(vm1)
+    a.setup()
+    a.alloc(200 * m)
+    b = Guest(vm1)
+    b.setup()
+    hi = high_client()
+    try:
+        hi.ask('ctx 0')
+        v = hi.ask('alloc %d' % (128 * m))
+        yield ('preempt: a tenant of priority 90 gets 128M that a VM of priority 10 held',
+               v == [], repr(v))
+        log = log_text()
+        want = ('session %d preempted tenant trainvm (priority 10): memory for tenant infer '
+                '(priority 90) on device 0; frees 200.0 MiB' % a.session)
+        yield "preempt: the VM's worker ends that guest session and logs it", want in log, log[-800:]
+        s, _ = a.call(mf.OPCODES['cuMemGetInfo_v2'])
+        s2, _ = a.call(mf.OPCODES['cuMemGetInfo_v2'])
+        yield ("preempt: the preempted session's next call fails (BACKEND), then it is gone",
+               s == vm.S_BACKEND and s2 == vm.S_NO_SESSION, 'status %d then %d' % (s, s2))
+        free = b.mem_free()
+        yield ("preempt: the VM's other session carries on, and sees the other tenant's 128M",
+               free == 128 * m, 'free %r' % free)
+    finally:
+        hi.close()
+    b.close()
+    vm1.close()
+
+
 def run_all(sock_path, alive, vgcd_pid=None):
     """Yield (name, ok, detail)."""
     dev = vm.VhostMaster(sock_path)
