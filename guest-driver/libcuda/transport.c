@@ -93,14 +93,15 @@ static void transport_break(const char *why)
     conn.broken = true;
 }
 
-/* Why a socket went away, for the warning: the peer closing it means vgcd
- * ended this client's worker, which its log explains. */
+/* Why the connection went away, for the warning: the peer closing the
+ * socket, or the device failing the session (EIO), means vgcd ended this
+ * client's worker or guest session, which its log explains. */
 static const char *transport_lost(int err)
 {
-    if (err == ECONNRESET || err == EPIPE) {
-        return "vgcd ended this client's worker (preempted by the pool for a tenant of "
-               "higher priority or a closed time window, or the worker failed; vgcd's "
-               "log says which)";
+    if (err == ECONNRESET || err == EPIPE || (conn.is_device && err == EIO)) {
+        return "vgcd ended the worker or guest session of this process (preempted by "
+               "the pool for a tenant of higher priority or a closed time window, or it "
+               "failed; vgcd's log says which)";
     }
     return strerror(err);
 }
@@ -182,7 +183,7 @@ static int transport_flush(void)
                                 : transport_write(conn.sbuf, conn.pending);
         if (rc < 0) {
             conn.pending = 0;
-            transport_break(conn.is_device ? strerror(errno) : transport_lost(errno));
+            transport_break(transport_lost(errno));
             return -1;
         }
     }
@@ -204,7 +205,7 @@ static int transport_exchange(struct vgc_hdr *rh, unsigned opcode)
         size_t len = 0;
         if (transport_device_call(true, &len) < 0) {
             conn.pending = 0;
-            transport_break(strerror(errno));
+            transport_break(transport_lost(errno));
             return -1;
         }
         conn.pending = 0;
