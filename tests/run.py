@@ -925,7 +925,7 @@ def section_pool(build, label='', env=None):
         return '%02d:%02d:%02d' % (sec // 3600, sec // 60 % 60, sec % 60)
     lt = time.localtime()
     now = lt.tm_hour * 3600 + lt.tm_min * 60 + lt.tm_sec
-    turn = now + 5
+    turn = now + 8          # room for the setup below on a slow (ASan) build
     d = Daemon(build, ['unix:%s,window=%s-%s,name=night' % (sock('night'), hms(now - 3600),
                                                             hms(turn)),
                        'unix:%s,window=%s-%s,name=dawn' % (sock('dawn'), hms(turn),

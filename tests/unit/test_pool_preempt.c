@@ -201,10 +201,12 @@ static void test_preempt_memory(void)
     vgc_pool_bind(p, sl2);
     CHECK(!vgc_pool_reserve(p, 0, 128 * MB) && vgc_pool_preempt_waiting(p) == 0,
           "low2 (same priority) is refused 128M and preempts nobody");
-    /* Its own limit in the way: nobody is preempted for that. */
+    /* Its own limit in the way too: nobody is preempted for that. */
     vgc_pool_bind(p, sc);
-    CHECK(!vgc_pool_reserve(p, 0, 101 * MB) && vgc_pool_preempt_waiting(p) == 0,
-          "capped (priority 90, memory=100M) asking 101M preempts nobody");
+    CHECK(vgc_pool_reserve(p, 0, 50 * MB), "capped (priority 90, memory=100M) holds 50M");
+    CHECK(!vgc_pool_reserve(p, 0, 60 * MB) && vgc_pool_preempt_waiting(p) == 0,
+          "60M more: over its own limit (and the full device): preempts nobody");
+    vgc_pool_slot_clear(p, sc);
     /* High priority: the child waits while this process, the daemon,
      * takes the mark and clears the victim's slot. */
     pid = reserve_in_child(p, sh, 128 * MB);
