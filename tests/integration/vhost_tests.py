@@ -187,7 +187,8 @@ def run_preempt(sock_path, high_client, log_text):
         log = log_text()
         want = ('session %d preempted tenant trainvm (priority 10): memory for tenant infer '
                 '(priority 90) on device 0; frees 200.0 MiB' % a.session)
-        yield "preempt: the VM's worker ends that guest session and logs it", want in log, log[-800:]
+        yield ("preempt: the VM's worker ends that guest session and logs it", want in log,
+               log[-800:])
         s, _ = a.call(mf.OPCODES['cuMemGetInfo_v2'])
         s2, _ = a.call(mf.OPCODES['cuMemGetInfo_v2'])
         yield ("preempt: the preempted session's next call fails (BACKEND), then it is gone",

@@ -97,15 +97,15 @@ static void test_windows(void)
     night.window = true;
     night.window_from = HMS(22, 0, 0);
     night.window_to = HMS(6, 0, 30);
-    CHECK(!vgc_pool_window_open(&day, HMS(7, 59, 59)) && vgc_pool_window_open(&day, HMS(8, 0, 0)) &&
-          vgc_pool_window_open(&day, HMS(19, 59, 59)) && !vgc_pool_window_open(&day, HMS(20, 0, 0)) &&
-          !vgc_pool_window_open(&day, 0), "08:00-20:00: from inclusive, to exclusive");
-    CHECK(vgc_pool_window_open(&night, HMS(22, 0, 0)) && vgc_pool_window_open(&night, HMS(23, 59, 59)) &&
-          vgc_pool_window_open(&night, 0) && vgc_pool_window_open(&night, HMS(6, 0, 29)) &&
-          !vgc_pool_window_open(&night, HMS(6, 0, 30)) && !vgc_pool_window_open(&night, HMS(12, 0, 0)) &&
-          !vgc_pool_window_open(&night, HMS(21, 59, 59)), "22:00-06:00:30 wraps midnight");
-    CHECK(vgc_pool_window_open(&always, HMS(3, 0, 0)) && vgc_pool_window_open(&always, HMS(15, 0, 0)),
-          "no window: always");
+#define OPEN(t, h, m, s) vgc_pool_window_open(&(t), HMS(h, m, s))
+    CHECK(!OPEN(day, 7, 59, 59) && OPEN(day, 8, 0, 0) && OPEN(day, 19, 59, 59) &&
+          !OPEN(day, 20, 0, 0) && !OPEN(day, 0, 0, 0),
+          "08:00-20:00: from inclusive, to exclusive");
+    CHECK(OPEN(night, 22, 0, 0) && OPEN(night, 23, 59, 59) && OPEN(night, 0, 0, 0) &&
+          OPEN(night, 6, 0, 29) && !OPEN(night, 6, 0, 30) && !OPEN(night, 12, 0, 0) &&
+          !OPEN(night, 21, 59, 59), "22:00-06:00:30 wraps midnight");
+    CHECK(OPEN(always, 3, 0, 0) && OPEN(always, 15, 0, 0), "no window: always");
+#undef OPEN
     CHECK(vgc_pool_time_of_day() < 86400, "the time of day is one");
 }
 
