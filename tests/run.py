@@ -673,8 +673,15 @@ class PoolClient:
         self.notes = []
 
     def ask(self, line):
+        self.send(line)
+        return self.answer()
+
+    def send(self, line):
+        """A command whose answer is read later (answer())."""
         self.proc.stdin.write(line + '\n')
         self.proc.stdin.flush()
+
+    def answer(self):
         answer = self.proc.stdout.readline().strip()
         while answer.startswith('vgc: '):       # the shim's warnings (stderr)
             self.notes.append(answer)
@@ -908,6 +915,22 @@ def section_pool(build, label='', env=None):
               (v, lo.notes))
         check(eq.value('info') == [128 * M, 256 * M] and log.count('preempted tenant') == 1,
               'batch was left alone: it sees infer\'s 128M, nothing else', tail(log))
+        # A victim in the middle of a call: a kernel that would run for
+        # half a minute is ended where it is.
+        lo2 = client('train')
+        lo2.ask('ctx 0')
+        check(lo2.ask('alloc %d' % (120 * M)) == [], 'a new process of train holds 120M')
+        t0 = time.time()
+        lo2.send('spin 1000000000')
+        time.sleep(0.5)
+        v = hi.ask('alloc %d' % (64 * M))
+        spin = lo2.answer()
+        took = time.time() - t0
+        check(v == [] and spin == ['err', UNAVAILABLE] and took < 10 and
+              'preempted tenant train (priority 10): memory for tenant infer (priority 90) on '
+              'device 0; frees 120.0 MiB' in d.log_text(),
+              'train preempted inside a long kernel: infer gets 64M more, train\'s '
+              'synchronize fails at once (%.1f s)' % took, (v, spin, tail(d.log_text())))
         check(d.alive(), 'vgcd survived the preemption', tail(d.log_text()))
     except Exception as e:      # noqa: BLE001 - a crash of the test is a failure
         check(False, 'priority: %s: %s' % (type(e).__name__, e), tail(d.log_text()))

@@ -16,6 +16,8 @@
  *   freeall            cuMemFree of every allocation -> "ok"
  *   destroy            cuCtxDestroy of the context   -> "ok"
  *   nvml V             NVML's memory info of V       -> "nvml TOTAL FREE USED"
+ *   spin N             a kernel counting to N, then cuCtxSynchronize -> "ok"
+ *                      (a call that is still running when the test wants)
  *   quit
  * A failing call answers "err CODE" (a CUresult; NVML's for nvml).
  *
@@ -29,6 +31,43 @@
 #include <string.h>
 
 #define MAX_ALLOCS 256
+
+/* One thread counting to its parameter: as long a kernel as asked for. */
+static const char spin_ptx[] =
+    ".version 7.0\n"
+    ".target sm_50\n"
+    ".address_size 64\n"
+    ".visible .entry spin(.param .u64 spin_n)\n"
+    "{\n"
+    "    .reg .pred %p<2>;\n"
+    "    .reg .b64 %rd<3>;\n"
+    "    ld.param.u64 %rd1, [spin_n];\n"
+    "    mov.u64 %rd2, 0;\n"
+    "LOOP:\n"
+    "    add.u64 %rd2, %rd2, 1;\n"
+    "    setp.lt.u64 %p1, %rd2, %rd1;\n"
+    "    @%p1 bra LOOP;\n"
+    "    ret;\n"
+    "}\n";
+
+static CUresult client_spin(unsigned long long n)
+{
+    CUmodule mod;
+    CUfunction fn;
+    void *params[] = { &n };
+    CUresult r = cuModuleLoadData(&mod, spin_ptx);
+
+    if (r == CUDA_SUCCESS) {
+        r = cuModuleGetFunction(&fn, mod, "spin");
+    }
+    if (r == CUDA_SUCCESS) {
+        r = cuLaunchKernel(fn, 1, 1, 1, 1, 1, 1, 0, NULL, params, NULL);
+    }
+    if (r == CUDA_SUCCESS) {
+        r = cuCtxSynchronize();
+    }
+    return r;
+}
 
 static CUcontext ctx;
 static CUdeviceptr allocs[MAX_ALLOCS];
@@ -155,6 +194,9 @@ int main(void)
             r = cuCtxDestroy(ctx);
             ctx = NULL;
             nallocs = 0;
+            client_answer(r, "ok\n");
+        } else if (!strcmp(cmd, "spin") && n == 2) {
+            r = client_spin((unsigned long long)arg);
             client_answer(r, "ok\n");
         } else if (!strcmp(cmd, "nvml") && n == 2) {
             struct nvml_memory m = { 0, 0, 0 };
