@@ -1088,7 +1088,7 @@ def section_vhost(build):
                extra=['--devices', '1', '--device-memory', '256M'])
     try:
         for name, ok, detail in vhost_tests.run_preempt(
-                sock, lambda: PoolClient(build, 'unix:' + usock), d.log_text):
+                sock, lambda: PoolClient(build, 'unix:' + usock), d.log_text, d.proc.pid):
             report('ok' if ok else 'FAIL', 'vhost: ' + name, detail if not ok else '')
         report('ok' if d.alive() else 'FAIL', 'vhost: preempt: vgcd survived',
                '' if d.alive() else tail(d.log_text()))

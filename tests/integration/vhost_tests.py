@@ -4,6 +4,7 @@
 import os
 import signal
 import struct
+import threading
 import time
 
 import malformed as mf
@@ -167,12 +168,17 @@ def run_policy(sock_path):
     vm2.close()
 
 
-def run_preempt(sock_path, high_client, log_text):
+def run_preempt(sock_path, high_client, log_text, vgcd_pid):
     """vhost-user:PATH,priority=10 and a socket tenant of priority 90 on one
     256M device: the VM's guest session holding 200M is preempted when the
-    other tenant needs 128M; the VM and its other session go on."""
+    other tenant needs 128M; the VM and its other session go on.  Then a
+    session is preempted while the VM's worker waits for another session's
+    reply (that one stopped in the middle of its call)."""
     m = 1 << 20
+    before = children(vgcd_pid)
     vm1 = vm.VhostMaster(sock_path)
+    worker = children(vgcd_pid) - before
+    worker = worker.pop() if len(worker) == 1 else None
     a = Guest(vm1)
     a.setup()
     a.alloc(200 * m)
@@ -196,6 +202,33 @@ def run_preempt(sock_path, high_client, log_text):
         free = b.mem_free()
         yield ("preempt: the VM's other session carries on, and sees the other tenant's 128M",
                free == 128 * m, 'free %r' % free)
+
+        # c holds 100M; b is stopped inside a call, so the VM's worker is
+        # waiting for b's reply when the daemon says to preempt c.
+        old = children(worker) if worker else set()
+        c = Guest(vm1)
+        c.setup()
+        c.alloc(100 * m)
+        b_pid = list(old)
+        if len(b_pid) != 1:
+            yield 'preempt: cannot tell session b among %r' % old, False, ''
+            return
+        os.kill(b_pid[0], signal.SIGSTOP)
+        got = {}
+        t = threading.Thread(target=lambda: got.update(free=b.mem_free()))
+        t.start()
+        time.sleep(0.3)
+        t0 = time.time()
+        v = hi.ask('alloc %d' % (100 * m))
+        took = time.time() - t0
+        os.kill(b_pid[0], signal.SIGCONT)
+        t.join(10)
+        yield ("preempt: a session is preempted while its VM's worker waits on another "
+               "session's call (%.2f s)" % took,
+               v == [] and took < 1.5 and ('session %d preempted' % c.session) in log_text(),
+               '%r after %.2f s' % (v, took))
+        yield ('preempt: the waiting call then completes: 28M left free',
+               got.get('free') == 28 * m, repr(got))
     finally:
         hi.close()
     b.close()
