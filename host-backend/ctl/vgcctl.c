@@ -138,7 +138,15 @@ static int vgcctl_request(const char *cmd, GString *data, char **err)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     if (send(fd, line, strlen(line), MSG_NOSIGNAL) != (ssize_t)strlen(line)) {
-        *err = g_strdup_printf("cannot send to vgcd: %s", strerror(errno));
+        /* vgcd may have refused us and said why: read that first. */
+        int e = errno;
+        ssize_t n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+        if (n > 7 && !strncmp(buf, "error: ", 7)) {
+            buf[n] = '\0';
+            *err = g_strndup(buf + 7, strcspn(buf + 7, "\n"));
+        } else {
+            *err = g_strdup_printf("cannot send to vgcd: %s", strerror(e));
+        }
         close(fd);
         return VGCCTL_FAILED;
     }
