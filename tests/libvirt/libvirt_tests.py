@@ -379,6 +379,15 @@ def control_checks(env, report):
     env.ctl('close', tcp)
 
     # vgcctl's exit statuses and messages.
+    r = subprocess.run([env.vgcctl, '--help'], stdout=subprocess.PIPE, text=True)
+    ok = r.returncode == 0 and 'Usage: vgcctl' in r.stdout and 'attach DOMAIN' in r.stdout
+    report('ok' if ok else 'FAIL', 'libvirt: vgcctl --help', '' if ok else r.stdout)
+    for args in (['frobnicate'], ['listen'], ['attach'], ['detach', 'd', '--socket', '/x']):
+        r = subprocess.run([env.vgcctl, '--control', env.control] + args,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        ok = r.returncode == 2 and r.stdout.startswith('vgcctl: ')
+        report('ok' if ok else 'FAIL', 'libvirt: vgcctl %s: bad usage, exit 2' % ' '.join(args),
+               '' if ok else 'exit %d: %s' % (r.returncode, r.stdout))
     r = env.ctl('listen', 'bogus:x')
     ok = r.returncode == 1 and 'unknown address kind' in r.stdout
     report('ok' if ok else 'FAIL', 'libvirt: vgcctl listen of a bad address: exit 1 and why',
@@ -537,6 +546,20 @@ def check_hotplug(env, gr, kernel, initrd, report):
 
     if con.wait_line('E2E-WAIT attach', 120):
         report_results(report, label, con, ['boot_without_device'], reported)
+
+    # An attach that fails half-way leaves nothing behind: here vgcd cannot
+    # listen (a plain file where the socket should be).
+    bad = os.path.join(env.tmp, 'not-a-socket')
+    open(bad, 'w').close()
+    r = env.ctl('attach', name, '--socket', bad)
+    chardevs = env.virsh('qemu-monitor-command', name, '{"execute": "query-chardev"}').stdout
+    meta = env.virsh('metadata', name, NS_URI, '--live')
+    ok = (r.returncode == 1 and 'is not a socket' in r.stdout and
+          'vgc-hotplug' not in chardevs and meta.returncode != 0 and
+          not listener_lines(env, bad))
+    report('ok' if ok else 'FAIL',
+           'libvirt [%s]: a failed attach says why and leaves no chardev, metadata or '
+           'listener' % label, '' if ok else r.stdout + chardevs + meta.stdout + env.status())
     if not step('attach', 'attach', ['attach_driver_binds', 'attach_test_device',
                                      'attach_test_memset'], attach):
         return
@@ -560,6 +583,14 @@ def check_hotplug(env, gr, kernel, initrd, report):
 
 def check_errors(env, gr, kernel, initrd, report):
     """What fails, fails clearly and leaves nothing behind."""
+    # A domain that is defined but not running.
+    xml, _, _, _ = env.domain('vgc-lv-d', gr, kernel, initrd, 'hotplug', False)
+    env.virsh('define', xml)
+    r = env.ctl('attach', 'vgc-lv-d')
+    env.virsh('undefine', 'vgc-lv-d')
+    ok = r.returncode == 1 and 'domain vgc-lv-d is not running' in r.stdout
+    report('ok' if ok else 'FAIL', 'libvirt: vgcctl attach to a stopped domain: exit 1, says so',
+           '' if ok else r.stdout)
     r = env.ctl('attach', 'no-such-domain')
     ok = r.returncode == 1 and 'no-such-domain' in r.stdout
     report('ok' if ok else 'FAIL', 'libvirt: vgcctl attach to an unknown domain: exit 1',
