@@ -36,6 +36,9 @@
 #include "control.h"
 #include "vgcd.h"
 
+/* Reply bytes queued for one client before its commands are no longer read. */
+#define CONTROL_OUT_MAX (1 << 20)
+
 struct control_client {
     int fd;                     /* -1: free */
     int closing;                /* flush what is queued, then close */
@@ -194,7 +197,9 @@ int vgcd_control_pollfds(struct vgcd_control *c, struct pollfd *pfd)
         if (cl->fd < 0) {
             continue;
         }
-        ev |= cl->closing ? 0 : POLLIN;
+        /* A client that sends commands but reads no replies is not read
+         * from until it has caught up: vgcd's memory stays bounded. */
+        ev |= cl->closing || cl->out->len > CONTROL_OUT_MAX ? 0 : POLLIN;
         ev |= cl->out->len ? POLLOUT : 0;
         /* fd -1 would be skipped by poll(); index i maps back below. */
         pfd[n++] = (struct pollfd){ .fd = cl->fd, .events = ev };

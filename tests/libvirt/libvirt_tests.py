@@ -353,6 +353,31 @@ def control_checks(env, report):
         report('ok' if ok else 'FAIL', 'libvirt: control: %s -> error, vgcd serves on' % what,
                '' if ok else 'want %r, got %r' % (want, out[:300]))
 
+    # A client that sends commands without end and reads nothing is no
+    # longer read from once 1 MiB of replies wait for it; others are served.
+    flood = socket.socket(socket.AF_UNIX)
+    flood.connect(env.control)
+    flood.setblocking(False)
+    sent = 0
+    try:
+        while sent < 10 ** 6:
+            flood.send(b'status\n' * 100)
+            sent += 100
+    except BlockingIOError:
+        pass
+    try:
+        out = control_request(env.control, b'status\n')
+    except OSError as e:
+        out = str(e)
+    with open('/proc/%d/status' % env.vgcd.pid) as fp:
+        rss_kb = int(fp.read().split('VmRSS:')[1].split()[0])
+    flood.close()
+    ok = sent < 10 ** 6 and out.endswith('ok\n') and rss_kb < 64 * 1024
+    report('ok' if ok else 'FAIL',
+           'libvirt: control: a client that never reads is throttled, others served',
+           'after %d commands, vgcd %d MiB' % (sent, rss_kb >> 10) if ok else
+           '%d commands sent, vgcd %d KiB, other client got %r' % (sent, rss_kb, out[-200:]))
+
     # Several commands on one connection, each answered in order.
     out = control_request(env.control, b'help\nlisten unix:%s\nlisten unix:%s\nclose %s\n'
                           % ((os.path.join(env.tmp, 'c.sock').encode(),) * 3))
