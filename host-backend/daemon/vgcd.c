@@ -233,12 +233,13 @@ static void vgcd_accept(struct vgcd *d, struct vgcd_listener *l)
 
 int vgcd_add_listener(struct vgcd *d, const char *addr, char **err)
 {
-    struct vgcd_listener *l = &d->listeners[d->nlisteners];
+    struct vgcd_listener *l;
 
     if (d->nlisteners == VGCD_MAX_LISTEN) {
         *err = strdup("too many listeners");
         return -1;
     }
+    l = &d->listeners[d->nlisteners];
     if (vgcd_listener_open(l, addr, err) < 0) {
         return -1;
     }
