@@ -32,6 +32,28 @@ case $2 in
 with-device)
     [ -e /dev/vgc0 ]; result boot_dev_present $?
     programs boot
+    # vgcctl close: the VM's worker ends, QEMU finds no backend; the reset
+    # device holds new requests (guest-driver/kmod/README.md) ...
+    e2e_wait close || exit 1
+    VGC_ITEST_QUIET=1 "$b/tests/integration/test_device" > /tmp/held.log 2>&1 &
+    held=$!
+    sleep 3
+    kill -0 $held 2>/dev/null; result closed_calls_wait $?
+    # ... until vgcd listens again: QEMU reconnects and they are served.
+    e2e_wait relisten || exit 1
+    n=0
+    while kill -0 $held 2>/dev/null; do
+        n=$((n + 1)); [ $n -ge 300 ] && { kill -9 $held; break; }
+        sleep 0.1
+    done
+    wait $held
+    rc=$?
+    [ $rc -ne 0 ] && tail -5 /tmp/held.log
+    result relisten_held_call_served $rc
+    VGC_ITEST_QUIET=1 "$b/tests/integration/test_memset" > /tmp/again.log 2>&1
+    rc=$?
+    [ $rc -ne 0 ] && tail -5 /tmp/again.log
+    result relisten_test_memset $rc
     e2e_wait done 300
     ;;
 hotplug)

@@ -491,14 +491,39 @@ def check_with_device(env, gr, kernel, initrd, report):
            '' if ok else env.status())
     names = ['boot_dev_present', 'boot_test_device', 'boot_test_memset']
     reported = set()
-    if not con.wait_line('E2E-WAIT done', 180):
+    if not con.wait_line('E2E-WAIT close', 180):
         report('FAIL', 'libvirt [%s]: the guest did not finish its programs' % label,
                tail_text(con.text()))
+        return
     report_results(report, label, con, names, reported)
     w = worker_lines(env, sock)
     report('ok' if len(w) == 1 else 'FAIL',
            'libvirt [%s]: vgcctl status shows the VM\'s worker' % label,
            '' if len(w) == 1 else env.status())
+
+    # vgcctl close with the VM running: its worker ends, the socket goes.
+    r = env.ctl('close', sock)
+    gone = r.returncode == 0 and 'workers 1' in r.stdout and wait_for(
+        lambda: not worker_lines(env, sock) and not os.path.exists(sock), 10, 0.2)
+    report('ok' if gone else 'FAIL',
+           'libvirt [%s]: vgcctl close of a running VM\'s socket ends its worker' % label,
+           '' if gone else r.stdout + env.status())
+    con.go('close')
+    con.wait_line('E2E-WAIT relisten', 90)
+    report_results(report, label, con, ['closed_calls_wait'], reported)
+    # vgcctl listen again: QEMU's chardev reconnects by itself.
+    r = env.ctl('listen', 'vhost-user:' + sock)
+    back = r.returncode == 0 and wait_for(lambda: len(worker_lines(env, sock)) == 1, 15, 0.2)
+    report('ok' if back else 'FAIL',
+           'libvirt [%s]: vgcctl listen again -> QEMU reconnects, a new worker' % label,
+           '' if back else r.stdout + env.status())
+    con.go('relisten')
+    if not con.wait_line('E2E-WAIT done', 90):
+        report('FAIL', 'libvirt [%s]: the guest did not get past relisten' % label,
+               tail_text(con.text()))
+    report_results(report, label, con, ['relisten_held_call_served', 'relisten_test_memset'],
+                   reported)
+    w = worker_lines(env, sock)
 
     # libvirtd restarted with the domain running: reconnect begin asks
     # vgcd again, which answers "existing" and keeps the VM's worker.
@@ -677,7 +702,10 @@ def run(build, qemu, report):
         if env.vgcd and env.vgcd.returncode not in (0, None, -signal.SIGTERM):
             report('FAIL', 'libvirt: vgcd exit status %s' % env.vgcd.returncode,
                    tail_text(open(env.vgcd_log).read()))
-        shutil.rmtree(tmp, ignore_errors=True)
+        if os.environ.get('VGC_KEEP_TMP'):
+            print('libvirt: kept %s (VGC_KEEP_TMP)' % tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def ensure_accounts():
