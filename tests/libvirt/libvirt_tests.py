@@ -685,6 +685,16 @@ def run(build, qemu, report):
         if not qemu:
             report('FAIL', 'libvirt: no QEMU with the device (make qemu)')
             return
+        example = os.path.join(ROOT, 'libvirt-hooks', 'domain-example.xml')
+        if shutil.which('virt-xml-validate'):
+            r = subprocess.run(['virt-xml-validate', example, 'domain'], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+            report('ok' if r.returncode == 0 else 'FAIL',
+                   'libvirt: libvirt-hooks/domain-example.xml validates against libvirt\'s '
+                   'schema', '' if r.returncode == 0 else r.stdout)
+        else:
+            report('skip', 'libvirt: libvirt-hooks/domain-example.xml validates',
+                   'no virt-xml-validate (libvirt-clients)')
         why = ensure_accounts()
         why = why or env.start_libvirtd()
         report('ok' if not why else 'FAIL',
