@@ -194,7 +194,7 @@ class Env:
 
     # ---- guests ----
 
-    def domain(self, name, gr, kernel, initrd, mode, with_device):
+    def domain(self, name, gr, kernel, initrd, mode, with_device, root_ports=2):
         """Write the guest's run directory and domain XML; return
         (xml path, run directory, console log, vhost-user socket)."""
         rundir = os.path.join(self.tmp, name)
@@ -230,7 +230,9 @@ class Env:
         xml = DOMAIN_XML.format(
             name=name, meta=meta, qemu=self.qemu, kernel=kernel, initrd=initrd,
             cmdline=gr.kernel_append(rundir, 0), console=console, fs_sock=fs_sock,
-            vgc_args=args)
+            vgc_args=args, ports=''.join(
+                "<controller type='pci' index='%d' model='pcie-root-port'/>" % (i + 1)
+                for i in range(root_ports)))
         path = os.path.join(rundir, 'domain.xml')
         with open(path, 'w') as fp:
             fp.write(xml)
@@ -257,8 +259,7 @@ DOMAIN_XML = '''<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domai
   <devices>
     <emulator>{qemu}</emulator>
     <controller type='pci' index='0' model='pcie-root'/>
-    <controller type='pci' index='1' model='pcie-root-port'/>
-    <controller type='pci' index='2' model='pcie-root-port'/>
+    {ports}
     <controller type='usb' model='none'/>
     <serial type='file'><source path='{console}'/><target port='0'/></serial>
     <memballoon model='none'/>
@@ -597,6 +598,17 @@ def check_hotplug(env, gr, kernel, initrd, report):
     if con.wait_line('E2E-WAIT attach', 120):
         report_results(report, label, con, ['boot_without_device'], reported)
 
+    # vgcd not reachable: attach says so (exit 3) and does nothing.
+    r = subprocess.run([env.vgcctl, '--control', os.path.join(env.tmp, 'none'), '--connect',
+                        env.uri, 'attach', name], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=60)
+    chardevs = env.virsh('qemu-monitor-command', name, '{"execute": "query-chardev"}').stdout
+    ok = r.returncode == 3 and 'vgcd is not running' in r.stdout and \
+        'vgc-hotplug' not in chardevs
+    report('ok' if ok else 'FAIL',
+           'libvirt [%s]: attach with vgcd unreachable: exit 3, nothing plugged' % label,
+           '' if ok else r.stdout + chardevs)
+
     # An attach that fails half-way leaves nothing behind: here vgcd cannot
     # listen (a plain file where the socket should be).
     bad = os.path.join(env.tmp, 'not-a-socket')
@@ -645,6 +657,22 @@ def check_errors(env, gr, kernel, initrd, report):
     ok = r.returncode == 1 and 'no-such-domain' in r.stdout
     report('ok' if ok else 'FAIL', 'libvirt: vgcctl attach to an unknown domain: exit 1',
            '' if ok else r.stdout)
+    # No free root port: refused before anything is done.
+    xml, _, _, _ = env.domain('vgc-lv-e', gr, kernel, initrd, 'hotplug', False, root_ports=0)
+    r = env.virsh('create', xml)
+    if r.returncode == 0:
+        env.domains.append('vgc-lv-e')
+        sock = os.path.join(env.tmp, 'vgc', 'vgc-lv-e.sock')
+        r = env.ctl('attach', 'vgc-lv-e', '--socket', sock)
+        ok = r.returncode == 1 and 'no free pcie-root-port' in r.stdout and \
+            not listener_lines(env, sock)
+        report('ok' if ok else 'FAIL',
+               'libvirt: attach to a domain without a free root port: exit 1, nothing done',
+               '' if ok else r.stdout + env.status())
+        env.virsh('destroy', 'vgc-lv-e')
+        env.domains.remove('vgc-lv-e')
+    else:
+        report('FAIL', 'libvirt: a domain without root ports does not start', r.stdout)
     # vgcd down: a domain with the device does not start, and says why.
     env.stop_vgcd()
     xml, _, _, sock = env.domain('vgc-lv-c', gr, kernel, initrd, 'with-device', True)
