@@ -600,7 +600,7 @@ def check_hotplug(env, gr, kernel, initrd, report):
 
     # vgcd not reachable: attach says so (exit 3) and does nothing.
     r = subprocess.run([env.vgcctl, '--control', os.path.join(env.tmp, 'none'), '--connect',
-                        env.uri, 'attach', name], stdout=subprocess.PIPE,
+                        env.uri, 'attach', name, '--socket', sock], stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, text=True, timeout=60)
     chardevs = env.virsh('qemu-monitor-command', name, '{"execute": "query-chardev"}').stdout
     ok = r.returncode == 3 and 'vgcd is not running' in r.stdout and \
