@@ -20,6 +20,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -451,8 +452,54 @@ def control_checks(env, report):
     mode = os.stat(env.control).st_mode & 0o777
     report('ok' if mode == 0o600 else 'FAIL', 'libvirt: control: the socket is mode 0600',
            '' if mode == 0o600 else oct(mode))
+    control_listener_policy(env, report)
     ok = env.vgcd.poll() is None and 'ok\n' in control_request(env.control, b'status\n')
     report('ok' if ok else 'FAIL', 'libvirt: control: vgcd still serves after all of it')
+
+
+# A client's view of its device memory: cuMemGetInfo's total, and whether
+# 48 MiB then 32 MiB more can be allocated.
+POLICY_CLIENT = r"""
+import ctypes
+cu = ctypes.CDLL('libcuda.so.1')
+ctx, dev, p = ctypes.c_void_p(), ctypes.c_int(), ctypes.c_uint64()
+free, total = ctypes.c_size_t(), ctypes.c_size_t()
+assert cu.cuInit(0) == 0 and cu.cuDeviceGet(ctypes.byref(dev), 0) == 0
+assert cu.cuCtxCreate_v2(ctypes.byref(ctx), 0, dev) == 0
+assert cu.cuMemGetInfo_v2(ctypes.byref(free), ctypes.byref(total)) == 0
+a = cu.cuMemAlloc_v2(ctypes.byref(p), ctypes.c_size_t(48 << 20))
+b = cu.cuMemAlloc_v2(ctypes.byref(p), ctypes.c_size_t(32 << 20))
+print('total', total.value >> 20, 'first', a, 'second', b)
+"""
+
+
+def control_listener_policy(env, report):
+    """A listener opened through the control socket takes the same
+    options as --listen: memory= applies to the tenants arriving there,
+    and a gpus= vgcd cannot give is refused."""
+    sock = os.path.join(env.tmp, 'policy.sock')
+    addr = 'unix:%s,memory=64M,name=ctl-policy' % sock
+    out = control_request(env.control, ('listen %s\n' % addr).encode())
+    ok = out.endswith('ok\n') and os.path.exists(sock)
+    report('ok' if ok else 'FAIL', 'libvirt: control: listen with memory= and name= options',
+           '' if ok else out[-300:])
+    if ok:
+        envp = dict(os.environ, VGC_SERVER='unix:' + sock,
+                    LD_LIBRARY_PATH=os.path.join(env.build, 'guest-driver', 'libcuda'))
+        r = subprocess.run([sys.executable, '-c', POLICY_CLIENT], env=envp,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=60)
+        # 64 MiB total; 48 MiB fits; 32 MiB more is CUDA_ERROR_OUT_OF_MEMORY (2).
+        ok = 'total 64 first 0 second 2' in r.stdout
+        report('ok' if ok else 'FAIL', 'libvirt: control: its client sees 64 MiB and is '
+               'refused past it', '' if ok else r.stdout[-300:])
+        out = control_request(env.control, ('close %s\n' % addr).encode())
+        report('ok' if out.endswith('ok\n') and not os.path.exists(sock) else 'FAIL',
+               'libvirt: control: close of the listener with options', out[-200:])
+    out = control_request(env.control, ('listen unix:%s,gpus=9\n' % sock).encode())
+    ok = out.startswith('error: ') and 'gpus' in out and not os.path.exists(sock)
+    report('ok' if ok else 'FAIL', 'libvirt: control: a gpus= beyond the devices is refused',
+           '' if ok else out[-300:])
 
 
 def free_port():
