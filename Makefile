@@ -16,7 +16,9 @@ ASAN    ?= build-asan
 FUZZ    ?= build-fuzz
 APT_PACKAGES = meson ninja-build pkg-config gcc clang libclang-rt-14-dev \
                libglib2.0-dev libzstd-dev nettle-dev python3 python3-venv dpkg-dev \
-               linux-libc-dev make kmod cpio busybox-static qemu-system-x86
+               linux-libc-dev make kmod cpio busybox-static qemu-system-x86 \
+               libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev \
+               libjson-glib-dev
 
 .PHONY: all deps build demo check asan fuzz clean
 

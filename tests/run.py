@@ -30,6 +30,11 @@ Sections (each check is one line: "ok", "FAIL" or "skip", with its name):
   asan        unit, integration and pool tests again, with ASan/UBSan builds of
               vgcd and the shim
   fuzz        the request and PTX decoders under libFuzzer, for a bounded time
+  libvirt     vgcd's control socket and vgcctl; with a private libvirtd
+              (tests/libvirt): the qemu hook opening and closing a domain's
+              socket, a TCG domain with the device running test programs,
+              libvirtd restarted under it, vgcctl attach/detach/attach
+              into a running domain, vgcd down at domain start
   gpu         tests/gpu/run.sh --self-test (arguments, refusal without a GPU,
               report format on sample data, build-minimal.sh, gpu_bench on the
               cpu executor); the real GPU run itself is reported as skipped
@@ -1212,6 +1217,20 @@ def e2e_remote(build, base):
         upstream.stop()
 
 
+def section_libvirt(build):
+    """vgcd --control, vgcctl, libvirt-hooks/qemu and hot-plug through
+    libvirt (tests/libvirt/libvirt_tests.py)."""
+    sys.path.insert(0, os.path.join(ROOT, 'tests', 'libvirt'))
+    import libvirt_tests
+    start = time.time()
+    try:
+        libvirt_tests.run(build, qemu_with_device(build), report)
+    except Exception as e:      # noqa: BLE001 - a crash of the test is a failure
+        import traceback
+        report('FAIL', 'libvirt: %s: %s' % (type(e).__name__, e), tail(traceback.format_exc()))
+    print('libvirt: section took %.0f s' % (time.time() - start), flush=True)
+
+
 def e2e_numba_kernels(build, base):
     """The numba-cuda kernel checks of section runtime (rt_python.py
     numba-kernels, nvJitLink hidden) in a guest over /dev/vgc0: about two
@@ -1339,7 +1358,7 @@ def main():
                           ('remote', section_remote),
                           ('robustness', section_robustness), ('pool', section_pool),
                           ('vhost', section_vhost),
-                          ('e2e', section_e2e)):
+                          ('e2e', section_e2e), ('libvirt', section_libvirt)):
         if want(name):
             section(args.build)
     if want('asan'):

@@ -7,6 +7,7 @@
  * never in the daemon, because a CUDA driver does not survive fork().
  * The daemon stays in the foreground, logs to stderr and ends cleanly on
  * SIGTERM or SIGINT (workers are told to stop, reaped, sockets removed).
+ * With --control, listeners come and go at run time (control.c).
  *
  * It also carries out the pool's preemptions (docs/pool.md): the pool
  * marks slots, and vgcd ends the processes behind them - its own socket
@@ -30,43 +31,24 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "executor.h"
 #include "image_cache.h"
 #include "listen.h"
 #include "pool.h"
+#include "vgcd.h"
 #include "worker.h"
 #ifdef VGCD_VHOST_USER
 #include "vhost_worker.h"
 #endif
 
-#define VGCD_MAX_LISTEN 16
 #define VGCD_DEFAULT_SLOTS 256
-
-struct vgcd_worker_slot {
-    pid_t pid;
-    int pool_slot;
-    bool vm;                    /* a VM's worker: its sessions are its children */
-    bool preempted;             /* we ended it for the pool */
-    char peer[128];
-};
-
-struct vgcd {
-    struct vgcd_listener listeners[VGCD_MAX_LISTEN];
-    int nlisteners;
-    const char *executor;
-    struct vgc_executor_config cfg;
-    struct vgc_pool *pool;
-    struct vgcd_worker_slot *workers;
-    int max_workers;
-    int sigfd;
-    int timerfd;                /* every second: windows, and marks left over */
-    uint64_t vm_serial;         /* names each VM's tenant: one per connection */
-};
+#define VGCD_MAX_POLLFDS (2 + VGCD_MAX_LISTEN + VGCD_CONTROL_POLLFDS)
 
 static void vgcd_usage(FILE *f)
 {
     fprintf(f,
-        "Usage: vgcd --listen ADDRESS [--listen ADDRESS ...] [OPTIONS]\n"
+        "Usage: vgcd --listen ADDRESS [--listen ADDRESS ...] [--control PATH] [OPTIONS]\n"
         "\n"
         "Serve CUDA driver calls from virtio-gpu-compute clients.\n"
         "\n"
@@ -91,6 +73,9 @@ static void vgcd_usage(FILE *f)
         "                                          wrap midnight); outside it, its processes\n"
         "                                          holding one are preempted and new\n"
         "                                          contexts refused\n"
+        "      --control PATH       a unix socket (mode 0600) on which vgcctl opens\n"
+        "                           and closes listeners at run time and asks for\n"
+        "                           status (docs/operations.md)\n"
         "  -e, --executor NAME      cpu (reference, device memory in host RAM),\n"
         "                           cuda (this host's GPUs), or remote:ADDRESS (the\n"
         "                           GPUs of the vgcd at unix:PATH or tcp:HOST:PORT);\n"
@@ -172,7 +157,7 @@ static void vgcd_preempt(struct vgcd *d)
     for (int i = 0; i < d->max_workers; i++) {
         struct vgcd_worker_slot *w = &d->workers[i];
 
-        if (w->pid > 0 && !w->vm && vgc_pool_preempt_take(d->pool, w->pool_slot, &p)) {
+        if (w->pid > 0 && !w->is_vm && vgc_pool_preempt_take(d->pool, w->pool_slot, &p)) {
             vgc_pool_preemption_describe(&p, why, sizeof(why));
             fprintf(stderr, "vgcd: %s: %s\n", w->peer, why);
             kill(w->pid, SIGKILL);
@@ -181,7 +166,7 @@ static void vgcd_preempt(struct vgcd *d)
     }
     if (vgc_pool_preempt_waiting(d->pool) > 0) {
         for (int i = 0; i < d->max_workers; i++) {
-            if (d->workers[i].pid > 0 && d->workers[i].vm) {
+            if (d->workers[i].pid > 0 && d->workers[i].is_vm) {
                 kill(d->workers[i].pid, SIGUSR1);
             }
         }
@@ -208,6 +193,10 @@ static void vgcd_worker_main(struct vgcd *d, struct vgcd_listener *l, int fd, in
     close(d->timerfd);
     for (int i = 0; i < d->nlisteners; i++) {
         close(d->listeners[i].fd);
+    }
+    if (d->control) {
+        vgcd_control_forget(d->control);
+        d->control = NULL;
     }
 #ifdef VGCD_VHOST_USER
     if (l->is_vhost_user) {
@@ -289,25 +278,76 @@ static void vgcd_accept(struct vgcd *d, struct vgcd_listener *l)
     close(fd);
     w->pid = pid;
     w->pool_slot = pool_slot;
-    w->vm = l->is_vhost_user;
+    w->is_vm = l->is_vhost_user;
+    w->tenant = tenant;
     w->preempted = false;
     snprintf(w->peer, sizeof(w->peer), "%s", peer);
+    snprintf(w->listener, sizeof(w->listener), "%s", l->name);
+}
+
+int vgcd_add_listener(struct vgcd *d, const char *addr, char **err)
+{
+    struct vgcd_listener *l;
+
+    if (d->nlisteners == VGCD_MAX_LISTEN) {
+        *err = strdup("too many listeners");
+        return -1;
+    }
+    l = &d->listeners[d->nlisteners];
+    if (vgcd_listener_open(l, addr, err) < 0) {
+        return -1;
+    }
+    /* gpus= can only be checked against the devices this vgcd has. */
+    if (vgcd_listener_check(l, vgc_pool_devices(d->pool), err) < 0) {
+        vgcd_listener_close(l);
+        return -1;
+    }
+    d->nlisteners++;
+    fprintf(stderr, "vgcd: listening on %s (executor %s)\n", l->name, d->executor);
+    return 0;
+}
+
+int vgcd_remove_listener(struct vgcd *d, int i)
+{
+    struct vgcd_listener *l = &d->listeners[i];
+    int stopped = 0;
+
+    if (l->is_vhost_user) {
+        /* A VM's worker without its socket would serve a QEMU that can
+         * never reconnect: end it, and its guest sessions with it
+         * (PR_SET_PDEATHSIG).  vgcd_reap clears their slots. */
+        for (int w = 0; w < d->max_workers; w++) {
+            if (d->workers[w].pid > 0 && !strcmp(d->workers[w].listener, l->name)) {
+                kill(d->workers[w].pid, SIGTERM);
+                stopped++;
+            }
+        }
+    }
+    fprintf(stderr, "vgcd: closed %s%s\n", l->name,
+            stopped ? " and stopped its VM's worker" : "");
+    vgcd_listener_close(l);
+    memmove(l, l + 1, sizeof(*l) * (size_t)(d->nlisteners - i - 1));
+    d->nlisteners--;
+    return stopped;
 }
 
 static int vgcd_run(struct vgcd *d)
 {
-    struct pollfd pfd[VGCD_MAX_LISTEN + 2];
-    const int first = 2;
+    struct pollfd pfd[VGCD_MAX_POLLFDS];
+    const int first = 2;              /* the signalfd, the timerfd, then listeners */
 
     for (;;) {
-        int n = 0;
+        int n = 0, nlisteners = d->nlisteners, ctl = 0;
 
         pfd[n++] = (struct pollfd){ .fd = d->sigfd, .events = POLLIN };
         pfd[n++] = (struct pollfd){ .fd = d->timerfd, .events = POLLIN };
-        for (int i = 0; i < d->nlisteners; i++) {
+        for (int i = 0; i < nlisteners; i++) {
             pfd[n++] = (struct pollfd){ .fd = d->listeners[i].fd, .events = POLLIN };
         }
-        if (poll(pfd, (nfds_t)n, -1) < 0) {
+        if (d->control) {
+            ctl = vgcd_control_pollfds(d->control, &pfd[n]);
+        }
+        if (poll(pfd, (nfds_t)(n + ctl), -1) < 0) {
             if (errno == EINTR) {
                 continue;
             }
@@ -333,10 +373,14 @@ static int vgcd_run(struct vgcd *d)
                 vgcd_preempt(d);
             }
         }
-        for (int i = 0; i < d->nlisteners; i++) {
+        for (int i = 0; i < nlisteners; i++) {
             if (pfd[i + first].revents & POLLIN) {
                 vgcd_accept(d, &d->listeners[i]);
             }
+        }
+        /* Last: commands may add or remove listeners. */
+        if (d->control) {
+            vgcd_control_dispatch(d->control, d, &pfd[n], ctl);
         }
     }
 }
@@ -345,6 +389,10 @@ static void vgcd_shutdown(struct vgcd *d)
 {
     for (int i = 0; i < d->nlisteners; i++) {
         vgcd_listener_close(&d->listeners[i]);
+    }
+    if (d->control) {
+        vgcd_control_close(d->control);
+        d->control = NULL;
     }
     for (int i = 0; i < d->max_workers; i++) {
         if (d->workers[i].pid > 0) {
@@ -367,11 +415,13 @@ int main(int argc, char **argv)
         { "devices", required_argument, NULL, 'n' },
         { "device-memory", required_argument, NULL, 'm' },
         { "max-clients", required_argument, NULL, 'c' },
+        { "control", required_argument, NULL, 'C' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     struct vgcd d = { .executor = NULL, .max_workers = VGCD_DEFAULT_SLOTS };
     const char *listen_addr[VGCD_MAX_LISTEN];
+    const char *control_path = NULL;
     int nlisten = 0, opt, ndevices = 0, physical = 0;
     uint64_t memory = 0;
     char *err = NULL;
@@ -410,6 +460,9 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'C':
+            control_path = optarg;
+            break;
         case 'h':
             vgcd_usage(stdout);
             return 0;
@@ -422,8 +475,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "vgcd: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    if (nlisten == 0) {
-        fprintf(stderr, "vgcd: nothing to listen on: give --listen unix:PATH or tcp:HOST:PORT\n");
+    if (nlisten == 0 && !control_path) {
+        fprintf(stderr, "vgcd: nothing to listen on: give --listen unix:PATH or tcp:HOST:PORT,"
+                " or --control PATH\n");
         vgcd_usage(stderr);
         return 2;
     }
@@ -488,23 +542,22 @@ int main(int argc, char **argv)
     }
     vgcd_image_cache_init();
     for (int i = 0; i < nlisten; i++) {
-        if (vgcd_listener_open(&d.listeners[i], listen_addr[i], &err) < 0) {
-            fprintf(stderr, "vgcd: --listen %s: %s\n", listen_addr[i], err);
-            free(err);
-            err = NULL;
-            d.nlisteners = i;
-            vgcd_shutdown(&d);
-            return 1;
-        }
-        d.nlisteners = i + 1;
-        if (vgcd_listener_check(&d.listeners[i], ndevices, &err) < 0) {
+        if (vgcd_add_listener(&d, listen_addr[i], &err) < 0) {
             fprintf(stderr, "vgcd: --listen %s: %s\n", listen_addr[i], err);
             free(err);
             vgcd_shutdown(&d);
             return 1;
         }
-        fprintf(stderr, "vgcd: listening on %s (executor %s)\n",
-                d.listeners[i].name, d.executor);
+    }
+    if (control_path) {
+        d.control = vgcd_control_open(control_path, &err);
+        if (!d.control) {
+            fprintf(stderr, "vgcd: --control %s: %s\n", control_path, err);
+            free(err);
+            vgcd_shutdown(&d);
+            return 1;
+        }
+        fprintf(stderr, "vgcd: control socket %s\n", control_path);
     }
     rc = vgcd_run(&d);
     vgcd_shutdown(&d);

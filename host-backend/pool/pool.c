@@ -972,6 +972,44 @@ unsigned vgc_pool_processes(const struct vgc_pool *pool, int dev,
     return n;
 }
 
+/* ---- what the daemon's control socket reports ---------------------------- */
+
+uint64_t vgc_pool_slot_used(const struct vgc_pool *pool, int slot)
+{
+    uint64_t sum = 0;
+
+    if (slot < 0 || slot >= pool->nslots) {
+        return 0;
+    }
+    for (int d = 0; d < pool->ndevices; d++) {
+        sum += atomic_load(&pool->used[(size_t)slot * pool->ndevices + d]);
+    }
+    return sum;
+}
+
+uint64_t vgc_pool_identity_used(const struct vgc_pool *pool, const struct vgc_tenant *who)
+{
+    const struct vgc_tenant *tenant = who;
+    uint64_t sum = 0;
+
+    if (tenant->kind == VGC_TENANT_NONE) {
+        return 0;
+    }
+    for (int s = 0; s < pool->nslots; s++) {
+        struct vgc_tenant t;
+        uint32_t pid;
+        uint64_t used;
+        bool on_dev;
+
+        if (atomic_load(&pool->slot_taken[s]) &&
+            pool_slot_read(pool, s, -1, &t, &pid, &on_dev, &used) &&
+            t.kind == tenant->kind && !memcmp(t.id, tenant->id, sizeof(t.id))) {
+            sum += vgc_pool_slot_used(pool, s);
+        }
+    }
+    return sum;
+}
+
 /* ---- priorities, windows and preemption ------------------------------------ */
 
 uint32_t vgc_pool_time_of_day(void)

@@ -324,4 +324,13 @@ unsigned vgc_pool_utilization(const struct vgc_pool *pool, int dev,
 unsigned vgc_pool_processes(const struct vgc_pool *pool, int dev,
                             struct vgc_pool_process *out, unsigned max);
 
+/* ---- what the daemon's control socket reports (vgcctl status) ---------- */
+
+/* Device memory held by slot @slot, on all devices together. */
+uint64_t vgc_pool_slot_used(const struct vgc_pool *pool, int slot);
+/* Device memory held by every slot whose client is @who (its identity,
+ * whatever listener), on all devices together: a VM's, whose guest
+ * sessions each have a slot. */
+uint64_t vgc_pool_identity_used(const struct vgc_pool *pool, const struct vgc_tenant *who);
+
 #endif /* VGC_POOL_H */

@@ -11,7 +11,9 @@
 #                      unusable parts are built into /tmp by build-minimal.sh
 #   --rebuild          build every part with build-minimal.sh, ignore --build
 #   --only LIST        groups to run, comma-separated, of: foundation,runtime,
-#                      programs,bench,torch,cupy,numba (default: all)
+#                      programs,bench,torch,cupy,numba,remote (default: all);
+#                      remote: a few programs through a second vgcd whose
+#                      --executor remote: passes them to the first one
 #   --skip LIST        groups not to run
 #   --budget SECONDS   wall-clock budget for the whole run (default 420); a
 #                      test that no longer fits is reported as skipped
@@ -45,7 +47,7 @@ set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-ALL_GROUPS=foundation,runtime,programs,bench,torch,cupy,numba
+ALL_GROUPS=foundation,runtime,programs,bench,torch,cupy,numba,remote
 START=$(date +%s)
 
 usage() { sed -n '2,/^# SPDX/p' "$0" | sed 's/^# \{0,1\}//;/^SPDX/d'; }
@@ -240,6 +242,18 @@ EOF
         ! grep -q "	fail	" <<<"$outp"
     check "py_tests.py --suite numba: one RESULT line per sub-test, none failing" $? "$(tail -3 <<<"$outp" | tr '\n' ' ')"
     stop_st_vgcd
+    # The orchestration of group remote (two vgcds chained), on the cpu
+    # executor: every remote row must pass.
+    if [ -n "$st_build" ] && [ -x "$st_build/tests/integration/test_device" ]; then
+        outp=$(VGC_GPU_HARNESS=1 timeout 200 "$me" --build "$st_build" --only remote \
+               --budget 150 --out "$t/harness" 2>&1)
+        grep -q "^  remote       remote   [1-9][0-9]* pass   0 fail" <<<"$outp"
+        check "group remote: programs through a second vgcd with --executor remote pass" $? \
+            "$(grep -m3 -E 'FAIL|remote' <<<"$outp" | tr '\n' ' ')"
+    else
+        check "group remote: programs through a second vgcd with --executor remote pass" 1 \
+            "no build with the integration programs"
+    fi
     echo "1..$n"
     echo "# $((n - bad)) passed, $bad failed"
     [ $bad = 0 ]
@@ -322,6 +336,8 @@ fi
 # ---------------------------------------------------------------------------
 sock=$work/vgcd.sock
 vgcd_pid=
+rsock=$work/vgcd-remote.sock
+remote_pid=
 vgcd_llp=$ORIG_LLP
 VGCD=
 SHIM=
@@ -330,6 +346,7 @@ EXECUTOR=cuda
 [ -n "${VGC_GPU_HARNESS:-}" ] && EXECUTOR=cpu
 
 stop_vgcd() {
+    stop_remote
     if [ -n "$vgcd_pid" ] && kill -0 "$vgcd_pid" 2>/dev/null; then
         kill -TERM "$vgcd_pid" 2>/dev/null
         for _ in $(seq 100); do kill -0 "$vgcd_pid" 2>/dev/null || break; sleep 0.1; done
@@ -338,6 +355,15 @@ stop_vgcd() {
         echo "== vgcd stopped $(date -u +%T)" >>"$out/vgcd.log"
     fi
     vgcd_pid=
+}
+stop_remote() {
+    if [ -n "$remote_pid" ] && kill -0 "$remote_pid" 2>/dev/null; then
+        kill -TERM "$remote_pid" 2>/dev/null
+        for _ in $(seq 100); do kill -0 "$remote_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$remote_pid" 2>/dev/null
+        wait "$remote_pid" 2>/dev/null
+    fi
+    remote_pid=
 }
 on_exit() {
     local rc=$?
@@ -384,6 +410,28 @@ start_vgcd() {
 }
 vgcd_ok() { [ -n "$vgcd_pid" ] && kill -0 "$vgcd_pid" 2>/dev/null; }
 
+# The second vgcd of group remote: no GPU of its own, --executor remote: the
+# first vgcd's socket, through the shim (host-backend/executor/remote).
+start_remote() {
+    rm -f "$rsock"
+    echo "== vgcd --executor remote:unix:$sock --listen unix:$rsock  started $(date -u +%T)" \
+        >>"$out/vgcd-remote.log"
+    LD_LIBRARY_PATH=$vgcd_llp VGC_REMOTE_LIBCUDA=$SHIM/libcuda.so.1 \
+        "$VGCD" --executor "remote:unix:$sock" --listen "unix:$rsock" >>"$out/vgcd-remote.log" 2>&1 &
+    remote_pid=$!
+    for _ in $(seq 300); do
+        [ -S "$rsock" ] && return 0
+        kill -0 "$remote_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "run.sh: the remote-executor vgcd did not start; its log:" >&2
+    tail -20 "$out/vgcd-remote.log" >&2
+    kill -KILL "$remote_pid" 2>/dev/null
+    remote_pid=
+    return 1
+}
+remote_ok() { [ -n "$remote_pid" ] && kill -0 "$remote_pid" 2>/dev/null; }
+
 # run_test GROUP NAME MODE TIMEOUT CMD...  (exit 0 pass, 77 skip, else fail)
 run_test() {
     local group=$1 name=$2 mode=$3 to=$4 t0 rc secs detail log status lft
@@ -396,7 +444,7 @@ run_test() {
         return
     fi
     [ "$to" -gt $((lft - 10)) ] && to=$((lft - 10))
-    if [ "$mode" = shim ]; then
+    if [ "$mode" != native ]; then
         if [ -z "$SHIM" ] || [ -z "$VGCD" ]; then
             record "$group" "$name" "$mode" fail 0 "no usable shim or vgcd (see group build)"
             return
@@ -405,11 +453,18 @@ run_test() {
             record "$group" "$name" "$mode" fail 0 "vgcd --executor cuda does not start (vgcd.log)"
             return
         fi
-        echo "== $group $name (shim) $(date -u +%T)" >>"$out/vgcd.log"
+        if [ "$mode" = remote ] && ! remote_ok && ! start_remote; then
+            record "$group" "$name" "$mode" fail 0 \
+                "vgcd --executor remote does not start (vgcd-remote.log)"
+            return
+        fi
+        echo "== $group $name ($mode) $(date -u +%T)" >>"$out/vgcd.log"
     fi
     t0=$(date +%s%N)
-    if [ "$mode" = shim ]; then
-        env LD_LIBRARY_PATH="$SHIM${ORIG_LLP:+:$ORIG_LLP}" VGC_SERVER="unix:$sock" VGC_SHIM_DIR="$SHIM" \
+    if [ "$mode" != native ]; then
+        server=unix:$sock
+        [ "$mode" = remote ] && server=unix:$rsock
+        env LD_LIBRARY_PATH="$SHIM${ORIG_LLP:+:$ORIG_LLP}" VGC_SERVER="$server" VGC_SHIM_DIR="$SHIM" \
             NUMBA_CUDA_DRIVER="$SHIM/libcuda.so.1" \
             timeout -k 5 "$to" "$@" >"$log" 2>&1
     else
@@ -425,11 +480,16 @@ run_test() {
     *) status=fail
        detail="exit $rc: $(grep -m1 -E '^not ok|Bail out|FAIL|error' "$log" || tail -1 "$log")" ;;
     esac
-    if [ "$mode" = shim ] && ! vgcd_ok; then
+    if [ "$mode" != native ] && ! vgcd_ok; then
         status=fail
         detail="vgcd died during this test; $detail"
         wait "$vgcd_pid" 2>/dev/null
         vgcd_pid=
+    fi
+    if [ "$mode" = remote ] && ! remote_ok; then
+        status=fail
+        detail="the remote-executor vgcd died during this test; $detail"
+        remote_pid=
     fi
     record "$group" "$name" "$mode" "$status" "$secs" "$detail"
     LAST_RC=$rc
@@ -619,6 +679,27 @@ if want bench; then
             fi
         done
     fi
+fi
+
+# ---- remote: the GPU through a second vgcd (situation 4 of the brief) ------
+if want remote; then
+    for t in test_device test_memcpy test_managed test_graph; do
+        p=${ITESTS:+$ITESTS/$t}
+        if [ -z "$p" ] || [ ! -x "$p" ]; then
+            record remote "$t" remote skip 0 "not built"
+            continue
+        fi
+        run_test remote "$t" remote 90 "$p"
+    done
+    for t in rt_api_static rt_graph_static rt_stream_static; do
+        p=${RT:+$RT/$t}
+        if [ -z "$p" ] || [ ! -x "$p" ]; then
+            record remote "$t" remote skip 0 "not built (no nvcc)"
+            continue
+        fi
+        run_test remote "$t" remote 120 "$p"
+    done
+    stop_remote
 fi
 
 # ---- Python frameworks -----------------------------------------------------

@@ -1,0 +1,63 @@
+/*
+ * vgcd.h - the daemon's state, shared by its main loop (vgcd.c) and its
+ * control socket (control.c).  Nothing outside host-backend/daemon/
+ * includes this.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef VGCD_H
+#define VGCD_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "executor.h"
+#include "listen.h"
+#include "pool.h"
+
+/* Listeners at once: one per VM, so room for a host full of them. */
+#define VGCD_MAX_LISTEN 256
+
+struct vgcd_control;
+
+struct vgcd_worker_slot {
+    pid_t pid;                  /* 0: free */
+    int pool_slot;
+    int is_vm;                  /* a VM's worker (vhost-user listener): its
+                                   guest sessions are its children */
+    int preempted;              /* we ended it for the pool (docs/pool.md) */
+    struct vgc_tenant tenant;
+    char peer[128];
+    char listener[160];         /* name of the listener it came from */
+};
+
+struct vgcd {
+    struct vgcd_listener listeners[VGCD_MAX_LISTEN];
+    int nlisteners;
+    const char *executor;
+    struct vgc_executor_config cfg;
+    struct vgc_pool *pool;
+    struct vgcd_worker_slot *workers;
+    int max_workers;
+    int sigfd;
+    int timerfd;                /* every second: windows, and marks left over */
+    uint64_t vm_serial;         /* names each VM's tenant: one per connection */
+    struct vgcd_control *control;   /* NULL without --control */
+};
+
+/*
+ * Open a listener at @addr (the syntax of --listen, passed whole to
+ * vgcd_listener_open) and add it to the poll loop.  Returns 0, or -1 with
+ * *err a malloc()ed message.
+ */
+int vgcd_add_listener(struct vgcd *d, const char *addr, char **err);
+
+/*
+ * Close listener @i: its socket file is removed, and the workers it
+ * accepted on a vhost-user listener (a VM's) are sent SIGTERM, which ends
+ * that VM's guest sessions too.  Clients of unix and TCP listeners keep
+ * their sessions.  Returns how many workers were told to stop.
+ */
+int vgcd_remove_listener(struct vgcd *d, int i);
+
+#endif /* VGCD_H */
