@@ -20,8 +20,11 @@ Sections (each check is one line: "ok", "FAIL" or "skip", with its name):
   pool        the pool's policy through the shim (tests/pool/pool_client):
               memory= limits summed over a tenant's processes, other
               tenants unaffected, NVML agreeing; gpus=1 tenants placed on
-              different devices and a device freed when its tenant ends
-  vhost       the VM path against a vhost-user front-end in Python
+              different devices and a device freed when its tenant ends;
+              priority= preempting a lower tenant (even inside a kernel),
+              never an equal one; window= closing and opening
+  vhost       the VM path against a vhost-user front-end in Python; a guest
+              session preempted, the VM going on
   e2e         the QEMU device, and two TCG guests running the test
               programs over /dev/vgc0 on one vgcd; processes killed
               mid-copy, the VM's vgcd worker killed and vgcd restarted
