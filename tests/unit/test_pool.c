@@ -13,19 +13,7 @@
 #include <string.h>
 
 #include "pool.h"
-
-static int failures;
-
-#define CHECK(cond, ...) do { \
-    if (!(cond)) { \
-        printf("not ok - %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-        printf(__VA_ARGS__); \
-        printf("\n"); \
-        failures++; \
-    } else { \
-        printf("ok - %s\n", #cond); \
-    } \
-} while (0)
+#include "unit_check.h"
 
 #define B VGC_POOL_BUCKET_NS
 #define MS 1000000ull
@@ -202,6 +190,5 @@ int main(void)
 {
     test_utilization();
     test_processes();
-    printf("%s\n", failures ? "FAILED" : "all passed");
-    return failures ? 1 : 0;
+    return unit_done();
 }
