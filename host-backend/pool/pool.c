@@ -96,6 +96,7 @@ struct vgc_pool {
     int nslots;
     int bound_slot;                 /* in a worker: its row; -1 in the daemon */
     uint64_t capacity;
+    uint64_t admit;                 /* capacity + oversubscription: what fits */
     size_t map_size;
     struct pool_shared *shared;
     struct pool_tenant *tenants;    /* [nslots]: a tenant has at least one slot */
@@ -144,6 +145,7 @@ struct vgc_pool *vgc_pool_create(int ndevices, uint64_t capacity, int nslots)
     pool->nslots = nslots;
     pool->bound_slot = -1;
     pool->capacity = capacity;
+    pool->admit = capacity;
     pool->map_size = size;
     pool->shared = (struct pool_shared *)map;
     pool->tenants = (struct pool_tenant *)(map + shared_size);
@@ -551,18 +553,35 @@ uint64_t vgc_pool_free(const struct vgc_pool *pool, int dev)
     return avail;
 }
 
+void vgc_pool_set_oversubscription(struct vgc_pool *pool, uint64_t bytes)
+{
+    pool->admit = pool->capacity > UINT64_MAX - bytes ? UINT64_MAX : pool->capacity + bytes;
+}
+
+uint64_t vgc_pool_spilled(const struct vgc_pool *pool, int dev)
+{
+    uint64_t used;
+
+    if (dev < 0 || dev >= pool->ndevices) {
+        return 0;
+    }
+    used = vgc_pool_used(pool, dev);
+    return used > pool->capacity ? used - pool->capacity : 0;
+}
+
 bool vgc_pool_reserve(struct vgc_pool *pool, int dev, uint64_t bytes)
 {
     uint64_t limit = pool_limit(pool);
 
     if (dev < 0 || dev >= pool->ndevices || pool->bound_slot < 0 ||
-        bytes > pool->capacity || (limit && bytes > limit)) {
+        bytes > pool->admit || (limit && bytes > limit)) {
         return false;
     }
     /* Add, then look: see the top of this file for why this never
-     * exceeds a limit however many workers race. */
+     * exceeds a limit however many workers race.  Past the capacity,
+     * oversubscription (vgc_pool_set_oversubscription) admits more. */
     atomic_fetch_add(pool_row(pool, dev), bytes);
-    if (vgc_pool_used(pool, dev) > pool->capacity ||
+    if (vgc_pool_used(pool, dev) > pool->admit ||
         (limit && vgc_pool_tenant_used(pool, dev) > limit)) {
         atomic_fetch_sub(pool_row(pool, dev), bytes);
         return false;
