@@ -25,6 +25,8 @@
 
 #include <cuda.h>
 
+#include "bench_clock.h"
+
 #include "add_one_ptx.h"
 
 #define ROUNDS 9
@@ -41,21 +43,6 @@ static void check(CUresult res, const char *what)
         fprintf(stderr, "graph_bench: %s: %s\n", what, name ? name : "?");
         exit(1);
     }
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-    return x < y ? -1 : x > y;
 }
 
 /* @n operations of @kind (0: launches, 1: memsets) on @s. */
@@ -107,17 +94,17 @@ int main(int argc, char **argv)
             check(cuGraphInstantiate(&ex, g, 0), "instantiate");
             check(cuMemsetD32(d, 0, WORDS), "clear");
             for (int r = -1; r < ROUNDS; r++) {         /* r = -1: warm-up */
-                t0 = now_ns();
+                t0 = bench_now_ns();
                 issue(kind, n, d, s);
                 check(cuStreamSynchronize(s), "sync");
                 if (r >= 0) {
-                    td[r] = now_ns() - t0;
+                    td[r] = bench_now_ns() - t0;
                 }
-                t0 = now_ns();
+                t0 = bench_now_ns();
                 check(cuGraphLaunch(ex, s), "cuGraphLaunch");
                 check(cuStreamSynchronize(s), "sync");
                 if (r >= 0) {
-                    tg[r] = now_ns() - t0;
+                    tg[r] = bench_now_ns() - t0;
                 }
             }
             if (kind == 0) {
@@ -131,8 +118,8 @@ int main(int argc, char **argv)
                     }
                 }
             }
-            qsort(td, ROUNDS, sizeof(td[0]), cmp_u64);
-            qsort(tg, ROUNDS, sizeof(tg[0]), cmp_u64);
+            qsort(td, ROUNDS, sizeof(td[0]), bench_cmp_u64);
+            qsort(tg, ROUNDS, sizeof(tg[0]), bench_cmp_u64);
             printf("%-8s %6u %12.1f %12.1f %8.2f\n", kinds[kind], n, td[ROUNDS / 2] / 1e3,
                    tg[ROUNDS / 2] / 1e3, (double)tg[ROUNDS / 2] / (double)td[ROUNDS / 2]);
             check(cuGraphExecDestroy(ex), "exec destroy");

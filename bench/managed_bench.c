@@ -26,6 +26,8 @@
 
 #include <cuda.h>
 
+#include "bench_clock.h"
+
 #define ROUNDS 9
 
 static void check(CUresult res, const char *what)
@@ -39,21 +41,6 @@ static void check(CUresult res, const char *what)
     }
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-    return x < y ? -1 : x > y;
-}
-
 static void touch(uint8_t *p, size_t size, uint8_t v)
 {
     for (size_t off = 0; off < size; off += 4096) {
@@ -63,12 +50,12 @@ static void touch(uint8_t *p, size_t size, uint8_t v)
 
 static uint64_t managed_round(uint8_t *m, size_t size, uint8_t v)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
 
     touch(m, size, v);
     check(cuMemsetD8Async((CUdeviceptr)(uintptr_t)m, (uint8_t)(v + 1), 256, NULL), "memset");
     check(cuCtxSynchronize(), "cuCtxSynchronize");
-    t0 = now_ns() - t0;
+    t0 = bench_now_ns() - t0;
     if (m[0] != (uint8_t)(v + 1) || m[4096] != v) {
         fprintf(stderr, "managed_bench: managed round read back wrong bytes\n");
         exit(1);
@@ -78,13 +65,13 @@ static uint64_t managed_round(uint8_t *m, size_t size, uint8_t v)
 
 static uint64_t explicit_round(uint8_t *h, CUdeviceptr d, size_t size, uint8_t v)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
 
     touch(h, size, v);
     check(cuMemcpyHtoD(d, h, size), "cuMemcpyHtoD");
     check(cuMemsetD8Async(d, (uint8_t)(v + 1), 256, NULL), "memset");
     check(cuMemcpyDtoH(h, d, size), "cuMemcpyDtoH");
-    t0 = now_ns() - t0;
+    t0 = bench_now_ns() - t0;
     if (h[0] != (uint8_t)(v + 1)) {
         fprintf(stderr, "managed_bench: explicit round read back wrong bytes\n");
         exit(1);
@@ -121,8 +108,8 @@ int main(int argc, char **argv)
             tm[r] = managed_round((uint8_t *)(uintptr_t)m, size, (uint8_t)(2 * r + 3));
             te[r] = explicit_round(h, d, size, (uint8_t)(2 * r + 3));
         }
-        qsort(tm, ROUNDS, sizeof(tm[0]), cmp_u64);
-        qsort(te, ROUNDS, sizeof(te[0]), cmp_u64);
+        qsort(tm, ROUNDS, sizeof(tm[0]), bench_cmp_u64);
+        qsort(te, ROUNDS, sizeof(te[0]), bench_cmp_u64);
         printf("%-10zu %14.1f %14.1f %8.2f\n", size, tm[ROUNDS / 2] / 1e3,
                te[ROUNDS / 2] / 1e3, (double)tm[ROUNDS / 2] / (double)te[ROUNDS / 2]);
         check(cuMemFree(m), "cuMemFree managed");

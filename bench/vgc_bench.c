@@ -47,6 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_clock.h"
 #include "executor.h"
 
 #define KIB ((size_t)1024)
@@ -154,21 +155,6 @@ static void bench_check(const struct bench_api *api, CUresult res, const char *w
 }
 
 #define BENCH_CHECK(api, call) bench_check((api), (call), #call, __LINE__)
-
-static inline uint64_t bench_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int bench_cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-    return x < y ? -1 : x > y;
-}
 
 static int bench_cmp_double(const void *a, const void *b)
 {

@@ -605,6 +605,107 @@ def remote_upstream_lost(build, server, upstream, d):
            '' if d.alive() else tail(d.log_text()))
 
 
+class SpillJob:
+    """One tenant's job (tests/pool/spill_client.py) that holds its memory
+    until told to read it back."""
+
+    def __init__(self, build, server, mib, byte, more=0):
+        args = [sys.executable, os.path.join(ROOT, 'tests', 'pool', 'spill_client.py'),
+                str(mib), str(byte)] + ([str(more)] if more else [])
+        self.proc = subprocess.Popen(args, env=shim_env(build, server), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines = [self.proc.stdout.readline().strip()]
+        if more:
+            self.lines.append(self.proc.stdout.readline().strip())
+
+    def finish(self):
+        try:
+            out, _ = self.proc.communicate('go\n', timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out = 'timed out'
+        self.lines += out.strip().splitlines()
+        return self.lines
+
+
+def section_oversubscribe(build):
+    """vgcd --oversubscribe: two tenants whose memory does not fit one
+    device together both get it and keep their bytes; past capacity plus
+    the oversubscription it is refused; what they see stays the device's
+    capacity; the control socket says how much spilled."""
+    vgcd = os.path.join(build, 'host-backend', 'vgcd')
+    p = subprocess.run([vgcd, '--oversubscribe', 'lots', '--listen', 'unix:/nonexistent/x'],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=10)
+    report('ok' if p.returncode == 2 and '--oversubscribe: cannot read size' in p.stdout
+           else 'FAIL', 'oversubscribe: a bad size is a usage error', p.stdout[-200:])
+    tmp = tempfile.mkdtemp(prefix='vgc-os-')
+    ctl = os.path.join(tmp, 'control')
+    a, b = os.path.join(tmp, 'a.sock'), os.path.join(tmp, 'b.sock')
+    base = ['--devices', '1', '--device-memory', '256M']
+    try:
+        # Without oversubscription the second job does not fit.
+        d = Daemon(build, ['unix:' + a, 'unix:' + b], extra=base)
+        try:
+            first = SpillJob(build, 'unix:' + a, 200, 0x11)
+            second = SpillJob(build, 'unix:' + b, 200, 0x22)
+            first.finish()
+            second.finish()
+            ok = first.lines[0].startswith('allocated') and \
+                second.lines[0] == 'error cuMemAlloc_v2 2'
+            report('ok' if ok else 'FAIL', 'oversubscribe: without it, 200 MiB + 200 MiB on a '
+                   '256 MiB device: the second is CUDA_ERROR_OUT_OF_MEMORY',
+                   '' if ok else str(first.lines + second.lines))
+        finally:
+            d.stop()
+        d = Daemon(build, ['unix:' + a, 'unix:' + b],
+                   extra=base + ['--oversubscribe', '256M', '--control', ctl])
+        try:
+            first = SpillJob(build, 'unix:' + a, 200, 0x11)
+            second = SpillJob(build, 'unix:' + b, 200, 0x22, more=200)
+            status = control_status_lines(ctl)
+            first.finish()
+            second.finish()
+            ok = first.lines[0] == 'allocated total=256 free=56' and \
+                second.lines[0] == 'allocated total=256 free=0'
+            report('ok' if ok else 'FAIL', 'oversubscribe: with --oversubscribe 256M both jobs '
+                   'get 200 MiB; they see a 256 MiB device, the second 0 free',
+                   '' if ok else str(first.lines + second.lines))
+            ok = len(second.lines) > 1 and second.lines[1] == 'more 2'
+            report('ok' if ok else 'FAIL', 'oversubscribe: past capacity + oversubscription '
+                   '(600 of 512 MiB) is CUDA_ERROR_OUT_OF_MEMORY', '' if ok else str(second.lines))
+            ok = first.lines[-1] == 'readback ok' and second.lines[-1] == 'readback ok'
+            report('ok' if ok else 'FAIL', 'oversubscribe: both jobs read back their own bytes',
+                   '' if ok else str(first.lines + second.lines))
+            want = 'device 0 used %d capacity %d spilled %d ' % (400 << 20, 256 << 20, 144 << 20)
+            ok = any(line.startswith(want) for line in status)
+            report('ok' if ok else 'FAIL', 'oversubscribe: vgcctl status says 144 MiB spilled',
+                   '' if ok else '\n'.join(status))
+            report('ok' if d.alive() else 'FAIL', 'oversubscribe: vgcd survived',
+                   '' if d.alive() else tail(d.log_text()))
+        finally:
+            d.stop()
+    except RuntimeError as e:
+        report('FAIL', 'oversubscribe: vgcd starts', str(e))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def control_status_lines(path):
+    """The lines of vgcd's control socket answer to `status`."""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(path)
+    s.sendall(b'status\n')
+    out = b''
+    while not out.endswith(b'ok\n') and b'error:' not in out:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        out += chunk
+    s.close()
+    return out.decode(errors='replace').splitlines()
+
+
 def section_robustness(build):
     sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration'))
     import malformed
@@ -1360,6 +1461,7 @@ def main():
                           ('kernels', section_kernels), ('runtime', section_runtime),
                           ('remote', section_remote),
                           ('robustness', section_robustness), ('pool', section_pool),
+                          ('oversubscribe', section_oversubscribe),
                           ('vhost', section_vhost),
                           ('e2e', section_e2e), ('libvirt', section_libvirt)):
         if want(name):

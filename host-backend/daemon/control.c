@@ -345,8 +345,9 @@ static void control_status(struct control_client *cl, struct vgcd *d)
 
     for (int dev = 0; dev < vgc_pool_devices(d->pool); dev++) {
         control_printf(cl, "device %d used %" PRIu64 " capacity %" PRIu64
-                       " util-compute %u util-copy %u\n", dev,
+                       " spilled %" PRIu64 " util-compute %u util-copy %u\n", dev,
                        vgc_pool_used(d->pool, dev), vgc_pool_capacity(d->pool, dev),
+                       vgc_pool_spilled(d->pool, dev),
                        vgc_pool_utilization(d->pool, dev, VGC_POOL_COMPUTE, now),
                        vgc_pool_utilization(d->pool, dev, VGC_POOL_COPY, now));
     }

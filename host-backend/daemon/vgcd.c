@@ -84,6 +84,9 @@ static void vgcd_usage(FILE *f)
         "                           cuda: expose at most N GPUs\n"
         "  -m, --device-memory SIZE memory per device, e.g. 4G or 512M\n"
         "                           (cpu default 8G; cuda, remote default: physical)\n"
+        "      --oversubscribe SIZE host RAM per device that may back device memory\n"
+        "                           once the device is full, so that jobs that do not\n"
+        "                           all fit still run together (docs/pool.md)\n"
         "      --max-clients N      concurrent clients (default %d)\n"
         "  -h, --help               this text\n"
         "\n"
@@ -414,6 +417,7 @@ int main(int argc, char **argv)
         { "executor", required_argument, NULL, 'e' },
         { "devices", required_argument, NULL, 'n' },
         { "device-memory", required_argument, NULL, 'm' },
+        { "oversubscribe", required_argument, NULL, 'O' },
         { "max-clients", required_argument, NULL, 'c' },
         { "control", required_argument, NULL, 'C' },
         { "help", no_argument, NULL, 'h' },
@@ -423,7 +427,7 @@ int main(int argc, char **argv)
     const char *listen_addr[VGCD_MAX_LISTEN];
     const char *control_path = NULL;
     int nlisten = 0, opt, ndevices = 0, physical = 0;
-    uint64_t memory = 0;
+    uint64_t memory = 0, oversubscribe = 0, physical_memory = 0;
     char *err = NULL;
     sigset_t mask;
     int rc;
@@ -450,6 +454,12 @@ int main(int argc, char **argv)
         case 'm':
             if (!vgcd_parse_size(optarg, &memory)) {
                 fprintf(stderr, "vgcd: --device-memory: cannot read size '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'O':
+            if (!vgcd_parse_size(optarg, &oversubscribe)) {
+                fprintf(stderr, "vgcd: --oversubscribe: cannot read size '%s'\n", optarg);
                 return 2;
             }
             break;
@@ -482,10 +492,11 @@ int main(int argc, char **argv)
         return 2;
     }
     if (!d.executor) {
-        d.executor = vgc_executor_usable("cuda", &d.cfg, &physical, &err) ? "cuda" : "cpu";
+        d.executor = vgc_executor_usable("cuda", &d.cfg, &physical, &physical_memory, &err) ?
+                     "cuda" : "cpu";
         fprintf(stderr, "vgcd: no --executor given; using %s\n", d.executor);
         free(err);
-    } else if (!vgc_executor_usable(d.executor, &d.cfg, &physical, &err)) {
+    } else if (!vgc_executor_usable(d.executor, &d.cfg, &physical, &physical_memory, &err)) {
         fprintf(stderr, "vgcd: --executor %s: %s\n", d.executor, err ? err : "unusable");
         free(err);
         return 1;
@@ -501,9 +512,15 @@ int main(int argc, char **argv)
             fprintf(stderr, "vgcd: --executor %s: no devices\n", d.executor);
             return 1;
         }
+        /* Oversubscription starts where a device is full: the pool must
+         * know where that is (the smallest device's memory). */
+        if (oversubscribe && !memory) {
+            memory = physical_memory;
+        }
     }
     d.cfg.ndevices = ndevices;
     d.cfg.device_memory = memory;
+    d.cfg.oversubscribe = oversubscribe;
     d.pool = vgc_pool_create(ndevices, memory ? memory : UINT64_MAX, d.max_workers);
     d.workers = calloc((size_t)d.max_workers, sizeof(*d.workers));
     if (!d.pool || !d.workers) {
@@ -511,6 +528,12 @@ int main(int argc, char **argv)
         return 1;
     }
     d.cfg.pool = d.pool;
+    if (oversubscribe) {
+        vgc_pool_set_oversubscription(d.pool, oversubscribe);
+        fprintf(stderr, "vgcd: devices of %llu MiB, oversubscribed by up to %llu MiB of host RAM "
+                "each\n", (unsigned long long)(memory >> 20),
+                (unsigned long long)(oversubscribe >> 20));
+    }
 
     sigemptyset(&mask);
     sigaddset(&mask, SIGCHLD);

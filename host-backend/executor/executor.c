@@ -52,10 +52,12 @@ struct vgc_executor *vgc_executor_refusing(const char *name, char *why)
     return &refusing;
 }
 
-/* In the probing child: create the executor and ask it for a device. */
+/* In the probing child: create the executor and ask it for its devices
+ * and the memory of the smallest. */
 static void executor_probe(const char *name, const struct vgc_executor_config *cfg, int fd)
 {
     struct vgc_executor *exec;
+    unsigned long long least = 0;
     char *err = NULL;
     int n = 0;
     CUresult res;
@@ -66,8 +68,18 @@ static void executor_probe(const char *name, const struct vgc_executor_config *c
         if (res == CUDA_SUCCESS) {
             res = exec->ops.cuDeviceGetCount(&n);
         }
+        for (int d = 0; res == CUDA_SUCCESS && d < n; d++) {
+            CUdevice dev;
+            size_t bytes = 0;
+
+            res = exec->ops.cuDeviceGet(&dev, d);
+            if (res == CUDA_SUCCESS) {
+                res = exec->ops.cuDeviceTotalMem_v2(&bytes, dev);
+            }
+            least = d == 0 || bytes < least ? bytes : least;
+        }
         if (res != CUDA_SUCCESS) {
-            if (asprintf(&err, "cuInit or cuDeviceGetCount failed (CUresult %d)", res) < 0) {
+            if (asprintf(&err, "cuInit or a device query failed (CUresult %d)", res) < 0) {
                 err = NULL;
             }
         } else if (n < 1) {
@@ -77,16 +89,17 @@ static void executor_probe(const char *name, const struct vgc_executor_config *c
     if (err && write(fd, err, strlen(err)) < 0) {
         /* the parent says "failed" without the reason */
     }
-    /* On success the message is the number of devices, for the pool. */
-    if (!err && dprintf(fd, "%d", n) < 0) {
+    /* On success the message is what the pool needs to know. */
+    if (!err && dprintf(fd, "%d %llu", n, least) < 0) {
         _exit(1);
     }
     _exit(err ? 1 : 0);
 }
 
 bool vgc_executor_usable(const char *name, const struct vgc_executor_config *cfg,
-                         int *ndevices, char **err)
+                         int *ndevices, uint64_t *memory, char **err)
 {
+    unsigned long long least = 0;
     char why[512];
     ssize_t len = 0, n;
     int pipefd[2], status = 0;
@@ -94,6 +107,7 @@ bool vgc_executor_usable(const char *name, const struct vgc_executor_config *cfg
 
     *err = NULL;
     *ndevices = 0;
+    *memory = 0;
     if (!strcmp(name, "cpu")) {
         return true;
     }
@@ -124,7 +138,10 @@ bool vgc_executor_usable(const char *name, const struct vgc_executor_config *cfg
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-        *ndevices = atoi(why);
+        if (sscanf(why, "%d %llu", ndevices, &least) != 2) {
+            return executor_fail(err, "its probe said '%s'", why);
+        }
+        *memory = least;
         return true;
     }
     if (!len) {

@@ -37,6 +37,8 @@ struct vgc_pool;
 struct vgc_executor_config {
     int ndevices;               /* cpu: virtual devices; cuda: at most this many, 0 = all */
     uint64_t device_memory;     /* cpu: bytes per device; cuda: cap per device, 0 = physical */
+    uint64_t oversubscribe;     /* host RAM per device that may back device memory
+                                   past its capacity (--oversubscribe); 0 = none */
     struct vgc_pool *pool;      /* memory accounting shared by workers; NULL = none */
 };
 
@@ -97,12 +99,13 @@ struct vgc_executor *vgc_executor_refusing(const char *name, char *why);
 /*
  * Whether executor @name can serve clients here: it is created in a child
  * process (a CUDA driver initialised in the daemon would not survive the
- * fork of every worker) and must find at least one device, and how many
- * into *@ndevices (0 for "cpu", which is not probed: its devices are
- * configured).  Returns true, or false with *err a malloc()ed reason.
+ * fork of every worker) and must find at least one device; how many into
+ * *@ndevices and the memory of the smallest into *@memory (both 0 for
+ * "cpu", which is not probed: its devices are configured).  Returns true,
+ * or false with *err a malloc()ed reason.
  */
 bool vgc_executor_usable(const char *name, const struct vgc_executor_config *cfg,
-                         int *ndevices, char **err);
+                         int *ndevices, uint64_t *memory, char **err);
 
 struct vgc_executor *vgc_cpu_executor_create(const struct vgc_executor_config *cfg,
                                              char **err);

@@ -109,6 +109,7 @@ struct vgc_pool {
     int nslots;
     int bound_slot;                 /* in a worker: its row; -1 in the daemon */
     uint64_t capacity;
+    uint64_t admit;                 /* capacity + oversubscription: what fits */
     size_t map_size;
     struct pool_shared *shared;
     struct pool_tenant *tenants;    /* [nslots]: a tenant has at least one slot */
@@ -157,6 +158,7 @@ struct vgc_pool *vgc_pool_create(int ndevices, uint64_t capacity, int nslots)
     pool->nslots = nslots;
     pool->bound_slot = -1;
     pool->capacity = capacity;
+    pool->admit = capacity;
     pool->map_size = size;
     pool->shared = (struct pool_shared *)map;
     pool->tenants = (struct pool_tenant *)(map + shared_size);
@@ -572,12 +574,29 @@ uint64_t vgc_pool_free(const struct vgc_pool *pool, int dev)
     return avail;
 }
 
+void vgc_pool_set_oversubscription(struct vgc_pool *pool, uint64_t bytes)
+{
+    pool->admit = pool->capacity > UINT64_MAX - bytes ? UINT64_MAX : pool->capacity + bytes;
+}
+
+uint64_t vgc_pool_spilled(const struct vgc_pool *pool, int dev)
+{
+    uint64_t used;
+
+    if (dev < 0 || dev >= pool->ndevices) {
+        return 0;
+    }
+    used = vgc_pool_used(pool, dev);
+    return used > pool->capacity ? used - pool->capacity : 0;
+}
+
 /* Add, then look: see the top of this file for why this never exceeds a
- * limit however many workers race. */
+ * limit however many workers race.  Past the capacity, oversubscription
+ * (vgc_pool_set_oversubscription) admits more. */
 static bool pool_reserve_once(struct vgc_pool *pool, int dev, uint64_t bytes, uint64_t limit)
 {
     atomic_fetch_add(pool_row(pool, dev), bytes);
-    if (vgc_pool_used(pool, dev) > pool->capacity ||
+    if (vgc_pool_used(pool, dev) > pool->admit ||
         (limit && vgc_pool_tenant_used(pool, dev) > limit)) {
         atomic_fetch_sub(pool_row(pool, dev), bytes);
         return false;
@@ -592,7 +611,7 @@ bool vgc_pool_reserve(struct vgc_pool *pool, int dev, uint64_t bytes)
     uint64_t limit = pool_limit(pool);
 
     if (dev < 0 || dev >= pool->ndevices || pool->bound_slot < 0 ||
-        bytes > pool->capacity || (limit && bytes > limit)) {
+        bytes > pool->admit || (limit && bytes > limit)) {
         return false;
     }
     if (pool_reserve_once(pool, dev, bytes, limit)) {
@@ -1128,9 +1147,11 @@ static void pool_sleep_ms(long ms)
 
 /*
  * The bound slot's reservation of @bytes on @dev was refused.  If only
- * the device's capacity is in the way and slots of lower-priority tenants
- * hold enough on @dev, mark them and wait (bounded) until the device has
- * room.  Returns whether trying again is worth it.
+ * the device is in the way - its capacity, and the host RAM that may back
+ * it (oversubscription) - and slots of lower-priority tenants hold enough
+ * on @dev, mark them and wait (bounded) until the device has room.  With
+ * oversubscription a full device spills first and preempts only once the
+ * spill room is used up too.  Returns whether trying again is worth it.
  */
 static bool pool_preempt_for(struct vgc_pool *pool, int dev, uint64_t bytes, uint64_t limit)
 {
@@ -1147,7 +1168,7 @@ static bool pool_preempt_for(struct vgc_pool *pool, int dev, uint64_t bytes, uin
         return false;
     }
     used = vgc_pool_used(pool, dev);
-    if (used + bytes <= pool->capacity) {
+    if (used + bytes <= pool->admit) {
         return true;                    /* freed meanwhile */
     }
     h = malloc(sizeof(*h) * (size_t)pool->nslots);
@@ -1170,7 +1191,7 @@ static bool pool_preempt_for(struct vgc_pool *pool, int dev, uint64_t bytes, uin
     /* Slots marked already (by a racing reservation) are chosen again
      * like the others: their memory is on its way back. */
     victims = vgc_pool_choose_victims(h, n, me->who.priority,
-                                      used + bytes - pool->capacity);
+                                      used + bytes - pool->admit);
     for (int i = 0; i < victims; i++) {
         pool_mark(pool, h[i].slot, VGC_PREEMPT_MEMORY, dev, mine);
     }
@@ -1183,7 +1204,7 @@ static bool pool_preempt_for(struct vgc_pool *pool, int dev, uint64_t bytes, uin
     /* Bounded: a victim that does not go in time costs this allocation,
      * never the caller's progress. */
     deadline = vgc_pool_clock() + VGC_POOL_PREEMPT_WAIT_MS * 1000000ull;
-    while (vgc_pool_used(pool, dev) + bytes > pool->capacity && vgc_pool_clock() < deadline) {
+    while (vgc_pool_used(pool, dev) + bytes > pool->admit && vgc_pool_clock() < deadline) {
         pool_sleep_ms(2);
     }
     return true;

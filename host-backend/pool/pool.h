@@ -123,6 +123,18 @@ struct vgc_pool *vgc_pool_create(int ndevices, uint64_t capacity, int nslots);
 void vgc_pool_destroy(struct vgc_pool *pool);
 
 /*
+ * Oversubscription: let @bytes of host RAM per device back device memory
+ * once a device's capacity is allocated (vgcd --oversubscribe), so that
+ * jobs that do not all fit still run together.  Reservations then succeed
+ * up to capacity + @bytes per device; what the tenants see stays the
+ * device's capacity (cuMemGetInfo's free is 0 past it), as on a GPU whose
+ * driver pages memory to the host.  Called before the first fork.
+ */
+void vgc_pool_set_oversubscription(struct vgc_pool *pool, uint64_t bytes);
+/* Bytes of @dev's allocations past its capacity (backed by host RAM). */
+uint64_t vgc_pool_spilled(const struct vgc_pool *pool, int dev);
+
+/*
  * In the daemon (or a VM's worker, for its guest sessions): find a free
  * slot for a new worker serving @tenant (copied; NULL: nobody's).  Slots
  * with the same identity share one entry of the tenant table, and its

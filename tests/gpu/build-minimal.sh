@@ -154,7 +154,7 @@ if want vgcd; then
     rm -f "$out/depcheck" "$out/depcheck.c" "$out/depcheck.log"
     if [ $have = 1 ]; then
         srcs=()
-        for f in $(c_sources "$hb/meson.build" '^vhost/'); do srcs+=("$hb/$f"); done
+        for f in $(c_sources "$hb/meson.build" '^(vhost|ctl)/'); do srcs+=("$hb/$f"); done
         srcs+=("$gen/vgc_exec_ops.c" "$gen/vgc_host_dispatch.c" "$gen/vgc_opcodes.c")
         rm -rf "$d/obj"
         incs=()

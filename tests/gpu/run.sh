@@ -345,25 +345,20 @@ interrupted=
 EXECUTOR=cuda
 [ -n "${VGC_GPU_HARNESS:-}" ] && EXECUTOR=cpu
 
+# end_pid PID: SIGTERM, up to 10 s, then SIGKILL.
+end_pid() {
+    [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 1
+    kill -TERM "$1" 2>/dev/null
+    for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+    return 0
+}
+stop_remote() { end_pid "$remote_pid"; remote_pid=; }
 stop_vgcd() {
     stop_remote
-    if [ -n "$vgcd_pid" ] && kill -0 "$vgcd_pid" 2>/dev/null; then
-        kill -TERM "$vgcd_pid" 2>/dev/null
-        for _ in $(seq 100); do kill -0 "$vgcd_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$vgcd_pid" 2>/dev/null
-        wait "$vgcd_pid" 2>/dev/null
-        echo "== vgcd stopped $(date -u +%T)" >>"$out/vgcd.log"
-    fi
+    end_pid "$vgcd_pid" && echo "== vgcd stopped $(date -u +%T)" >>"$out/vgcd.log"
     vgcd_pid=
-}
-stop_remote() {
-    if [ -n "$remote_pid" ] && kill -0 "$remote_pid" 2>/dev/null; then
-        kill -TERM "$remote_pid" 2>/dev/null
-        for _ in $(seq 100); do kill -0 "$remote_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$remote_pid" 2>/dev/null
-        wait "$remote_pid" 2>/dev/null
-    fi
-    remote_pid=
 }
 on_exit() {
     local rc=$?
@@ -392,43 +387,43 @@ record() {
         printf '%-4s %-10s %-22s %-6s %6ss  %s\n' "$4" "$1" "$2" "$3" "$5" "$(cut -c1-120 <<<"$detail")"
 }
 
-start_vgcd() {
-    rm -f "$sock"
-    echo "== vgcd --executor $EXECUTOR --listen unix:$sock  started $(date -u +%T)" >>"$out/vgcd.log"
-    LD_LIBRARY_PATH=$vgcd_llp "$VGCD" --executor "$EXECUTOR" --listen "unix:$sock" >>"$out/vgcd.log" 2>&1 &
-    vgcd_pid=$!
+# spawn_vgcd LOG SOCKET ARG...: vgcd ARG... --listen unix:SOCKET in the
+# background, logging into LOG, until SOCKET is there; its pid in $spawned
+# (empty when it did not start).
+spawn_vgcd() {
+    local log=$1 s=$2
+    shift 2
+    rm -f "$s"
+    echo "== vgcd $* --listen unix:$s  started $(date -u +%T)" >>"$log"
+    LD_LIBRARY_PATH=$vgcd_llp VGC_REMOTE_LIBCUDA=$SHIM/libcuda.so.1 \
+        "$VGCD" "$@" --listen "unix:$s" >>"$log" 2>&1 &
+    spawned=$!
     for _ in $(seq 300); do
-        [ -S "$sock" ] && return 0
-        kill -0 "$vgcd_pid" 2>/dev/null || break
+        [ -S "$s" ] && return 0
+        kill -0 "$spawned" 2>/dev/null || break
         sleep 0.1
     done
-    echo "run.sh: vgcd did not start; its log:" >&2
-    tail -20 "$out/vgcd.log" >&2
-    kill -KILL "$vgcd_pid" 2>/dev/null
-    vgcd_pid=
+    echo "run.sh: vgcd $* did not start; its log:" >&2
+    tail -20 "$log" >&2
+    kill -KILL "$spawned" 2>/dev/null
+    spawned=
     return 1
+}
+start_vgcd() {
+    spawn_vgcd "$out/vgcd.log" "$sock" --executor "$EXECUTOR"
+    local rc=$?
+    vgcd_pid=$spawned
+    return $rc
 }
 vgcd_ok() { [ -n "$vgcd_pid" ] && kill -0 "$vgcd_pid" 2>/dev/null; }
 
 # The second vgcd of group remote: no GPU of its own, --executor remote: the
 # first vgcd's socket, through the shim (host-backend/executor/remote).
 start_remote() {
-    rm -f "$rsock"
-    echo "== vgcd --executor remote:unix:$sock --listen unix:$rsock  started $(date -u +%T)" \
-        >>"$out/vgcd-remote.log"
-    LD_LIBRARY_PATH=$vgcd_llp VGC_REMOTE_LIBCUDA=$SHIM/libcuda.so.1 \
-        "$VGCD" --executor "remote:unix:$sock" --listen "unix:$rsock" >>"$out/vgcd-remote.log" 2>&1 &
-    remote_pid=$!
-    for _ in $(seq 300); do
-        [ -S "$rsock" ] && return 0
-        kill -0 "$remote_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "run.sh: the remote-executor vgcd did not start; its log:" >&2
-    tail -20 "$out/vgcd-remote.log" >&2
-    kill -KILL "$remote_pid" 2>/dev/null
-    remote_pid=
-    return 1
+    spawn_vgcd "$out/vgcd-remote.log" "$rsock" --executor "remote:unix:$sock"
+    local rc=$?
+    remote_pid=$spawned
+    return $rc
 }
 remote_ok() { [ -n "$remote_pid" ] && kill -0 "$remote_pid" 2>/dev/null; }
 

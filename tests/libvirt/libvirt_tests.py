@@ -394,7 +394,7 @@ def control_checks(env, report):
     tcp = 'tcp:127.0.0.1:%d' % free_port()
     env.ctl('listen', tcp)
     out = control_request(env.control, b'status\n')
-    forms = [r'device \d+ used \d+ capacity \d+ util-compute \d+ util-copy \d+',
+    forms = [r'device \d+ used \d+ capacity \d+ spilled \d+ util-compute \d+ util-copy \d+',
              r'listener \S+ kind (unix|tcp|vhost-user) workers \d+',
              r'worker \d+ kind (vm|client) tenant \S+ memory \d+ listener \S+ peer .+']
     lines = out.splitlines()

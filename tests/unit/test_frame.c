@@ -13,20 +13,8 @@
 #include "executor.h"
 #include "frame.h"
 #include "pool.h"
+#include "unit_check.h"
 #include "session.h"
-
-static int failures;
-
-#define CHECK(cond, ...) do { \
-    if (!(cond)) { \
-        printf("not ok - %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-        printf(__VA_ARGS__); \
-        printf("\n"); \
-        failures++; \
-    } else { \
-        printf("ok - %s\n", #cond); \
-    } \
-} while (0)
 
 static uint8_t reply_buf[VGC_MAX_PAYLOAD];
 static struct vgc_rd reply;
@@ -308,7 +296,6 @@ static void test_status(struct vgc_executor *exec, struct vgc_pool *pool)
               (unsigned long long)free_bytes);
     }
 
-
     /* malformed: the session ends */
     CHECK(status_frame(s, 0, 0, 0, 0, 8) == VGCD_FRAME_VIOLATION, "short");
     CHECK(s->violation && strstr(s->violation, "malformed device status"), "reason: %s",
@@ -349,6 +336,5 @@ int main(void)
     test_handshake(exec);
     test_calls(exec);
     test_status(exec, pool);
-    printf("%s\n", failures ? "FAILED" : "all passed");
-    return failures ? 1 : 0;
+    return unit_done();
 }

@@ -11,19 +11,7 @@
 #include <unistd.h>
 
 #include "listen.h"
-
-static int failures;
-
-#define CHECK(cond, ...) do { \
-    if (!(cond)) { \
-        printf("not ok - %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-        printf(__VA_ARGS__); \
-        printf("\n"); \
-        failures++; \
-    } else { \
-        printf("ok - %s\n", #cond); \
-    } \
-} while (0)
+#include "unit_check.h"
 
 #define HMS(h, m, s) ((uint32_t)((h) * 3600 + (m) * 60 + (s)))
 
@@ -102,6 +90,5 @@ int main(void)
 {
     test_parse_window();
     test_options();
-    printf("%s\n", failures ? "FAILED" : "all passed");
-    return failures ? 1 : 0;
+    return unit_done();
 }

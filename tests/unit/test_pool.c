@@ -13,19 +13,7 @@
 #include <string.h>
 
 #include "pool.h"
-
-static int failures;
-
-#define CHECK(cond, ...) do { \
-    if (!(cond)) { \
-        printf("not ok - %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-        printf(__VA_ARGS__); \
-        printf("\n"); \
-        failures++; \
-    } else { \
-        printf("ok - %s\n", #cond); \
-    } \
-} while (0)
+#include "unit_check.h"
 
 #define B VGC_POOL_BUCKET_NS
 #define MS 1000000ull
@@ -198,10 +186,36 @@ static void test_processes(void)
     vgc_pool_destroy(p);
 }
 
+/* --oversubscribe: admitted up to capacity + oversubscription, spilled is
+ * what lies past the capacity, and a release gives it back. */
+static void test_oversubscription(void)
+{
+    struct vgc_tenant t = tenant(VGC_TENANT_UID, 1000);
+    struct vgc_pool *p = vgc_pool_create(1, 100, 4);
+    int a = vgc_pool_slot_claim(p, &t);
+
+    vgc_pool_bind(p, a);
+    CHECK(vgc_pool_reserve(p, 0, 80) && !vgc_pool_reserve(p, 0, 60),
+          "without oversubscription 140 of 100 is refused");
+    vgc_pool_set_oversubscription(p, 50);
+    CHECK(vgc_pool_reserve(p, 0, 60), "with 50 more, 140 of 150 fits");
+    CHECK(vgc_pool_spilled(p, 0) == 40, "40 spilled, not %llu",
+          (unsigned long long)vgc_pool_spilled(p, 0));
+    CHECK(vgc_pool_capacity(p, 0) == 100 && vgc_pool_free(p, 0) == 0,
+          "the device still looks 100 big and full: %llu, %llu free",
+          (unsigned long long)vgc_pool_capacity(p, 0), (unsigned long long)vgc_pool_free(p, 0));
+    CHECK(!vgc_pool_reserve(p, 0, 20), "160 of 150 is refused");
+    CHECK(!vgc_pool_reserve(p, 0, 151), "a reservation larger than all of it is refused");
+    vgc_pool_release(p, 0, 60);
+    CHECK(vgc_pool_spilled(p, 0) == 0 && vgc_pool_free(p, 0) == 20,
+          "after the release nothing spilled, 20 free");
+    vgc_pool_destroy(p);
+}
+
 int main(void)
 {
     test_utilization();
     test_processes();
-    printf("%s\n", failures ? "FAILED" : "all passed");
-    return failures ? 1 : 0;
+    test_oversubscription();
+    return unit_done();
 }

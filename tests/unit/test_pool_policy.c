@@ -20,19 +20,7 @@
 #include <unistd.h>
 
 #include "pool.h"
-
-static int failures;
-
-#define CHECK(cond, ...) do { \
-    if (!(cond)) { \
-        printf("not ok - %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-        printf(__VA_ARGS__); \
-        printf("\n"); \
-        failures++; \
-    } else { \
-        printf("ok - %s\n", #cond); \
-    } \
-} while (0)
+#include "unit_check.h"
 
 #define MB (1ull << 20)
 
@@ -337,6 +325,5 @@ int main(void)
     test_two_gpus();
     test_race();
     test_dying_holders();
-    printf("%s\n", failures ? "FAILED" : "all passed");
-    return failures ? 1 : 0;
+    return unit_done();
 }

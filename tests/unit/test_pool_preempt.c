@@ -18,19 +18,7 @@
 #include <unistd.h>
 
 #include "pool.h"
-
-static int failures;
-
-#define CHECK(cond, ...) do { \
-    if (!(cond)) { \
-        printf("not ok - %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-        printf(__VA_ARGS__); \
-        printf("\n"); \
-        failures++; \
-    } else { \
-        printf("ok - %s\n", #cond); \
-    } \
-} while (0)
+#include "unit_check.h"
 
 #define MB (1ull << 20)
 #define HMS(h, m, s) ((uint32_t)((h) * 3600 + (m) * 60 + (s)))
@@ -247,12 +235,46 @@ static void test_preempt_memory(void)
     vgc_pool_destroy(p);
 }
 
+/* With oversubscription a full device spills first, and preempts only
+ * once the spill room is used up too. */
+static void test_preempt_oversubscribed(void)
+{
+    struct vgc_tenant low = tenant(1, 1, 0, 10, "low"), high = tenant(3, 3, 0, 90, "high");
+    struct vgc_pool *p = vgc_pool_create(1, 256 * MB, 4);
+    struct vgc_pool_preemption pe;
+    int sl = vgc_pool_slot_claim(p, &low), sh = vgc_pool_slot_claim(p, &high);
+    bool taken = false;
+    uint64_t t0;
+    pid_t pid;
+    int rc;
+
+    vgc_pool_set_oversubscription(p, 64 * MB);
+    vgc_pool_bind(p, sl);
+    CHECK(vgc_pool_reserve(p, 0, 280 * MB), "low holds 280M of 256M + 64M");
+    vgc_pool_bind(p, sh);
+    CHECK(vgc_pool_reserve(p, 0, 40 * MB) && vgc_pool_preempt_waiting(p) == 0,
+          "high's 40M spills: nobody preempted");
+    pid = reserve_in_child(p, sh, 64 * MB);
+    t0 = vgc_pool_clock();
+    while (!taken && vgc_pool_clock() - t0 < 5000000000ull) {
+        taken = vgc_pool_preempt_take(p, sl, &pe);
+        if (!taken) {
+            usleep(1000);
+        }
+    }
+    CHECK(taken && pe.used == 280 * MB, "64M more does not fit the spill room: low is marked");
+    vgc_pool_slot_clear(p, sl);
+    rc = child_status(pid);
+    CHECK(rc == 0, "and high gets it (exit %d)", rc);
+    vgc_pool_destroy(p);
+}
+
 int main(void)
 {
     test_victims();
     test_windows();
     test_window_marks();
     test_preempt_memory();
-    printf("%s\n", failures ? "FAILED" : "all passed");
-    return failures ? 1 : 0;
+    test_preempt_oversubscribed();
+    return unit_done();
 }

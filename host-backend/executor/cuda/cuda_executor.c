@@ -12,7 +12,13 @@
  *    memory (the shim turns host-involved copies into HtoD/DtoH);
  *  - allocations are accounted in the pool, so one daemon's clients share a
  *    device memory budget and a tenant's limit holds; the totals and free
- *    memory it reports are the pool's where they are smaller.
+ *    memory it reports are the pool's where they are smaller;
+ *  - with --oversubscribe, cuMemAlloc makes managed memory that prefers the
+ *    GPU ("paged" below): the driver keeps it on the GPU while it fits and
+ *    pages the least used part to host RAM when the GPU is full, so jobs
+ *    that do not all fit still run together.  The client still sees device
+ *    memory (its pointer attributes say so); the executor remembers which
+ *    allocations it paged.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -28,6 +34,11 @@
 static struct vgc_executor cuda_exec = { .name = "cuda" };
 static struct vgc_exec_ops real;        /* the driver's own functions */
 static struct vgc_pool *cuda_pool;
+static bool cuda_oversubscribed;        /* cfg->oversubscribe: cuMemAlloc pages */
+
+/* The bases of paged allocations: open addressing, 0 free, 1 deleted. */
+static CUdeviceptr *paged;
+static size_t paged_cap, paged_used;
 static void *cuda_lib;
 
 /*
@@ -64,14 +75,124 @@ static void *cuda_open(const char *path, bool shim, char **err)
     return h;
 }
 
+static size_t paged_slot(CUdeviceptr base)
+{
+    size_t i = (size_t)((base >> 12) * 0x9E3779B97F4A7C15ull) & (paged_cap - 1);
+    size_t tomb = SIZE_MAX;
+
+    while (paged[i] && paged[i] != base) {
+        if (paged[i] == 1 && tomb == SIZE_MAX) {
+            tomb = i;
+        }
+        i = (i + 1) & (paged_cap - 1);
+    }
+    return paged[i] == base || tomb == SIZE_MAX ? i : tomb;
+}
+
+static bool paged_add(CUdeviceptr base)
+{
+    size_t i;
+
+    if ((paged_used + 1) * 2 > paged_cap) {
+        CUdeviceptr *old = paged;
+        size_t old_cap = paged_cap;
+
+        paged_cap = paged_cap ? paged_cap * 2 : 256;
+        paged = calloc(paged_cap, sizeof(*paged));
+        if (!paged) {
+            paged = old;
+            paged_cap = old_cap;
+            return false;
+        }
+        paged_used = 0;
+        for (size_t j = 0; j < old_cap; j++) {
+            if (old[j] > 1) {
+                paged[paged_slot(old[j])] = old[j];
+                paged_used++;
+            }
+        }
+        free(old);
+    }
+    i = paged_slot(base);
+    paged_used += paged[i] == 0;
+    paged[i] = base;
+    return true;
+}
+
+/* Is @p inside a paged allocation?  Forgets the allocation when @forget. */
+static bool paged_has(CUdeviceptr p, bool forget)
+{
+    CUdeviceptr base = 0;
+    size_t size = 0, i;
+
+    if (!paged_cap || real.cuMemGetAddressRange_v2(&base, &size, p) != CUDA_SUCCESS ||
+        base <= 1) {
+        return false;
+    }
+    i = paged_slot(base);
+    if (paged[i] != base) {
+        return false;
+    }
+    if (forget) {
+        paged[i] = 1;
+    }
+    return true;
+}
+
+/* Device memory of this client: on the GPU, or managed (the shim's managed
+ * memory, paged allocations), which kernels and copies reach the same way. */
 static CUresult cuda_check_device_memory(CUdeviceptr p)
 {
-    unsigned int type = 0;
+    unsigned int type = 0, managed = 0;
 
-    if (!real.cuPointerGetAttribute ||
-        real.cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, p) != CUDA_SUCCESS ||
+    if (!real.cuPointerGetAttribute) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (real.cuPointerGetAttribute(&managed, CU_POINTER_ATTRIBUTE_IS_MANAGED, p) ==
+        CUDA_SUCCESS && managed) {
+        return CUDA_SUCCESS;
+    }
+    if (real.cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, p) != CUDA_SUCCESS ||
         type != CU_MEMORYTYPE_DEVICE) {
         return CUDA_ERROR_INVALID_VALUE;
+    }
+    return CUDA_SUCCESS;
+}
+
+/* A paged allocation's attributes are those of device memory. */
+static CUresult cuda_pointer_get_attribute(void *data, CUpointer_attribute attribute,
+                                           CUdeviceptr p)
+{
+    CUresult res = real.cuPointerGetAttribute(data, attribute, p);
+
+    if (res == CUDA_SUCCESS && paged_cap && data &&
+        (attribute == CU_POINTER_ATTRIBUTE_IS_MANAGED ||
+         attribute == CU_POINTER_ATTRIBUTE_MEMORY_TYPE) && paged_has(p, false)) {
+        *(unsigned int *)data = attribute == CU_POINTER_ATTRIBUTE_IS_MANAGED ? 0 :
+                                CU_MEMORYTYPE_DEVICE;
+    }
+    return res;
+}
+
+/* Managed memory that prefers @dev: the driver keeps it there while it fits. */
+static CUresult cuda_alloc_paged(CUdeviceptr *dptr, size_t size, int dev)
+{
+    CUmemLocation here = { .type = CU_MEM_LOCATION_TYPE_DEVICE, .id = dev };
+    CUresult res;
+
+    if (!real.cuMemAllocManaged || !real.cuMemAdvise_v2) {
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    res = real.cuMemAllocManaged(dptr, size, CU_MEM_ATTACH_GLOBAL);
+    if (res != CUDA_SUCCESS) {
+        return res;
+    }
+    /* Advice is a hint: memory the driver places elsewhere still works. */
+    real.cuMemAdvise_v2(*dptr, size, CU_MEM_ADVISE_SET_PREFERRED_LOCATION, here);
+    real.cuMemAdvise_v2(*dptr, size, CU_MEM_ADVISE_SET_ACCESSED_BY, here);
+    if (!paged_add(*dptr)) {
+        real.cuMemFree_v2(*dptr);
+        return CUDA_ERROR_OUT_OF_MEMORY;
     }
     return CUDA_SUCCESS;
 }
@@ -113,7 +234,8 @@ static CUresult cuda_mem_alloc(CUdeviceptr *dptr, size_t size)
     if (cuda_pool && !vgc_pool_reserve(cuda_pool, dev, size)) {
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
-    res = real.cuMemAlloc_v2(dptr, size);
+    res = cuda_oversubscribed ? cuda_alloc_paged(dptr, size, dev) :
+          real.cuMemAlloc_v2(dptr, size);
     if (res != CUDA_SUCCESS && cuda_pool) {
         vgc_pool_release(cuda_pool, dev, size);
     }
@@ -155,6 +277,7 @@ static CUresult cuda_mem_free(CUdeviceptr p)
     if (real.cuMemGetAddressRange_v2(&base, &size, p) != CUDA_SUCCESS || base != p) {
         return CUDA_ERROR_INVALID_VALUE;
     }
+    paged_has(p, true);         /* before the range is gone */
     res = real.cuMemFree_v2(p);
     if (res == CUDA_SUCCESS && cuda_pool) {
         vgc_pool_release(cuda_pool, dev, size);
@@ -273,6 +396,8 @@ struct vgc_executor *vgc_cuda_executor_open(const struct vgc_executor_config *cf
         return NULL;
     }
     cuda_pool = cfg->pool;
+    /* Through the shim (remote), paging is the remote vgcd's business. */
+    cuda_oversubscribed = cfg->oversubscribe > 0 && !shim;
     cuda_exec.ops = real;
     cuda_exec.ops.cuMemAlloc_v2 = cuda_mem_alloc;
     cuda_exec.ops.cuMemAllocManaged = cuda_mem_alloc_managed;
@@ -283,6 +408,8 @@ struct vgc_executor *vgc_cuda_executor_open(const struct vgc_executor_config *cf
     }
     cuda_exec.ops.cuMemcpy = cuda_memcpy;
     cuda_exec.ops.cuMemcpyAsync = cuda_memcpy_async;
+    cuda_exec.ops.cuPointerGetAttribute = real.cuPointerGetAttribute ?
+                                          cuda_pointer_get_attribute : NULL;
     cuda_exec.module_load = cuda_module_load;
     cuda_exec.library_load = cuda_library_load;
     cuda_exec.destroy = cuda_destroy;
