@@ -339,6 +339,47 @@ static void control_tenant(const struct vgc_tenant *t, char *buf, size_t size)
     }
 }
 
+/* HH:MM:SS of @sec seconds after midnight. */
+static void control_clock(uint32_t sec, char *buf, size_t size)
+{
+    snprintf(buf, size, "%02u:%02u:%02u", sec / 3600, sec / 60 % 60, sec % 60);
+}
+
+/*
+ * One line per tenant with processes now: who, its policy (the options of
+ * the listener it came through) and, for gpus= tenants, where each virtual
+ * GPU is bound (v:d, or v:- while unbound).
+ */
+static void control_tenants(struct control_client *cl, struct vgcd *d)
+{
+    static struct vgc_pool_tenant_info info[256];
+    int n = vgc_pool_tenants(d->pool, info, 256);
+
+    for (int i = 0; i < n && i < 256; i++) {
+        const struct vgc_pool_tenant_info *t = &info[i];
+        char who[64], window[96] = "-", bound[VGC_POOL_MAX_DEVICES * 6 + 4] = "all";
+        size_t len = 0;
+
+        control_tenant(&t->tenant, who, sizeof(who));
+        if (t->tenant.window) {
+            char from[40], to[40];
+
+            control_clock(t->tenant.window_from, from, sizeof(from));
+            control_clock(t->tenant.window_to, to, sizeof(to));
+            snprintf(window, sizeof(window), "%s-%s", from, to);
+        }
+        for (int v = 0; t->tenant.gpus && v < t->gpus && v < VGC_POOL_MAX_DEVICES; v++) {
+            len += (size_t)snprintf(bound + len, sizeof(bound) - len,
+                                    t->bound[v] < 0 ? "%s%d:-" : "%s%d:%d",
+                                    v ? "," : "", v, t->bound[v]);
+        }
+        control_printf(cl, "tenant %s name %s priority %" PRIu32 " limit %" PRIu64
+                       " gpus %u window %s processes %d bound %s\n", who,
+                       t->tenant.name[0] ? t->tenant.name : "-", t->tenant.priority,
+                       t->tenant.memory, t->tenant.gpus, window, t->slots, bound);
+    }
+}
+
 static void control_status(struct control_client *cl, struct vgcd *d)
 {
     uint64_t now = vgc_pool_clock();
@@ -356,6 +397,7 @@ static void control_status(struct control_client *cl, struct vgcd *d)
         control_printf(cl, "listener %s kind %s workers %d\n", l->name,
                        control_listener_kind(l), control_worker_count(d, l->name));
     }
+    control_tenants(cl, d);
     for (int i = 0; i < d->max_workers; i++) {
         const struct vgcd_worker_slot *w = &d->workers[i];
         char tenant[64];

@@ -395,6 +395,8 @@ def control_checks(env, report):
     env.ctl('listen', tcp)
     out = control_request(env.control, b'status\n')
     forms = [r'device \d+ used \d+ capacity \d+ spilled \d+ util-compute \d+ util-copy \d+',
+             r'tenant \S+ name \S+ priority \d+ limit \d+ gpus \d+ window \S+ processes \d+ '
+             r'bound \S+',
              r'listener \S+ kind (unix|tcp|vhost-user) workers \d+',
              r'worker \d+ kind (vm|client) tenant \S+ memory \d+ listener \S+ peer .+']
     lines = out.splitlines()
@@ -478,7 +480,7 @@ def control_listener_policy(env, report):
     options as --listen: memory= applies to the tenants arriving there,
     and a gpus= vgcd cannot give is refused."""
     sock = os.path.join(env.tmp, 'policy.sock')
-    addr = 'unix:%s,memory=64M,name=ctl-policy' % sock
+    addr = 'unix:%s,memory=64M,name=ctl-policy,priority=70,window=00:00-23:59:59' % sock
     out = control_request(env.control, ('listen %s\n' % addr).encode())
     ok = out.endswith('ok\n') and os.path.exists(sock)
     report('ok' if ok else 'FAIL', 'libvirt: control: listen with memory= and name= options',
@@ -493,6 +495,19 @@ def control_listener_policy(env, report):
         ok = 'total 64 first 0 second 2' in r.stdout
         report('ok' if ok else 'FAIL', 'libvirt: control: its client sees 64 MiB and is '
                'refused past it', '' if ok else r.stdout[-300:])
+        # While a client of it holds memory, status shows its tenant's policy.
+        holder = subprocess.Popen([sys.executable, os.path.join(ROOT, 'tests', 'pool',
+                                                                'spill_client.py'), '16', '7'],
+                                  env=envp, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+        first = holder.stdout.readline()
+        status = control_request(env.control, b'status\n')
+        holder.communicate('go\n', timeout=60)
+        want = re.compile(r'^tenant uid:\d+ name ctl-policy priority 70 limit 67108864 gpus 0 '
+                          r'window 00:00:00-23:59:59 processes 1 bound all$', re.M)
+        ok = first.startswith('allocated') and want.search(status) is not None
+        report('ok' if ok else 'FAIL', 'libvirt: control: status shows the tenant with its '
+               'name, priority, limit and window', '' if ok else first + status[-600:])
         out = control_request(env.control, ('close %s\n' % addr).encode())
         report('ok' if out.endswith('ok\n') and not os.path.exists(sock) else 'FAIL',
                'libvirt: control: close of the listener with options', out[-200:])
