@@ -23,21 +23,17 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include <stdio.h>
-#include <string.h>
 
-#include "vgc_opcodes.h"
 #include "pool.h"
 #include "session.h"
+#include "status.h"
 
 void vgcd_devmap_call_begin(struct vgcd_session *s, unsigned opcode)
 {
-    const char *name = vgc_opcode_name(opcode);
-
     /* The table is read at most once a call, and only by calls that
      * name a device. */
     s->devmap_n = -1;
-    s->devmap_acquire = name && (!strncmp(name, "cuCtxCreate", 11) ||
-                                 !strcmp(name, "cuDevicePrimaryCtxRetain"));
+    s->devmap_acquire = vgcd_status_makes_context(opcode);
 }
 
 /* The table, read once per call. */

@@ -17,6 +17,8 @@ enum status_class {
     STATUS_COMPUTE,         /* runs kernels, or waits for the device */
     STATUS_COPY,            /* reads or writes device memory */
     STATUS_CONTEXTS,        /* may create or end a context */
+    STATUS_CLASS_MASK = 0x7f,
+    STATUS_MAKES_CONTEXT = 0x80,    /* flag: makes one (binds a virtual GPU) */
 };
 
 static uint8_t status_classes[VGC_OP_END];
@@ -49,14 +51,28 @@ static void status_init(void)
 {
     for (unsigned op = VGC_OP_FIRST_CALL; op < VGC_OP_END; op++) {
         const char *name = vgc_opcode_name(op);
-        status_classes[op] = name ? (uint8_t)status_classify(name) : STATUS_NONE;
+
+        if (!name) {
+            continue;
+        }
+        status_classes[op] = (uint8_t)status_classify(name);
+        if (!strncmp(name, "cuCtxCreate", 11) || !strcmp(name, "cuDevicePrimaryCtxRetain")) {
+            status_classes[op] |= STATUS_MAKES_CONTEXT;
+        }
     }
 }
 
 static enum status_class status_class_of(unsigned opcode)
 {
     pthread_once(&status_once, status_init);
-    return opcode < VGC_OP_END ? (enum status_class)status_classes[opcode] : STATUS_NONE;
+    return opcode < VGC_OP_END ?
+           (enum status_class)(status_classes[opcode] & STATUS_CLASS_MASK) : STATUS_NONE;
+}
+
+bool vgcd_status_makes_context(unsigned opcode)
+{
+    pthread_once(&status_once, status_init);
+    return opcode < VGC_OP_END && (status_classes[opcode] & STATUS_MAKES_CONTEXT);
 }
 
 /* The device of the current context, -1 without one; remembered per

@@ -34,6 +34,10 @@
 void vgcd_status_call_begin(struct vgcd_session *s, unsigned opcode);
 void vgcd_status_call_end(struct vgcd_session *s, unsigned opcode);
 
+/* Whether call @opcode makes a context (cuCtxCreate*,
+ * cuDevicePrimaryCtxRetain): what binds a virtual GPU (devmap.c). */
+bool vgcd_status_makes_context(unsigned opcode);
+
 /* The client's handshake gave @pid: the pid NVML shows for it. */
 void vgcd_status_hello(struct vgcd_session *s, uint32_t pid);
 
