@@ -46,6 +46,7 @@ A skipped check is reported as skipped, never as passed.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -841,11 +842,26 @@ def section_pool(build, label='', env=None):
             bad = 'ERROR: AddressSanitizer' in log or 'runtime error:' in log
             check(not bad, 'vgcd workers clean under ASan/UBSan', tail(log))
 
+    @contextlib.contextmanager
+    def case(what, d):
+        """One scenario on vgcd @d: a crash of the test is a failure, and
+        whatever happens its clients end and vgcd stops."""
+        try:
+            yield
+        except Exception as e:      # noqa: BLE001 - a crash of the test is a failure
+            check(False, '%s: %s: %s' % (what, type(e).__name__, e), tail(d.log_text()))
+        finally:
+            for c in clients:
+                c.close()
+            clients.clear()
+            d.stop()
+            sanitizers(d)
+
     # memory=: one tenant's processes share 64M; another tenant is unaffected.
     d = Daemon(build, ['unix:%s,memory=64M,name=small' % sock('small'),
                        'unix:' + sock('free'), 'unix:%s,memory=64M' % sock('rt')],
                extra=['--device-memory', '256M'], env=dict(os.environ, **(env or {})))
-    try:
+    with case('limits', d):
         a1 = client('small')
         v = a1.value('totalmem 0')
         check(v == [64 * M], 'memory=64M: cuDeviceTotalMem before a context says 64M', v)
@@ -881,21 +897,13 @@ def section_pool(build, label='', env=None):
                       [rt, str(64 * M)], env=shim_env(build, 'unix:' + sock('rt')))
         else:
             report('skip', 'pool: rt_pool', 'not built (no nvcc)')
-    except Exception as e:      # noqa: BLE001 - a crash of the test is a failure
-        check(False, 'limits: %s: %s' % (type(e).__name__, e), tail(d.log_text()))
-    finally:
-        for c in clients:
-            c.close()
-        clients.clear()
-        d.stop()
-        sanitizers(d)
 
     # gpus=1: tenants holding contexts land on different devices; a device
     # whose tenant ended is free again.
     d = Daemon(build, ['unix:%s,gpus=1,name=%s' % (sock(n), n) for n in 'cdef'] +
                ['unix:%s,gpus=2,name=two' % sock('two')],
                extra=['--device-memory', '256M'], env=dict(os.environ, **(env or {})))
-    try:
+    with case('gpus', d):
         c = client('c')
         check(c.value('count') == [1], 'gpus=1: cuDeviceGetCount says 1')
         v = [c.ask('uuid 1'), c.ask('totalmem 1'), c.ask('ctx 1'), c.ask('ctx -1')]
@@ -978,14 +986,6 @@ def section_pool(build, label='', env=None):
              t.ask('peer 0 2')]
         check(v == [True, True, ['err', '101']], 'peer queries between its own GPUs only', v)
         check(d.alive(), 'vgcd survived', tail(d.log_text()))
-    except Exception as e:      # noqa: BLE001 - a crash of the test is a failure
-        check(False, 'gpus: %s: %s' % (type(e).__name__, e), tail(d.log_text()))
-    finally:
-        for c in clients:
-            c.close()
-        clients.clear()
-        d.stop()
-        sanitizers(d)
 
     # priority=: a full device takes memory back from lower priorities,
     # never from equal ones.
@@ -995,7 +995,7 @@ def section_pool(build, label='', env=None):
                        'unix:%s,priority=90,name=infer' % sock('infer')],
                extra=['--devices', '1', '--device-memory', '256M'],
                env=dict(os.environ, **(env or {})))
-    try:
+    with case('priority', d):
         lo = client('train')
         lo.ask('ctx 0')
         check(lo.ask('alloc %d' % (200 * M)) == [], 'train (priority 10) holds 200M of 256M')
@@ -1041,14 +1041,6 @@ def section_pool(build, label='', env=None):
               'train preempted inside a long kernel: infer gets 64M more, train\'s '
               'synchronize fails at once (%.1f s)' % took, (v, spin, tail(d.log_text())))
         check(d.alive(), 'vgcd survived the preemption', tail(d.log_text()))
-    except Exception as e:      # noqa: BLE001 - a crash of the test is a failure
-        check(False, 'priority: %s: %s' % (type(e).__name__, e), tail(d.log_text()))
-    finally:
-        for c in clients:
-            c.close()
-        clients.clear()
-        d.stop()
-        sanitizers(d)
 
     # window=: night holds GPUs until a moment a few seconds from now, dawn
     # from then on.  Local time, as vgcd reads it.
@@ -1065,7 +1057,7 @@ def section_pool(build, label='', env=None):
                        'unix:%s,name=day' % sock('day')],
                extra=['--devices', '1', '--device-memory', '256M'],
                env=dict(os.environ, **(env or {})))
-    try:
+    with case('window', d):
         n = client('night')
         n.ask('ctx 0')
         check(n.ask('alloc %d' % (200 * M)) == [], 'night holds 200M inside its window')
@@ -1102,14 +1094,7 @@ def section_pool(build, label='', env=None):
         check(v == [] and dawn.ask('alloc %d' % (64 * M)) == [],
               'dawn, inside its window now: the same process makes its context', v)
         check(d.alive(), 'vgcd survived the windows', tail(d.log_text()))
-    except Exception as e:      # noqa: BLE001 - a crash of the test is a failure
-        check(False, 'window: %s: %s' % (type(e).__name__, e), tail(d.log_text()))
-    finally:
-        for c in clients:
-            c.close()
-        d.stop()
-        sanitizers(d)
-        shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def section_shim(build):
