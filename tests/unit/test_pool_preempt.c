@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "pool.h"
+#include "pool_tenant.h"
 #include "unit_check.h"
 
 #define MB (1ull << 20)
@@ -26,15 +27,9 @@
 static struct vgc_tenant tenant(uint32_t uid, uint32_t listener, uint64_t memory,
                                 uint32_t priority, const char *name)
 {
-    struct vgc_tenant t;
+    struct vgc_tenant t = pool_tenant(uid, listener, memory, name);
 
-    memset(&t, 0, sizeof(t));
-    t.kind = VGC_TENANT_UID;
-    memcpy(t.id, &uid, sizeof(uid));
-    t.listener = listener;
-    t.memory = memory;
     t.priority = priority;
-    snprintf(t.name, sizeof(t.name), "%s", name);
     return t;
 }
 
