@@ -148,15 +148,16 @@ static CUresult cuda_check_device_memory(CUdeviceptr p)
     if (!real.cuPointerGetAttribute) {
         return CUDA_ERROR_INVALID_VALUE;
     }
+    /* Plain device memory first: the common case costs one query. */
+    if (real.cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, p) == CUDA_SUCCESS &&
+        type == CU_MEMORYTYPE_DEVICE) {
+        return CUDA_SUCCESS;
+    }
     if (real.cuPointerGetAttribute(&managed, CU_POINTER_ATTRIBUTE_IS_MANAGED, p) ==
         CUDA_SUCCESS && managed) {
         return CUDA_SUCCESS;
     }
-    if (real.cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, p) != CUDA_SUCCESS ||
-        type != CU_MEMORYTYPE_DEVICE) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    return CUDA_SUCCESS;
+    return CUDA_ERROR_INVALID_VALUE;
 }
 
 /* A paged allocation's attributes are those of device memory. */
