@@ -1573,16 +1573,6 @@ static CUresult capture_invalidate(struct cstream *c, CUresult why)
     return why;
 }
 
-bool vgc_capture_stream(CUstream stream)
-{
-    bool yes;
-
-    pthread_mutex_lock(&graph_lock);
-    yes = cstream_find(stream) != NULL;
-    pthread_mutex_unlock(&graph_lock);
-    return yes;
-}
-
 /*
  * Add a node of @type after @s's dependency set, which becomes that node.
  * @fill sets its parameters.  @s is captured (the stubs asked).

@@ -20,15 +20,18 @@ static inline bool vgc_capture_on(void)
     return atomic_load_explicit(&vgc_captures, memory_order_relaxed) != 0;
 }
 
-/* True when @stream is being captured (its work goes into a graph). */
-bool vgc_capture_stream(CUstream stream);
-
 /*
  * For the generated stubs of calls cuda.api marks `capture`: true when the
  * call goes to its vgc_capture_SYMBOL, because @stream is being captured
  * or @event (NULL for calls without one) was recorded in a capture.
  */
 bool vgc_capture_diverts(CUstream stream, CUevent event);
+
+/* True when @stream is being captured (its work goes into a graph). */
+static inline bool vgc_capture_stream(CUstream stream)
+{
+    return vgc_capture_diverts(stream, NULL);
+}
 
 /*
  * A kernel launch on a stream being captured (module.c): @params is the
