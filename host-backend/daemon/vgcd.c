@@ -87,6 +87,9 @@ static void vgcd_usage(FILE *f)
         "      --oversubscribe SIZE host RAM per device that may back device memory\n"
         "                           once the device is full, so that jobs that do not\n"
         "                           all fit still run together (docs/pool.md)\n"
+        "      --address-base ADDR  cpu: device addresses start at ADDR (hex), so\n"
+        "                           that a remote executor can aggregate this vgcd\n"
+        "                           with others (docs/remote.md)\n"
         "      --max-clients N      concurrent clients (default %d)\n"
         "  -h, --help               this text\n"
         "\n"
@@ -418,6 +421,7 @@ int main(int argc, char **argv)
         { "devices", required_argument, NULL, 'n' },
         { "device-memory", required_argument, NULL, 'm' },
         { "oversubscribe", required_argument, NULL, 'O' },
+        { "address-base", required_argument, NULL, 'A' },
         { "max-clients", required_argument, NULL, 'c' },
         { "control", required_argument, NULL, 'C' },
         { "help", no_argument, NULL, 'h' },
@@ -463,6 +467,17 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'A': {
+            char *end;
+
+            errno = 0;
+            d.cfg.va_base = strtoull(optarg, &end, 16);
+            if (errno || end == optarg || *end || !d.cfg.va_base) {
+                fprintf(stderr, "vgcd: --address-base: cannot read address '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        }
         case 'c':
             d.max_workers = atoi(optarg);
             if (d.max_workers < 1 || d.max_workers > 65536) {
@@ -521,6 +536,15 @@ int main(int argc, char **argv)
     d.cfg.ndevices = ndevices;
     d.cfg.device_memory = memory;
     d.cfg.oversubscribe = oversubscribe;
+    if (d.cfg.va_base && strcmp(d.executor, "cpu")) {
+        fprintf(stderr, "vgcd: --address-base is for --executor cpu\n");
+        return 2;
+    }
+    if (!strcmp(d.executor, "cpu") && !vgc_cpu_window_check(&d.cfg, &err)) {
+        fprintf(stderr, "vgcd: --address-base: %s\n", err ? err : "out of range");
+        free(err);
+        return 2;
+    }
     d.pool = vgc_pool_create(ndevices, memory ? memory : UINT64_MAX, d.max_workers);
     d.workers = calloc((size_t)d.max_workers, sizeof(*d.workers));
     if (!d.pool || !d.workers) {

@@ -40,6 +40,9 @@ struct vgc_executor_config {
     uint64_t oversubscribe;     /* host RAM per device that may back device memory
                                    past its capacity (--oversubscribe); 0 = none */
     struct vgc_pool *pool;      /* memory accounting shared by workers; NULL = none */
+    uint64_t va_base;           /* cpu: where device addresses start, 0 = default
+                                   (--address-base: vgcds aggregated by one
+                                   remote executor need windows apart) */
 };
 
 struct vgc_executor {
@@ -109,13 +112,16 @@ bool vgc_executor_usable(const char *name, const struct vgc_executor_config *cfg
 
 struct vgc_executor *vgc_cpu_executor_create(const struct vgc_executor_config *cfg,
                                              char **err);
+/* Whether @cfg's devices fit the cpu executor's address range from
+ * cfg->va_base; false with *err a malloc()ed reason. */
+bool vgc_cpu_window_check(const struct vgc_executor_config *cfg, char **err);
 /* The cuda executor on the host's driver (VGC_HOST_LIBCUDA, else libcuda.so.1). */
 struct vgc_executor *vgc_cuda_executor_create(const struct vgc_executor_config *cfg,
                                               char **err);
-/* The cuda executor on the driver library at @path; @shim: that library is
- * this project's libcuda shim (the remote executor), not NVIDIA's driver. */
-struct vgc_executor *vgc_cuda_executor_open(const struct vgc_executor_config *cfg,
-                                            const char *path, bool shim, char **err);
+/* The cuda executor on a driver given as a table of its functions (the
+ * remote executor: this project's shim, or an aggregate of several). */
+struct vgc_executor *vgc_cuda_executor_over(const struct vgc_executor_config *cfg,
+                                            const struct vgc_exec_ops *driver, char **err);
 /* Another vgcd's devices, through the shim (executor/remote/). */
 struct vgc_executor *vgc_remote_executor_create(const struct vgc_executor_config *cfg,
                                                 const char *address, char **err);

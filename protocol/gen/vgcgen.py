@@ -10,6 +10,7 @@ Each OUTPUT is a path whose file name selects what is written there:
   vgc_procaddr.c                        cuGetProcAddress table (guest)
   vgc_errors.c                          CUresult names and texts (guest)
   vgc_host_dispatch.c, vgc_host_args.h  decode/validate/dispatch (host)
+  vgc_agg_router.c, vgc_agg_router.h    aggregating executor's routing (host)
 Outputs are rewritten only when their text changes.
 """
 
@@ -33,6 +34,7 @@ def emitters(api, spec):
         }
     import emit_guest
     import emit_host
+    import emit_router
     return {
         'vgc_exec_ops.h': lambda: emit_exec_ops.emit(api),
         'vgc_exec_ops.c': lambda: emit_exec_ops.emit_names(api),
@@ -44,6 +46,8 @@ def emitters(api, spec):
         'vgc_errors.c': lambda: emit_guest.emit_errors(api, spec),
         'vgc_host_dispatch.c': lambda: emit_host.emit_dispatch(api, spec),
         'vgc_host_args.h': lambda: emit_host.emit_manual_h(api, spec),
+        'vgc_agg_router.c': lambda: emit_router.emit_c(api, spec),
+        'vgc_agg_router.h': lambda: emit_router.emit_h(api, spec),
     }
 
 

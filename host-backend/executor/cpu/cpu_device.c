@@ -48,16 +48,22 @@ uint64_t cpu_dev_free(int dev)
 /*
  * Deterministic and distinct per device, so that CUDA_VISIBLE_DEVICES=GPU-
  * <uuid> and NVML agree across runs: "vgccpu", then the RFC 4122 version
- * (4) and variant bits, zeros, and the ordinal in the last two bytes.
+ * (4) and variant bits, zeros, and in the last four bytes where the
+ * device's address window starts (in units of windows), which also keeps
+ * apart the devices of vgcds with different --address-base.
  */
 void cpu_dev_uuid(int dev, CUuuid *uuid)
 {
+    uint32_t window = (uint32_t)((cpu_state.va_base + (uint64_t)dev * CPU_VA_PER_DEVICE) /
+                                 CPU_VA_PER_DEVICE);
+
     memset(uuid, 0, sizeof(*uuid));
     memcpy(uuid->bytes, "vgccpu", 6);
     uuid->bytes[6] = 0x40;
     uuid->bytes[8] = (char)0x80;
-    uuid->bytes[14] = (char)(dev >> 8);
-    uuid->bytes[15] = (char)dev;
+    for (int i = 0; i < 4; i++) {
+        uuid->bytes[12 + i] = (char)(window >> (24 - 8 * i));
+    }
 }
 
 CUresult cpu_init(unsigned int flags)

@@ -265,12 +265,31 @@ cpu_executor_error(char **err, const char *fmt, ...)
     }
 }
 
+bool vgc_cpu_window_check(const struct vgc_executor_config *cfg, char **err)
+{
+    int ndevices = cfg && cfg->ndevices ? cfg->ndevices : 1;
+    uint64_t va_base = cfg && cfg->va_base ? cfg->va_base : CPU_VA_BASE;
+
+    /* Inside the range the guest can reserve (cpu_internal.h says why),
+     * on a 64 KiB boundary, as any mapping. */
+    if (va_base < CPU_VA_BASE || va_base % (64 << 10) ||
+        va_base + (uint64_t)ndevices * CPU_VA_PER_DEVICE > CPU_VA_LIMIT) {
+        cpu_executor_error(err, "cpu executor: address base %#llx: the windows of %d "
+                           "device(s) of %#llx bytes must lie in [%#llx, %#llx), from a "
+                           "64 KiB boundary", (unsigned long long)va_base, ndevices,
+                           CPU_VA_PER_DEVICE, CPU_VA_BASE, CPU_VA_LIMIT);
+        return false;
+    }
+    return true;
+}
+
 struct vgc_executor *vgc_cpu_executor_create(const struct vgc_executor_config *cfg,
                                              char **err)
 {
     int ndevices = cfg && cfg->ndevices ? cfg->ndevices : 1;
     uint64_t mem = cfg && cfg->device_memory ? cfg->device_memory
                                              : CPU_DEFAULT_DEVICE_MEM;
+    uint64_t va_base = cfg && cfg->va_base ? cfg->va_base : CPU_VA_BASE;
     int dev;
 
     if (cpu_state.created) {
@@ -289,12 +308,16 @@ struct vgc_executor *vgc_cpu_executor_create(const struct vgc_executor_config *c
                            (unsigned long long)mem, CPU_VA_PER_DEVICE);
         return NULL;
     }
+    if (!vgc_cpu_window_check(cfg, err)) {
+        return NULL;
+    }
     memset(&cpu_state, 0, sizeof(cpu_state));
+    cpu_state.va_base = va_base;
     cpu_state.ndevices = ndevices;
     cpu_state.device_memory = mem;
     cpu_state.pool = cfg ? cfg->pool : NULL;
     for (dev = 0; dev < ndevices; dev++) {
-        cpu_state.next_va[dev] = CPU_VA_BASE + (uint64_t)dev * CPU_VA_PER_DEVICE;
+        cpu_state.next_va[dev] = va_base + (uint64_t)dev * CPU_VA_PER_DEVICE;
         if (cpu_ctx_primary_alloc(dev) != CUDA_SUCCESS) {
             cpu_ctx_destroy_all();
             memset(&cpu_state, 0, sizeof(cpu_state));
@@ -306,7 +329,7 @@ struct vgc_executor *vgc_cpu_executor_create(const struct vgc_executor_config *c
 
     cpu_executor.name = "cpu";
     cpu_executor.ops = cpu_ops;
-    cpu_executor.va_base = CPU_VA_BASE;
+    cpu_executor.va_base = va_base;
     cpu_executor.va_size = (uint64_t)ndevices * CPU_VA_PER_DEVICE;
     cpu_executor.module_load = cpu_module_load;
     cpu_executor.library_load = cpu_library_load;

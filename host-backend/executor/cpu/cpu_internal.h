@@ -43,7 +43,8 @@
  * The guest reserves [va_base, va_base + va_size) with PROT_NONE so that no
  * device address ever aliases one of its own pointers.
  */
-#define CPU_VA_BASE             0x7e0000000000ULL
+#define CPU_VA_BASE             0x7e0000000000ULL       /* unless --address-base */
+#define CPU_VA_LIMIT            0x7f0000000000ULL       /* no window reaches past */
 #define CPU_VA_PER_DEVICE       0x4000000000ULL         /* 256 GiB */
 #define CPU_MAX_DEVICES         16
 #define CPU_ALLOC_ALIGN         256                     /* like cuMemAlloc */
@@ -241,6 +242,7 @@ struct cpu_state {
     int ndevices;
     uint64_t device_memory;
     struct vgc_pool *pool;
+    uint64_t va_base;           /* device 0's window; the others follow */
     uint64_t local_used[CPU_MAX_DEVICES];
     CUdeviceptr next_va[CPU_MAX_DEVICES];
     struct CUctx_st *primary[CPU_MAX_DEVICES];

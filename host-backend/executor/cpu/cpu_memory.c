@@ -3,7 +3,7 @@
  *
  * Allocations are host memory (calloc, or anonymous mmap for big ones)
  * placed at device addresses in a per-device window that no host pointer
- * can alias (CPU_VA_BASE in cpu_internal.h).  A sorted array of
+ * can alias (CPU_VA_BASE in cpu_internal.h, or --address-base).  A sorted array of
  * allocations, searched by binary search, maps an address to its
  * allocation; every access is checked to lie inside one live allocation,
  * because device addresses come straight from the client.
@@ -107,7 +107,7 @@ CUresult cpu_mem_range(CUdeviceptr ptr, size_t len, uint8_t **host,
 /* True when [base, base + len) is inside @dev's window and overlaps nothing. */
 static bool cpu_mem_va_free(int dev, CUdeviceptr base, size_t len)
 {
-    CUdeviceptr lo = CPU_VA_BASE + (CUdeviceptr)dev * CPU_VA_PER_DEVICE;
+    CUdeviceptr lo = cpu_state.va_base + (CUdeviceptr)dev * CPU_VA_PER_DEVICE;
     CUdeviceptr hi = lo + CPU_VA_PER_DEVICE;
     size_t i;
 
@@ -141,7 +141,7 @@ static CUdeviceptr cpu_align_up(CUdeviceptr p, size_t align)
  */
 static bool cpu_mem_va_find(int dev, size_t len, size_t align, CUdeviceptr *out)
 {
-    CUdeviceptr lo = CPU_VA_BASE + (CUdeviceptr)dev * CPU_VA_PER_DEVICE;
+    CUdeviceptr lo = cpu_state.va_base + (CUdeviceptr)dev * CPU_VA_PER_DEVICE;
     CUdeviceptr hi = lo + CPU_VA_PER_DEVICE;
     CUdeviceptr cand = cpu_align_up(cpu_state.next_va[dev], align);
     size_t i;

@@ -42,33 +42,24 @@ static size_t paged_cap, paged_used;
 static void *cuda_lib;
 
 /*
- * Open the driver at @path (NULL: the host's, "libcuda.so.1", unless
- * VGC_HOST_LIBCUDA names another).  @shim says what is wanted: NVIDIA's
- * driver (false), or this project's shim (true: the remote executor).
- * With LD_LIBRARY_PATH pointing at the shim, dlopen("libcuda.so.1") finds
- * the shim, which would send a GPU host's calls back into vgcd.
+ * Open the host's driver: "libcuda.so.1", unless VGC_HOST_LIBCUDA names
+ * another.  With LD_LIBRARY_PATH pointing at the shim, dlopen("libcuda.so.1")
+ * finds the shim, which would send a GPU host's calls back into vgcd.
  */
-static void *cuda_open(const char *path, bool shim, char **err)
+static void *cuda_open(char **err)
 {
-    const char *name = path ? path : getenv("VGC_HOST_LIBCUDA");
+    const char *name = getenv("VGC_HOST_LIBCUDA");
     void *h = dlopen(name ? name : "libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
-    const char *why = NULL;
 
     if (!h) {
-        if (asprintf(err, "cannot open %s: %s", shim ? "the libcuda shim" :
-                     "the host CUDA driver", dlerror()) < 0) {
+        if (asprintf(err, "cannot open the host CUDA driver: %s", dlerror()) < 0) {
             *err = NULL;
         }
         return NULL;
     }
-    if (!shim && dlsym(h, "vgc_shim_version")) {
-        why = "libcuda.so.1 found first is the virtio-gpu-compute shim, not NVIDIA's "
-              "driver (set VGC_HOST_LIBCUDA)";
-    } else if (shim && !dlsym(h, "vgc_shim_version")) {
-        why = "the library given as the libcuda shim is not the virtio-gpu-compute shim";
-    }
-    if (why) {
-        *err = strdup(why);
+    if (dlsym(h, "vgc_shim_version")) {
+        *err = strdup("libcuda.so.1 found first is the virtio-gpu-compute shim, not "
+                      "NVIDIA's driver (set VGC_HOST_LIBCUDA)");
         dlclose(h);
         return NULL;
     }
@@ -369,36 +360,20 @@ static void cuda_destroy(void)
     }
 }
 
-struct vgc_executor *vgc_cuda_executor_create(const struct vgc_executor_config *cfg,
-                                              char **err)
+/* The executor on @driver's functions: the wrapped ones in front. */
+static bool cuda_executor_init(const struct vgc_executor_config *cfg,
+                               const struct vgc_exec_ops *driver, char **err)
 {
-    return vgc_cuda_executor_open(cfg, NULL, false, err);
-}
-
-struct vgc_executor *vgc_cuda_executor_open(const struct vgc_executor_config *cfg,
-                                            const char *path, bool shim, char **err)
-{
-    void (**slot)(void) = (void (**)(void))&real;
-
-    cuda_lib = cuda_open(path, shim, err);
-    if (!cuda_lib) {
-        return NULL;
-    }
-    for (int i = 0; i < VGC_EXEC_OPS_COUNT; i++) {
-        slot[i] = (void (*)(void))dlsym(cuda_lib, vgc_exec_ops_names[i]);
-    }
+    real = *driver;
     if (!real.cuInit || !real.cuMemAlloc_v2 || !real.cuMemFree_v2 ||
         !real.cuMemGetAddressRange_v2 || !real.cuMemGetInfo_v2 ||
         !real.cuMemcpy || !real.cuMemcpyAsync) {
-        if (asprintf(err, "the host CUDA driver lacks basic entry points") < 0) {
+        if (asprintf(err, "the CUDA driver lacks basic entry points") < 0) {
             *err = NULL;
         }
-        cuda_destroy();
-        return NULL;
+        return false;
     }
     cuda_pool = cfg->pool;
-    /* Through the shim (remote), paging is the remote vgcd's business. */
-    cuda_oversubscribed = cfg->oversubscribe > 0 && !shim;
     cuda_exec.ops = real;
     cuda_exec.ops.cuMemAlloc_v2 = cuda_mem_alloc;
     cuda_exec.ops.cuMemAllocManaged = cuda_mem_alloc_managed;
@@ -414,5 +389,35 @@ struct vgc_executor *vgc_cuda_executor_open(const struct vgc_executor_config *cf
     cuda_exec.module_load = cuda_module_load;
     cuda_exec.library_load = cuda_library_load;
     cuda_exec.destroy = cuda_destroy;
+    return true;
+}
+
+struct vgc_executor *vgc_cuda_executor_create(const struct vgc_executor_config *cfg,
+                                              char **err)
+{
+    void (**slot)(void);
+    struct vgc_exec_ops driver;
+
+    cuda_lib = cuda_open(err);
+    if (!cuda_lib) {
+        return NULL;
+    }
+    slot = (void (**)(void))&driver;
+    for (int i = 0; i < VGC_EXEC_OPS_COUNT; i++) {
+        slot[i] = (void (*)(void))dlsym(cuda_lib, vgc_exec_ops_names[i]);
+    }
+    if (!cuda_executor_init(cfg, &driver, err)) {
+        cuda_destroy();
+        return NULL;
+    }
+    cuda_oversubscribed = cfg->oversubscribe > 0;
     return &cuda_exec;
+}
+
+struct vgc_executor *vgc_cuda_executor_over(const struct vgc_executor_config *cfg,
+                                            const struct vgc_exec_ops *driver, char **err)
+{
+    /* Through the shim (remote), paging is the remote vgcd's business. */
+    cuda_oversubscribed = false;
+    return cuda_executor_init(cfg, driver, err) ? &cuda_exec : NULL;
 }

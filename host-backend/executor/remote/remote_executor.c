@@ -21,16 +21,18 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "executor.h"
-#include "vgc_private.h"
+#include "remote.h"
 
 static const struct vgc_private_table *remote_shim;
+static struct vgc_exec_ops remote_ops;  /* the shim's functions */
+static void *remote_lib;
 static char remote_text[64 << 10];      /* printed text not yet fetched */
 static size_t remote_text_len;
 
@@ -84,6 +86,14 @@ static size_t remote_output_drain(char *buf, size_t cap)
     return n;
 }
 
+static void remote_destroy(void)
+{
+    if (remote_lib) {
+        dlclose(remote_lib);
+        remote_lib = NULL;
+    }
+}
+
 static struct vgc_executor *remote_fail(char **err, const char *fmt, const char *address,
                                         int code)
 {
@@ -93,48 +103,76 @@ static struct vgc_executor *remote_fail(char **err, const char *fmt, const char 
     return NULL;
 }
 
-struct vgc_executor *vgc_remote_executor_create(const struct vgc_executor_config *cfg,
-                                                const char *address, char **err)
+bool remote_connect(void *lib, struct vgc_exec_ops *ops,
+                    const struct vgc_private_table **priv, const char *address, char **err)
 {
     static const CUuuid private_id = { .bytes = VGC_PRIVATE_TABLE_UUID };
+    void (**slot)(void) = (void (**)(void))ops;
     const void *table = NULL;
-    struct vgc_executor *exec;
-    char shim[PATH_MAX];
     CUresult res;
 
     if (strncmp(address, "unix:", 5) && strncmp(address, "tcp:", 4)) {
-        return remote_fail(err, "remote:%s: the address is unix:PATH or tcp:HOST:PORT "
-                           "of another vgcd", address, 0);
+        remote_fail(err, "remote:%s: the address is unix:PATH or tcp:HOST:PORT "
+                    "of another vgcd", address, 0);
+        return false;
     }
-    if (!remote_find_shim(shim, sizeof(shim))) {
-        return remote_fail(err, "remote:%s: cannot find the libcuda shim "
-                           "(set VGC_REMOTE_LIBCUDA)", address, 0);
+    for (int i = 0; i < VGC_EXEC_OPS_COUNT; i++) {
+        slot[i] = (void (*)(void))dlsym(lib, vgc_exec_ops_names[i]);
+    }
+    if (!dlsym(lib, "vgc_shim_version") || !ops->cuInit || !ops->cuGetExportTable) {
+        remote_fail(err, "remote:%s: the library given as the libcuda shim is not the "
+                    "virtio-gpu-compute shim", address, 0);
+        return false;
     }
     /* The shim reads its server when it connects, at cuInit: this process
      * serves one client, so the environment is ours to set. */
     if (setenv("VGC_SERVER", address, 1) < 0) {
-        return remote_fail(err, "remote:%s: setenv failed", address, 0);
+        remote_fail(err, "remote:%s: setenv failed", address, 0);
+        return false;
     }
-    exec = vgc_cuda_executor_open(cfg, shim, true, err);
-    if (!exec) {
+    res = ops->cuInit(0);
+    if (res != CUDA_SUCCESS) {
+        remote_fail(err, "remote:%s: no vgcd answers there (CUresult %d; "
+                    "VGC_LOG=1 in vgcd's environment says more)", address, res);
+        return false;
+    }
+    if (ops->cuGetExportTable(&table, &private_id) != CUDA_SUCCESS || !table ||
+        ((const struct vgc_private_table *)table)->size <
+            offsetof(struct vgc_private_table, take_output) + sizeof(void *)) {
+        remote_fail(err, "remote:%s: the libcuda shim is older than this vgcd", address, 0);
+        return false;
+    }
+    *priv = table;
+    return true;
+}
+
+struct vgc_executor *vgc_remote_executor_create(const struct vgc_executor_config *cfg,
+                                                const char *address, char **err)
+{
+    struct vgc_executor *exec;
+    char shim[PATH_MAX];
+
+    if (!remote_find_shim(shim, sizeof(shim))) {
+        return remote_fail(err, "remote:%s: cannot find the libcuda shim "
+                           "(set VGC_REMOTE_LIBCUDA)", address, 0);
+    }
+    if (strchr(address, '+')) {
+        return vgc_aggregate_executor_create(cfg, address, shim, err);
+    }
+    remote_lib = dlopen(shim, RTLD_NOW | RTLD_LOCAL);
+    if (!remote_lib) {
+        if (asprintf(err, "remote:%s: cannot open the libcuda shim %s: %s", address, shim,
+                     dlerror()) < 0) {
+            *err = NULL;
+        }
         return NULL;
     }
     /* Connect now: our client's handshake reply carries the window. */
-    res = exec->ops.cuInit(0);
-    if (res != CUDA_SUCCESS) {
-        exec->destroy();
-        return remote_fail(err, "remote:%s: no vgcd answers there (CUresult %d; "
-                           "VGC_LOG=1 in vgcd's environment says more)", address, res);
+    if (!remote_connect(remote_lib, &remote_ops, &remote_shim, address, err) ||
+        !(exec = vgc_cuda_executor_over(cfg, &remote_ops, err))) {
+        remote_destroy();
+        return NULL;
     }
-    if (!exec->ops.cuGetExportTable ||
-        exec->ops.cuGetExportTable(&table, &private_id) != CUDA_SUCCESS || !table ||
-        ((const struct vgc_private_table *)table)->size <
-            offsetof(struct vgc_private_table, take_output) + sizeof(void *)) {
-        exec->destroy();
-        return remote_fail(err, "remote:%s: the libcuda shim is older than this vgcd",
-                           address, 0);
-    }
-    remote_shim = table;
     if (remote_shim->address_window(&exec->va_base, &exec->va_size) != CUDA_SUCCESS) {
         exec->va_base = exec->va_size = 0;
     }
@@ -142,5 +180,6 @@ struct vgc_executor *vgc_remote_executor_create(const struct vgc_executor_config
     exec->name = "remote";
     exec->output_pending = remote_output_pending;
     exec->output_drain = remote_output_drain;
+    exec->destroy = remote_destroy;
     return exec;
 }
