@@ -557,6 +557,151 @@ def section_remote(build):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+# A client of an aggregating vgcd (devices 0 and 1 behind upstream A, 2
+# behind B) that holds memory on devices 0 and 2, says "holding", waits for a
+# line (B is killed meanwhile), then prints the CUresult of an allocation on
+# each device and whether what it holds on device 0 still reads back.
+AGGREGATE_HOLDER = r"""
+import ctypes, sys
+cu = ctypes.CDLL('libcuda.so.1')
+n = ctypes.c_int()
+assert cu.cuInit(0) == 0 and cu.cuDeviceGetCount(ctypes.byref(n)) == 0
+print('devices', n.value, flush=True)
+ctx = [ctypes.c_void_p() for _ in range(n.value)]
+held = ctypes.c_uint64()
+data = (ctypes.c_ubyte * 4096)(*[i % 251 for i in range(4096)])
+for d in (0, n.value - 1):
+    assert cu.cuDevicePrimaryCtxRetain(ctypes.byref(ctx[d]), d) == 0
+    assert cu.cuCtxSetCurrent(ctx[d]) == 0
+    p = ctypes.c_uint64()
+    assert cu.cuMemAlloc_v2(ctypes.byref(p), ctypes.c_size_t(4096)) == 0
+    if d == 0:
+        held = p
+        assert cu.cuMemcpyHtoD_v2(held, data, ctypes.c_size_t(4096)) == 0
+print('holding', flush=True)
+sys.stdin.readline()
+p = ctypes.c_uint64()
+cu.cuCtxSetCurrent(ctx[n.value - 1])
+lost = cu.cuMemAlloc_v2(ctypes.byref(p), ctypes.c_size_t(4096))
+cu.cuCtxSetCurrent(ctx[0])
+kept = cu.cuMemAlloc_v2(ctypes.byref(p), ctypes.c_size_t(4096))
+back = (ctypes.c_ubyte * 4096)()
+read = cu.cuMemcpyDtoH_v2(back, held, ctypes.c_size_t(4096))
+print('after', lost, kept, read, bytes(back) == bytes(data), flush=True)
+"""
+
+
+def section_aggregate(build, suffix='', env=None):
+    """vgcd --executor remote:A+B: one client sees the devices of two vgcds
+    (two cpu devices behind A on TCP, one behind B on a unix socket, whose
+    device addresses start at --address-base) as devices 0..2, and uses
+    them together: every integration, kernel and runtime program, the
+    multi-device program whose pairs cross the upstreams, CuPy copies
+    between all devices, and one upstream lost under a client."""
+    vgcd = os.path.join(build, 'host-backend', 'vgcd')
+    tmp = tempfile.mkdtemp(prefix='vgc-agg-')
+    a_addr = 'tcp:127.0.0.1:%d' % free_port()
+    b_addr = 'unix:' + os.path.join(tmp, 'b.sock')
+    c_addr = 'unix:' + os.path.join(tmp, 'c.sock')
+    server = 'unix:' + os.path.join(tmp, 'agg.sock')
+    daemons = []
+    tag = 'aggregate%s' % suffix
+    try:
+        # Refusals at start: an --address-base that does not read or does
+        # not fit, and two upstreams whose address windows overlap.
+        for base, want in (('xyz', 'cannot read address'),
+                           ('7f0000000000', 'must lie in'),
+                           ('7e0000001000', '64 KiB boundary')):
+            p = subprocess.run([vgcd, '--executor', 'cpu', '--address-base', base,
+                                '--listen', c_addr], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, timeout=30, env=env)
+            report('ok' if p.returncode == 2 and want in p.stdout else 'FAIL',
+                   '%s: --address-base %s is refused at start' % (tag, base), p.stdout[-300:])
+        daemons.append(Daemon(build, [a_addr], env=env))
+        daemons.append(Daemon(build, [b_addr], env=env,
+                              extra=['--devices', '1', '--address-base', '7e8000000000']))
+        daemons.append(Daemon(build, [c_addr], env=env))
+        p = subprocess.run([vgcd, '--executor', 'remote:%s+%s' % (a_addr, c_addr),
+                            '--listen', server], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=30, env=env)
+        report('ok' if p.returncode == 1 and 'overlapping windows' in p.stdout else 'FAIL',
+               '%s: upstreams whose address windows overlap are refused at start' % tag,
+               p.stdout[-400:])
+        daemons.pop().stop()
+        agg = Daemon(build, [server], env=env,
+                     extra=['--executor', 'remote:%s+%s' % (a_addr, b_addr), '--devices', '3'])
+        daemons.append(agg)
+    except RuntimeError as e:
+        report('FAIL', '%s: the daemons start' % tag, str(e))
+        for d in daemons:
+            d.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    try:
+        cenv = shim_env(build, server, {k: v for k, v in (env or {}).items()
+                                        if k.endswith('SAN_OPTIONS')})
+        smi_env = dict(cenv, LD_LIBRARY_PATH=cenv['LD_LIBRARY_PATH'] + ':' +
+                       os.path.join(build, 'guest-driver', 'libnvml'))
+        p = subprocess.run([os.path.join(build, 'guest-driver', 'tools', 'vgc-smi'), '-L'],
+                           env=smi_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, timeout=60)
+        gpus = [l for l in p.stdout.splitlines() if l.startswith('GPU ')]
+        report('ok' if len(gpus) == 3 and len(set(l.split('UUID: ')[-1] for l in gpus)) == 3
+               else 'FAIL', '%s: vgc-smi lists the 3 devices of both upstreams, each with '
+               'its own UUID' % tag, p.stdout[-600:])
+        progs = integration_programs(build)
+        kd = os.path.join(build, 'tests', 'kernels')
+        progs += [os.path.join(kd, k) for k in ('test_kernels', 'test_calls')
+                  if os.access(os.path.join(kd, k), os.X_OK)]
+        if not suffix:
+            progs += [os.path.join(build, 'tests', 'runtime', r) for r in REMOTE_RUNTIME
+                      if os.access(os.path.join(build, 'tests', 'runtime', r), os.X_OK)]
+        for prog in progs:
+            run_check('%s: %s' % (tag, os.path.basename(prog)), [prog], env=cenv, timeout=300)
+        if not suffix:
+            py, why = runtime_venv(build)
+            script = os.path.join(ROOT, 'tests', 'runtime', 'rt_python.py')
+            if py:
+                run_check('%s: python cupy, copies between every pair of devices' % tag,
+                          [py, script, 'cupy'], env=shim_env(build, server, {
+                              'CUDA_PATH': '/usr/local/cuda', 'CUDA_HOME': '/usr/local/cuda'}),
+                          timeout=600)
+            else:
+                report('skip' if 'not reachable' in why else 'FAIL',
+                       '%s: python cupy' % tag, why)
+        aggregate_upstream_lost(tag, build, server, cenv, daemons[1], agg)
+    finally:
+        for d in daemons:
+            d.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def aggregate_upstream_lost(tag, build, server, env, upstream, agg):
+    """Upstream B dies under a client: calls for its device fail with
+    CUDA_ERROR_DEVICE_UNAVAILABLE, the devices of A go on working for the
+    same client, and the aggregating vgcd outlives it."""
+    holder = subprocess.Popen([sys.executable, '-c', AGGREGATE_HOLDER], env=env,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        first = holder.stdout.readline() + holder.stdout.readline()
+        kill_with_children(upstream.proc)
+        holder.stdin.write('go\n')
+        holder.stdin.flush()
+        out, _ = holder.communicate(timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        holder.kill()
+        report('FAIL', '%s: a client whose upstream died' % tag, str(e))
+        return
+    ok = ('devices 3' in first and 'holding' in first and 'after 46 0 0 True' in out and
+          holder.returncode == 0)
+    report('ok' if ok else 'FAIL', '%s: with one upstream gone, its device says '
+           'CUDA_ERROR_DEVICE_UNAVAILABLE and the other upstream\'s devices keep working '
+           'for the same client' % tag, '' if ok else first + out)
+    report('ok' if agg.alive() else 'FAIL', '%s: vgcd outlives an upstream' % tag,
+           '' if agg.alive() else tail(agg.log_text()))
+
+
 def kill_with_children(proc):
     """SIGKILL a daemon and its workers at once, as a host that is gone."""
     kids = []
@@ -1444,7 +1589,7 @@ def main():
     for name, section in (('unit', section_unit), ('daemon', section_daemon_cli),
                           ('shim', section_shim), ('integration', section_integration),
                           ('kernels', section_kernels), ('runtime', section_runtime),
-                          ('remote', section_remote),
+                          ('remote', section_remote), ('aggregate', section_aggregate),
                           ('robustness', section_robustness), ('pool', section_pool),
                           ('oversubscribe', section_oversubscribe),
                           ('vhost', section_vhost),
@@ -1459,6 +1604,7 @@ def main():
             section_unit(args.asan_build, ' (asan)', env)
             section_integration_asan(args.asan_build, env, env)
             section_pool(args.asan_build, ' (asan)', env)
+            section_aggregate(args.asan_build, ' (asan)', env)
         else:
             report('FAIL', 'asan: no --asan-build given')
     if want('fuzz'):

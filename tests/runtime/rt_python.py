@@ -50,6 +50,22 @@ def test_cupy():
               'cupy.asarray(%s %s).get() is bit-exact' % (dtype, shape))
     free, total = cupy.cuda.runtime.memGetInfo()
     check(0 < free <= total, 'cupy.cuda.runtime.memGetInfo')
+    if n >= 2:
+        # Every pair of devices, as a multi-GPU job moves its tensors
+        # (cudaMemcpyPeerAsync underneath).
+        src = np.arange(100000, dtype=np.float32)
+        arrays, wrong = [], []
+        for d in range(n):
+            with cupy.cuda.Device(d):
+                arrays.append(cupy.asarray(src * (d + 1)))
+        for i in range(n):
+            for j in range(n):
+                with cupy.cuda.Device(j):
+                    y = cupy.asarray(arrays[i])
+                    if y.device.id != j or not np.array_equal(y.get(), src * (i + 1)):
+                        wrong.append((i, j))
+        check(not wrong, 'cupy: arrays copied between each pair of the %d devices arrive '
+              'whole (wrong: %s)' % (n, wrong))
 
     # A CUDA graph captured with CuPy's stream API and replayed: each
     # launch copies what x holds at that moment.

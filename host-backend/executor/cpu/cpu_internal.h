@@ -403,6 +403,9 @@ CUresult cpu_memset_d2d32_async(CUdeviceptr dst, size_t pitch, unsigned int v,
                                 size_t w, size_t h, CUstream stream);
 
 /* cpu_stream.c */
+/* A live stream (a default one: the current context's), whatever the
+ * current context. */
+CUresult cpu_stream_lookup(CUstream h, struct CUstream_st **out);
 CUresult cpu_stream_resolve(CUstream h, struct CUctx_st **ctx,
                             struct CUstream_st **stream);
 void cpu_stream_init_default(struct CUctx_st *ctx);

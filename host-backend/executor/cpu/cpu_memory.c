@@ -579,13 +579,16 @@ CUresult cpu_pointer_set_attribute(const void *value, CUpointer_attribute attr,
 
 /*
  * The context and stream checks every copy and memset makes.  @h is the
- * stream argument, or VGC_STREAM_LEGACY for the synchronous calls.
+ * stream argument, or VGC_STREAM_LEGACY for the synchronous calls.  A copy
+ * may be issued to a stream of another device than the current one (the
+ * CUDA Programming Guide, "Stream and Event Behavior"; a kernel may not):
+ * an explicit stream need only be live, a default one needs a context.
  */
 static CUresult cpu_mem_enter(CUstream h)
 {
-    struct CUctx_st *ctx;
+    struct CUstream_st *s;
 
-    return cpu_stream_resolve(h, &ctx, NULL);
+    return cpu_stream_lookup(h, &s);
 }
 
 static CUresult cpu_copy_htod(CUdeviceptr dst, const void *src, size_t n,

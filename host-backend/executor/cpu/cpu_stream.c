@@ -53,7 +53,7 @@ void cpu_stream_init_default(struct CUctx_st *ctx)
  * A stream for queries, which need no current context unless @h names a
  * default stream.
  */
-static CUresult cpu_stream_lookup(CUstream h, struct CUstream_st **out)
+CUresult cpu_stream_lookup(CUstream h, struct CUstream_st **out)
 {
     struct CUctx_st *ctx;
 
