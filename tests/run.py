@@ -1433,22 +1433,38 @@ def section_e2e(build):
 
 def e2e_remote(build, base):
     """A VM on a host without a GPU: its vgcd runs --executor remote:tcp:...
-    against another vgcd (here a cpu one on loopback)."""
+    against another vgcd (here a cpu one on loopback), and then against two
+    as one driver (remote:A+B: devices 0 and 1 behind A, 2 behind B)."""
     upstream_addr = 'tcp:127.0.0.1:%d' % free_port()
+    second_addr = 'tcp:127.0.0.1:%d' % free_port()
+    daemons = []
     try:
-        upstream = Daemon(build, [upstream_addr])
+        daemons.append(Daemon(build, [upstream_addr]))
+        daemons.append(Daemon(build, [second_addr],
+                              extra=['--devices', '1', '--address-base', '7e8000000000']))
     except RuntimeError as e:
-        report('FAIL', 'e2e: the upstream vgcd for a remote-executor VM starts', str(e))
+        report('FAIL', 'e2e: the upstream vgcds for a remote-executor VM start', str(e))
+        for d in daemons:
+            d.stop()
         return
+    script = os.path.join(ROOT, 'tests', 'e2e', 'remote-guest.sh')
     try:
         e2e_guest_run('a VM whose vgcd uses another vgcd\'s devices', base + [
             '--vgcd-arg=--executor', '--vgcd-arg=remote:' + upstream_addr,
-            '--timeout', '300', '--', 'sh',
-            os.path.join(ROOT, 'tests', 'e2e', 'remote-guest.sh'), build], {'vm0'},
+            '--timeout', '300', '--', 'sh', script, build], {'vm0'},
             ['remote_test_device', 'remote_test_memcpy', 'remote_test_managed',
              'remote_test_kernels', 'remote_rt_api_static'])
+        e2e_guest_run('a VM whose vgcd aggregates two vgcds\' devices', base + [
+            '--vgcd-arg=--executor',
+            '--vgcd-arg=remote:%s+%s' % (upstream_addr, second_addr),
+            '--timeout', '300', '--', 'sh', script, build, 'aggregate',
+            'integration/test_device', 'integration/test_multidevice',
+            'runtime/rt_api_static'], {'vm0'},
+            ['aggregate_test_device', 'aggregate_test_multidevice',
+             'aggregate_rt_api_static'])
     finally:
-        upstream.stop()
+        for d in daemons:
+            d.stop()
 
 
 def section_libvirt(build):

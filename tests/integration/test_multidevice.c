@@ -17,7 +17,9 @@
 
 #define MAX_DEV 16
 #define WORDS   4096u                   /* per device buffer, in u32 */
-#define BIG     ((9u << 20) + 4)        /* bytes: past an 8 MiB bounce buffer */
+#define BIG     ((10u << 20) + 4)       /* bytes: past an 8 MiB bounce buffer */
+#define W2D     4000u                   /* a 2D region of W2D x H2D bytes, */
+#define H2D     2400u                   /* also past that buffer */
 
 static int ndev;
 static CUdevice dev[MAX_DEV];
@@ -219,11 +221,11 @@ static void big_and_2d(void)
     }
     use(0);
     REQUIRE_CU(cuMemAlloc(&a, BIG));
-    REQUIRE_CU(cuMemAllocPitch(&pa, &pitch_a, 1000, 64, 4));
+    REQUIRE_CU(cuMemAllocPitch(&pa, &pitch_a, W2D, H2D, 4));
     QUIET_CU(cuMemcpyHtoD(a, in, BIG));
     use(last);
     REQUIRE_CU(cuMemAlloc(&b, BIG));
-    REQUIRE_CU(cuMemAllocPitch(&pb, &pitch_b, 1000, 64, 4));
+    REQUIRE_CU(cuMemAllocPitch(&pb, &pitch_b, W2D, H2D, 4));
     CHECK_CU(cuMemcpyPeer(b, ctx[last], a, ctx[0], BIG));
     QUIET_CU(cuMemcpyDtoH(out, b, BIG));
     for (size_t i = 0; i < BIG; i++) {
@@ -231,17 +233,17 @@ static void big_and_2d(void)
     }
     CHECK(bad == 0, "%u bytes from device 0 to %d arrive whole (%zu wrong)", BIG, last, bad);
 
-    /* 2D: a 1000 x 64 region of a pitched buffer to another device's. */
+    /* 2D: a W2D x H2D region of a pitched buffer to another device's. */
     use(0);
     memset(&c, 0, sizeof(c));
     c.srcMemoryType = CU_MEMORYTYPE_HOST;
     c.srcHost = in;
-    c.srcPitch = 1000;
+    c.srcPitch = W2D;
     c.dstMemoryType = CU_MEMORYTYPE_DEVICE;
     c.dstDevice = pa;
     c.dstPitch = pitch_a;
-    c.WidthInBytes = 1000;
-    c.Height = 64;
+    c.WidthInBytes = W2D;
+    c.Height = H2D;
     QUIET_CU(cuMemcpy2D(&c));
     memset(&c, 0, sizeof(c));
     c.srcMemoryType = CU_MEMORYTYPE_DEVICE;
@@ -250,8 +252,8 @@ static void big_and_2d(void)
     c.dstMemoryType = CU_MEMORYTYPE_DEVICE;
     c.dstDevice = pb;
     c.dstPitch = pitch_b;
-    c.WidthInBytes = 1000;
-    c.Height = 64;
+    c.WidthInBytes = W2D;
+    c.Height = H2D;
     CHECK_CU(cuMemcpy2D(&c));
     use(last);
     memset(&c, 0, sizeof(c));
@@ -260,12 +262,13 @@ static void big_and_2d(void)
     c.srcPitch = pitch_b;
     c.dstMemoryType = CU_MEMORYTYPE_HOST;
     c.dstHost = out;
-    c.dstPitch = 1000;
-    c.WidthInBytes = 1000;
-    c.Height = 64;
-    memset(out, 0, 64000);
+    c.dstPitch = W2D;
+    c.WidthInBytes = W2D;
+    c.Height = H2D;
+    memset(out, 0, W2D * H2D);
     QUIET_CU(cuMemcpy2D(&c));
-    CHECK_BYTES(out, in, 64000, "a 2D copy from device 0 to %d", last);
+    CHECK_BYTES(out, in, W2D * H2D, "a 2D copy of %u x %u bytes from device 0 to %d", W2D,
+                H2D, last);
 
     use(0);
     QUIET_CU(cuMemFree(a));

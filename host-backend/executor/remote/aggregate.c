@@ -779,56 +779,78 @@ static int agg_copy2d_side(CUmemorytype type, CUdeviceptr dev)
 
 typedef CUresult (*agg_copy2d_fn)(const CUDA_MEMCPY2D *copy);
 
+/* Upstream @up's 2D copy function at @fn_offset in its table. */
+static agg_copy2d_fn agg_copy2d_of(int up, size_t fn_offset)
+{
+    agg_copy2d_fn fn;
+
+    memcpy(&fn, (const char *)&agg.up[up].ops + fn_offset, sizeof(fn));
+    return fn;
+}
+
 /*
- * A 2D copy between devices of two upstreams: the source rows into a
- * packed host buffer on one, from it on the other.
+ * A 2D copy between devices of two upstreams, through agg.bounce: as many
+ * rows at a time as fit, packed, read on one upstream and written on the
+ * other; rows wider than the buffer one at a time as plain copies.  The
+ * guest chooses the sizes, so nothing here grows with them.
  */
 static CUresult agg_copy2d_across(const CUDA_MEMCPY2D *c, int dup, int sup, size_t fn_offset)
 {
-    CUDA_MEMCPY2D out = *c, in = *c;
-    size_t bytes = c->WidthInBytes * c->Height;
-    agg_copy2d_fn fn;
-    void *buf;
-    CUresult res;
+    size_t width = c->WidthInBytes, rows;
+    CUresult res = CUDA_SUCCESS;
 
-    if (c->Height && bytes / c->Height != c->WidthInBytes) {
-        return CUDA_ERROR_INVALID_VALUE;
+    if (!width || !c->Height) {
+        return CUDA_SUCCESS;
     }
-    buf = malloc(bytes ? bytes : 1);
-    if (!buf) {
+    if (!agg.bounce && !(agg.bounce = malloc(AGG_BOUNCE_BYTES))) {
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
-    out.dstMemoryType = CU_MEMORYTYPE_HOST;
-    out.dstHost = buf;
-    out.dstPitch = c->WidthInBytes;
-    out.dstXInBytes = out.dstY = 0;
-    in.srcMemoryType = CU_MEMORYTYPE_HOST;
-    in.srcHost = buf;
-    in.srcPitch = c->WidthInBytes;
-    in.srcXInBytes = in.srcY = 0;
+    if (width > AGG_BOUNCE_BYTES) {
+        for (size_t y = 0; y < c->Height && res == CUDA_SUCCESS; y++) {
+            res = agg_copy_across(dup, c->dstDevice + (c->dstY + y) * c->dstPitch +
+                                  c->dstXInBytes, 0,
+                                  sup, c->srcDevice + (c->srcY + y) * c->srcPitch +
+                                  c->srcXInBytes, 0, width);
+        }
+        return res;
+    }
+    rows = AGG_BOUNCE_BYTES / width;
+    for (size_t y = 0; y < c->Height && res == CUDA_SUCCESS; y += rows) {
+        CUDA_MEMCPY2D out = *c, in = *c;
+        size_t n = c->Height - y < rows ? c->Height - y : rows;
 
-    res = agg_enter(sup, c->srcDevice, 0);
-    if (res == CUDA_SUCCESS) {
-        memcpy(&fn, (const char *)&agg.up[sup].ops + fn_offset, sizeof(fn));
-        res = fn(&out);
-        agg_leave(sup);
+        out.srcY = c->srcY + y;
+        out.Height = n;
+        out.dstMemoryType = CU_MEMORYTYPE_HOST;
+        out.dstHost = agg.bounce;
+        out.dstPitch = width;
+        out.dstXInBytes = out.dstY = 0;
+        in.dstY = c->dstY + y;
+        in.Height = n;
+        in.srcMemoryType = CU_MEMORYTYPE_HOST;
+        in.srcHost = agg.bounce;
+        in.srcPitch = width;
+        in.srcXInBytes = in.srcY = 0;
+
+        res = agg_enter(sup, c->srcDevice, 0);
+        if (res == CUDA_SUCCESS) {
+            res = agg_copy2d_of(sup, fn_offset)(&out);
+            agg_leave(sup);
+        }
+        if (res == CUDA_SUCCESS) {
+            res = agg_enter(dup, c->dstDevice, 0);
+        }
+        if (res == CUDA_SUCCESS) {
+            res = agg_copy2d_of(dup, fn_offset)(&in);
+            agg_leave(dup);
+        }
     }
-    if (res == CUDA_SUCCESS) {
-        res = agg_enter(dup, c->dstDevice, 0);
-    }
-    if (res == CUDA_SUCCESS) {
-        memcpy(&fn, (const char *)&agg.up[dup].ops + fn_offset, sizeof(fn));
-        res = fn(&in);
-        agg_leave(dup);
-    }
-    free(buf);
     return res;
 }
 
 static CUresult agg_copy2d(const CUDA_MEMCPY2D *c, size_t fn_offset)
 {
     int dup, sup, up;
-    agg_copy2d_fn fn;
 
     if (!c) {
         return CUDA_ERROR_INVALID_VALUE;
@@ -839,8 +861,7 @@ static CUresult agg_copy2d(const CUDA_MEMCPY2D *c, size_t fn_offset)
         return agg_copy2d_across(c, dup, sup, fn_offset);
     }
     up = dup >= 0 ? dup : sup >= 0 ? sup : agg.current >= 0 ? agg.current : 0;
-    memcpy(&fn, (const char *)&agg.up[up].ops + fn_offset, sizeof(fn));
-    return fn(c);
+    return agg_copy2d_of(up, fn_offset)(c);
 }
 
 CUresult vgc_agg_cuMemcpy2D_v2(const CUDA_MEMCPY2D *c)
