@@ -680,6 +680,12 @@ def aggregate_upstream_lost(tag, build, server, env, upstream, agg):
     """Upstream B dies under a client: calls for its device fail with
     CUDA_ERROR_DEVICE_UNAVAILABLE, the devices of A go on working for the
     same client, and the aggregating vgcd outlives it."""
+    if any(k.endswith('SAN_OPTIONS') for k in env):
+        # The shim of a sanitizer build loads into python only after the
+        # sanitizer runtimes.
+        env = dict(env, LD_PRELOAD=' '.join(subprocess.run(
+            ['gcc', '-print-file-name=%s' % lib], stdout=subprocess.PIPE, text=True).stdout.strip()
+            for lib in ('libasan.so', 'libubsan.so')))
     holder = subprocess.Popen([sys.executable, '-c', AGGREGATE_HOLDER], env=env,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)

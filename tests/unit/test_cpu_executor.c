@@ -602,17 +602,23 @@ static void test_copies(void)
     CHECK_RC(OPS->cuMemcpyAsync(d2 + 1, d + 2, 100, s), CUDA_SUCCESS);
     CHECK_RC(OPS->cuMemcpyHtoDAsync_v2(d, src, 16, s), CUDA_SUCCESS);
 
-    /* A stream of another context is refused. */
+    /* A copy may go to a stream of another context than the current one
+     * (the CUDA programming guide, "Stream and Event Behavior"). */
     {
         CUstream other;
         CUdeviceptr p1;
+        unsigned char sixteen[16];
 
         CHECK_RC(OPS->cuCtxSetCurrent(primary1), CUDA_SUCCESS);
         CHECK_RC(OPS->cuStreamCreate(&other, 0), CUDA_SUCCESS);
         CHECK_RC(OPS->cuMemAlloc_v2(&p1, 4096), CUDA_SUCCESS);
         CHECK_RC(OPS->cuCtxSetCurrent(primary0), CUDA_SUCCESS);
-        CHECK_RC(OPS->cuMemcpyHtoDAsync_v2(d, src, 16, other),
-                 CUDA_ERROR_INVALID_HANDLE);
+        CHECK_RC(OPS->cuStreamSynchronize(s), CUDA_SUCCESS);
+        CHECK_RC(OPS->cuMemsetD8_v2(d, 0, 16), CUDA_SUCCESS);
+        CHECK_RC(OPS->cuMemcpyHtoDAsync_v2(d, src, 16, other), CUDA_SUCCESS);
+        CHECK_RC(OPS->cuStreamSynchronize(other), CUDA_SUCCESS);
+        CHECK_RC(OPS->cuMemcpyDtoH_v2(sixteen, d, 16), CUDA_SUCCESS);
+        check(memcmp(sixteen, src, 16) == 0, "a copy on another context's stream lands");
         /* Peer copies across devices. */
         CHECK_RC(OPS->cuMemcpyPeer(p1, primary1, d, primary0, 4096), CUDA_SUCCESS);
         CHECK_RC(OPS->cuCtxSetCurrent(primary1), CUDA_SUCCESS);
