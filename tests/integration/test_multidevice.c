@@ -162,6 +162,20 @@ static void pairs(void)
             CHECK_CU(cuMemcpy(buf[j], buf[i], sizeof(host)));
             expect(j, 200u, 0, "unified cuMemcpy", i, j);
 
+            if (ndev > 2) {
+                /* With a third device's context current, as a program that
+                 * moves data between two others. */
+                int k = 0;
+
+                while (k == i || k == j) {
+                    k++;
+                }
+                fill(i, 250u);
+                use(k);
+                CHECK_CU(cuMemcpyPeer(buf[j], ctx[j], buf[i], ctx[i], sizeof(host)));
+                expect(j, 250u, 0, "cuMemcpyPeer under a third device's context", i, j);
+            }
+
             fill(i, 300u);
             use(j);
             CHECK_CU(cuMemcpyDtoD(buf[j], buf[i], sizeof(host)));

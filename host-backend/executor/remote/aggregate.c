@@ -451,9 +451,12 @@ CUresult vgc_agg_cuDeviceGetP2PAttribute(int *value, CUdevice_P2PAttribute attri
 /* ---- contexts ------------------------------------------------------------------
  *
  * Each instance of the shim keeps its own current context per thread; the
- * aggregate's current context is that of upstream agg.current.  Making a
- * context of another upstream current clears the previous one's, so that
- * what a call without arguments finds there is never stale.
+ * aggregate's current context is that of upstream agg.current.  The other
+ * upstreams keep theirs: a call routed there by its handles or addresses
+ * (a copy between two devices of upstream A while a device of B is
+ * current) runs under A's last current context, as the real driver runs
+ * it under a context of another device.  No current context is none on
+ * every upstream.
  */
 
 static CUresult agg_push_upstream(int up)
@@ -502,10 +505,10 @@ CUresult vgc_agg_cuCtxSetCurrent(CUcontext ctx)
     if (h && (up < 0 || up >= agg.n)) {
         return CUDA_ERROR_INVALID_CONTEXT;
     }
-    if (agg.current >= 0 && agg.current != up) {
-        agg.up[agg.current].ops.cuCtxSetCurrent(NULL);
-    }
     if (up < 0) {
+        for (int k = 0; k < agg.n; k++) {
+            agg.up[k].ops.cuCtxSetCurrent(NULL);
+        }
         agg.current = -1;
         return CUDA_SUCCESS;
     }
