@@ -127,6 +127,7 @@ struct pool_tenant {
 struct pool_shared {
     pthread_mutex_t lock;           /* process-shared, robust */
     _Atomic int32_t preempter;      /* woken with SIGUSR1 when slots are marked */
+    _Atomic int32_t share_tenants;  /* tenants with a share= (derived, locked) */
 };
 
 /* One slot's busy time on one device. */
@@ -284,11 +285,13 @@ static int pool_tenant_gpus(const struct vgc_pool *pool, const struct pool_tenan
  * Recompute what tenant entries derive from the slots - how many slots
  * each has, which of its virtual GPUs have holders (the others are
  * unbound), each slot's contexts in physical devices - for entry @only,
- * or for all of them when @only is -1, in one pass over the slots.
- * Locked.
+ * or for all of them when @only is -1, in one pass over the slots; and,
+ * over all entries, how many tenants have a share.  Locked.
  */
 static void pool_settle(struct vgc_pool *pool, int only)
 {
+    int shares = 0;
+
     for (int t = 0; t < pool->nslots; t++) {
         if (only < 0 || t == only) {
             pool->tenants[t].slots = 0;
@@ -311,6 +314,7 @@ static void pool_settle(struct vgc_pool *pool, int only)
         struct pool_tenant *te = &pool->tenants[t];
         int gpus = pool_tenant_gpus(pool, te);
 
+        shares += te->slots && te->who.share;
         if (only >= 0 && t != only) {
             continue;
         }
@@ -324,6 +328,7 @@ static void pool_settle(struct vgc_pool *pool, int only)
             atomic_store(&te->memory, 0);
         }
     }
+    atomic_store(&pool->shared->share_tenants, shares);
     for (int s = 0; s < pool->nslots; s++) {
         int t = atomic_load(&pool->slots[s].tenant);
         uint64_t vctx = atomic_load(&pool->slots[s].vctx), phys = 0;
@@ -925,6 +930,11 @@ uint64_t vgc_pool_share_wait(struct vgc_pool *pool, int dev, uint64_t now)
         return 0;
     }
     mine = pool_activity(pool, pool->bound_slot, dev);
+    /* Nobody has share=: not a look at the slots on every launch. */
+    if (!atomic_load(&pool->shared->share_tenants)) {
+        atomic_store(&mine->want, 0);
+        return 0;
+    }
     pool->share_call++;
     me_sum = pool_share_sum(pool, me, dev, now, &nseen);
     /* Who has work on the device now, and how much each tenant used. */

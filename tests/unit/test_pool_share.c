@@ -291,6 +291,24 @@ static void test_alone(void)
     vgc_pool_destroy(p);
 }
 
+/* Two tenants without share= contend on device 0 of @p from @now for 2 s;
+ * one of them used it for 500 ms before: neither is held back. */
+static void no_shares(struct vgc_pool *p, uint64_t now, const char *where)
+{
+    struct vgc_tenant x = share_tenant(4, 4, 0), y = share_tenant(5, 5, 0);
+    struct sim_worker w[2];
+
+    sim_start(&w[0], vgc_pool_slot_claim(p, &x), 0, 5 * MS);
+    sim_start(&w[1], vgc_pool_slot_claim(p, &y), 0, 5 * MS);
+    kernel(p, w[0].slot, 0, now, now + 500 * MS);
+    w[0].next = w[1].next = now + SEC;
+    sim_run(p, w, 2, now + 3 * SEC);
+    CHECK(w[0].waits == 0 && w[1].waits == 0 && w[0].busy == 2 * SEC - 5 * MS &&
+          w[1].busy == 2 * SEC - 5 * MS,
+          "no share= on either of two contenders, %s: neither is held back (%u, %u waits)",
+          where, w[0].waits, w[1].waits);
+}
+
 /* Nobody is held back behind a tenant that has no work on the device. */
 static void test_work_conserving(void)
 {
@@ -314,21 +332,13 @@ static void test_work_conserving(void)
     CHECK(ask(p, sc, 0, now + 3 * MS) == 0,
           "once B's kernel ended and B asks for nothing, C goes at once");
 
-    /* Tenants none of which has a share are left alone. */
-    {
-        struct vgc_tenant x = share_tenant(4, 4, 0), y = share_tenant(5, 5, 0);
-        struct sim_worker w[2];
-
-        sim_start(&w[0], vgc_pool_slot_claim(p, &x), 0, 5 * MS);
-        sim_start(&w[1], vgc_pool_slot_claim(p, &y), 0, 5 * MS);
-        w[0].next = w[1].next = now + SEC;
-        kernel(p, w[0].slot, 0, now, now + 500 * MS);      /* x used a lot */
-        sim_run(p, w, 2, now + 3 * SEC);
-        CHECK(w[0].waits == 0 && w[1].waits == 0 && w[0].busy == 2 * SEC - 5 * MS &&
-              w[1].busy == 2 * SEC - 5 * MS,
-              "no share= on either of two contenders: neither is held back (%u, %u waits)",
-              w[0].waits, w[1].waits);
-    }
+    /* Tenants none of which has a share are left alone, here where other
+     * tenants (B, C) have one ... */
+    no_shares(p, now + SEC, "beside tenants with shares");
+    vgc_pool_destroy(p);
+    /* ... and where nobody has (the pool does not even look). */
+    p = vgc_pool_create(1, 1ull << 30, 4);
+    no_shares(p, T0, "in a pool without shares");
     vgc_pool_destroy(p);
 }
 
