@@ -1137,9 +1137,15 @@ def section_pool(build, label='', env=None):
         nh = int(nh[0]) if nh[:1] and nh[0].isdigit() else 0
         nl = int(nl[0]) if nl[:1] and nl[0].isdigit() else 0
         bh, bl = int(th.get('busy-ms', 0)), int(tl.get('busy-ms', 0))
-        check(nl > 0 and nh / nl > 1.8 and bl > 0 and bh / bl > 1.8,
+        check(nl > 0 and nh / nl > 1.8,
               'share=300 and share=100 busy on one device: %d and %d kernels in 4 s '
-              '(%.2f : 1), busy %d and %d ms' % (nh, nl, nh / max(nl, 1), bh, bl), (th, tl))
+              '(%.2f : 1)' % (nh, nl, nh / max(nl, 1)), (th, tl))
+        # Busy time is wall time: a light kernel that runs beside a heavy
+        # one (a running kernel is never held) counts for both, and on a
+        # loaded machine it runs slowly, so this ratio is the noisier one.
+        check(bl > 0 and bh / bl > 1.2,
+              'status: the pool saw the heavier busy longer: %d and %d ms (%.2f : 1)' %
+              (bh, bl, bh / max(bl, 1)), (th, tl))
         check(int(tl.get('waits', 0)) > 0 and int(tl.get('held-ms', 0)) > 0,
               'status: the light tenant was held back (%s times, %s ms)' %
               (tl.get('waits'), tl.get('held-ms')), tl)
