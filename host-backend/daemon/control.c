@@ -347,8 +347,9 @@ static void control_clock(uint32_t sec, char *buf, size_t size)
 
 /*
  * One line per tenant with processes now: who, its policy (the options of
- * the listener it came through) and, for gpus= tenants, where each virtual
- * GPU is bound (v:d, or v:- while unbound).
+ * the listener it came through), for gpus= tenants where each virtual GPU
+ * is bound (v:d, or v:- while unbound), and its compute: busy time, and
+ * how often and how long its share held its kernels back.
  */
 static void control_tenants(struct control_client *cl, struct vgcd *d)
 {
@@ -358,6 +359,7 @@ static void control_tenants(struct control_client *cl, struct vgcd *d)
     for (int i = 0; i < n && i < 256; i++) {
         const struct vgc_pool_tenant_info *t = &info[i];
         char who[64], window[96] = "-", bound[VGC_POOL_MAX_DEVICES * 6 + 4] = "all";
+        char share[16] = "-";
         size_t len = 0;
 
         control_tenant(&t->tenant, who, sizeof(who));
@@ -373,10 +375,15 @@ static void control_tenants(struct control_client *cl, struct vgcd *d)
                                     t->bound[v] < 0 ? "%s%d:-" : "%s%d:%d",
                                     v ? "," : "", v, t->bound[v]);
         }
+        if (t->tenant.share) {
+            snprintf(share, sizeof(share), "%" PRIu32, t->tenant.share);
+        }
         control_printf(cl, "tenant %s name %s priority %" PRIu32 " limit %" PRIu64
-                       " gpus %u window %s processes %d bound %s\n", who,
+                       " gpus %u window %s processes %d bound %s share %s busy-ms %" PRIu64
+                       " waits %" PRIu64 " held-ms %" PRIu64 "\n", who,
                        t->tenant.name[0] ? t->tenant.name : "-", t->tenant.priority,
-                       t->tenant.memory, t->tenant.gpus, window, t->slots, bound);
+                       t->tenant.memory, t->tenant.gpus, window, t->slots, bound, share,
+                       t->busy_ns / 1000000, t->waits, t->held_ns / 1000000);
     }
 }
 

@@ -161,6 +161,20 @@ static int listen_option(struct vgc_tenant *p, const char *opt, char **err)
         p->priority = (uint32_t)n;
         return 0;
     }
+    if (klen == 5 && !strncmp(opt, "share", 5)) {
+        char *end;
+        long n;
+
+        errno = 0;
+        n = isdigit((unsigned char)*val) ? strtol(val, &end, 10) : 0;
+        if (!isdigit((unsigned char)*val) || errno || *end || n < 1 ||
+            n > VGC_POOL_SHARE_MAX) {
+            return listen_fail(err, "share=%s: want a weight, 1..%d (default %d)", val,
+                               VGC_POOL_SHARE_MAX, VGC_POOL_SHARE_DEFAULT);
+        }
+        p->share = (uint32_t)n;
+        return 0;
+    }
     if (klen == 6 && !strncmp(opt, "window", 6)) {
         if (!vgcd_parse_window(val, &p->window_from, &p->window_to)) {
             return listen_fail(err, "window=%s: want HH:MM[:SS]-HH:MM[:SS], local time, "
@@ -170,7 +184,7 @@ static int listen_option(struct vgc_tenant *p, const char *opt, char **err)
         return 0;
     }
     return listen_fail(err, "unknown option '%.*s' (memory=SIZE, gpus=N, name=NAME, "
-                       "priority=N or window=HH:MM-HH:MM)", (int)klen, opt);
+                       "priority=N, share=N or window=HH:MM-HH:MM)", (int)klen, opt);
 }
 
 /* The options after @addr's first comma into @p; @addr is cut there. */

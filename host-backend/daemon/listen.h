@@ -3,7 +3,7 @@
  * vhost-user:PATH, each with the options that are the policy of every
  * tenant arriving through it:
  *
- *     ADDRESS[,memory=SIZE][,gpus=N][,name=NAME][,priority=N][,window=FROM-TO]
+ *     ADDRESS[,memory=SIZE][,gpus=N][,name=NAME][,priority=N][,share=N][,window=FROM-TO]
  *
  * (docs/pool.md).  Options start at the first comma, so a socket path
  * cannot contain one.
@@ -25,14 +25,15 @@ struct vgcd_listener {
     int is_vhost_user;      /* a VM's QEMU connects here: vhost-user protocol */
     char name[160];         /* as given: "unix:/run/vgc.sock" */
     char path[108];         /* unix: the socket file, removed on close */
-    struct vgc_tenant policy;   /* listener (a serial unique in this daemon),
-                                   memory, gpus and name of its tenants */
+    struct vgc_tenant policy;   /* listener (a serial unique in this daemon)
+                                   and the options of its tenants */
 };
 
 /*
  * Open @addr (unix:PATH, tcp:HOST:PORT, vhost-user:PATH, each optionally
- * followed by ,memory=SIZE ,gpus=N ,name=NAME ,priority=N ,window=FROM-TO;
- * priority defaults to VGC_POOL_PRIORITY_DEFAULT) and parse its options into
+ * followed by ,memory=SIZE ,gpus=N ,name=NAME ,priority=N ,share=N
+ * ,window=FROM-TO; priority defaults to VGC_POOL_PRIORITY_DEFAULT, share to
+ * 0, not given) and parse its options into
  * l->policy.  gpus= is checked against 1..VGC_POOL_MAX_DEVICES only: the
  * caller compares it with the devices it has.  On failure returns -1 with
  * *err a malloc()ed message, and nothing is left open.

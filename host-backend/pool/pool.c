@@ -36,9 +36,18 @@
  *    still counts for the second after), and are not per tenant: a
  *    device's utilization is everybody's.
  *
+ * Compute shares add, per tenant and device, its decayed compute busy
+ * time (one word, updated with compare-and-swap by whichever of its
+ * workers closes an interval), and per slot and device the moment it was
+ * last told to hold back (its worker's, cleared with the slot).  The
+ * decision (vgc_pool_share_wait) reads them without the lock: a racing
+ * writer can make one answer stale by an interval, and a waiter asks
+ * again within a bounded step, so nothing is held back for good by it.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -61,6 +70,22 @@
 _Static_assert(VGC_POOL_BUCKET_NS <= POOL_BUSY_MASK, "a bucket's count fits its bits");
 _Static_assert(POOL_RING > VGC_POOL_SAMPLE_BUCKETS, "the ring covers a sample");
 _Static_assert(VGC_POOL_MAX_DEVICES <= 64, "context masks are 64 bits");
+
+/*
+ * A tenant's decayed compute use of a device, in one u64 so that a reader
+ * never pairs a value with another write's time: above, the tick (2^20 ns,
+ * about 1 ms) it was decayed to, modulo 2^32 ticks (52 days); below, the
+ * value in units of 2^8 ns, at most 2^40 ns (18 minutes: a decayed sum
+ * stays near the half-life's 0.8 s at full use; one longer kernel is cut
+ * there, and is gone after a few seconds anyway).
+ */
+#define SHARE_TICK_SHIFT    20
+#define SHARE_UNIT_SHIFT    8
+#define SHARE_VALUE_MAX     UINT32_MAX
+#define SHARE_HALF_LIFE_TICKS ((double)(VGC_POOL_SHARE_HALF_LIFE_NS >> SHARE_TICK_SHIFT))
+/* A word whose tick is up to this far ahead of the reader's was written by
+ * a worker whose clock read a moment later: not decayed, not ancient. */
+#define SHARE_AHEAD_TICKS   1024u
 
 /* A slot's client, as NVML shows it. */
 struct pool_slot {
@@ -91,17 +116,32 @@ struct pool_tenant {
     _Atomic uint64_t memory;        /* who.memory, read without the lock */
     int8_t bound[VGC_POOL_MAX_DEVICES];     /* virtual -> physical, -1 */
     uint32_t holders[VGC_POOL_MAX_DEVICES]; /* slots with a context on v (derived) */
+    /* Compute shares: written by the tenant's workers without the lock,
+     * zeroed when the entry is made. */
+    _Atomic uint64_t share_used[VGC_POOL_MAX_DEVICES];  /* tick << 32 | decayed use */
+    _Atomic uint64_t busy_ns;       /* compute busy, all devices, for status */
+    _Atomic uint64_t waits;         /* times told to hold back */
+    _Atomic uint64_t held_ns;       /* and for how long, added up */
 };
 
 struct pool_shared {
     pthread_mutex_t lock;           /* process-shared, robust */
     _Atomic int32_t preempter;      /* woken with SIGUSR1 when slots are marked */
+    _Atomic int32_t share_tenants;  /* tenants with a share= (derived, locked) */
 };
 
 /* One slot's busy time on one device. */
 struct pool_activity {
     _Atomic uint64_t since[VGC_POOL_ENGINES];               /* open interval, 0: idle */
     _Atomic uint64_t ring[VGC_POOL_ENGINES][POOL_RING];     /* tag << BITS | busy ns */
+    _Atomic uint64_t want;          /* last told to hold back a kernel, 0: not */
+};
+
+/* A tenant's figures in one vgc_pool_share_wait (process-local scratch). */
+struct pool_share_sum {
+    uint64_t call;                  /* the call that filled it */
+    double used;                    /* decayed busy ns, open intervals added */
+    bool active;                    /* a slot is busy or waiting on the device */
 };
 
 struct vgc_pool {
@@ -117,6 +157,10 @@ struct vgc_pool {
     _Atomic uint64_t *used;         /* [nslots][ndevices] */
     struct pool_slot *slots;        /* [nslots] */
     struct pool_activity *activity; /* [nslots][ndevices] */
+    /* Not shared: each process's own scratch for vgc_pool_share_wait. */
+    struct pool_share_sum *share_sums;      /* [nslots]: by tenant entry */
+    int *share_seen;                /* [nslots]: entries filled this call */
+    uint64_t share_call;
 };
 
 static size_t pool_align(size_t n)
@@ -150,8 +194,18 @@ struct vgc_pool *vgc_pool_create(int ndevices, uint64_t capacity, int nslots)
         return NULL;
     }
     pool = calloc(1, sizeof(*pool));
-    if (!pool) {
+    if (pool) {
+        pool->share_sums = calloc((size_t)nslots, sizeof(*pool->share_sums));
+        pool->share_seen = calloc((size_t)nslots, sizeof(*pool->share_seen));
+    }
+    if (!pool || !pool->share_sums || !pool->share_seen) {
+        if (pool) {
+            free(pool->share_sums);
+            free(pool->share_seen);
+            free(pool);
+        }
         munmap(map, size);
+        errno = ENOMEM;
         return NULL;
     }
     pool->ndevices = ndevices;
@@ -177,6 +231,8 @@ struct vgc_pool *vgc_pool_create(int ndevices, uint64_t capacity, int nslots)
         pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST) != 0 ||
         pthread_mutex_init(&pool->shared->lock, &attr) != 0) {
         munmap(pool->shared, size);
+        free(pool->share_sums);
+        free(pool->share_seen);
         free(pool);
         errno = ENOMEM;
         return NULL;
@@ -189,6 +245,8 @@ void vgc_pool_destroy(struct vgc_pool *pool)
 {
     if (pool) {
         munmap((void *)pool->shared, pool->map_size);
+        free(pool->share_sums);
+        free(pool->share_seen);
         free(pool);
     }
 }
@@ -227,11 +285,13 @@ static int pool_tenant_gpus(const struct vgc_pool *pool, const struct pool_tenan
  * Recompute what tenant entries derive from the slots - how many slots
  * each has, which of its virtual GPUs have holders (the others are
  * unbound), each slot's contexts in physical devices - for entry @only,
- * or for all of them when @only is -1, in one pass over the slots.
- * Locked.
+ * or for all of them when @only is -1, in one pass over the slots; and,
+ * over all entries, how many tenants have a share.  Locked.
  */
 static void pool_settle(struct vgc_pool *pool, int only)
 {
+    int shares = 0;
+
     for (int t = 0; t < pool->nslots; t++) {
         if (only < 0 || t == only) {
             pool->tenants[t].slots = 0;
@@ -254,6 +314,7 @@ static void pool_settle(struct vgc_pool *pool, int only)
         struct pool_tenant *te = &pool->tenants[t];
         int gpus = pool_tenant_gpus(pool, te);
 
+        shares += te->slots && te->who.share;
         if (only >= 0 && t != only) {
             continue;
         }
@@ -267,6 +328,7 @@ static void pool_settle(struct vgc_pool *pool, int only)
             atomic_store(&te->memory, 0);
         }
     }
+    atomic_store(&pool->shared->share_tenants, shares);
     for (int s = 0; s < pool->nslots; s++) {
         int t = atomic_load(&pool->slots[s].tenant);
         uint64_t vctx = atomic_load(&pool->slots[s].vctx), phys = 0;
@@ -313,6 +375,13 @@ static int pool_tenant_find(struct vgc_pool *pool, const struct vgc_tenant *who)
         te->who.name[sizeof(te->who.name) - 1] = '\0';
         atomic_store(&te->memory, who->memory);
         memset(te->bound, -1, sizeof(te->bound));
+        /* Nobody writes these while no slot names the entry. */
+        for (int d = 0; d < VGC_POOL_MAX_DEVICES; d++) {
+            atomic_store(&te->share_used[d], 0);
+        }
+        atomic_store(&te->busy_ns, 0);
+        atomic_store(&te->waits, 0);
+        atomic_store(&te->held_ns, 0);
     }
     return free_entry;
 }
@@ -434,6 +503,7 @@ int vgc_pool_slot_claim(struct vgc_pool *pool, const struct vgc_tenant *tenant)
 }
 
 static void pool_busy_close(struct pool_activity *a, int engine, uint64_t now);
+static void pool_share_add(struct vgc_pool *pool, int t, int dev, uint64_t from, uint64_t to);
 
 void vgc_pool_slot_clear(struct vgc_pool *pool, int slot)
 {
@@ -450,11 +520,21 @@ void vgc_pool_slot_clear(struct vgc_pool *pool, int slot)
     atomic_store(&pool->slots[slot].vctx, 0);
     atomic_store(&pool->slots[slot].tenant, -1);
     if (t >= 0 && t < pool->nslots) {
+        /* A kernel it died in counts against its tenant's share, while
+         * the entry is still the tenant's. */
+        for (int d = 0; d < pool->ndevices; d++) {
+            uint64_t since = atomic_load(&pool_activity(pool, slot, d)->since[VGC_POOL_COMPUTE]);
+
+            if (since) {
+                pool_share_add(pool, t, d, since, now);
+            }
+        }
         pool_settle(pool, t);    /* unbinds what only this slot held */
     }
     pool_unlock(pool);
     for (int d = 0; d < pool->ndevices; d++) {
         atomic_store(&pool->used[(size_t)slot * pool->ndevices + d], 0);
+        atomic_store(&pool_activity(pool, slot, d)->want, 0);
         /* A worker that died inside a kernel kept the device busy until
          * now; its buckets stay, so the last second still shows it. */
         for (int e = 0; e < VGC_POOL_ENGINES; e++) {
@@ -775,6 +855,142 @@ uint64_t vgc_pool_set_contexts(struct vgc_pool *pool, uint64_t devices)
     return unbound;
 }
 
+/* ---- compute shares ---------------------------------------------------------- */
+
+/* The use in @word, in ns, decayed to @now. */
+static double pool_share_decayed(uint64_t word, uint64_t now)
+{
+    uint32_t age = (uint32_t)(now >> SHARE_TICK_SHIFT) - (uint32_t)(word >> 32);
+    double used = (double)(word & SHARE_VALUE_MAX) * (1u << SHARE_UNIT_SHIFT);
+
+    if (age > UINT32_MAX - SHARE_AHEAD_TICKS) {
+        return used;
+    }
+    /* 64 half-lives: nothing is left of 18 minutes. */
+    if (age >= 64 * SHARE_HALF_LIFE_TICKS) {
+        return 0;
+    }
+    return used * exp2(-(double)age / SHARE_HALF_LIFE_TICKS);
+}
+
+/*
+ * Tenant entry @t was busy computing on @dev from @from to @to: decay its
+ * use to @to and add the interval.  Any of its workers may, at once: the
+ * word changes by compare-and-swap.  The whole interval counts as of its
+ * end, so a long kernel weighs until a few half-lives after it ended.
+ */
+static void pool_share_add(struct vgc_pool *pool, int t, int dev, uint64_t from, uint64_t to)
+{
+    struct pool_tenant *te = &pool->tenants[t];
+    uint64_t add = to > from ? to - from : 0;
+    uint64_t old = atomic_load(&te->share_used[dev]), word;
+
+    do {
+        double units = (pool_share_decayed(old, to) + (double)add) / (1u << SHARE_UNIT_SHIFT);
+        uint64_t value = units >= SHARE_VALUE_MAX ? SHARE_VALUE_MAX : (uint64_t)(units + 0.5);
+
+        word = (uint64_t)(uint32_t)(to >> SHARE_TICK_SHIFT) << 32 | value;
+    } while (!atomic_compare_exchange_weak(&te->share_used[dev], &old, word));
+    atomic_fetch_add(&te->busy_ns, add);
+}
+
+static uint32_t pool_share_weight(const struct pool_tenant *te)
+{
+    return te->who.share ? te->who.share : VGC_POOL_SHARE_DEFAULT;
+}
+
+/* Tenant entry @t's figures on @dev in this call, made on first use. */
+static struct pool_share_sum *pool_share_sum(struct vgc_pool *pool, int t, int dev,
+                                             uint64_t now, int *nseen)
+{
+    struct pool_share_sum *sum = &pool->share_sums[t];
+
+    if (sum->call != pool->share_call) {
+        sum->call = pool->share_call;
+        sum->used = pool_share_decayed(atomic_load(&pool->tenants[t].share_used[dev]), now);
+        sum->active = false;
+        pool->share_seen[(*nseen)++] = t;
+    }
+    return sum;
+}
+
+uint64_t vgc_pool_share_wait(struct vgc_pool *pool, int dev, uint64_t now)
+{
+    struct pool_activity *mine;
+    struct pool_share_sum *me_sum;
+    double me_rate, low_rate = 0, wait;
+    bool shares;
+    int me, low = -1, nseen = 0;
+
+    if (!pool_bound(pool) || dev < 0 || dev >= pool->ndevices) {
+        return 0;
+    }
+    me = atomic_load(&pool->slots[pool->bound_slot].tenant);
+    if (me < 0 || me >= pool->nslots) {
+        return 0;
+    }
+    mine = pool_activity(pool, pool->bound_slot, dev);
+    /* Nobody has share=: not a look at the slots on every launch. */
+    if (!atomic_load(&pool->shared->share_tenants)) {
+        atomic_store(&mine->want, 0);
+        return 0;
+    }
+    pool->share_call++;
+    me_sum = pool_share_sum(pool, me, dev, now, &nseen);
+    /* Who has work on the device now, and how much each tenant used. */
+    for (int s = 0; s < pool->nslots; s++) {
+        struct pool_activity *a = pool_activity(pool, s, dev);
+        uint64_t since = atomic_load(&a->since[VGC_POOL_COMPUTE]);
+        uint64_t want = atomic_load(&a->want);
+        bool waiting = want && (want >= now || now - want < VGC_POOL_SHARE_STALE_NS);
+        struct pool_share_sum *sum;
+        int t;
+
+        if ((!since && !waiting) || !atomic_load(&pool->slot_taken[s])) {
+            continue;
+        }
+        t = atomic_load(&pool->slots[s].tenant);
+        if (t < 0 || t >= pool->nslots) {
+            continue;
+        }
+        sum = pool_share_sum(pool, t, dev, now, &nseen);
+        sum->active = true;
+        if (since && since < now) {
+            sum->used += (double)(now - since);
+        }
+    }
+    /* The policy is written before the first slot names an entry. */
+    shares = pool->tenants[me].who.share != 0;
+    me_rate = me_sum->used / pool_share_weight(&pool->tenants[me]);
+    for (int i = 0; i < nseen; i++) {
+        int t = pool->share_seen[i];
+        double rate;
+
+        if (t == me || !pool->share_sums[t].active) {
+            continue;
+        }
+        shares |= pool->tenants[t].who.share != 0;
+        rate = pool->share_sums[t].used / pool_share_weight(&pool->tenants[t]);
+        if (low < 0 || rate < low_rate) {
+            low = t;
+            low_rate = rate;
+        }
+    }
+    if (!shares || low < 0 || me_rate <= low_rate) {
+        atomic_store(&mine->want, 0);
+        return 0;
+    }
+    /* How long @low, using the device alone, takes to catch up (decay
+     * left out: the next ask sees it). */
+    wait = (me_rate - low_rate) * pool_share_weight(&pool->tenants[low]);
+    wait = wait < VGC_POOL_SHARE_STEP_MIN_NS ? VGC_POOL_SHARE_STEP_MIN_NS :
+           wait > VGC_POOL_SHARE_STEP_NS ? VGC_POOL_SHARE_STEP_NS : wait;
+    atomic_store(&mine->want, now ? now : 1);
+    atomic_fetch_add(&pool->tenants[me].waits, 1);
+    atomic_fetch_add(&pool->tenants[me].held_ns, (uint64_t)wait);
+    return (uint64_t)wait;
+}
+
 int vgc_pool_tenants(struct vgc_pool *pool, struct vgc_pool_tenant_info *out, int max)
 {
     int n = 0;
@@ -795,6 +1011,9 @@ int vgc_pool_tenants(struct vgc_pool *pool, struct vgc_pool_tenant_info *out, in
             i->gpus = pool_tenant_gpus(pool, te);
             memcpy(i->bound, te->bound, sizeof(i->bound));
             memcpy(i->holders, te->holders, sizeof(i->holders));
+            i->busy_ns = atomic_load(&te->busy_ns);
+            i->waits = atomic_load(&te->waits);
+            i->held_ns = atomic_load(&te->held_ns);
         }
         n++;
     }
@@ -873,9 +1092,22 @@ void vgc_pool_busy_begin(struct vgc_pool *pool, int dev, enum vgc_pool_engine en
 void vgc_pool_busy_end(struct vgc_pool *pool, int dev, enum vgc_pool_engine engine,
                        uint64_t now)
 {
-    if (pool_bound(pool) && pool_activity_args(pool, dev, engine)) {
-        pool_busy_close(pool_activity(pool, pool->bound_slot, dev), engine, now);
+    struct pool_activity *a;
+    uint64_t since;
+    int t;
+
+    if (!pool_bound(pool) || !pool_activity_args(pool, dev, engine)) {
+        return;
     }
+    a = pool_activity(pool, pool->bound_slot, dev);
+    since = atomic_load(&a->since[engine]);
+    t = atomic_load(&pool->slots[pool->bound_slot].tenant);
+    /* The share first: a reader in between counts the interval twice (as
+     * open and as used), a moment's overcount rather than a gap. */
+    if (engine == VGC_POOL_COMPUTE && since && t >= 0 && t < pool->nslots) {
+        pool_share_add(pool, t, dev, since, now);
+    }
+    pool_busy_close(a, engine, now);
 }
 
 /* Spread [from, to) over busy[], one entry per bucket from bucket @first. */

@@ -38,6 +38,12 @@
  *    time; outside it, new contexts are refused (vgc_pool_in_window) and
  *    its slots that hold a context or memory are marked for preemption
  *    (vgc_pool_preempt_windows, by the daemon's timer).
+ *  - share: a weight for compute time.  While tenants contend for a
+ *    device and one of them has a share, a slot whose tenant has used
+ *    more of the device's recent compute time, for its weight, than
+ *    another contending tenant is told to hold back its next kernel
+ *    (vgc_pool_share_wait); nobody is held back behind a tenant that has
+ *    no work on the device, so a lone tenant gets all of it.
  * The pool ends no process itself: it marks slots, and wakes the process
  * named by vgc_pool_set_preempter (vgcd) with SIGUSR1.
  * The tenant table, the bindings and the slots' context masks change
@@ -93,10 +99,15 @@ struct vgc_tenant {
     bool window;                /* holds GPUs only from window_from to window_to */
     uint32_t window_from;       /* seconds after local midnight, < 86400; */
     uint32_t window_to;         /* from > to: the window wraps midnight */
+    uint32_t share;             /* compute weight 1..VGC_POOL_SHARE_MAX, 0: not
+                                   given (weighs VGC_POOL_SHARE_DEFAULT, and
+                                   asks for no enforcement: vgc_pool_share_wait) */
 };
 
 #define VGC_POOL_PRIORITY_DEFAULT 50
 #define VGC_POOL_PRIORITY_MAX     100
+#define VGC_POOL_SHARE_DEFAULT    100
+#define VGC_POOL_SHARE_MAX        1000
 
 /* What keeps a device busy, as NVML's two utilization figures count it. */
 enum vgc_pool_engine {
@@ -288,6 +299,48 @@ int vgc_pool_preempt_waiting(const struct vgc_pool *pool);
 /* One line (no newline) saying why and how much: for the log. */
 void vgc_pool_preemption_describe(const struct vgc_pool_preemption *p, char *buf, size_t size);
 
+/* ---- compute shares ---------------------------------------------------------- */
+
+/*
+ * A tenant's use of a device is its compute busy time there (kernels and
+ * the waits for them: vgc_pool_busy_begin/end with VGC_POOL_COMPUTE),
+ * summed over its slots and decayed with this half-life, so that only the
+ * last second or so counts; an interval still open counts up to now.
+ */
+#define VGC_POOL_SHARE_HALF_LIFE_NS (1ull << 29)        /* about 0.54 s */
+/* The longest wait vgc_pool_share_wait asks for at once: the caller asks
+ * again after it, so a change (the other tenant ended) is seen soon. */
+#define VGC_POOL_SHARE_STEP_NS      50000000ull
+/* The shortest, so that a waiting worker does not spin. */
+#define VGC_POOL_SHARE_STEP_MIN_NS  100000ull
+/* A slot told to wait counts as wanting the device this long after it
+ * last asked; one that stopped asking (stopped, killed) soon does not. */
+#define VGC_POOL_SHARE_STALE_NS     (2 * VGC_POOL_SHARE_STEP_NS)
+
+/*
+ * Before the bound slot issues device work on physical device @dev
+ * (a kernel launch), at @now (vgc_pool_clock): how many nanoseconds it
+ * should hold back first, 0 to go now.  The caller sleeps that long and
+ * asks again, until 0.
+ *
+ * Tenants contend on @dev while they have work there: a compute call in
+ * progress (a kernel, a synchronize) or a call held back by this function
+ * (asked within VGC_POOL_SHARE_STALE_NS).  The answer is not 0 only when
+ *  - the caller's tenant or a contending one has a share (tenants none of
+ *    which has share= are left to the driver, as before shares existed), and
+ *  - some other contending tenant has used less of @dev for its weight
+ *    (use / weight, use decayed as above) than the caller's tenant;
+ * the wait is then about the time that tenant needs, at full use of the
+ * device, to catch up, within VGC_POOL_SHARE_STEP_MIN_NS..STEP_NS.  So a
+ * lone tenant, or one behind which nobody waits, is never held back, and
+ * the one with the least use for its weight always goes.  Processes of
+ * one tenant never hold each other back.  A kernel that runs is never
+ * interrupted: shares hold over intervals longer than the kernels.
+ * While the answer is not 0 the bound slot counts as waiting for @dev.
+ * 0 when unbound.
+ */
+uint64_t vgc_pool_share_wait(struct vgc_pool *pool, int dev, uint64_t now);
+
 /* ---- the tenant table, for status and tests -------------------------------- */
 
 struct vgc_pool_tenant_info {
@@ -296,6 +349,11 @@ struct vgc_pool_tenant_info {
     int gpus;                           /* virtual GPUs */
     int8_t bound[VGC_POOL_MAX_DEVICES]; /* [v]: physical device, -1 unbound */
     uint32_t holders[VGC_POOL_MAX_DEVICES]; /* [v]: its slots with a context on v */
+    /* Since the tenant's first process came (the entry lives as long as it
+     * has processes), all devices together: */
+    uint64_t busy_ns;                   /* compute busy time (closed intervals) */
+    uint64_t waits;                     /* times vgc_pool_share_wait said wait */
+    uint64_t held_ns;                   /* the waits it said, added up */
 };
 
 /*

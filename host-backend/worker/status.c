@@ -3,9 +3,11 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "vgc_opcodes.h"
 #include "pool.h"
@@ -17,7 +19,8 @@ enum status_class {
     STATUS_COMPUTE,         /* runs kernels, or waits for the device */
     STATUS_COPY,            /* reads or writes device memory */
     STATUS_CONTEXTS,        /* may create or end a context */
-    STATUS_CLASS_MASK = 0x7f,
+    STATUS_CLASS_MASK = 0x3f,
+    STATUS_LAUNCHES = 0x40,         /* flag: issues kernels (compute shares) */
     STATUS_MAKES_CONTEXT = 0x80,    /* flag: makes one (binds a virtual GPU) */
 };
 
@@ -59,6 +62,10 @@ static void status_init(void)
         if (!strncmp(name, "cuCtxCreate", 11) || !strcmp(name, "cuDevicePrimaryCtxRetain")) {
             status_classes[op] |= STATUS_MAKES_CONTEXT;
         }
+        /* The compute calls that are not waits: those a share holds back. */
+        if (status_classes[op] == STATUS_COMPUTE && !strstr(name, "Synchronize")) {
+            status_classes[op] |= STATUS_LAUNCHES;
+        }
     }
 }
 
@@ -73,6 +80,33 @@ bool vgcd_status_makes_context(unsigned opcode)
 {
     pthread_once(&status_once, status_init);
     return opcode < VGC_OP_END && (status_classes[opcode] & STATUS_MAKES_CONTEXT);
+}
+
+static bool status_launches(unsigned opcode)
+{
+    pthread_once(&status_once, status_init);
+    return opcode < VGC_OP_END && (status_classes[opcode] & STATUS_LAUNCHES);
+}
+
+/*
+ * Hold a launch back while the pool says this client's tenant has had
+ * more than its share of @dev and another tenant waits (docs/pool.md,
+ * "Compute shares").  In steps, asking again after each: the pool bounds
+ * a step, and what it says changes as the others run or go.  Only
+ * kernels are held: copies and memsets run on the copy engines, which
+ * shares do not divide, and a synchronize issues nothing.
+ */
+static void status_share(struct vgcd_session *s, int dev)
+{
+    uint64_t ns;
+
+    while ((ns = vgc_pool_share_wait(s->pool, dev, vgc_pool_clock())) != 0) {
+        struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000u),
+                               .tv_nsec = (long)(ns % 1000000000u) };
+
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+        }
+    }
 }
 
 /* The device of the current context, -1 without one; remembered per
@@ -149,6 +183,9 @@ void vgcd_status_call_begin(struct vgcd_session *s, unsigned opcode)
     dev = status_device(s);
     if (dev < 0) {
         return;
+    }
+    if (status_launches(opcode)) {
+        status_share(s, dev);
     }
     s->busy_dev = dev;
     s->busy_engine = c == STATUS_COMPUTE ? VGC_POOL_COMPUTE : VGC_POOL_COPY;

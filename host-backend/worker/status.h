@@ -27,9 +27,12 @@
 
 /*
  * Around the dispatch of call @opcode (already entered: s->ctx is current):
- * count its device busy while it runs, and after a call that creates,
- * retains, releases or destroys a context, tell the pool on which devices
- * this client now has one.  No-ops without a pool.
+ * before a kernel launch, wait while the tenant is over its compute share
+ * (vgc_pool_share_wait); count its device busy while it runs; and after a
+ * call that creates, retains, releases or destroys a context, tell the
+ * pool on which devices this client now has one.  No-ops without a pool.
+ * Socket workers and a VM's guest sessions both come here, through
+ * vgcd_frame_process.
  */
 void vgcd_status_call_begin(struct vgcd_session *s, unsigned opcode);
 void vgcd_status_call_end(struct vgcd_session *s, unsigned opcode);

@@ -396,7 +396,7 @@ def control_checks(env, report):
     out = control_request(env.control, b'status\n')
     forms = [r'device \d+ used \d+ capacity \d+ spilled \d+ util-compute \d+ util-copy \d+',
              r'tenant \S+ name \S+ priority \d+ limit \d+ gpus \d+ window \S+ processes \d+ '
-             r'bound \S+',
+             r'bound \S+ share (\d+|-) busy-ms \d+ waits \d+ held-ms \d+',
              r'listener \S+ kind (unix|tcp|vhost-user) workers \d+',
              r'worker \d+ kind (vm|client) tenant \S+ memory \d+ listener \S+ peer .+']
     lines = out.splitlines()
@@ -504,7 +504,8 @@ def control_listener_policy(env, report):
         status = control_request(env.control, b'status\n')
         holder.communicate('go\n', timeout=60)
         want = re.compile(r'^tenant uid:\d+ name ctl-policy priority 70 limit 67108864 gpus 0 '
-                          r'window 00:00:00-23:59:59 processes 1 bound all$', re.M)
+                          r'window 00:00:00-23:59:59 processes 1 bound all share - '
+                          r'busy-ms \d+ waits 0 held-ms 0$', re.M)
         ok = first.startswith('allocated') and want.search(status) is not None
         report('ok' if ok else 'FAIL', 'libvirt: control: status shows the tenant with its '
                'name, priority, limit and window', '' if ok else first + status[-600:])

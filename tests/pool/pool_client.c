@@ -18,6 +18,9 @@
  *   nvml V             NVML's memory info of V       -> "nvml TOTAL FREE USED"
  *   spin N             a kernel counting to N, then cuCtxSynchronize -> "ok"
  *                      (a call that is still running when the test wants)
+ *   loop MS N          kernels counting to N, launched back to back (a
+ *                      synchronize after every four), for MS milliseconds
+ *                      -> "loop KERNELS" (what a busy inference service does)
  *   quit
  * A failing call answers "err CODE" (a CUresult; NVML's for nvml).
  *
@@ -29,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_ALLOCS 256
 
@@ -65,6 +69,44 @@ static CUresult client_spin(unsigned long long n)
     }
     if (r == CUDA_SUCCESS) {
         r = cuCtxSynchronize();
+    }
+    return r;
+}
+
+static double client_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Kernels of @n steps for @ms milliseconds; *@count: how many ran. */
+static CUresult client_loop(long long ms, unsigned long long n, long long *count)
+{
+    CUmodule mod;
+    CUfunction fn;
+    void *params[] = { &n };
+    double end = client_now() + ms / 1e3;
+    CUresult r = cuModuleLoadData(&mod, spin_ptx);
+
+    *count = 0;
+    if (r == CUDA_SUCCESS) {
+        r = cuModuleGetFunction(&fn, mod, "spin");
+    }
+    while (r == CUDA_SUCCESS && client_now() < end) {
+        for (int i = 0; i < 4 && r == CUDA_SUCCESS; i++) {
+            r = cuLaunchKernel(fn, 1, 1, 1, 1, 1, 1, 0, NULL, params, NULL);
+        }
+        if (r == CUDA_SUCCESS) {
+            r = cuCtxSynchronize();
+        }
+        if (r == CUDA_SUCCESS) {
+            *count += 4;
+        }
+    }
+    if (r == CUDA_SUCCESS) {
+        r = cuModuleUnload(mod);
     }
     return r;
 }
@@ -198,6 +240,10 @@ int main(void)
         } else if (!strcmp(cmd, "spin") && n == 2) {
             r = client_spin((unsigned long long)arg);
             client_answer(r, "ok\n");
+        } else if (!strcmp(cmd, "loop") && n == 3) {
+            long long count = 0;
+            r = client_loop(arg, (unsigned long long)arg2, &count);
+            client_answer(r, "loop %lld\n", count);
         } else if (!strcmp(cmd, "nvml") && n == 2) {
             struct nvml_memory m = { 0, 0, 0 };
             int e = client_nvml((int)arg, &m);

@@ -1,6 +1,6 @@
 /*
- * test_listen.c - a listener's options as vgcd reads them: priority= and
- * window= (and their defaults), and the values that must stop vgcd at
+ * test_listen.c - a listener's options as vgcd reads them: priority=,
+ * share= and window= (and their defaults), and the values that must stop vgcd at
  * startup with a message naming the option, leaving no socket behind.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -48,6 +48,12 @@ static void test_options(void)
         { ",window=8-20", "window=8-20: want HH:MM[:SS]-HH:MM[:SS]" },
         { ",window=08:00-08:00", "window=08:00-08:00: want" },
         { ",window=", "window=: want" },
+        { ",share=0", "share=0: want a weight, 1..1000" },
+        { ",share=1001", "share=1001: want a weight, 1..1000" },
+        { ",share=abc", "share=abc: want a weight" },
+        { ",share=", "share=: want a weight" },
+        { ",share=-5", "share=-5: want a weight" },
+        { ",share=3x", "share=3x: want a weight" },
         { ",prio=1", "unknown option 'prio'" },
     };
     char dir[] = "/tmp/vgc-listen-XXXXXX", addr[256], path[200];
@@ -61,8 +67,9 @@ static void test_options(void)
     snprintf(path, sizeof(path), "%s/s", dir);
     snprintf(addr, sizeof(addr), "unix:%s", path);
     CHECK(vgcd_listener_open(&l, addr, &err) == 0 &&
-          l.policy.priority == VGC_POOL_PRIORITY_DEFAULT && !l.policy.window,
-          "no options: priority %d, no window", VGC_POOL_PRIORITY_DEFAULT);
+          l.policy.priority == VGC_POOL_PRIORITY_DEFAULT && !l.policy.window &&
+          l.policy.share == 0,
+          "no options: priority %d, no window, no share", VGC_POOL_PRIORITY_DEFAULT);
     vgcd_listener_close(&l);
     snprintf(addr, sizeof(addr), "unix:%s,name=train,priority=10,window=20:00-06:00:05", path);
     CHECK(vgcd_listener_open(&l, addr, &err) == 0 && l.policy.priority == 10 &&
@@ -75,6 +82,13 @@ static void test_options(void)
     vgcd_listener_close(&l);
     snprintf(addr, sizeof(addr), "unix:%s,priority=100", path);
     CHECK(vgcd_listener_open(&l, addr, &err) == 0 && l.policy.priority == 100, "priority=100");
+    vgcd_listener_close(&l);
+    snprintf(addr, sizeof(addr), "unix:%s,share=1,name=batch", path);
+    CHECK(vgcd_listener_open(&l, addr, &err) == 0 && l.policy.share == 1 &&
+          !strcmp(l.policy.name, "batch"), "share=1");
+    vgcd_listener_close(&l);
+    snprintf(addr, sizeof(addr), "unix:%s,share=1000", path);
+    CHECK(vgcd_listener_open(&l, addr, &err) == 0 && l.policy.share == 1000, "share=1000");
     vgcd_listener_close(&l);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         snprintf(addr, sizeof(addr), "unix:%s%s", path, bad[i].opts);
