@@ -671,6 +671,17 @@ def section_aggregate(build, suffix='', env=None):
                 report('skip' if 'not reachable' in why else 'FAIL',
                        '%s: python cupy' % tag, why)
         aggregate_upstream_lost(tag, build, server, cenv, daemons[1], agg)
+        device = os.path.join(build, 'tests', 'integration', 'test_device')
+        p = subprocess.run([device], env=cenv, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=60)
+        ok = p.returncode != 0 and 'vgcd cannot serve: remote:' in p.stdout and b_addr in p.stdout
+        report('ok' if ok else 'FAIL', '%s: a new client while one upstream is down is '
+               'refused, naming it' % tag, '' if ok else tail(p.stdout))
+        daemons[1] = Daemon(build, [b_addr], env=env,
+                            extra=['--devices', '1', '--address-base', '7e8000000000'])
+        run_check('%s: a new client works once the upstream is back' % tag,
+                  [os.path.join(build, 'tests', 'integration', 'test_multidevice')], env=cenv,
+                  timeout=120)
     finally:
         for d in daemons:
             d.stop()
