@@ -44,6 +44,15 @@
  * writer can make one answer stale by an interval, and a waiter asks
  * again within a bounded step, so nothing is held back for good by it.
  *
+ * Swapping (vgcd --swap) adds, per slot and device, the bytes its process
+ * has moved to host RAM (written by that worker only, like its use), and
+ * per slot a state word (enum vgc_pool_swap_state) that the slot's owner
+ * and its worker move on with compare-and-swap: ASKED by the owner, then
+ * either MOVING by the worker or GIVEN_UP by the owner, whichever comes
+ * first, so a worker that began is never ended for being late and one
+ * that is being ended never begins.  The room is checked like a device's
+ * capacity: add, sum over all slots, take back when over.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include <errno.h>
@@ -103,6 +112,8 @@ struct pool_slot {
     _Atomic uint32_t preempt;
     _Atomic int32_t preempt_dev;    /* memory: the device */
     _Atomic int32_t preempt_by;     /* memory: the needing tenant's entry */
+    _Atomic uint32_t swap;          /* enum vgc_pool_swap_state */
+    _Atomic uint32_t can_swap;      /* its executor can swap (its worker says) */
 };
 
 #define PREEMPT_REASON      0xffu
@@ -150,11 +161,13 @@ struct vgc_pool {
     int bound_slot;                 /* in a worker: its row; -1 in the daemon */
     uint64_t capacity;
     uint64_t admit;                 /* capacity + oversubscription: what fits */
+    uint64_t swap_room;             /* host RAM for swapped-out memory, 0: none */
     size_t map_size;
     struct pool_shared *shared;
     struct pool_tenant *tenants;    /* [nslots]: a tenant has at least one slot */
     _Atomic int *slot_taken;        /* [nslots] */
     _Atomic uint64_t *used;         /* [nslots][ndevices] */
+    _Atomic uint64_t *swapped;      /* [nslots][ndevices]: in host RAM */
     struct pool_slot *slots;        /* [nslots] */
     struct pool_activity *activity; /* [nslots][ndevices] */
     /* Not shared: each process's own scratch for vgc_pool_share_wait. */
@@ -186,7 +199,7 @@ struct vgc_pool *vgc_pool_create(int ndevices, uint64_t capacity, int nslots)
     used_size = pool_align(sizeof(_Atomic uint64_t) * (size_t)nslots * (size_t)ndevices);
     slots_size = pool_align(sizeof(struct pool_slot) * (size_t)nslots);
     act_size = sizeof(struct pool_activity) * (size_t)nslots * (size_t)ndevices;
-    size = shared_size + tenants_size + taken_size + used_size + slots_size + act_size;
+    size = shared_size + tenants_size + taken_size + 2 * used_size + slots_size + act_size;
     /* Pages nobody touches (slots never used) cost nothing. */
     map = mmap(NULL, size, PROT_READ | PROT_WRITE,
                MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -219,8 +232,9 @@ struct vgc_pool *vgc_pool_create(int ndevices, uint64_t capacity, int nslots)
     map += shared_size + tenants_size;
     pool->slot_taken = (_Atomic int *)map;
     pool->used = (_Atomic uint64_t *)(map + taken_size);
-    pool->slots = (struct pool_slot *)(map + taken_size + used_size);
-    pool->activity = (struct pool_activity *)(map + taken_size + used_size + slots_size);
+    pool->swapped = (_Atomic uint64_t *)(map + taken_size + used_size);
+    pool->slots = (struct pool_slot *)(map + taken_size + 2 * used_size);
+    pool->activity = (struct pool_activity *)(map + taken_size + 2 * used_size + slots_size);
     for (int i = 0; i < nslots; i++) {
         atomic_store(&pool->slots[i].tenant, -1);
         memset(pool->tenants[i].bound, -1, sizeof(pool->tenants[i].bound));
@@ -491,6 +505,8 @@ int vgc_pool_slot_claim(struct vgc_pool *pool, const struct vgc_tenant *tenant)
             pool_lock(pool);
             t = pool_tenant_find(pool, tenant);
             atomic_store(&pool->slots[i].preempt, 0);
+            atomic_store(&pool->slots[i].swap, VGC_SWAP_NONE);
+            atomic_store(&pool->slots[i].can_swap, 0);
             atomic_store(&pool->slots[i].vctx, 0);
             atomic_store(&pool->slots[i].tenant, t);
             pool_settle(pool, t);
@@ -517,6 +533,8 @@ void vgc_pool_slot_clear(struct vgc_pool *pool, int slot)
     pool_lock(pool);
     t = atomic_load(&pool->slots[slot].tenant);
     atomic_store(&pool->slots[slot].preempt, 0);
+    atomic_store(&pool->slots[slot].swap, VGC_SWAP_NONE);
+    atomic_store(&pool->slots[slot].can_swap, 0);
     atomic_store(&pool->slots[slot].vctx, 0);
     atomic_store(&pool->slots[slot].tenant, -1);
     if (t >= 0 && t < pool->nslots) {
@@ -534,6 +552,8 @@ void vgc_pool_slot_clear(struct vgc_pool *pool, int slot)
     pool_unlock(pool);
     for (int d = 0; d < pool->ndevices; d++) {
         atomic_store(&pool->used[(size_t)slot * pool->ndevices + d], 0);
+        /* A process killed while swapped out: its host RAM is free. */
+        atomic_store(&pool->swapped[(size_t)slot * pool->ndevices + d], 0);
         atomic_store(&pool_activity(pool, slot, d)->want, 0);
         /* A worker that died inside a kernel kept the device busy until
          * now; its buckets stay, so the last second still shows it. */
@@ -614,6 +634,28 @@ uint64_t vgc_pool_tenant_used(const struct vgc_pool *pool, int dev)
     return sum;
 }
 
+/*
+ * What the bound slot's tenant holds against its limit on @dev: on the
+ * device, and swapped out from it (its processes come back to that room).
+ */
+static uint64_t pool_tenant_held(const struct vgc_pool *pool, int dev)
+{
+    int t = pool->bound_slot >= 0 && pool->bound_slot < pool->nslots ?
+            atomic_load(&pool->slots[pool->bound_slot].tenant) : -1;
+    uint64_t sum = 0;
+
+    if (t < 0 || dev < 0 || dev >= pool->ndevices) {
+        return 0;
+    }
+    for (int s = 0; s < pool->nslots; s++) {
+        if (atomic_load(&pool->slots[s].tenant) == t) {
+            size_t i = (size_t)s * pool->ndevices + dev;
+            sum += atomic_load(&pool->used[i]) + atomic_load(&pool->swapped[i]);
+        }
+    }
+    return sum;
+}
+
 /* The bound slot's tenant's limit, 0 for none. */
 static uint64_t pool_limit(const struct vgc_pool *pool)
 {
@@ -647,7 +689,7 @@ uint64_t vgc_pool_free(const struct vgc_pool *pool, int dev)
     used = vgc_pool_used(pool, dev);
     avail = used < pool->capacity ? pool->capacity - used : 0;
     if (limit) {
-        uint64_t mine = vgc_pool_tenant_used(pool, dev);
+        uint64_t mine = pool_tenant_held(pool, dev);
         uint64_t left = mine < limit ? limit - mine : 0;
         avail = left < avail ? left : avail;
     }
@@ -677,7 +719,7 @@ static bool pool_reserve_once(struct vgc_pool *pool, int dev, uint64_t bytes, ui
 {
     atomic_fetch_add(pool_row(pool, dev), bytes);
     if (vgc_pool_used(pool, dev) > pool->admit ||
-        (limit && vgc_pool_tenant_used(pool, dev) > limit)) {
+        (limit && pool_tenant_held(pool, dev) > limit)) {
         atomic_fetch_sub(pool_row(pool, dev), bytes);
         return false;
     }
@@ -1014,6 +1056,12 @@ int vgc_pool_tenants(struct vgc_pool *pool, struct vgc_pool_tenant_info *out, in
             i->busy_ns = atomic_load(&te->busy_ns);
             i->waits = atomic_load(&te->waits);
             i->held_ns = atomic_load(&te->held_ns);
+            for (int s = 0; s < pool->nslots; s++) {
+                if (atomic_load(&pool->slots[s].tenant) == t) {
+                    i->swapped += vgc_pool_slot_swapped(pool, s);
+                    i->swapped_out += atomic_load(&pool->slots[s].swap) == VGC_SWAP_OUT;
+                }
+            }
         }
         n++;
     }
@@ -1396,7 +1444,7 @@ static bool pool_preempt_for(struct vgc_pool *pool, int dev, uint64_t bytes, uin
         return false;
     }
     /* The tenant's own limit is nobody else's fault. */
-    if (limit && vgc_pool_tenant_used(pool, dev) + bytes > limit) {
+    if (limit && pool_tenant_held(pool, dev) + bytes > limit) {
         return false;
     }
     used = vgc_pool_used(pool, dev);
@@ -1453,6 +1501,11 @@ int vgc_pool_preempt_windows(struct vgc_pool *pool, uint32_t sec)
 
         if (!atomic_load(&pool->slot_taken[s]) || t < 0 || t >= pool->nslots ||
             vgc_pool_window_open(&pool->tenants[t].who, sec)) {
+            continue;
+        }
+        /* Swapping out, or out: it holds the context it comes back to,
+         * and nothing on the device. */
+        if (atomic_load(&pool->slots[s].swap) != VGC_SWAP_NONE) {
             continue;
         }
         /* A process without a context holds no GPU: it stays, and is
@@ -1525,22 +1578,300 @@ int vgc_pool_preempt_waiting(const struct vgc_pool *pool)
     return n;
 }
 
-void vgc_pool_preemption_describe(const struct vgc_pool_preemption *p, char *buf, size_t size)
+static void pool_describe(const struct vgc_pool_preemption *p, bool swap, char *buf,
+                          size_t size)
 {
     const char *me = p->tenant[0] ? p->tenant : "(unnamed)";
     double mib = (double)p->used / (1 << 20);
 
+    const char *verb = swap ? "swapping out" : "preempted";
+    const char *what = swap ? "moves" : "frees";
+    const char *where = swap ? " to host RAM" : "";
+
     if (p->reason == VGC_PREEMPT_MEMORY) {
-        snprintf(buf, size, "preempted tenant %s (priority %u): memory for tenant %s "
-                 "(priority %u) on device %d; frees %.1f MiB", me, p->priority,
-                 p->by[0] ? p->by : "(unnamed)", p->by_priority, p->dev, mib);
+        snprintf(buf, size, "%s tenant %s (priority %u): memory for tenant %s "
+                 "(priority %u) on device %d; %s %.1f MiB%s", verb, me, p->priority,
+                 p->by[0] ? p->by : "(unnamed)", p->by_priority, p->dev, what, mib, where);
     } else if (p->reason == VGC_PREEMPT_WINDOW) {
-        snprintf(buf, size, "preempted tenant %s (priority %u): its window "
-                 "%02u:%02u:%02u-%02u:%02u:%02u closed; frees %.1f MiB on every device",
-                 me, p->priority, p->window_from / 3600, p->window_from / 60 % 60,
+        snprintf(buf, size, "%s tenant %s (priority %u): its window "
+                 "%02u:%02u:%02u-%02u:%02u:%02u closed; %s %.1f MiB on every device%s",
+                 verb, me, p->priority, p->window_from / 3600, p->window_from / 60 % 60,
                  p->window_from % 60, p->window_to / 3600, p->window_to / 60 % 60,
-                 p->window_to % 60, mib);
+                 p->window_to % 60, what, mib, where);
     } else {
         snprintf(buf, size, "not preempted");
     }
+}
+
+void vgc_pool_preemption_describe(const struct vgc_pool_preemption *p, char *buf, size_t size)
+{
+    pool_describe(p, false, buf, size);
+}
+
+void vgc_pool_swap_describe(const struct vgc_pool_preemption *p, char *buf, size_t size)
+{
+    pool_describe(p, true, buf, size);
+}
+
+/* ---- swapping instead of ending -------------------------------------------- */
+
+void vgc_pool_set_swap(struct vgc_pool *pool, uint64_t bytes)
+{
+    pool->swap_room = bytes;
+}
+
+uint64_t vgc_pool_swap_room(const struct vgc_pool *pool)
+{
+    return pool->swap_room;
+}
+
+uint64_t vgc_pool_swapped(const struct vgc_pool *pool, int dev)
+{
+    uint64_t sum = 0;
+
+    if (dev < -1 || dev >= pool->ndevices) {
+        return 0;
+    }
+    for (int s = 0; s < pool->nslots; s++) {
+        for (int d = 0; d < pool->ndevices; d++) {
+            if (dev < 0 || d == dev) {
+                sum += atomic_load(&pool->swapped[(size_t)s * pool->ndevices + d]);
+            }
+        }
+    }
+    return sum;
+}
+
+uint64_t vgc_pool_slot_swapped(const struct vgc_pool *pool, int slot)
+{
+    uint64_t sum = 0;
+
+    if (slot < 0 || slot >= pool->nslots) {
+        return 0;
+    }
+    for (int d = 0; d < pool->ndevices; d++) {
+        sum += atomic_load(&pool->swapped[(size_t)slot * pool->ndevices + d]);
+    }
+    return sum;
+}
+
+uint64_t vgc_pool_identity_swapped(const struct vgc_pool *pool, const struct vgc_tenant *who,
+                                   int *nout)
+{
+    uint64_t sum = 0;
+    int n = 0;
+
+    for (int s = 0; who->kind != VGC_TENANT_NONE && s < pool->nslots; s++) {
+        struct vgc_tenant t;
+        uint32_t pid;
+        uint64_t used;
+        bool on_dev;
+
+        if (atomic_load(&pool->slot_taken[s]) &&
+            pool_slot_read(pool, s, -1, &t, &pid, &on_dev, &used) &&
+            t.kind == who->kind && !memcmp(t.id, who->id, sizeof(t.id))) {
+            sum += vgc_pool_slot_swapped(pool, s);
+            n += atomic_load(&pool->slots[s].swap) == VGC_SWAP_OUT;
+        }
+    }
+    if (nout) {
+        *nout = n;
+    }
+    return sum;
+}
+
+int vgc_pool_swap_state(const struct vgc_pool *pool, int slot)
+{
+    if (slot < 0 || slot >= pool->nslots) {
+        return VGC_SWAP_NONE;
+    }
+    return (int)atomic_load(&pool->slots[slot].swap);
+}
+
+bool vgc_pool_swap_ask(struct vgc_pool *pool, int slot)
+{
+    struct pool_slot *sl;
+    uint32_t none = VGC_SWAP_NONE;
+    uint64_t mine, all;
+
+    if (slot < 0 || slot >= pool->nslots || !pool->swap_room) {
+        return false;
+    }
+    sl = &pool->slots[slot];
+    if (!atomic_load(&sl->can_swap) || !atomic_load(&pool->slot_taken[slot])) {
+        return false;
+    }
+    /* A first look: the worker counts itself in the room when it moves,
+     * and is ended then if others were quicker. */
+    mine = vgc_pool_slot_used(pool, slot);
+    all = vgc_pool_swapped(pool, -1);
+    if (all > pool->swap_room || mine > pool->swap_room - all) {
+        return false;
+    }
+    return atomic_compare_exchange_strong(&sl->swap, &none, VGC_SWAP_ASKED);
+}
+
+bool vgc_pool_swap_give_up(struct vgc_pool *pool, int slot)
+{
+    uint32_t asked = VGC_SWAP_ASKED;
+
+    if (slot < 0 || slot >= pool->nslots) {
+        return false;
+    }
+    return atomic_compare_exchange_strong(&pool->slots[slot].swap, &asked, VGC_SWAP_GIVEN_UP);
+}
+
+void vgc_pool_set_swappable(struct vgc_pool *pool, bool can)
+{
+    if (pool_bound(pool)) {
+        atomic_store(&pool->slots[pool->bound_slot].can_swap, can ? 1 : 0);
+    }
+}
+
+bool vgc_pool_swap_wanted(const struct vgc_pool *pool)
+{
+    return pool_bound(pool) &&
+           atomic_load(&pool->slots[pool->bound_slot].swap) == VGC_SWAP_ASKED;
+}
+
+bool vgc_pool_swap_begin(struct vgc_pool *pool)
+{
+    uint32_t asked = VGC_SWAP_ASKED;
+
+    return pool_bound(pool) &&
+           atomic_compare_exchange_strong(&pool->slots[pool->bound_slot].swap, &asked,
+                                          VGC_SWAP_MOVING);
+}
+
+/* The bound slot's row of swapped bytes on @dev. */
+static _Atomic uint64_t *pool_swap_row(struct vgc_pool *pool, int dev)
+{
+    return &pool->swapped[(size_t)pool->bound_slot * pool->ndevices + dev];
+}
+
+bool vgc_pool_swap_hold(struct vgc_pool *pool)
+{
+    if (!pool_bound(pool) || !pool->swap_room) {
+        return false;
+    }
+    /* Add, then look, as a reservation does: racing workers never
+     * overfill the room. */
+    for (int d = 0; d < pool->ndevices; d++) {
+        atomic_fetch_add(pool_swap_row(pool, d), atomic_load(pool_row(pool, d)));
+    }
+    if (vgc_pool_swapped(pool, -1) > pool->swap_room) {
+        vgc_pool_swap_unhold(pool);
+        return false;
+    }
+    return true;
+}
+
+void vgc_pool_swap_unhold(struct vgc_pool *pool)
+{
+    if (!pool_bound(pool)) {
+        return;
+    }
+    for (int d = 0; d < pool->ndevices; d++) {
+        atomic_store(pool_swap_row(pool, d), 0);
+    }
+}
+
+void vgc_pool_swap_moved(struct vgc_pool *pool)
+{
+    if (!pool_bound(pool)) {
+        return;
+    }
+    /* Only this worker writes its rows, and it is between calls. */
+    for (int d = 0; d < pool->ndevices; d++) {
+        vgc_pool_release(pool, d, atomic_load(pool_swap_row(pool, d)));
+    }
+    atomic_store(&pool->slots[pool->bound_slot].swap, VGC_SWAP_OUT);
+}
+
+bool vgc_pool_swap_may_return(struct vgc_pool *pool, uint32_t sec)
+{
+    const struct pool_tenant *me = pool_my_tenant(pool);
+    int mine;
+
+    if (!me || atomic_load(&pool->slots[pool->bound_slot].swap) != VGC_SWAP_OUT ||
+        !vgc_pool_window_open(&me->who, sec)) {
+        return false;
+    }
+    mine = atomic_load(&pool->slots[pool->bound_slot].tenant);
+    for (int d = 0; d < pool->ndevices; d++) {
+        uint64_t want = atomic_load(pool_swap_row(pool, d));
+        uint64_t used = vgc_pool_used(pool, d), lower = 0;
+
+        if (!want || used + want <= pool->admit) {
+            continue;
+        }
+        /* What a reservation of this priority could take back there. */
+        for (int s = 0; s < pool->nslots; s++) {
+            int t = atomic_load(&pool->slots[s].tenant);
+
+            if (s != pool->bound_slot && atomic_load(&pool->slot_taken[s]) && t >= 0 &&
+                t < pool->nslots && t != mine &&
+                pool->tenants[t].who.priority < me->who.priority) {
+                lower += atomic_load(&pool->used[(size_t)s * pool->ndevices + d]);
+            }
+        }
+        if (used + want - pool->admit > lower) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool vgc_pool_swap_reserve(struct vgc_pool *pool)
+{
+    int d;
+
+    if (!pool_bound(pool)) {
+        return false;
+    }
+    for (d = 0; d < pool->ndevices; d++) {
+        uint64_t want = atomic_load(pool_swap_row(pool, d));
+
+        /* No limit: the tenant's limit counted these bytes all along. */
+        if (want && !pool_reserve_once(pool, d, want, 0) &&
+            !(pool_preempt_for(pool, d, want, 0) && pool_reserve_once(pool, d, want, 0))) {
+            break;
+        }
+    }
+    if (d == pool->ndevices) {
+        return true;
+    }
+    while (d-- > 0) {
+        vgc_pool_release(pool, d, atomic_load(pool_swap_row(pool, d)));
+    }
+    return false;
+}
+
+void vgc_pool_swap_unreserve(struct vgc_pool *pool)
+{
+    if (!pool_bound(pool)) {
+        return;
+    }
+    for (int d = 0; d < pool->ndevices; d++) {
+        vgc_pool_release(pool, d, atomic_load(pool_swap_row(pool, d)));
+    }
+}
+
+void vgc_pool_swap_returned(struct vgc_pool *pool)
+{
+    struct pool_slot *sl;
+
+    if (!pool_bound(pool)) {
+        return;
+    }
+    sl = &pool->slots[pool->bound_slot];
+    for (int d = 0; d < pool->ndevices; d++) {
+        atomic_store(pool_swap_row(pool, d), 0);
+    }
+    /* Unmarked under the lock, as marks are made: a later preemption or
+     * window marks it again. */
+    pool_lock(pool);
+    atomic_store(&sl->preempt, 0);
+    atomic_store(&sl->swap, VGC_SWAP_NONE);
+    pool_unlock(pool);
 }

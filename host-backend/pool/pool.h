@@ -44,6 +44,14 @@
  *    another contending tenant is told to hold back its next kernel
  *    (vgc_pool_share_wait); nobody is held back behind a tenant that has
  *    no work on the device, so a lone tenant gets all of it.
+ *  - swap: with vgcd --swap SIZE, a marked slot's process may be swapped
+ *    out instead of ended: its device memory moves to host RAM (at most
+ *    SIZE for the whole pool, vgc_pool_swap_ask) and its process waits
+ *    until its memory fits on the device again without taking it from
+ *    anyone of equal or higher priority, and its window is open
+ *    (vgc_pool_swap_may_return).  Swapped bytes are on no device: they do
+ *    not count in a device's use, but do in the tenant's limit, so its
+ *    own processes cannot take the room it needs to come back.
  * The pool ends no process itself: it marks slots, and wakes the process
  * named by vgc_pool_set_preempter (vgcd) with SIGUSR1.
  * The tenant table, the bindings and the slots' context masks change
@@ -144,6 +152,19 @@ void vgc_pool_destroy(struct vgc_pool *pool);
 void vgc_pool_set_oversubscription(struct vgc_pool *pool, uint64_t bytes);
 /* Bytes of @dev's allocations past its capacity (backed by host RAM). */
 uint64_t vgc_pool_spilled(const struct vgc_pool *pool, int dev);
+
+/*
+ * Swapping: let up to @bytes of host RAM, for the whole pool, hold the
+ * device memory of preempted processes instead of ending them (vgcd
+ * --swap).  0, the default: preemption ends processes.  Called before
+ * the first fork.
+ */
+void vgc_pool_set_swap(struct vgc_pool *pool, uint64_t bytes);
+/* The room given to vgc_pool_set_swap. */
+uint64_t vgc_pool_swap_room(const struct vgc_pool *pool);
+/* Bytes swapped out of @dev to host RAM, all processes together; @dev -1:
+ * of every device (what the room holds now). */
+uint64_t vgc_pool_swapped(const struct vgc_pool *pool, int dev);
 
 /*
  * In the daemon (or a VM's worker, for its guest sessions): find a free
@@ -298,6 +319,94 @@ bool vgc_pool_preempt_take(struct vgc_pool *pool, int slot, struct vgc_pool_pree
 int vgc_pool_preempt_waiting(const struct vgc_pool *pool);
 /* One line (no newline) saying why and how much: for the log. */
 void vgc_pool_preemption_describe(const struct vgc_pool_preemption *p, char *buf, size_t size);
+/* The same for a preemption carried out by swapping the process out. */
+void vgc_pool_swap_describe(const struct vgc_pool_preemption *p, char *buf, size_t size);
+
+/* ---- swapping instead of ending (vgcd --swap) ----------------------------- */
+
+/*
+ * A slot's way through a swap.  Its owner (who takes its marks) asks; its
+ * worker moves the memory at its next safe point (between calls), waits,
+ * and brings it back; its owner ends a process that did not begin in time.
+ */
+enum vgc_pool_swap_state {
+    VGC_SWAP_NONE = 0,          /* its memory is on its devices */
+    VGC_SWAP_ASKED,             /* asked to swap out, not begun yet */
+    VGC_SWAP_MOVING,            /* its worker is moving the memory out */
+    VGC_SWAP_OUT,               /* in host RAM; the process waits to return */
+    VGC_SWAP_GIVEN_UP,          /* did not begin in time: its owner ends it */
+};
+
+/*
+ * In the owner, for a mark it took (vgc_pool_preempt_take): whether slot
+ * @slot's process is to be swapped out rather than ended - swapping is
+ * on (vgc_pool_set_swap), its executor can (vgc_pool_set_swappable) and
+ * what it holds fits in what is left of the room now.  If so the slot is
+ * VGC_SWAP_ASKED, and the owner wakes its worker (SIGUSR2); if not, the
+ * owner ends the process as before.  The room is not taken here: the
+ * worker takes it when it moves (vgc_pool_swap_hold).
+ */
+bool vgc_pool_swap_ask(struct vgc_pool *pool, int slot);
+/*
+ * In the owner, when the grace after vgc_pool_swap_ask is over: true when
+ * the worker has not begun (the slot is now VGC_SWAP_GIVEN_UP, and the
+ * owner ends the process); false when it began or is done, in which case
+ * it is left to finish.
+ */
+bool vgc_pool_swap_give_up(struct vgc_pool *pool, int slot);
+/* Slot @slot's state (enum vgc_pool_swap_state). */
+int vgc_pool_swap_state(const struct vgc_pool *pool, int slot);
+/* Bytes slot @slot has swapped out, all devices together. */
+uint64_t vgc_pool_slot_swapped(const struct vgc_pool *pool, int slot);
+/* Bytes swapped out by every slot whose client is @who (a VM's sessions),
+ * and into *@nout (may be NULL) how many of those slots are out. */
+uint64_t vgc_pool_identity_swapped(const struct vgc_pool *pool, const struct vgc_tenant *who,
+                                   int *nout);
+
+/* In the worker, all for the bound slot: */
+/* Whether its executor can swap (struct vgc_executor's swap_out); set once
+ * the executor is made.  A slot that cannot is ended when preempted. */
+void vgc_pool_set_swappable(struct vgc_pool *pool, bool can);
+/* Whether it is asked to swap out and has not begun: a cheap test,
+ * made between calls. */
+bool vgc_pool_swap_wanted(const struct vgc_pool *pool);
+/* Begin: VGC_SWAP_ASKED becomes VGC_SWAP_MOVING.  False when it was not
+ * asked, or its owner gave up on it (the process is being ended). */
+bool vgc_pool_swap_begin(struct vgc_pool *pool);
+/*
+ * Count what the slot holds on each device in the swap room, before the
+ * executor moves it: false, with nothing counted, when it does not fit
+ * any more (the room is the pool's; others took it, or this process
+ * grew since it was asked).  Until vgc_pool_swap_moved the bytes count
+ * twice, on the device and in the room: never too little.
+ */
+bool vgc_pool_swap_hold(struct vgc_pool *pool);
+/* The executor could not move the memory: give the room back. */
+void vgc_pool_swap_unhold(struct vgc_pool *pool);
+/* The executor moved it: the devices no longer hold it; VGC_SWAP_OUT. */
+void vgc_pool_swap_moved(struct vgc_pool *pool);
+/*
+ * Whether the swapped-out slot may come back at @sec (seconds after
+ * midnight): its tenant's window is open, and on each device its bytes
+ * fit beside what is there, or would once the processes of lower
+ * priority there were preempted (never equal or higher ones).  The
+ * worker asks in bounded steps (VGC_POOL_SWAP_POLL_MS).
+ */
+bool vgc_pool_swap_may_return(struct vgc_pool *pool, uint32_t sec);
+/* Between two questions of a waiting worker. */
+#define VGC_POOL_SWAP_POLL_MS 100
+/*
+ * Reserve its swapped bytes on their devices again, as an allocation
+ * would (preempting lower priorities, waiting at most
+ * VGC_POOL_PREEMPT_WAIT_MS for each device): false, with nothing
+ * reserved, when some device has no room after all.
+ */
+bool vgc_pool_swap_reserve(struct vgc_pool *pool);
+/* The executor could not bring the memory back: undo the reservation. */
+void vgc_pool_swap_unreserve(struct vgc_pool *pool);
+/* It did: the room is free again, the slot VGC_SWAP_NONE and unmarked
+ * (a later preemption marks it anew). */
+void vgc_pool_swap_returned(struct vgc_pool *pool);
 
 /* ---- compute shares ---------------------------------------------------------- */
 
@@ -354,6 +463,8 @@ struct vgc_pool_tenant_info {
     uint64_t busy_ns;                   /* compute busy time (closed intervals) */
     uint64_t waits;                     /* times vgc_pool_share_wait said wait */
     uint64_t held_ns;                   /* the waits it said, added up */
+    uint64_t swapped;                   /* bytes its processes have swapped out now */
+    int swapped_out;                    /* its processes swapped out now */
 };
 
 /*
