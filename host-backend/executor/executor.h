@@ -72,6 +72,23 @@ struct vgc_executor {
     bool (*output_pending)(void);
     size_t (*output_drain)(char *buf, size_t cap);
 
+    /*
+     * Swapping (vgcd --swap, docs/pool.md): move every device allocation
+     * of this process to host RAM, and back, at the same device addresses
+     * (the client's data structures and its kernels hold them).  Called
+     * between calls, once the worker synchronized its contexts: no device
+     * work runs.  swap_out copies each allocation's bytes to host memory
+     * and frees its device memory, keeping its address reserved; until
+     * swap_in backs the addresses again and copies the bytes back, no call
+     * may touch them (the worker takes none).  Neither touches the pool:
+     * the worker moves the accounting, which is exactly what the executor
+     * reserved for these allocations.  On failure nothing moved.  Both
+     * NULL when this executor cannot swap (cuda, remote today): a
+     * preempted process is then ended.
+     */
+    CUresult (*swap_out)(void);
+    CUresult (*swap_in)(void);
+
     /* Release everything; the process is about to end. May be NULL. */
     void (*destroy)(void);
 

@@ -23,6 +23,7 @@
 #include "executor.h"
 #include "cpu_internal.h"      /* which modules carry PTX */
 #include "../../host-backend/pool/pool.h"
+#include "../integration/add_one_ptx.h"
 
 /*
  * The cpu executor only calls the pool when given one; these keep the
@@ -1128,6 +1129,82 @@ static void test_ptx_module(void)
              CUDA_ERROR_INVALID_IMAGE);
 }
 
+/*
+ * Swapping (vgcd --swap): every allocation, module globals too, leaves and
+ * comes back at its address with its bytes; meanwhile nothing can touch it
+ * and no new allocation takes its address; and a kernel runs on it after.
+ */
+static void test_swap(void)
+{
+    CUdeviceptr big, small, g, other;
+    size_t bytes, freeb, freeb2, total;
+    CUmodule mod;
+    CUfunction f;
+    uint32_t *pat = malloc(MIB), *back = calloc(1, MIB), init[4] = { 0, 0, 0, 0 };
+    uint8_t tiny[1000], tiny_back[1000];
+    unsigned int n = MIB / 4, mismatches = 0;
+    void *params[] = { &big, &n };
+    int dev = -1;
+
+    for (unsigned int i = 0; i < n; i++) {
+        pat[i] = i * 2654435761u;
+    }
+    for (unsigned int i = 0; i < sizeof(tiny); i++) {
+        tiny[i] = (uint8_t)(i * 7);
+    }
+    CHECK_RC(OPS->cuCtxSetCurrent(primary0), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuMemAlloc_v2(&big, MIB), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuMemAlloc_v2(&small, sizeof(tiny)), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuMemcpyHtoD_v2(big, pat, MIB), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuMemcpyHtoD_v2(small, tiny, sizeof(tiny)), CUDA_SUCCESS);
+    CHECK_RC(ex->module_load(&mod, add_one_ptx, sizeof(add_one_ptx)), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuModuleGetFunction(&f, mod, "add_one"), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuModuleGetGlobal_v2(&g, &bytes, mod, "g_init"), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuMemGetInfo_v2(&freeb, &total), CUDA_SUCCESS);
+    check(ex->swap_out && ex->swap_in, "the cpu executor can swap");
+
+    CHECK_RC(ex->swap_out(), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuMemcpyDtoH_v2(back, big, 4), CUDA_ERROR_INVALID_VALUE);
+    CHECK_RC(OPS->cuMemcpyDtoH_v2(init, g, 4), CUDA_ERROR_INVALID_VALUE);
+    CHECK_RC(OPS->cuPointerGetAttribute(&dev, CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL, small),
+             CUDA_ERROR_INVALID_VALUE);
+    CHECK_RC(OPS->cuMemAlloc_v2(&other, 4096), CUDA_SUCCESS);
+    check((other + 4096 <= big || other >= big + MIB) &&
+          (other + 4096 <= small || other >= small + sizeof(tiny)) &&
+          (other + 4096 <= g || other >= g + bytes),
+          "swapped out, their addresses stay reserved (a new allocation at %#llx)",
+          (unsigned long long)other);
+    CHECK_RC(OPS->cuMemFree_v2(other), CUDA_SUCCESS);
+    CHECK_RC(ex->swap_out(), CUDA_SUCCESS);     /* nothing more to move */
+
+    CHECK_RC(ex->swap_in(), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuMemcpyDtoH_v2(back, big, MIB), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuMemcpyDtoH_v2(tiny_back, small, sizeof(tiny)), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuMemcpyDtoH_v2(init, g, sizeof(init)), CUDA_SUCCESS);
+    check(!memcmp(back, pat, MIB) && !memcmp(tiny_back, tiny, sizeof(tiny)) &&
+          init[0] == 11 && init[3] == 44,
+          "swapped in: every byte back at its address, the module's global too");
+    CHECK_RC(OPS->cuMemGetInfo_v2(&freeb2, &total), CUDA_SUCCESS);
+    check(freeb2 == freeb, "its budget did not change on the way (%zu, %zu)", freeb, freeb2);
+    CHECK_RC(OPS->cuLaunchKernel(f, n / 256, 1, 1, 256, 1, 1, 0, NULL, params, NULL),
+             CUDA_SUCCESS);
+    CHECK_RC(OPS->cuCtxSynchronize(), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuMemcpyDtoH_v2(back, big, MIB), CUDA_SUCCESS);
+    for (unsigned int i = 0; i < n; i++) {
+        mismatches += back[i] != pat[i] + 1;
+    }
+    check(mismatches == 0, "a kernel on the memory after it came back computes right "
+          "(%u wrong)", mismatches);
+    CHECK_RC(OPS->cuMemFree_v2(big), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuMemFree_v2(small), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuModuleUnload(mod), CUDA_SUCCESS);
+    /* A process ended while out frees its host copies (ASan: no leak). */
+    CHECK_RC(OPS->cuMemAlloc_v2(&big, MIB), CUDA_SUCCESS);
+    CHECK_RC(ex->swap_out(), CUDA_SUCCESS);
+    free(pat);
+    free(back);
+}
+
 static void test_synthetic_fatbins(void)
 {
     size_t size, i;
@@ -1462,6 +1539,7 @@ int main(void)
     test_pointer_attributes();
     test_streams_events();
     test_ptx_module();
+    test_swap();
     test_synthetic_fatbins();
     test_nvcc_images();
     test_teardown();

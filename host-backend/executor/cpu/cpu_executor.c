@@ -335,6 +335,8 @@ struct vgc_executor *vgc_cpu_executor_create(const struct vgc_executor_config *c
     cpu_executor.library_load = cpu_library_load;
     cpu_executor.output_pending = vgc_cpu_printf_pending;
     cpu_executor.output_drain = cpu_executor_output_drain;
+    cpu_executor.swap_out = cpu_mem_swap_out;
+    cpu_executor.swap_in = cpu_mem_swap_in;
     cpu_executor.destroy = cpu_executor_destroy;
     return &cpu_executor;
 }

@@ -225,8 +225,9 @@ struct cpu_alloc {
     CUdeviceptr base;
     size_t size;                /* what was asked for: the valid range */
     size_t reserved;            /* size rounded to CPU_ALLOC_ALIGN: VA + budget */
-    uint8_t *host;
-    bool mmapped;
+    uint8_t *host;              /* NULL while swapped out */
+    uint8_t *swapped;           /* while swapped out (vgcd --swap): the bytes,
+                                   in host RAM apart from the device's */
     bool managed;               /* cuMemAllocManaged: mirrored in the guest */
     int dev;
     struct CUctx_st *ctx;       /* reported owner */
@@ -343,6 +344,10 @@ CUresult cpu_mem_alloc_in(struct CUctx_st *ctx, int dev, struct CUmod_st *mod,
 void cpu_mem_free_alloc(struct cpu_alloc *a);
 void cpu_mem_free_ctx(struct CUctx_st *ctx);
 void cpu_mem_free_all(void);
+/* Every allocation to host RAM and back, at the same addresses
+ * (struct vgc_executor's swap_out / swap_in). */
+CUresult cpu_mem_swap_out(void);
+CUresult cpu_mem_swap_in(void);
 
 CUresult cpu_mem_alloc_aligned(struct CUctx_st *ctx, int dev, struct CUmod_st *mod,
                                size_t size, size_t align, struct cpu_alloc **out);

@@ -11,6 +11,12 @@
  * Budgets go through the pool when there is one, so every worker of one
  * daemon sees the same free/total numbers.
  *
+ * Swapping out (vgcd --swap) copies each allocation's bytes to host memory
+ * of their own and frees its backing, as a GPU's executor would copy
+ * device memory to the host and free it there; the allocation stays in
+ * the map without backing, so its address stays reserved and comes back
+ * the same.  Lookups do not find it meanwhile.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include <errno.h>
@@ -23,6 +29,27 @@
 
 /* Above this, anonymous mmap: lazily backed and returned to the OS on free. */
 #define CPU_MMAP_THRESHOLD (256u * 1024)
+
+/* Host memory for @size bytes, zeroed; NULL when there is none. */
+static uint8_t *cpu_mem_host_alloc(size_t size)
+{
+    if (size >= CPU_MMAP_THRESHOLD) {
+        void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+        return p == MAP_FAILED ? NULL : p;
+    }
+    return calloc(1, size);
+}
+
+static void cpu_mem_host_free(uint8_t *p, size_t size)
+{
+    if (size >= CPU_MMAP_THRESHOLD) {
+        munmap(p, size);
+    } else {
+        free(p);
+    }
+}
 
 /* ---- budget ---------------------------------------------------------- */
 
@@ -75,7 +102,8 @@ struct cpu_alloc *cpu_mem_find(CUdeviceptr ptr)
         return NULL;
     }
     a = cpu_state.allocs[i - 1];
-    return ptr - a->base < a->size ? a : NULL;
+    /* Swapped out: reserved, but nothing to touch. */
+    return ptr - a->base < a->size && a->host ? a : NULL;
 }
 
 /*
@@ -195,10 +223,11 @@ static bool cpu_mem_map_insert(struct cpu_alloc *a)
 
 static void cpu_mem_release(struct cpu_alloc *a)
 {
-    if (a->mmapped) {
-        munmap(a->host, a->size);
-    } else {
-        free(a->host);
+    if (a->host) {
+        cpu_mem_host_free(a->host, a->size);
+    }
+    if (a->swapped) {
+        cpu_mem_host_free(a->swapped, a->size);
     }
     cpu_mem_budget_give(a->dev, a->reserved);
     free(a);
@@ -240,15 +269,7 @@ CUresult cpu_mem_alloc_aligned(struct CUctx_st *ctx, int dev, struct CUmod_st *m
         free(a);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
-    if (size >= CPU_MMAP_THRESHOLD) {
-        void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-
-        a->host = p == MAP_FAILED ? NULL : p;
-        a->mmapped = true;
-    } else {
-        a->host = calloc(1, size);
-    }
+    a->host = cpu_mem_host_alloc(size);
     if (!a->host) {
         cpu_mem_budget_give(dev, reserved);
         free(a);
@@ -309,6 +330,85 @@ void cpu_mem_free_all(void)
     cpu_state.allocs = NULL;
     cpu_state.nallocs = 0;
     cpu_state.allocs_cap = 0;
+}
+
+/* ---- swapping -------------------------------------------------------- */
+
+/*
+ * Both directions first get all the memory they will need (anonymous
+ * mappings for all but small allocations: lazily backed, so this costs
+ * address space, not RAM), then copy one allocation at a time and free
+ * its source at once, so the process never holds much more than its
+ * memory once; and a failure, which can only come first, changes nothing.
+ * The budget does not change: the pool's accounting is the worker's
+ * (vgc_pool_swap_hold and the rest).
+ */
+CUresult cpu_mem_swap_out(void)
+{
+    size_t i;
+
+    for (i = 0; i < cpu_state.nallocs; i++) {
+        struct cpu_alloc *a = cpu_state.allocs[i];
+
+        if (a->host && !(a->swapped = cpu_mem_host_alloc(a->size))) {
+            break;
+        }
+    }
+    if (i < cpu_state.nallocs) {
+        while (i-- > 0) {
+            struct cpu_alloc *a = cpu_state.allocs[i];
+
+            if (a->host) {
+                cpu_mem_host_free(a->swapped, a->size);
+                a->swapped = NULL;
+            }
+        }
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    for (i = 0; i < cpu_state.nallocs; i++) {
+        struct cpu_alloc *a = cpu_state.allocs[i];
+
+        if (a->host) {
+            memcpy(a->swapped, a->host, a->size);
+            cpu_mem_host_free(a->host, a->size);
+            a->host = NULL;
+        }
+    }
+    return CUDA_SUCCESS;
+}
+
+CUresult cpu_mem_swap_in(void)
+{
+    size_t i;
+
+    for (i = 0; i < cpu_state.nallocs; i++) {
+        struct cpu_alloc *a = cpu_state.allocs[i];
+
+        if (a->swapped && !(a->host = cpu_mem_host_alloc(a->size))) {
+            break;
+        }
+    }
+    if (i < cpu_state.nallocs) {
+        while (i-- > 0) {
+            struct cpu_alloc *a = cpu_state.allocs[i];
+
+            if (a->swapped) {
+                cpu_mem_host_free(a->host, a->size);
+                a->host = NULL;
+            }
+        }
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    for (i = 0; i < cpu_state.nallocs; i++) {
+        struct cpu_alloc *a = cpu_state.allocs[i];
+
+        if (a->swapped) {
+            memcpy(a->host, a->swapped, a->size);
+            cpu_mem_host_free(a->swapped, a->size);
+            a->swapped = NULL;
+        }
+    }
+    return CUDA_SUCCESS;
 }
 
 /* ---- allocation entry points ----------------------------------------- */
