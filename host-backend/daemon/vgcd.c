@@ -13,7 +13,10 @@
  * marks slots, and vgcd ends the processes behind them - its own socket
  * workers directly, a VM's guest sessions through that VM's worker, their
  * parent - when a reservation wakes it (SIGUSR1) and every second, when
- * it also marks the slots of tenants whose time window closed.
+ * it also marks the slots of tenants whose time window closed.  With
+ * --swap, a victim whose executor can is asked to swap its device memory
+ * out to host RAM instead (SIGUSR2), and ended as before only when it
+ * cannot, its memory does not fit, or it does not begin within the grace.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -91,6 +94,13 @@ static void vgcd_usage(FILE *f)
         "      --oversubscribe SIZE host RAM per device that may back device memory\n"
         "                           once the device is full, so that jobs that do not\n"
         "                           all fit still run together (docs/pool.md)\n"
+        "      --swap SIZE          host RAM, for the whole daemon, that may hold the\n"
+        "                           device memory of preempted processes: they are\n"
+        "                           swapped out and resume when their memory fits\n"
+        "                           again (and their window is open) instead of being\n"
+        "                           ended; those that do not fit, whose executor cannot\n"
+        "                           swap (cuda, remote) or that stay inside a call for\n"
+        "                           more than a second are ended (docs/pool.md)\n"
         "      --address-base ADDR  cpu: device addresses start at ADDR (hex), so\n"
         "                           that a remote executor can aggregate this vgcd\n"
         "                           with others (host-backend/executor/remote)\n"
@@ -123,8 +133,17 @@ static void vgcd_reap(struct vgcd *d)
         struct vgcd_worker_slot *w = vgcd_find_worker(d, pid);
         const char *peer = w ? w->peer : "?";
 
+        int swap = w ? vgc_pool_swap_state(d->pool, w->pool_slot) : VGC_SWAP_NONE;
+
         if (w && w->preempted) {
             fprintf(stderr, "vgcd: worker %d for %s ended (preempted)\n", (int)pid, peer);
+        } else if (w && swap == VGC_SWAP_OUT) {
+            fprintf(stderr, "vgcd: worker %d for %s ended while swapped out; its %.1f MiB "
+                    "of host RAM are free\n", (int)pid, peer,
+                    (double)vgc_pool_slot_swapped(d->pool, w->pool_slot) / (1 << 20));
+        } else if (w && swap != VGC_SWAP_NONE) {
+            fprintf(stderr, "vgcd: worker %d for %s ended while swapping out (preempted)\n",
+                    (int)pid, peer);
         } else if (WIFSIGNALED(status)) {
             fprintf(stderr, "vgcd: worker %d for %s killed by signal %d\n",
                     (int)pid, peer, WTERMSIG(status));
@@ -137,6 +156,7 @@ static void vgcd_reap(struct vgcd *d)
             vgc_pool_slot_clear(d->pool, w->pool_slot);
             w->pid = 0;
             w->preempted = false;
+            w->swap_deadline = 0;
         } else {
             /* A VM's session process whose worker died before it: ours
              * as the subreaper, and its slot is cleared only now that it
@@ -157,6 +177,8 @@ static void vgcd_reap(struct vgcd *d)
  * VM's guest sessions are children of its worker, which ends them when
  * told (SIGUSR1).  Killed, not asked: a victim may be inside a long
  * kernel, and its memory is only free once its slot is cleared at reap.
+ * With --swap it is asked first (SIGUSR2; swap.c does the rest), and
+ * killed only if it has not begun by its deadline (vgcd_swap_deadlines).
  */
 static void vgcd_preempt(struct vgcd *d)
 {
@@ -167,12 +189,22 @@ static void vgcd_preempt(struct vgcd *d)
     for (int i = 0; i < d->max_workers; i++) {
         struct vgcd_worker_slot *w = &d->workers[i];
 
-        if (w->pid > 0 && !w->is_vm && vgc_pool_preempt_take(d->pool, w->pool_slot, &p)) {
-            vgc_pool_preemption_describe(&p, why, sizeof(why));
-            fprintf(stderr, "vgcd: %s: %s\n", w->peer, why);
-            kill(w->pid, SIGKILL);
-            w->preempted = true;
+        if (w->pid <= 0 || w->is_vm || !vgc_pool_preempt_take(d->pool, w->pool_slot, &p)) {
+            continue;
         }
+        if (vgc_pool_swap_ask(d->pool, w->pool_slot)) {
+            vgc_pool_swap_describe(&p, why, sizeof(why));
+            fprintf(stderr, "vgcd: %s: %s\n", w->peer, why);
+            kill(w->pid, SIGUSR2);
+            w->swap_deadline = vgc_pool_clock() + VGC_POOL_SWAP_GRACE_MS * 1000000ull;
+            continue;
+        }
+        vgc_pool_preemption_describe(&p, why, sizeof(why));
+        fprintf(stderr, "vgcd: %s: %s%s\n", w->peer, why, !vgc_pool_swap_room(d->pool) ? "" :
+                " (not swapped out: its executor cannot swap, or its memory does not fit "
+                "in what is left of --swap)");
+        kill(w->pid, SIGKILL);
+        w->preempted = true;
     }
     if (vgc_pool_preempt_waiting(d->pool) > 0) {
         for (int i = 0; i < d->max_workers; i++) {
@@ -181,6 +213,39 @@ static void vgcd_preempt(struct vgcd *d)
             }
         }
     }
+}
+
+/*
+ * End the workers asked to swap out that have not begun by their
+ * deadline: a call (a long kernel) keeps them from a safe point, and the
+ * reservation that preempted them waits for their memory.  Returns the
+ * milliseconds until the next deadline, -1 for none (the poll's timeout).
+ */
+static int vgcd_swap_deadlines(struct vgcd *d)
+{
+    uint64_t now = vgc_pool_clock(), next = 0;
+
+    for (int i = 0; i < d->max_workers; i++) {
+        struct vgcd_worker_slot *w = &d->workers[i];
+
+        if (w->pid <= 0 || !w->swap_deadline) {
+            continue;
+        }
+        if (vgc_pool_swap_state(d->pool, w->pool_slot) != VGC_SWAP_ASKED) {
+            w->swap_deadline = 0;       /* it began: it finishes */
+        } else if (now >= w->swap_deadline) {
+            if (vgc_pool_swap_give_up(d->pool, w->pool_slot)) {
+                fprintf(stderr, "vgcd: %s: not swapped out within %d ms (inside a call); "
+                        "ending it instead\n", w->peer, VGC_POOL_SWAP_GRACE_MS);
+                kill(w->pid, SIGKILL);
+                w->preempted = true;
+            }
+            w->swap_deadline = 0;
+        } else if (!next || w->swap_deadline < next) {
+            next = w->swap_deadline;
+        }
+    }
+    return next ? (int)((next - now + 999999) / 1000000) : -1;
 }
 
 static void vgcd_worker_main(struct vgcd *d, struct vgcd_listener *l, int fd, int pool_slot,
@@ -192,6 +257,9 @@ static void vgcd_worker_main(struct vgcd *d, struct vgcd_listener *l, int fd, in
     int rc;
 
     sigemptyset(&all);
+    /* The owner's word to swap out (swap.c): read from a signalfd, never
+     * delivered, so it interrupts no call; and never fatal before. */
+    sigaddset(&all, SIGUSR2);
     if (l->is_vhost_user) {
         /* The daemon's word to preempt guest sessions: read from a
          * signalfd once the VM's worker runs, and never fatal before. */
@@ -291,6 +359,7 @@ static void vgcd_accept(struct vgcd *d, struct vgcd_listener *l)
     w->is_vm = l->is_vhost_user;
     w->tenant = tenant;
     w->preempted = false;
+    w->swap_deadline = 0;
     snprintf(w->peer, sizeof(w->peer), "%s", peer);
     snprintf(w->listener, sizeof(w->listener), "%s", l->name);
 }
@@ -347,7 +416,7 @@ static int vgcd_run(struct vgcd *d)
     const int first = 2;              /* the signalfd, the timerfd, then listeners */
 
     for (;;) {
-        int n = 0, nlisteners = d->nlisteners, ctl = 0;
+        int n = 0, nlisteners = d->nlisteners, ctl = 0, timeout;
 
         pfd[n++] = (struct pollfd){ .fd = d->sigfd, .events = POLLIN };
         pfd[n++] = (struct pollfd){ .fd = d->timerfd, .events = POLLIN };
@@ -357,7 +426,8 @@ static int vgcd_run(struct vgcd *d)
         if (d->control) {
             ctl = vgcd_control_pollfds(d->control, &pfd[n]);
         }
-        if (poll(pfd, (nfds_t)(n + ctl), -1) < 0) {
+        timeout = vgcd_swap_deadlines(d);
+        if (poll(pfd, (nfds_t)(n + ctl), timeout) < 0) {
             if (errno == EINTR) {
                 continue;
             }
@@ -383,6 +453,7 @@ static int vgcd_run(struct vgcd *d)
                 vgcd_preempt(d);
             }
         }
+        vgcd_swap_deadlines(d);
         for (int i = 0; i < nlisteners; i++) {
             if (pfd[i + first].revents & POLLIN) {
                 vgcd_accept(d, &d->listeners[i]);
@@ -425,6 +496,7 @@ int main(int argc, char **argv)
         { "devices", required_argument, NULL, 'n' },
         { "device-memory", required_argument, NULL, 'm' },
         { "oversubscribe", required_argument, NULL, 'O' },
+        { "swap", required_argument, NULL, 'S' },
         { "address-base", required_argument, NULL, 'A' },
         { "max-clients", required_argument, NULL, 'c' },
         { "control", required_argument, NULL, 'C' },
@@ -435,7 +507,7 @@ int main(int argc, char **argv)
     const char *listen_addr[VGCD_MAX_LISTEN];
     const char *control_path = NULL;
     int nlisten = 0, opt, ndevices = 0, physical = 0;
-    uint64_t memory = 0, oversubscribe = 0, physical_memory = 0;
+    uint64_t memory = 0, oversubscribe = 0, swap = 0, physical_memory = 0;
     char *err = NULL;
     sigset_t mask;
     int rc;
@@ -468,6 +540,12 @@ int main(int argc, char **argv)
         case 'O':
             if (!vgcd_parse_size(optarg, &oversubscribe)) {
                 fprintf(stderr, "vgcd: --oversubscribe: cannot read size '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'S':
+            if (!vgcd_parse_size(optarg, &swap)) {
+                fprintf(stderr, "vgcd: --swap: cannot read size '%s'\n", optarg);
                 return 2;
             }
             break;
@@ -561,6 +639,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "vgcd: devices of %llu MiB, oversubscribed by up to %llu MiB of host RAM "
                 "each\n", (unsigned long long)(memory >> 20),
                 (unsigned long long)(oversubscribe >> 20));
+    }
+
+    if (swap) {
+        vgc_pool_set_swap(d.pool, swap);
+        fprintf(stderr, "vgcd: preempted processes are swapped out to up to %llu MiB of host "
+                "RAM where their executor can\n", (unsigned long long)(swap >> 20));
     }
 
     sigemptyset(&mask);

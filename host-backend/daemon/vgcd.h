@@ -26,6 +26,8 @@ struct vgcd_worker_slot {
     int is_vm;                  /* a VM's worker (vhost-user listener): its
                                    guest sessions are its children */
     int preempted;              /* we ended it for the pool (docs/pool.md) */
+    uint64_t swap_deadline;     /* asked to swap out: ended if it has not begun
+                                   by then (vgc_pool_clock); 0: not asked */
     struct vgc_tenant tenant;
     char peer[128];
     char listener[160];         /* name of the listener it came from */

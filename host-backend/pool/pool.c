@@ -114,6 +114,12 @@ struct pool_slot {
     _Atomic int32_t preempt_by;     /* memory: the needing tenant's entry */
     _Atomic uint32_t swap;          /* enum vgc_pool_swap_state */
     _Atomic uint32_t can_swap;      /* its executor can swap (its worker says) */
+    /* A reservation of its worker waiting for the memory of the slots it
+     * preempted: so much on that device, until then (vgc_pool_clock).
+     * Swapped-out slots leave that room to it (vgc_pool_swap_may_return). */
+    _Atomic int32_t wait_dev;
+    _Atomic uint64_t wait_bytes;
+    _Atomic uint64_t wait_until;
 };
 
 #define PREEMPT_REASON      0xffu
@@ -507,6 +513,7 @@ int vgc_pool_slot_claim(struct vgc_pool *pool, const struct vgc_tenant *tenant)
             atomic_store(&pool->slots[i].preempt, 0);
             atomic_store(&pool->slots[i].swap, VGC_SWAP_NONE);
             atomic_store(&pool->slots[i].can_swap, 0);
+            atomic_store(&pool->slots[i].wait_until, 0);
             atomic_store(&pool->slots[i].vctx, 0);
             atomic_store(&pool->slots[i].tenant, t);
             pool_settle(pool, t);
@@ -535,6 +542,7 @@ void vgc_pool_slot_clear(struct vgc_pool *pool, int slot)
     atomic_store(&pool->slots[slot].preempt, 0);
     atomic_store(&pool->slots[slot].swap, VGC_SWAP_NONE);
     atomic_store(&pool->slots[slot].can_swap, 0);
+    atomic_store(&pool->slots[slot].wait_until, 0);
     atomic_store(&pool->slots[slot].vctx, 0);
     atomic_store(&pool->slots[slot].tenant, -1);
     if (t >= 0 && t < pool->nslots) {
@@ -728,6 +736,35 @@ static bool pool_reserve_once(struct vgc_pool *pool, int dev, uint64_t bytes, ui
 
 static bool pool_preempt_for(struct vgc_pool *pool, int dev, uint64_t bytes, uint64_t limit);
 
+/* The bound slot's reservation waits for @bytes on @dev until @until;
+ * @until 0: it no longer does. */
+static void pool_wait_set(struct vgc_pool *pool, int dev, uint64_t bytes, uint64_t until)
+{
+    struct pool_slot *sl = &pool->slots[pool->bound_slot];
+
+    atomic_store(&sl->wait_until, 0);
+    atomic_store(&sl->wait_dev, dev);
+    atomic_store(&sl->wait_bytes, bytes);
+    atomic_store(&sl->wait_until, until);
+}
+
+/* Reserve once; if only lower priorities stand in the way, preempt them
+ * and try once more. */
+static bool pool_reserve_preempting(struct vgc_pool *pool, int dev, uint64_t bytes,
+                                    uint64_t limit)
+{
+    bool ok;
+
+    if (pool_reserve_once(pool, dev, bytes, limit)) {
+        return true;
+    }
+    ok = pool_preempt_for(pool, dev, bytes, limit) &&
+         pool_reserve_once(pool, dev, bytes, limit);
+    /* Reserved or refused: nobody need leave room for it any more. */
+    atomic_store(&pool->slots[pool->bound_slot].wait_until, 0);
+    return ok;
+}
+
 bool vgc_pool_reserve(struct vgc_pool *pool, int dev, uint64_t bytes)
 {
     uint64_t limit = pool_limit(pool);
@@ -736,13 +773,7 @@ bool vgc_pool_reserve(struct vgc_pool *pool, int dev, uint64_t bytes)
         bytes > pool->admit || (limit && bytes > limit)) {
         return false;
     }
-    if (pool_reserve_once(pool, dev, bytes, limit)) {
-        return true;
-    }
-    /* Once more after taking memory back from lower priorities, if that
-     * is what stands in the way. */
-    return pool_preempt_for(pool, dev, bytes, limit) &&
-           pool_reserve_once(pool, dev, bytes, limit);
+    return pool_reserve_preempting(pool, dev, bytes, limit);
 }
 
 void vgc_pool_release(struct vgc_pool *pool, int dev, uint64_t bytes)
@@ -1480,10 +1511,13 @@ static bool pool_preempt_for(struct vgc_pool *pool, int dev, uint64_t bytes, uin
     if (!victims) {
         return false;
     }
+    /* Say what it waits for: a victim swapped out must not take the room
+     * back before this reservation has it. */
+    deadline = vgc_pool_clock() + VGC_POOL_PREEMPT_WAIT_MS * 1000000ull;
+    pool_wait_set(pool, dev, bytes, deadline);
     pool_wake_preempter(pool);
     /* Bounded: a victim that does not go in time costs this allocation,
      * never the caller's progress. */
-    deadline = vgc_pool_clock() + VGC_POOL_PREEMPT_WAIT_MS * 1000000ull;
     while (vgc_pool_used(pool, dev) + bytes > pool->admit && vgc_pool_clock() < deadline) {
         pool_sleep_ms(2);
     }
@@ -1728,6 +1762,34 @@ void vgc_pool_set_swappable(struct vgc_pool *pool, bool can)
     }
 }
 
+int vgc_pool_bound_slot(const struct vgc_pool *pool)
+{
+    return pool_bound(pool) ? pool->bound_slot : -1;
+}
+
+uint64_t vgc_pool_swapped_mine(const struct vgc_pool *pool, int dev)
+{
+    uint64_t sum = 0;
+
+    if (!pool_bound(pool) || dev < -1 || dev >= pool->ndevices) {
+        return 0;
+    }
+    for (int d = 0; d < pool->ndevices; d++) {
+        if (dev < 0 || d == dev) {
+            sum += atomic_load(&pool->swapped[(size_t)pool->bound_slot * pool->ndevices + d]);
+        }
+    }
+    return sum;
+}
+
+int vgc_pool_swap_reason(const struct vgc_pool *pool)
+{
+    if (!pool_bound(pool)) {
+        return VGC_PREEMPT_NONE;
+    }
+    return (int)(atomic_load(&pool->slots[pool->bound_slot].preempt) & PREEMPT_REASON);
+}
+
 bool vgc_pool_swap_wanted(const struct vgc_pool *pool)
 {
     return pool_bound(pool) &&
@@ -1791,6 +1853,7 @@ void vgc_pool_swap_moved(struct vgc_pool *pool)
 bool vgc_pool_swap_may_return(struct vgc_pool *pool, uint32_t sec)
 {
     const struct pool_tenant *me = pool_my_tenant(pool);
+    uint64_t now;
     int mine;
 
     if (!me || atomic_load(&pool->slots[pool->bound_slot].swap) != VGC_SWAP_OUT ||
@@ -1798,24 +1861,36 @@ bool vgc_pool_swap_may_return(struct vgc_pool *pool, uint32_t sec)
         return false;
     }
     mine = atomic_load(&pool->slots[pool->bound_slot].tenant);
+    now = vgc_pool_clock();
     for (int d = 0; d < pool->ndevices; d++) {
         uint64_t want = atomic_load(pool_swap_row(pool, d));
         uint64_t used = vgc_pool_used(pool, d), lower = 0;
 
-        if (!want || used + want <= pool->admit) {
+        if (!want) {
             continue;
         }
-        /* What a reservation of this priority could take back there. */
         for (int s = 0; s < pool->nslots; s++) {
-            int t = atomic_load(&pool->slots[s].tenant);
+            struct pool_slot *sl = &pool->slots[s];
+            int t = atomic_load(&sl->tenant);
+            uint64_t until = atomic_load(&sl->wait_until);
 
-            if (s != pool->bound_slot && atomic_load(&pool->slot_taken[s]) && t >= 0 &&
-                t < pool->nslots && t != mine &&
-                pool->tenants[t].who.priority < me->who.priority) {
+            if (s == pool->bound_slot || !atomic_load(&pool->slot_taken[s]) || t < 0 ||
+                t >= pool->nslots) {
+                continue;
+            }
+            /* Room that a reservation of equal or higher priority is
+             * waiting for (the one this slot was swapped out for, as
+             * like as not) is taken already. */
+            if (until > now && atomic_load(&sl->wait_dev) == d &&
+                pool->tenants[t].who.priority >= me->who.priority) {
+                used += atomic_load(&sl->wait_bytes);
+            }
+            /* What a reservation of this priority could take back. */
+            if (t != mine && pool->tenants[t].who.priority < me->who.priority) {
                 lower += atomic_load(&pool->used[(size_t)s * pool->ndevices + d]);
             }
         }
-        if (used + want - pool->admit > lower) {
+        if (used + want > pool->admit && used + want - pool->admit > lower) {
             return false;
         }
     }
@@ -1833,8 +1908,7 @@ bool vgc_pool_swap_reserve(struct vgc_pool *pool)
         uint64_t want = atomic_load(pool_swap_row(pool, d));
 
         /* No limit: the tenant's limit counted these bytes all along. */
-        if (want && !pool_reserve_once(pool, d, want, 0) &&
-            !(pool_preempt_for(pool, d, want, 0) && pool_reserve_once(pool, d, want, 0))) {
+        if (want && !pool_reserve_preempting(pool, d, want, 0)) {
             break;
         }
     }

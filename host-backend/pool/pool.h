@@ -367,6 +367,12 @@ uint64_t vgc_pool_identity_swapped(const struct vgc_pool *pool, const struct vgc
 /* Whether its executor can swap (struct vgc_executor's swap_out); set once
  * the executor is made.  A slot that cannot is ended when preempted. */
 void vgc_pool_set_swappable(struct vgc_pool *pool, bool can);
+/* The bound slot (vgc_pool_bind), -1 for none. */
+int vgc_pool_bound_slot(const struct vgc_pool *pool);
+/* Bytes it has swapped out from @dev; -1: from every device. */
+uint64_t vgc_pool_swapped_mine(const struct vgc_pool *pool, int dev);
+/* Why it was preempted (enum vgc_pool_preempt_reason), for its logs. */
+int vgc_pool_swap_reason(const struct vgc_pool *pool);
 /* Whether it is asked to swap out and has not begun: a cheap test,
  * made between calls. */
 bool vgc_pool_swap_wanted(const struct vgc_pool *pool);
@@ -395,6 +401,16 @@ void vgc_pool_swap_moved(struct vgc_pool *pool);
 bool vgc_pool_swap_may_return(struct vgc_pool *pool, uint32_t sec);
 /* Between two questions of a waiting worker. */
 #define VGC_POOL_SWAP_POLL_MS 100
+/*
+ * How long an owner waits, after vgc_pool_swap_ask, for the worker to
+ * begin (reach a safe point between calls, its device work done) before
+ * it gives up and ends the process as without swapping.  A worker between
+ * calls begins within microseconds; only one inside a long call (a
+ * kernel) takes longer.  Half the wait of the reservation that preempts
+ * (VGC_POOL_PREEMPT_WAIT_MS), so that the kill, the reap, or the copy of a
+ * worker that did begin in time still fit in the other half.
+ */
+#define VGC_POOL_SWAP_GRACE_MS 1000
 /*
  * Reserve its swapped bytes on their devices again, as an allocation
  * would (preempting lower priorities, waiting at most

@@ -6,6 +6,9 @@
  * Anything wrong with the stream itself ends this client only: the worker
  * logs why and returns; the daemon and other clients carry on.
  *
+ * With vgcd --swap the worker may be asked to swap out (swap.c): it looks
+ * before each frame, and while it waits for one.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #define _GNU_SOURCE
@@ -98,11 +101,12 @@ static int worker_write_full(int fd, struct iovec *iov, int cnt)
  * read() instead of two per frame.  The buffer holds unparsed bytes in
  * [*pos, *end); make at least @need of them available, moving them to the
  * front only when the buffer's tail is too short (never once per frame).
- * Returns 1, 0 on a clean EOF with nothing buffered, -1 on error or EOF
- * inside a frame.
+ * With @swap, a wait for the client is also a wait for the owner's word
+ * to swap out (vgcd_swap_wait).  Returns 1, 0 on a clean EOF with nothing
+ * buffered, -1 on error or EOF inside a frame, 2 when woken by that word.
  */
-static int worker_fill(int fd, uint8_t *buf, size_t cap, size_t *pos, size_t *end,
-                       size_t need)
+static int worker_fill(int fd, bool swap, uint8_t *buf, size_t cap, size_t *pos,
+                       size_t *end, size_t need)
 {
     if (cap - *pos < need) {
         memmove(buf, buf + *pos, *end - *pos);
@@ -110,7 +114,16 @@ static int worker_fill(int fd, uint8_t *buf, size_t cap, size_t *pos, size_t *en
         *pos = 0;
     }
     while (*end - *pos < need) {
-        ssize_t r = read(fd, buf + *end, cap - *end);
+        ssize_t r;
+
+        if (swap) {
+            int w = vgcd_swap_wait(fd);
+
+            if (w <= 0) {
+                return w < 0 ? -1 : 2;
+            }
+        }
+        r = read(fd, buf + *end, cap - *end);
         if (r == 0) {
             return *end == *pos ? 0 : -1;
         }
@@ -127,6 +140,21 @@ static int worker_fill(int fd, uint8_t *buf, size_t cap, size_t *pos, size_t *en
 
 #define WORKER_READ_AHEAD (256u << 10)
 
+/* worker_fill, swapping out when asked while it waits: -2 when the
+ * process must end instead (swap.c logged why). */
+static int worker_fill_or_swap(struct vgcd_session *s, int fd, bool swap, uint8_t *buf,
+                               size_t cap, size_t *pos, size_t *end, size_t need)
+{
+    int rc;
+
+    while ((rc = worker_fill(fd, swap, buf, cap, pos, end, need)) == 2) {
+        if (vgcd_swap_due(s) && vgcd_swap_cycle(s) < 0) {
+            return -2;
+        }
+    }
+    return rc;
+}
+
 int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, struct vgc_pool *pool,
                              const char *peer)
 {
@@ -137,6 +165,7 @@ int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, struct vgc_pool 
     uint8_t *out = aligned_alloc(4096, VGC_MAX_PAYLOAD + 4096);
     const char *why = NULL;
     size_t pos = 0, end = 0;
+    bool swap;
     int ret = 0;
 
     if (!s || !in || !out) {
@@ -145,6 +174,7 @@ int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, struct vgc_pool 
         goto out;
     }
     s->pool = pool;
+    swap = vgcd_swap_init(pool, exec) >= 0;
     vgcd_worker_watch(fd, peer);
     for (;;) {
         struct vgc_hdr h, rh;
@@ -152,8 +182,18 @@ int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, struct vgc_pool 
         uint8_t *reply;
         enum vgcd_frame_result fr;
         size_t frame_len;
-        int rc = worker_fill(fd, in, cap, &pos, &end, sizeof(h));
+        int rc;
 
+        /* Between frames: the safe point to swap out at (swap.c). */
+        if (vgcd_swap_due(s) && vgcd_swap_cycle(s) < 0) {
+            ret = -1;
+            break;
+        }
+        rc = worker_fill_or_swap(s, fd, swap, in, cap, &pos, &end, sizeof(h));
+        if (rc == -2) {
+            ret = -1;
+            break;
+        }
         if (rc == 0) {
             break;                      /* client closed between frames */
         }
@@ -167,7 +207,12 @@ int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, struct vgc_pool 
             break;
         }
         frame_len = sizeof(h) + h.length;
-        if (worker_fill(fd, in, cap, &pos, &end, frame_len) != 1) {
+        rc = worker_fill_or_swap(s, fd, swap, in, cap, &pos, &end, frame_len);
+        if (rc == -2) {
+            ret = -1;
+            break;
+        }
+        if (rc != 1) {
             why = "connection broken inside a frame payload";
             break;
         }

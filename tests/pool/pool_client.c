@@ -13,6 +13,13 @@
  *   peer A B           cuDeviceCanAccessPeer         -> "peer 0|1"
  *   alloc BYTES        cuMemAlloc, kept              -> "ok" or "err CODE"
  *   ptrdev             device ordinal of the last allocation -> "ptrdev N"
+ *   addr               device address of the last allocation -> "addr N"
+ *   pattern SEED       fill the last allocation with words made from SEED
+ *                      (cuMemcpyHtoD)                -> "ok"
+ *   verify SEED ADD    read it back (cuMemcpyDtoH): how many words differ
+ *                      from that pattern plus ADD    -> "verify WRONG"
+ *   addone             the add_one kernel over the last allocation's words,
+ *                      then cuCtxSynchronize         -> "ok"
  *   freeall            cuMemFree of every allocation -> "ok"
  *   destroy            cuCtxDestroy of the context   -> "ok"
  *   nvml V             NVML's memory info of V       -> "nvml TOTAL FREE USED"
@@ -29,10 +36,13 @@
 #include <cuda.h>
 #include <dlfcn.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "../integration/add_one_ptx.h"
 
 #define MAX_ALLOCS 256
 
@@ -113,7 +123,70 @@ static CUresult client_loop(long long ms, unsigned long long n, long long *count
 
 static CUcontext ctx;
 static CUdeviceptr allocs[MAX_ALLOCS];
+static size_t sizes[MAX_ALLOCS];
 static int nallocs;
+
+/* Word @i of the pattern of @seed: every word differs from its neighbours. */
+static unsigned client_word(unsigned long long seed, size_t i)
+{
+    return (unsigned)(i * 2654435761u) ^ (unsigned)(seed * 40503u);
+}
+
+/* Fill the last allocation (@verify false) or count its words that are not
+ * the pattern plus @add (@verify true) into *@wrong. */
+static CUresult client_pattern(unsigned long long seed, bool verify, unsigned add,
+                               size_t *wrong)
+{
+    size_t n = nallocs ? sizes[nallocs - 1] / 4 : 0;
+    unsigned *buf;
+    CUresult r;
+
+    if (!n || !(buf = malloc(n * 4))) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (!verify) {
+        for (size_t i = 0; i < n; i++) {
+            buf[i] = client_word(seed, i);
+        }
+        r = cuMemcpyHtoD(allocs[nallocs - 1], buf, n * 4);
+    } else {
+        r = cuMemcpyDtoH(buf, allocs[nallocs - 1], n * 4);
+        *wrong = 0;
+        for (size_t i = 0; r == CUDA_SUCCESS && i < n; i++) {
+            *wrong += buf[i] != client_word(seed, i) + add;
+        }
+    }
+    free(buf);
+    return r;
+}
+
+/* add_one over the last allocation's words. */
+static CUresult client_add_one(void)
+{
+    static CUmodule mod;
+    static CUfunction fn;
+    CUdeviceptr p = nallocs ? allocs[nallocs - 1] : 0;
+    unsigned n = nallocs ? (unsigned)(sizes[nallocs - 1] / 4) : 0;
+    void *params[] = { &p, &n };
+    CUresult r = CUDA_SUCCESS;
+
+    if (!n) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (!mod) {
+        r = cuModuleLoadData(&mod, add_one_ptx);
+        if (r == CUDA_SUCCESS) {
+            r = cuModuleGetFunction(&fn, mod, "add_one");
+        }
+    }
+    if (r == CUDA_SUCCESS) {
+        r = cuLaunchKernel(fn, (n + 255) / 256, 1, 1, 256, 1, 1, 0, NULL, params, NULL);
+    }
+    if (r == CUDA_SUCCESS) {
+        r = cuCtxSynchronize();
+    }
+    return r;
+}
 
 /* NVML through the shim's libnvidia-ml.so.1, found like a program would. */
 struct nvml_memory {
@@ -217,6 +290,7 @@ int main(void)
             CUdeviceptr p = 0;
             r = nallocs < MAX_ALLOCS ? cuMemAlloc(&p, (size_t)arg) : CUDA_ERROR_TOO_MANY_PEERS;
             if (r == CUDA_SUCCESS) {
+                sizes[nallocs] = (size_t)arg;
                 allocs[nallocs++] = p;
             }
             client_answer(r, "ok\n");
@@ -226,6 +300,19 @@ int main(void)
                                                 allocs[nallocs - 1])
                         : CUDA_ERROR_INVALID_VALUE;
             client_answer(r, "ptrdev %d\n", d);
+        } else if (!strcmp(cmd, "addr")) {
+            r = nallocs ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+            client_answer(r, "addr %llu\n", nallocs ? (unsigned long long)allocs[nallocs - 1] : 0);
+        } else if (!strcmp(cmd, "pattern") && n == 2) {
+            r = client_pattern((unsigned long long)arg, false, 0, NULL);
+            client_answer(r, "ok\n");
+        } else if (!strcmp(cmd, "verify") && n == 3) {
+            size_t wrong = 0;
+            r = client_pattern((unsigned long long)arg, true, (unsigned)arg2, &wrong);
+            client_answer(r, "verify %zu\n", wrong);
+        } else if (!strcmp(cmd, "addone")) {
+            r = client_add_one();
+            client_answer(r, "ok\n");
         } else if (!strcmp(cmd, "freeall")) {
             r = CUDA_SUCCESS;
             while (nallocs && r == CUDA_SUCCESS) {

@@ -236,6 +236,54 @@ static void test_return(void)
     vgc_pool_destroy(p);
 }
 
+/* A reservation of high priority that waits for the memory of the slots
+ * it preempted: a victim swapped out meanwhile must not take the room back
+ * before it has it. */
+static void test_return_waits_for_preemptor(void)
+{
+    struct vgc_tenant low = tenant(1, 0, 10, "low"), mid = tenant(2, 0, 20, "mid");
+    struct vgc_tenant high = tenant(3, 0, 90, "high");
+    struct vgc_pool *p = vgc_pool_create(1, 256 * MB, 4);
+    struct vgc_pool_preemption pe;
+    int sl = vgc_pool_slot_claim(p, &low), sm = vgc_pool_slot_claim(p, &mid);
+    int sh = vgc_pool_slot_claim(p, &high);
+    bool taken = false, early;
+    uint64_t t0;
+    pid_t pid;
+    int rc;
+
+    vgc_pool_set_swap(p, 1024 * MB);
+    vgc_pool_bind(p, sl);
+    vgc_pool_set_swappable(p, true);
+    CHECK(vgc_pool_reserve(p, 0, 100 * MB), "low holds 100M");
+    vgc_pool_bind(p, sm);
+    CHECK(vgc_pool_reserve(p, 0, 100 * MB), "mid holds 100M");
+    /* high wants 200M: both must go, but only low will (mid's owner is
+     * not acting), so high waits its whole bound. */
+    pid = fork();
+    if (pid == 0) {
+        vgc_pool_bind(p, sh);
+        _exit(vgc_pool_reserve(p, 0, 200 * MB) ? 0 : 1);
+    }
+    t0 = vgc_pool_clock();
+    while (!taken && vgc_pool_clock() - t0 < 5000000000ull) {
+        taken = vgc_pool_preempt_take(p, sl, &pe);
+        if (!taken) {
+            usleep(1000);
+        }
+    }
+    CHECK(taken && vgc_pool_swap_ask(p, sl) && swap_out(p, sl), "low is swapped out for high");
+    early = vgc_pool_swap_may_return(p, NOON);
+    CHECK(!early, "the device has room for low's 100M beside mid's, but high is waiting for "
+          "200M there: low stays out");
+    rc = child_status(pid);
+    CHECK(rc == 1, "mid never went: high's reservation gave up after its bound (exit %d)", rc);
+    vgc_pool_bind(p, sl);
+    CHECK(vgc_pool_swap_may_return(p, NOON), "high no longer waits: low may come back");
+    (void)vgc_pool_preempt_take(p, sm, &pe);
+    vgc_pool_destroy(p);
+}
+
 /* A way back that finds no room gives up with nothing reserved. */
 static void test_return_refused(void)
 {
@@ -312,6 +360,7 @@ int main(void)
     test_ask();
     test_room();
     test_return();
+    test_return_waits_for_preemptor();
     test_return_refused();
     test_windows();
     return unit_done();
