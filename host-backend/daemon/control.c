@@ -349,7 +349,8 @@ static void control_clock(uint32_t sec, char *buf, size_t size)
  * One line per tenant with processes now: who, its policy (the options of
  * the listener it came through), for gpus= tenants where each virtual GPU
  * is bound (v:d, or v:- while unbound), and its compute: busy time, and
- * how often and how long its share held its kernels back.
+ * how often and how long its share held its kernels back; and what its
+ * processes have swapped out to host RAM now (--swap).
  */
 static void control_tenants(struct control_client *cl, struct vgcd *d)
 {
@@ -380,10 +381,28 @@ static void control_tenants(struct control_client *cl, struct vgcd *d)
         }
         control_printf(cl, "tenant %s name %s priority %" PRIu32 " limit %" PRIu64
                        " gpus %u window %s processes %d bound %s share %s busy-ms %" PRIu64
-                       " waits %" PRIu64 " held-ms %" PRIu64 "\n", who,
+                       " waits %" PRIu64 " held-ms %" PRIu64 " swapped %" PRIu64
+                       " swapped-out %d\n", who,
                        t->tenant.name[0] ? t->tenant.name : "-", t->tenant.priority,
                        t->tenant.memory, t->tenant.gpus, window, t->slots, bound, share,
-                       t->busy_ns / 1000000, t->waits, t->held_ns / 1000000);
+                       t->busy_ns / 1000000, t->waits, t->held_ns / 1000000, t->swapped,
+                       t->swapped_out);
+    }
+}
+
+static const char *control_swap_state(int state)
+{
+    switch (state) {
+    case VGC_SWAP_ASKED:
+        return "asked";
+    case VGC_SWAP_MOVING:
+        return "moving";
+    case VGC_SWAP_OUT:
+        return "out";
+    case VGC_SWAP_GIVEN_UP:
+        return "ending";
+    default:
+        return "none";
     }
 }
 
@@ -393,11 +412,16 @@ static void control_status(struct control_client *cl, struct vgcd *d)
 
     for (int dev = 0; dev < vgc_pool_devices(d->pool); dev++) {
         control_printf(cl, "device %d used %" PRIu64 " capacity %" PRIu64
-                       " spilled %" PRIu64 " util-compute %u util-copy %u\n", dev,
-                       vgc_pool_used(d->pool, dev), vgc_pool_capacity(d->pool, dev),
+                       " spilled %" PRIu64 " util-compute %u util-copy %u swapped %" PRIu64
+                       "\n", dev, vgc_pool_used(d->pool, dev), vgc_pool_capacity(d->pool, dev),
                        vgc_pool_spilled(d->pool, dev),
                        vgc_pool_utilization(d->pool, dev, VGC_POOL_COMPUTE, now),
-                       vgc_pool_utilization(d->pool, dev, VGC_POOL_COPY, now));
+                       vgc_pool_utilization(d->pool, dev, VGC_POOL_COPY, now),
+                       vgc_pool_swapped(d->pool, dev));
+    }
+    if (vgc_pool_swap_room(d->pool)) {
+        control_printf(cl, "swap room %" PRIu64 " used %" PRIu64 "\n",
+                       vgc_pool_swap_room(d->pool), vgc_pool_swapped(d->pool, -1));
     }
     for (int i = 0; i < d->nlisteners; i++) {
         const struct vgcd_listener *l = &d->listeners[i];
@@ -407,8 +431,9 @@ static void control_status(struct control_client *cl, struct vgcd *d)
     control_tenants(cl, d);
     for (int i = 0; i < d->max_workers; i++) {
         const struct vgcd_worker_slot *w = &d->workers[i];
-        char tenant[64];
-        uint64_t mem;
+        char tenant[64], swap[40];
+        uint64_t mem, swapped;
+        int nout;
 
         if (w->pid <= 0) {
             continue;
@@ -416,11 +441,20 @@ static void control_status(struct control_client *cl, struct vgcd *d)
         control_tenant(&w->tenant, tenant, sizeof(tenant));
         /* A VM's worker holds nothing itself: its guest sessions do, each
          * in a slot of the VM's tenant. */
-        mem = w->is_vm ? vgc_pool_identity_used(d->pool, &w->tenant)
-                       : vgc_pool_slot_used(d->pool, w->pool_slot);
-        control_printf(cl, "worker %d kind %s tenant %s memory %" PRIu64
-                       " listener %s peer %s\n", (int)w->pid, w->is_vm ? "vm" : "client",
-                       tenant, mem, w->listener[0] ? w->listener : "-", w->peer);
+        if (w->is_vm) {
+            mem = vgc_pool_identity_used(d->pool, &w->tenant);
+            swapped = vgc_pool_identity_swapped(d->pool, &w->tenant, &nout);
+            snprintf(swap, sizeof(swap), "- sessions-out %d", nout);
+        } else {
+            mem = vgc_pool_slot_used(d->pool, w->pool_slot);
+            swapped = vgc_pool_slot_swapped(d->pool, w->pool_slot);
+            snprintf(swap, sizeof(swap), "%s",
+                     control_swap_state(vgc_pool_swap_state(d->pool, w->pool_slot)));
+        }
+        control_printf(cl, "worker %d kind %s tenant %s memory %" PRIu64 " swap %s swapped %"
+                       PRIu64 " listener %s peer %s\n", (int)w->pid,
+                       w->is_vm ? "vm" : "client", tenant, mem, swap, swapped,
+                       w->listener[0] ? w->listener : "-", w->peer);
     }
     control_printf(cl, "ok\n");
 }

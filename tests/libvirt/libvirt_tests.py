@@ -394,11 +394,15 @@ def control_checks(env, report):
     tcp = 'tcp:127.0.0.1:%d' % free_port()
     env.ctl('listen', tcp)
     out = control_request(env.control, b'status\n')
-    forms = [r'device \d+ used \d+ capacity \d+ spilled \d+ util-compute \d+ util-copy \d+',
+    forms = [r'device \d+ used \d+ capacity \d+ spilled \d+ util-compute \d+ util-copy \d+ '
+             r'swapped \d+',
+             r'swap room \d+ used \d+',
              r'tenant \S+ name \S+ priority \d+ limit \d+ gpus \d+ window \S+ processes \d+ '
-             r'bound \S+ share (\d+|-) busy-ms \d+ waits \d+ held-ms \d+',
+             r'bound \S+ share (\d+|-) busy-ms \d+ waits \d+ held-ms \d+ swapped \d+ '
+             r'swapped-out \d+',
              r'listener \S+ kind (unix|tcp|vhost-user) workers \d+',
-             r'worker \d+ kind (vm|client) tenant \S+ memory \d+ listener \S+ peer .+']
+             r'worker \d+ kind (vm|client) tenant \S+ memory \d+ swap (none|asked|moving|out|'
+             r'ending|- sessions-out \d+) swapped \d+ listener \S+ peer .+']
     lines = out.splitlines()
     ok = (lines and lines[-1] == 'ok' and lines[0].startswith('device 0 ') and
           all(any(re.fullmatch(f, l) for f in forms) for l in lines[:-1]) and
@@ -505,7 +509,7 @@ def control_listener_policy(env, report):
         holder.communicate('go\n', timeout=60)
         want = re.compile(r'^tenant uid:\d+ name ctl-policy priority 70 limit 67108864 gpus 0 '
                           r'window 00:00:00-23:59:59 processes 1 bound all share - '
-                          r'busy-ms \d+ waits 0 held-ms 0$', re.M)
+                          r'busy-ms \d+ waits 0 held-ms 0 swapped 0 swapped-out 0$', re.M)
         ok = first.startswith('allocated') and want.search(status) is not None
         report('ok' if ok else 'FAIL', 'libvirt: control: status shows the tenant with its '
                'name, priority, limit and window', '' if ok else first + status[-600:])
