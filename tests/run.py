@@ -1411,6 +1411,20 @@ def section_vhost(build):
         report('FAIL', 'vhost: preempt: %s: %s' % (type(e).__name__, e), tail(d.log_text()))
     finally:
         d.stop()
+    # --swap: a VM's guest session is swapped out and back, the VM goes on.
+    d = Daemon(build, ['vhost-user:%s,priority=10,name=trainvm' % sock,
+                       'unix:%s,priority=90,name=infer' % usock],
+               extra=['--devices', '1', '--device-memory', '256M', '--swap', '512M'])
+    try:
+        for name, ok, detail in vhost_tests.run_swap(
+                sock, lambda: PoolClient(build, 'unix:' + usock), d.log_text):
+            report('ok' if ok else 'FAIL', 'vhost: ' + name, detail if not ok else '')
+        report('ok' if d.alive() else 'FAIL', 'vhost: swap: vgcd survived',
+               '' if d.alive() else tail(d.log_text()))
+    except Exception as e:      # noqa: BLE001 - a crash of the test is a failure
+        report('FAIL', 'vhost: swap: %s: %s' % (type(e).__name__, e), tail(d.log_text()))
+    finally:
+        d.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -1,6 +1,11 @@
 /*
  * vhost_session.c - a guest session's process: frames in and out of guest RAM.
  *
+ * With vgcd --swap a session is swapped out like a socket worker (swap.c):
+ * between chains, when its VM's worker asks.  While it is out the VM's
+ * worker holds its chains back (vhost_worker.c), so it never waits on a
+ * session that is out.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include <errno.h>
@@ -161,6 +166,7 @@ int vgcd_vhost_session_serve(int fd, struct vgc_executor *exec, struct vgc_pool 
     struct iovec *seg = calloc(VHOST_SESSION_MAX_SEGMENTS, sizeof(*seg));
     uint8_t *frames = malloc(VHOST_SESSION_MAX_FRAMES);
     uint8_t *out = aligned_alloc(4096, VGC_MAX_PAYLOAD + 4096);
+    bool swap;
     int ret = 0;
 
     if (!s || !seg || !frames || !out) {
@@ -169,6 +175,7 @@ int vgcd_vhost_session_serve(int fd, struct vgc_executor *exec, struct vgc_pool 
         goto out;
     }
     s->pool = pool;
+    swap = vgcd_swap_init(pool, exec) >= 0;
     vgcd_worker_watch(fd, peer);
     for (;;) {
         struct vhost_session_call call;
@@ -178,6 +185,21 @@ int vgcd_vhost_session_serve(int fd, struct vgc_executor *exec, struct vgc_pool 
         struct vgc_wr w;
         bool replied;
 
+        /* Between chains: the safe point to swap out at (swap.c). */
+        if (vgcd_swap_due(s) && vgcd_swap_cycle(s) < 0) {
+            ret = -1;
+            break;
+        }
+        if (swap) {
+            int wr = vgcd_swap_wait(fd);
+
+            if (wr == 0) {
+                continue;
+            }
+            if (wr < 0) {
+                break;
+            }
+        }
         if (vgcd_fd_read_all(fd, &call, sizeof(call)) < 0) {
             break;                      /* the VM worker closed the session */
         }

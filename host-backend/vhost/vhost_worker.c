@@ -23,6 +23,17 @@
  * kills it; the VM and its other sessions go on.  The guest process's
  * next call finds its session gone.
  *
+ * With vgcd --swap this process asks the session to swap out instead
+ * (SIGUSR2; vhost_session.c, swap.c) and ends it only when it cannot, or
+ * has not begun within the grace.  Chains for a session that is swapping
+ * out or out are held back, not sent (vhost_park): this process never
+ * waits on a session that waits for room, so the VM's other sessions,
+ * and QEMU's messages, are served meanwhile.  Virtio lets a device return
+ * chains in any order, and the guest driver completes each request by
+ * itself, so the chains behind a held one go on.  Held chains are sent in
+ * their order once the session is back (or completed with S_BACKEND or
+ * S_NO_SESSION if it ended).
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include <errno.h>
@@ -52,12 +63,21 @@
 #define VHOST_MAX_WATCHES   (8 + 2 * 8)
 #define VHOST_NUM_QUEUES    8
 
+/* A chain held back for a session that is swapped out. */
+struct vhost_parked {
+    VuVirtq *vq;
+    VuVirtqElement *e;
+    struct vhost_parked *next;
+};
+
 struct vhost_session {
     uint32_t id;            /* 0: free slot */
     pid_t pid;
     int fd;                 /* our end of the socketpair */
     int pool_slot;          /* -1 once cleared */
     bool preempted;         /* we killed it for the pool */
+    uint64_t swap_deadline; /* asked to swap out: killed if not begun by then */
+    struct vhost_parked *parked, **parked_tail;     /* held chains, in order */
 };
 
 struct vhost_watch {
@@ -143,6 +163,9 @@ static struct vhost_session *vhost_session_find(struct vhost_vm *vm, uint32_t id
     return NULL;
 }
 
+static void vhost_complete(VuDev *dev, VuVirtq *vq, VuVirtqElement *e, unsigned len);
+static void vhost_finish(const VuVirtqElement *e, uint32_t status);
+
 static void vhost_session_close(struct vhost_vm *vm, struct vhost_session *s)
 {
     if (s->fd >= 0) {
@@ -153,6 +176,15 @@ static void vhost_session_close(struct vhost_vm *vm, struct vhost_session *s)
     }
     if (s->pool_slot >= 0) {
         vgc_pool_slot_clear(vm->pool, s->pool_slot);
+    }
+    /* Chains it held for the session: their caller's session is gone. */
+    while (s->parked) {
+        struct vhost_parked *p = s->parked;
+
+        s->parked = p->next;
+        vhost_finish(p->e, VIRTIO_GPU_COMPUTE_S_NO_SESSION);
+        vhost_complete(&vm->dev, p->vq, p->e, sizeof(struct virtio_gpu_compute_resp));
+        free(p);
     }
     memset(s, 0, sizeof(*s));
     s->fd = -1;
@@ -231,16 +263,21 @@ static uint32_t vhost_session_open(struct vhost_vm *vm, uint32_t *status)
     s->fd = sv[0];
     s->pool_slot = slot;
     s->preempted = false;
+    s->swap_deadline = 0;
+    s->parked = NULL;
+    s->parked_tail = &s->parked;
     *status = VIRTIO_GPU_COMPUTE_S_OK;
     return s->id;
 }
 
 static void vhost_signals(struct vhost_vm *vm);
+static int vhost_swap_deadlines(struct vhost_vm *vm);
 
 /*
  * Wait for session @s's reply while still acting on signals: a session
  * of this VM may be preempted while another one (or itself) is inside a
- * long call, and must not wait for that call to end.
+ * long call, and must not wait for that call to end; nor may one asked to
+ * swap out wait past its grace.
  */
 static int vhost_wait_reply(struct vhost_vm *vm, struct vhost_session *s)
 {
@@ -250,7 +287,7 @@ static int vhost_wait_reply(struct vhost_vm *vm, struct vhost_session *s)
             { .fd = vm->sigfd, .events = POLLIN },
         };
 
-        if (poll(pfd, 2, -1) < 0) {
+        if (poll(pfd, 2, vhost_swap_deadlines(vm)) < 0) {
             if (errno == EINTR) {
                 continue;
             }
@@ -352,6 +389,115 @@ done:
     return sizeof(resp) + reply_len;
 }
 
+/* Give chain @e back to the guest, @len bytes written. */
+static void vhost_complete(VuDev *dev, VuVirtq *vq, VuVirtqElement *e, unsigned len)
+{
+    vu_queue_push(dev, vq, e, len);
+    vu_queue_notify(dev, vq);
+    free(e);
+}
+
+/* Write a response of @status (no reply frame) into @e. */
+static void vhost_finish(const VuVirtqElement *e, uint32_t status)
+{
+    struct virtio_gpu_compute_resp resp = { 0 };
+    struct virtio_gpu_compute_req req;
+
+    if (vgcd_iov_read(e->out_sg, e->out_num, 0, &req, sizeof(req))) {
+        resp.session = req.session;
+    }
+    resp.status = htole32(status);
+    vgcd_iov_write(e->in_sg, e->in_num, 0, &resp, sizeof(resp));
+}
+
+/* Whether session @s's chains must wait: it is asked to swap out, moving
+ * or out (its own process brings it back and sets it NONE). */
+static bool vhost_session_away(struct vhost_vm *vm, const struct vhost_session *s)
+{
+    return s->pid > 0 && s->pool_slot >= 0 &&
+           vgc_pool_swap_state(vm->pool, s->pool_slot) != VGC_SWAP_NONE;
+}
+
+/*
+ * Hold chain @e back if it is a CALL for a session that is away, or that
+ * has chains held already (they keep their order).  Returns whether it
+ * was held.
+ */
+static bool vhost_park(struct vhost_vm *vm, VuVirtq *vq, VuVirtqElement *e)
+{
+    struct virtio_gpu_compute_req req;
+    struct vhost_session *s;
+    struct vhost_parked *p;
+
+    if (!vgcd_iov_read(e->out_sg, e->out_num, 0, &req, sizeof(req)) ||
+        le32toh(req.type) != VIRTIO_GPU_COMPUTE_CALL ||
+        !(s = vhost_session_find(vm, le32toh(req.session))) ||
+        (!s->parked && !vhost_session_away(vm, s)) || !(p = calloc(1, sizeof(*p)))) {
+        return false;
+    }
+    p->vq = vq;
+    p->e = e;
+    *s->parked_tail = p;
+    s->parked_tail = &p->next;
+    return true;
+}
+
+/* Send the held chains of sessions that are back (or gone), in order. */
+static void vhost_unpark(struct vhost_vm *vm)
+{
+    for (int i = 0; i < VHOST_MAX_SESSIONS && !vm->broken; i++) {
+        struct vhost_session *s = &vm->sessions[i];
+
+        while (s->id && s->parked && !vhost_session_away(vm, s) && !vm->broken) {
+            struct vhost_parked *p = s->parked;
+            uint32_t id = s->id;
+
+            s->parked = p->next;
+            if (!s->parked) {
+                s->parked_tail = &s->parked;
+            }
+            vhost_complete(&vm->dev, p->vq, p->e, vhost_handle(vm, p->e));
+            free(p);
+            if (s->id != id) {
+                break;          /* the call closed the session */
+            }
+        }
+    }
+}
+
+/* Whether chains are held for any session: then the loop looks again soon. */
+static bool vhost_parked_any(const struct vhost_vm *vm)
+{
+    for (int i = 0; i < VHOST_MAX_SESSIONS; i++) {
+        if (vm->sessions[i].id && vm->sessions[i].parked) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The queue stops (a reset): what it held goes with it, unanswered. */
+static void vhost_park_drop(struct vhost_vm *vm, VuVirtq *vq)
+{
+    for (int i = 0; i < VHOST_MAX_SESSIONS; i++) {
+        struct vhost_session *s = &vm->sessions[i];
+        struct vhost_parked **pp = &s->parked;
+
+        while (*pp) {
+            struct vhost_parked *p = *pp;
+
+            if (vq && p->vq != vq) {
+                pp = &p->next;
+                continue;
+            }
+            *pp = p->next;
+            free(p->e);
+            free(p);
+        }
+        s->parked_tail = pp;
+    }
+}
+
 static void vhost_queue_handler(VuDev *dev, int qidx)
 {
     struct vhost_vm *vm = vhost_vm(dev);
@@ -359,10 +505,9 @@ static void vhost_queue_handler(VuDev *dev, int qidx)
     VuVirtqElement *e;
 
     while (!vm->broken && (e = vu_queue_pop(dev, vq, sizeof(*e)))) {
-        unsigned len = vhost_handle(vm, e);
-        vu_queue_push(dev, vq, e, len);
-        vu_queue_notify(dev, vq);
-        free(e);
+        if (!vhost_park(vm, vq, e)) {
+            vhost_complete(dev, vq, e, vhost_handle(vm, e));
+        }
     }
 }
 
@@ -391,6 +536,9 @@ static void vhost_queue_set_started(VuDev *dev, int qidx, bool started)
 {
     VuVirtq *vq = vu_get_queue(dev, qidx);
 
+    if (!started) {
+        vhost_park_drop(vhost_vm(dev), vq);
+    }
     vu_set_queue_handler(dev, vq, started ? vhost_queue_handler : NULL);
 }
 
@@ -432,13 +580,57 @@ static void vhost_preempt(struct vhost_vm *vm)
     for (int i = 0; i < VHOST_MAX_SESSIONS; i++) {
         struct vhost_session *s = &vm->sessions[i];
 
-        if (s->id && s->pid > 0 && vgc_pool_preempt_take(vm->pool, s->pool_slot, &p)) {
-            vgc_pool_preemption_describe(&p, why, sizeof(why));
+        if (!s->id || s->pid <= 0 || !vgc_pool_preempt_take(vm->pool, s->pool_slot, &p)) {
+            continue;
+        }
+        if (vgc_pool_swap_ask(vm->pool, s->pool_slot)) {
+            vgc_pool_swap_describe(&p, why, sizeof(why));
             fprintf(stderr, "vgcd: %s: session %u %s\n", vm->peer, s->id, why);
-            kill(s->pid, SIGKILL);
-            s->preempted = true;
+            kill(s->pid, SIGUSR2);
+            s->swap_deadline = vgc_pool_clock() + VGC_POOL_SWAP_GRACE_MS * 1000000ull;
+            continue;
+        }
+        vgc_pool_preemption_describe(&p, why, sizeof(why));
+        fprintf(stderr, "vgcd: %s: session %u %s\n", vm->peer, s->id, why);
+        kill(s->pid, SIGKILL);
+        s->preempted = true;
+    }
+}
+
+/*
+ * Kill the sessions asked to swap out that have not begun by their
+ * deadline, as vgcd does its socket workers (vgcd_swap_deadlines).
+ * Returns the milliseconds until the next deadline, or until the held
+ * chains are looked at again; -1 for neither.
+ */
+static int vhost_swap_deadlines(struct vhost_vm *vm)
+{
+    uint64_t now = vgc_pool_clock(), next = 0;
+
+    for (int i = 0; i < VHOST_MAX_SESSIONS; i++) {
+        struct vhost_session *s = &vm->sessions[i];
+
+        if (!s->id || s->pid <= 0 || !s->swap_deadline) {
+            continue;
+        }
+        if (vgc_pool_swap_state(vm->pool, s->pool_slot) != VGC_SWAP_ASKED) {
+            s->swap_deadline = 0;
+        } else if (now >= s->swap_deadline) {
+            if (vgc_pool_swap_give_up(vm->pool, s->pool_slot)) {
+                fprintf(stderr, "vgcd: %s: session %u not swapped out within %d ms (inside a "
+                        "call); ending it instead\n", vm->peer, s->id, VGC_POOL_SWAP_GRACE_MS);
+                kill(s->pid, SIGKILL);
+                s->preempted = true;
+            }
+            s->swap_deadline = 0;
+        } else if (!next || s->swap_deadline < next) {
+            next = s->swap_deadline;
         }
     }
+    if (vhost_parked_any(vm) && (!next || next > now + VGC_POOL_SWAP_POLL_MS * 1000000ull)) {
+        next = now + VGC_POOL_SWAP_POLL_MS * 1000000ull;
+    }
+    return next ? (int)((next - now + 999999) / 1000000) : -1;
 }
 
 static void vhost_reap(struct vhost_vm *vm)
@@ -524,7 +716,7 @@ int vgcd_vhost_serve(int fd, const char *executor, const struct vgc_executor_con
         for (int i = 0; i < nw; i++) {
             pfd[n++] = (struct pollfd){ .fd = snap[i].fd, .events = POLLIN };
         }
-        if (poll(pfd, (nfds_t)n, -1) < 0) {
+        if (poll(pfd, (nfds_t)n, vhost_swap_deadlines(vm)) < 0) {
             if (errno == EINTR) {
                 continue;
             }
@@ -534,6 +726,8 @@ int vgcd_vhost_serve(int fd, const char *executor, const struct vgc_executor_con
         if (pfd[1].revents) {
             vhost_signals(vm);
         }
+        /* Sessions that came back get their held chains. */
+        vhost_unpark(vm);
         if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
             if (!vu_dispatch(&vm->dev)) {
                 break;              /* QEMU disconnected */
@@ -547,6 +741,7 @@ int vgcd_vhost_serve(int fd, const char *executor, const struct vgc_executor_con
     }
     fprintf(stderr, "vgcd: %s: vhost-user device %s\n", peer,
             vm->broken ? "broken, disconnected" : "disconnected");
+    vhost_park_drop(vm, NULL);
     vu_deinit(&vm->dev);
 out:
     for (int i = 0; i < VHOST_MAX_SESSIONS; i++) {

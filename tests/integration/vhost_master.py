@@ -54,6 +54,7 @@ class VhostMaster:
         self.avail_idx = 0
         self.used_seen = 0
         self.next_desc = 0
+        self.done = {}                  # head -> used length, returned out of order
         self.heap = HEAP
         self._setup()
 
@@ -129,6 +130,11 @@ class VhostMaster:
     def post(self, descs, timeout=30):
         """descs: [(gpa, len, writable)] -> (used len) once the device returns it.
         gpa may be any number: crafted chains point outside RAM on purpose."""
+        return self.wait_head(self.post_nowait(descs), timeout)
+
+    def post_nowait(self, descs):
+        """Post a chain and return its head, for wait_head: the device may
+        return chains in any order."""
         head = self.next_desc
         idxs = [(head + i) % QSIZE for i in range(len(descs))]
         self.next_desc = (head + len(descs)) % QSIZE
@@ -139,31 +145,41 @@ class VhostMaster:
                 flags |= VRING_DESC_F_NEXT
                 nxt = idxs[i + 1]
             struct.pack_into('<QIHH', self.ram, DESC + 16 * idxs[i], gpa, length, flags, nxt)
-        return self._publish(head, timeout)
+        self._publish(head)
+        return head
 
     def post_raw(self, head, timeout=30):
         """Publish a chain whose descriptors the caller wrote itself."""
-        return self._publish(head, timeout)
+        self._publish(head)
+        return self.wait_head(head, timeout)
 
     def write_desc(self, idx, gpa, length, flags, nxt):
         struct.pack_into('<QIHH', self.ram, DESC + 16 * idx, gpa, length, flags, nxt)
 
-    def _publish(self, head, timeout):
+    def _publish(self, head):
         struct.pack_into('<H', self.ram, AVAIL + 4 + 2 * (self.avail_idx % QSIZE), head)
         self.avail_idx = (self.avail_idx + 1) & 0xffff
         struct.pack_into('<H', self.ram, AVAIL + 2, self.avail_idx)
         os.eventfd_write(self.kick, 1)
-        return self.wait_used(timeout)
+
+    def wait_head(self, head, timeout):
+        """The used length of chain @head, once the device returned it;
+        chains it returns before are kept for their own waiters."""
+        while head not in self.done:
+            used_id, length = self.wait_used(timeout)
+            self.done[used_id] = length
+        return self.done.pop(head)
 
     def wait_used(self, timeout):
+        """The next used entry: (head, length)."""
         end_wait = timeout
         while True:
             used_idx = struct.unpack_from('<H', self.ram, USED + 2)[0]
             if used_idx != self.used_seen:
                 slot = self.used_seen % QSIZE
-                _id, length = struct.unpack_from('<II', self.ram, USED + 4 + 8 * slot)
+                used_id, length = struct.unpack_from('<II', self.ram, USED + 4 + 8 * slot)
                 self.used_seen = (self.used_seen + 1) & 0xffff
-                return length
+                return used_id, length
             r, _, _ = select.select([self.call, self.sock], [], [], min(end_wait, 1.0))
             if self.call in r:
                 try:
@@ -184,14 +200,32 @@ class VhostMaster:
 
     # ---- the device's requests ----
     def request(self, rtype, session, frames=b'', reply_room=0):
+        return self.request_finish(self.request_start(rtype, session, frames, reply_room))
+
+    def request_start(self, rtype, session, frames=b'', reply_room=0):
+        """Post a request without waiting for it: request_finish does."""
         req = self.alloc(16 + len(frames))
         self.write(req, struct.pack('<IIQ', rtype, session, 0) + frames)
         resp = self.alloc(16 + reply_room)
         self.write(resp, bytes(16))
-        self.post([(GPA_BASE + req, 16 + len(frames), False),
-                   (GPA_BASE + resp, 16 + reply_room, True)])
+        head = self.post_nowait([(GPA_BASE + req, 16 + len(frames), False),
+                                 (GPA_BASE + resp, 16 + reply_room, True)])
+        return head, resp
+
+    def request_finish(self, started, timeout=30):
+        head, resp = started
+        self.wait_head(head, timeout)
         status, sess, reply_len, _ = struct.unpack_from('<IIII', self.ram, resp)
         return status, sess, self.read(resp + 16, reply_len)
+
+    def returned(self, started):
+        """Whether the device returned a request of request_start yet."""
+        head = started[0]
+        used_idx = struct.unpack_from('<H', self.ram, USED + 2)[0]
+        while used_idx != self.used_seen and head not in self.done:
+            used_id, length = self.wait_used(1)
+            self.done[used_id] = length
+        return head in self.done
 
     def close(self):
         for x in (self.sock,):

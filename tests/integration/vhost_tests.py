@@ -38,6 +38,14 @@ class Guest:
         status, _, reply = self.dev.request(vm.CALL, self.session, f, room)
         return status, reply
 
+    def call_start(self, op, payload=b'', room=1 << 20):
+        """A call posted without waiting for it (call_finish does)."""
+        return self.dev.request_start(vm.CALL, self.session, frame(op, payload, self.ctx), room)
+
+    def call_finish(self, started, timeout=30):
+        status, _, reply = self.dev.request_finish(started, timeout)
+        return status, reply
+
     def hello(self, pid=1234):
         status, reply = self.call(0, mf.hello_payload(pid=pid))
         return status == vm.S_OK and result(reply)[0] == 0
@@ -231,6 +239,62 @@ def run_preempt(sock_path, high_client, log_text, vgcd_pid):
                got.get('free') == 28 * m, repr(got))
     finally:
         hi.close()
+    b.close()
+    vm1.close()
+
+
+def run_swap(sock_path, high_client, log_text):
+    """vhost-user:PATH,priority=10 and a socket tenant of priority 90 on one
+    256M device, vgcd --swap: the VM's guest session holding 200M is
+    swapped out when the other tenant needs 128M; its next call is held
+    (the VM's other session is served meanwhile, its chain returned
+    first), and completes once the other tenant freed its memory, with the
+    bytes back at their address."""
+    m = 1 << 20
+    pattern = bytes((i * 7 + i // 251) & 0xff for i in range(m))
+    vm1 = vm.VhostMaster(sock_path)
+    a = Guest(vm1)
+    a.setup()
+    dptr = a.alloc(200 * m)
+    a.htod(dptr + 150 * m, pattern)
+    b = Guest(vm1)
+    b.setup()
+    hi = high_client()
+    try:
+        hi.ask('ctx 0')
+        t0 = time.time()
+        v = hi.ask('alloc %d' % (128 * m))
+        took = time.time() - t0
+        yield ('swap: a tenant of priority 90 gets 128M that a VM\'s session of priority 10 '
+               'held (%.2f s)' % took, v == [], repr(v))
+        log = log_text()
+        want = ('session %d swapping out tenant trainvm (priority 10): memory for tenant infer '
+                '(priority 90) on device 0; moves 200.0 MiB to host RAM' % a.session)
+        yield ("swap: the VM's worker asks the session to swap out, and it does (logged)",
+               want in log and '(tenant trainvm) session %d: swapped out 200.0 MiB' % a.session
+               in log, log[-1200:])
+        held = a.call_start(mf.OPCODES['cuMemcpyDtoH_v2'],
+                            struct.pack('<QQQ', m, dptr + 150 * m, m), room=m + 4096)
+        time.sleep(0.5)
+        free = b.mem_free()
+        yield ("swap: its next call is held; the VM's other session is served meanwhile and "
+               "sees 128M free", not vm1.returned(held) and free == 128 * m,
+               'returned %r, free %r' % (vm1.returned(held), free))
+        hi.ask('freeall')
+        t0 = time.time()
+        status, reply = a.call_finish(held)
+        took = time.time() - t0
+        res, rest = result(reply)
+        yield ('swap: once the memory is free the held call completes (%.2f s later), its '
+               'bytes back at the same address' % took,
+               status == vm.S_OK and res == 0 and rest[8:8 + m] == pattern,
+               'status %r, CUresult %r, %d bytes' % (status, res, len(rest)))
+        yield ('swap: swapped back in, logged',
+               '(tenant trainvm) session %d: swapped in 200.0 MiB' % a.session in log_text(),
+               log_text()[-800:])
+    finally:
+        hi.close()
+    a.close()
     b.close()
     vm1.close()
 
