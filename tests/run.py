@@ -50,6 +50,7 @@ import argparse
 import contextlib
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -967,6 +968,11 @@ class PoolClient:
             answer = self.proc.stdout.readline().strip()
         return answer.split()[1:] if answer.split()[:1] != ['err'] else ['err'] + answer.split()[1:]
 
+    def waiting(self, seconds):
+        """Whether the answer to a command sent is still not there after
+        @seconds (a call that blocks: the client was swapped out)."""
+        return not select.select([self.proc.stdout], [], [], seconds)[0]
+
     def value(self, line):
         """The numbers of an answer ("info 5 6" -> [5, 6]); [] for an error."""
         a = self.ask(line)
@@ -1211,6 +1217,127 @@ def section_pool(build, label='', env=None):
               'synchronize fails at once (%.1f s)' % took, (v, spin, tail(d.log_text())))
         check(d.alive(), 'vgcd survived the preemption', tail(d.log_text()))
 
+    # --swap: the low priority is swapped out instead of ended, its next call
+    # waits, and it comes back with its bytes at the same address.
+    ctl = sock('control')
+    d = Daemon(build, ['unix:%s,priority=10,name=train' % sock('train'),
+                       'unix:%s,priority=90,name=infer' % sock('infer')],
+               extra=['--devices', '1', '--device-memory', '256M', '--swap', '512M',
+                      '--control', ctl], env=dict(os.environ, **(env or {})))
+
+    def status_of(kind, key, value):
+        """The key/value pairs of the status line of @kind whose @key is
+        @value (None: whose second word is): "swap room R used U" gives
+        {'room': R, 'used': U}."""
+        for line in control_status_lines(ctl):
+            f = line.split()
+            if f[:1] != [kind]:
+                continue
+            pairs = dict(zip(f[1::2], f[2::2])) if kind == 'swap' else \
+                dict(zip(f[2::2], f[3::2]))
+            if (f[1] == value if key is None else pairs.get(key) == value):
+                return pairs
+        return {}
+
+    with case('swap', d):
+        lo = client('train')
+        lo.ask('ctx 0')
+        check(lo.ask('alloc %d' % (200 * M)) == [] and lo.ask('pattern 7') == [],
+              'train (priority 10) holds 200M of 256M, a known pattern in it')
+        addr = lo.value('addr')
+        hi = client('infer')
+        hi.ask('ctx 0')
+        t0 = time.time()
+        v = hi.ask('alloc %d' % (128 * M))
+        took = time.time() - t0
+        log = d.log_text()
+        check(v == [] and '(tenant train): swapping out tenant train (priority 10): memory for '
+              'tenant infer (priority 90) on device 0; moves 200.0 MiB to host RAM' in log and
+              '(tenant train): swapped out 200.0 MiB' in log and 'preempted tenant' not in log,
+              'infer (priority 90) gets 128M: train is swapped out, not ended, and logged '
+              '(%.2f s)' % took, (v, tail(log)))
+        w = [l.split() for l in control_status_lines(ctl) if l.startswith('worker ') and
+             '(tenant train)' in l]
+        w = dict(zip(w[0][2::2], w[0][3::2])) if w else {}
+        t = status_of('tenant', 'name', 'train')
+        dev = status_of('device', None, '0')
+        room = status_of('swap', None, 'room')
+        check(w.get('swap') == 'out' and w.get('swapped') == str(200 * M) and
+              w.get('memory') == '0' and t.get('swapped') == str(200 * M) and
+              t.get('swapped-out') == '1' and dev.get('swapped') == str(200 * M) and
+              dev.get('used') == str(128 * M) and room.get('used') == str(200 * M),
+              'status: train\'s worker is out with 200M swapped, none on the device, which '
+              'holds infer\'s 128M', '\n'.join(control_status_lines(ctl)))
+        v = hi.value('info') + hi.value('nvml 0')
+        check(v == [128 * M, 256 * M, 256 * M, 128 * M, 128 * M],
+              'cuMemGetInfo and NVML agree: 128M used, swapped memory is not on the device', v)
+        lo.send('verify 7 0')
+        check(lo.waiting(1.0), 'train\'s next call (a copy back) waits while infer holds the '
+              'memory')
+        hi.ask('freeall')
+        t0 = time.time()
+        v = lo.answer()
+        took = time.time() - t0
+        check(v == ['0'] and lo.value('addr') == addr,
+              'infer freed its 128M: train\'s call completes (%.2f s later), every byte back '
+              'at the same device address' % took, (v, tail(d.log_text())))
+        check(lo.ask('addone') == [] and lo.ask('verify 7 1') == ['0'],
+              'a kernel launched on it after it came back computes right')
+        w = [l for l in control_status_lines(ctl) if l.startswith('worker ') and
+             '(tenant train)' in l]
+        check('(tenant train): swapped in 200.0 MiB' in d.log_text() and w and
+              ' swap none swapped 0 ' in w[0], 'swapped back in: logged, status says none',
+              (w, tail(d.log_text())))
+        # A victim inside a long kernel cannot swap out: ended after the
+        # grace, and infer gets its memory within its 2 s wait.
+        lo.send('spin 1000000000')
+        time.sleep(0.5)
+        t0 = time.time()
+        v = hi.ask('alloc %d' % (128 * M))
+        took = time.time() - t0
+        spin = lo.answer()
+        log = d.log_text()
+        check(v == [] and spin == ['err', UNAVAILABLE] and 0.8 < took < 2.5 and
+              '(tenant train): not swapped out within 1000 ms (inside a call); ending it '
+              'instead' in log,
+              'train inside a long kernel: not swapped out within the 1 s grace, ended; infer '
+              'gets 128M after %.2f s' % took, (v, spin, tail(log)))
+        # A client that goes away while swapped out frees its swap room.
+        lo3 = client('train')
+        lo3.ask('ctx 0')
+        check(lo3.ask('alloc %d' % (100 * M)) == [] and hi.ask('alloc %d' % (100 * M)) == [] and
+              status_of('swap', None, 'room').get('used') == str(100 * M),
+              'another train process holding 100M is swapped out for infer\'s next 100M')
+        lo3.proc.kill()
+        lo3.proc.wait()
+        used = None
+        deadline = time.time() + 5
+        while time.time() < deadline and used != '0':
+            time.sleep(0.1)
+            used = status_of('swap', None, 'room').get('used')
+        check(used == '0' and 'ended while swapped out; its 100.0 MiB of host RAM are free' in
+              d.log_text(), 'its client killed while it was out: the worker ends, the swap '
+              'room is empty again', (used, tail(d.log_text())))
+        check(d.alive(), 'vgcd survived the swaps', tail(d.log_text()))
+
+    # --swap too small for the victim: it is ended, as without --swap.
+    d = Daemon(build, ['unix:%s,priority=10,name=train' % sock('train'),
+                       'unix:%s,priority=90,name=infer' % sock('infer')],
+               extra=['--devices', '1', '--device-memory', '256M', '--swap', '100M'],
+               env=dict(os.environ, **(env or {})))
+    with case('swap too small', d):
+        lo = client('train')
+        lo.ask('ctx 0')
+        lo.ask('alloc %d' % (200 * M))
+        hi = client('infer')
+        hi.ask('ctx 0')
+        v = hi.ask('alloc %d' % (128 * M))
+        log = d.log_text()
+        check(v == [] and '(tenant train): preempted tenant train (priority 10): memory for '
+              'tenant infer (priority 90) on device 0; frees 200.0 MiB (not swapped out' in log
+              and 'swapping out' not in log and lo.ask('info') == ['err', UNAVAILABLE],
+              '--swap 100M cannot hold train\'s 200M: it is ended as before', (v, tail(log)))
+
     # window=: night holds GPUs until a moment a few seconds from now, dawn
     # from then on.  Local time, as vgcd reads it.
     def hms(sec):
@@ -1263,6 +1390,45 @@ def section_pool(build, label='', env=None):
         check(v == [] and dawn.ask('alloc %d' % (64 * M)) == [],
               'dawn, inside its window now: the same process makes its context', v)
         check(d.alive(), 'vgcd survived the windows', tail(d.log_text()))
+
+    # window= with --swap: night is swapped out when its window closes and
+    # back when it opens again, a few seconds later, its bytes intact.
+    lt = time.localtime()
+    now = lt.tm_hour * 3600 + lt.tm_min * 60 + lt.tm_sec
+    turn = now + (8 if label else 5)    # room for the setup (ASan is slower)
+    back = turn + 3
+    d = Daemon(build, ['unix:%s,window=%s-%s,name=night' % (sock('night'), hms(back),
+                                                            hms(turn)),
+                       'unix:%s,name=day' % sock('day')],
+               extra=['--devices', '1', '--device-memory', '256M', '--swap', '256M'],
+               env=dict(os.environ, **(env or {})))
+    with case('window swap', d):
+        n = client('night')
+        n.ask('ctx 0')
+        check(n.ask('alloc %d' % (200 * M)) == [] and n.ask('pattern 9') == [],
+              'night holds 200M inside its window, a known pattern in it')
+        addr = n.value('addr')
+        day = client('day')
+        day.ask('ctx 0')
+        deadline = time.time() + 15
+        while time.time() < deadline and '(tenant night): swapped out' not in d.log_text():
+            time.sleep(0.1)
+        log = d.log_text()
+        check('(tenant night): swapping out tenant night (priority 50): its window %s-%s '
+              'closed; moves 200.0 MiB on every device to host RAM' % (hms(back), hms(turn))
+              in log and '(tenant night): swapped out 200.0 MiB' in log,
+              "night's window closed: it is swapped out, logged", tail(log))
+        check(day.ask('alloc %d' % (128 * M)) == [] and day.ask('freeall') == [],
+              "night's memory is back in the pool meanwhile: day has 128M, then frees it")
+        n.send('verify 9 0')
+        v = n.answer()
+        lt = time.localtime()
+        at = lt.tm_hour * 3600 + lt.tm_min * 60 + lt.tm_sec
+        check(v == ['0'] and n.value('addr') == addr and (at - back) % 86400 < 60 and
+              '(tenant night): swapped in 200.0 MiB' in d.log_text() and
+              'its window is open again' in d.log_text(),
+              "night's next call waited for its window to open again (%s): its bytes back "
+              "at the same address" % hms(back), (v, hms(at), tail(d.log_text())))
 
     # share=: two tenants keeping one device busy with kernels split it by
     # weight; a tenant alone is never held back.  Kernels of ~15 ms on the
