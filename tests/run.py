@@ -546,6 +546,7 @@ def section_remote(build):
             ok = 'calls_printf 0: ' in p.stdout and 'calls_printf' not in d.log_text()
             report('ok' if ok else 'FAIL', 'remote: device printf reaches the client\'s '
                    'stdout, not the remote executor\'s', '' if ok else tail(p.stdout))
+        remote_swap_ends(build, upstream_addr, tmp)
         remote_upstream_lost(build, server, upstream, d)
         upstream = Daemon(build, [upstream_addr])
         run_check('remote: a new client works once the upstream is back',
@@ -557,6 +558,36 @@ def section_remote(build):
         d.stop()
         upstream.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remote_swap_ends(build, upstream_addr, tmp):
+    """vgcd --swap with --executor remote: that executor cannot swap (it
+    would need the upstream to), so a preempted process is ended as
+    without --swap, and the log says why."""
+    m = 1 << 20
+    lo_s, hi_s = os.path.join(tmp, 'train.sock'), os.path.join(tmp, 'infer.sock')
+    d = Daemon(build, ['unix:%s,priority=10,name=train' % lo_s,
+                       'unix:%s,priority=90,name=infer' % hi_s],
+               extra=['--executor', 'remote:' + upstream_addr, '--devices', '1',
+                      '--device-memory', '256M', '--swap', '1G'])
+    lo = PoolClient(build, 'unix:' + lo_s)
+    hi = PoolClient(build, 'unix:' + hi_s)
+    try:
+        lo.ask('ctx 0')
+        held = lo.ask('alloc %d' % (200 * m))
+        hi.ask('ctx 0')
+        v = hi.ask('alloc %d' % (128 * m))
+        log = d.log_text()
+        ok = held == [] and v == [] and lo.ask('info') == ['err', '46'] and \
+            'preempted tenant train (priority 10): memory for tenant infer (priority 90) on ' \
+            'device 0; frees 200.0 MiB (not swapped out: its executor cannot swap' in log and \
+            'swapping out' not in log
+        report('ok' if ok else 'FAIL', 'remote: with --swap a preempted process is still '
+               'ended: the remote executor cannot swap', '' if ok else (held, v, tail(log)))
+    finally:
+        lo.close()
+        hi.close()
+        d.stop()
 
 
 # A client of an aggregating vgcd (devices 0 and 1 behind upstream A, 2
