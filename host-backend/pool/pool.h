@@ -394,9 +394,11 @@ void vgc_pool_swap_moved(struct vgc_pool *pool);
 /*
  * Whether the swapped-out slot may come back at @sec (seconds after
  * midnight): its tenant's window is open, and on each device its bytes
- * fit beside what is there, or would once the processes of lower
- * priority there were preempted (never equal or higher ones).  The
- * worker asks in bounded steps (VGC_POOL_SWAP_POLL_MS).
+ * fit beside what is there and what reservations of equal or higher
+ * priority are waiting for there (the one it was swapped out for, until
+ * that one has its memory), or would once the processes of lower priority
+ * there were preempted (never equal or higher ones).  The worker asks in
+ * bounded steps (VGC_POOL_SWAP_POLL_MS).
  */
 bool vgc_pool_swap_may_return(struct vgc_pool *pool, uint32_t sec);
 /* Between two questions of a waiting worker. */
