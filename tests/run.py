@@ -912,6 +912,7 @@ def section_daemon_cli(build):
         report('ok' if ok else 'FAIL', 'vgcd: --listen ...%s is a clear error at startup' % opts,
                '' if ok else p.stdout[-300:])
     shutil.rmtree(tmp, ignore_errors=True)
+    daemon_address_base(vgcd)
     gpu = os.path.exists('/dev/nvidiactl')
     if gpu:
         report('skip', 'vgcd: --executor cuda refusal without a GPU', 'this host has a GPU')
@@ -924,6 +925,42 @@ def section_daemon_cli(build):
                else 'FAIL', 'vgcd: --executor cuda says clearly that there is no GPU',
                p.stdout[-300:])
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def daemon_address_base(vgcd):
+    """--address-base for the cuda executor (its window, cuda_window.c): what
+    the command line alone says is wrong is refused before any GPU is looked
+    for, so these hold on a host without one."""
+    p = subprocess.run([vgcd, '--help'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True)
+    report('ok' if 'cuda: cuMemAlloc' in p.stdout and 'not with --oversubscribe' in p.stdout
+           else 'FAIL', 'vgcd: --help says what --address-base does for the cuda executor',
+           p.stdout[-600:])
+    tmp = tempfile.mkdtemp(prefix='vgc-cli-')
+    sock = 'unix:' + os.path.join(tmp, 's')
+    for args, want, what in (
+            (['--executor', 'cuda', '--address-base', '200000000000', '--oversubscribe', '1G'],
+             'do not go together', 'with --oversubscribe (managed memory is not placed)'),
+            (['--executor', 'remote:unix:' + os.path.join(tmp, 'nobody'),
+              '--address-base', '200000000000'],
+             'is for --executor cpu or cuda', 'for a remote executor'),
+            (['--executor', 'cuda', '--address-base', '200000001000'],
+             '2 MiB boundary', 'off the 2 MiB granularity'),
+            (['--executor', 'cuda', '--devices', '2', '--address-base', '7f0000000000'],
+             'end by 0x800000000000', 'whose window of 2 TiB runs past 47 bits')):
+        p = subprocess.run([vgcd] + args + ['--listen', sock], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=30)
+        ok = p.returncode == 2 and want in p.stdout and 'no usable CUDA' not in p.stdout
+        report('ok' if ok else 'FAIL', 'vgcd: --address-base %s is refused at start, before '
+               'the executor is probed' % what, '' if ok else p.stdout[-300:])
+    if not os.path.exists('/dev/nvidiactl'):
+        p = subprocess.run([vgcd, '--executor', 'cuda', '--address-base', '200000000000',
+                            '--listen', sock], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=30)
+        report('ok' if p.returncode == 1 and 'no usable CUDA driver' in p.stdout else 'FAIL',
+               'vgcd: --executor cuda --address-base 200000000000 passes the option checks '
+               '(then finds no GPU here)', p.stdout[-300:])
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 class PoolClient:
