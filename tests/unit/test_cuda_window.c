@@ -493,6 +493,9 @@ static void test_placement(void)
           "window %#llx+%#llx partial %d", (unsigned long long)ex->va_base,
           (unsigned long long)ex->va_size, ex->va_partial);
     CHECK(mock_reservations() == 0, "nothing reserved before the first allocation");
+    CHECK(o->cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, BASE) ==
+          CUDA_ERROR_INVALID_VALUE && mock.calls[M_ATTR] == 1,
+          "until then the range is the driver's to describe");
 
     CHECK(o->cuMemAlloc_v2(&a, 1) == CUDA_SUCCESS && a == BASE, "a at %#llx",
           (unsigned long long)a);

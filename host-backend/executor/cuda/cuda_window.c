@@ -151,7 +151,9 @@ bool cuda_window_on(void)
 
 bool cuda_window_holds(CUdeviceptr p)
 {
-    return win.part && p - win.base < cuda_window_size();
+    /* Before the reservation the range is not ours: whatever the driver
+     * placed there is the driver's to describe. */
+    return win.reserved && p - win.base < cuda_window_size();
 }
 
 static int cuda_window_device_of(CUdeviceptr p)

@@ -57,7 +57,8 @@ bool cuda_window_init(const struct vgc_exec_ops *driver, struct vgc_pool *pool,
 /* Give back every allocation and the reservation; the window is off. */
 void cuda_window_destroy(void);
 
-/* Whether a window is set up; whether @p lies in it, allocated or not. */
+/* Whether a window is set up; whether @p lies in it (once it is reserved),
+ * allocated or not. */
 bool cuda_window_on(void);
 bool cuda_window_holds(CUdeviceptr p);
 
