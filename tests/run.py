@@ -659,6 +659,13 @@ def section_aggregate(build, suffix='', env=None):
                       if os.access(os.path.join(build, 'tests', 'runtime', r), os.X_OK)]
         for prog in progs:
             run_check('%s: %s' % (tag, os.path.basename(prog)), [prog], env=cenv, timeout=300)
+        calls = os.path.join(kd, 'test_calls')
+        if os.access(calls, os.X_OK):
+            p = subprocess.run([calls], env=cenv, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, timeout=300)
+            ok = 'calls_printf 0: ' in p.stdout and 'calls_printf' not in agg.log_text()
+            report('ok' if ok else 'FAIL', '%s: device printf reaches the client\'s stdout '
+                   'through the aggregate' % tag, '' if ok else tail(p.stdout))
         if not suffix:
             py, why = runtime_venv(build)
             script = os.path.join(ROOT, 'tests', 'runtime', 'rt_python.py')
