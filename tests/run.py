@@ -659,6 +659,13 @@ def section_aggregate(build, suffix='', env=None):
                       if os.access(os.path.join(build, 'tests', 'runtime', r), os.X_OK)]
         for prog in progs:
             run_check('%s: %s' % (tag, os.path.basename(prog)), [prog], env=cenv, timeout=300)
+        calls = os.path.join(kd, 'test_calls')
+        if os.access(calls, os.X_OK):
+            p = subprocess.run([calls], env=cenv, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, timeout=300)
+            ok = 'calls_printf 0: ' in p.stdout and 'calls_printf' not in agg.log_text()
+            report('ok' if ok else 'FAIL', '%s: device printf reaches the client\'s stdout '
+                   'through the aggregate' % tag, '' if ok else tail(p.stdout))
         if not suffix:
             py, why = runtime_venv(build)
             script = os.path.join(ROOT, 'tests', 'runtime', 'rt_python.py')
@@ -671,6 +678,17 @@ def section_aggregate(build, suffix='', env=None):
                 report('skip' if 'not reachable' in why else 'FAIL',
                        '%s: python cupy' % tag, why)
         aggregate_upstream_lost(tag, build, server, cenv, daemons[1], agg)
+        device = os.path.join(build, 'tests', 'integration', 'test_device')
+        p = subprocess.run([device], env=cenv, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=60)
+        ok = p.returncode != 0 and 'vgcd cannot serve: remote:' in p.stdout and b_addr in p.stdout
+        report('ok' if ok else 'FAIL', '%s: a new client while one upstream is down is '
+               'refused, naming it' % tag, '' if ok else tail(p.stdout))
+        daemons[1] = Daemon(build, [b_addr], env=env,
+                            extra=['--devices', '1', '--address-base', '7e8000000000'])
+        run_check('%s: a new client works once the upstream is back' % tag,
+                  [os.path.join(build, 'tests', 'integration', 'test_multidevice')], env=cenv,
+                  timeout=120)
     finally:
         for d in daemons:
             d.stop()
@@ -687,26 +705,37 @@ def aggregate_upstream_lost(tag, build, server, env, upstream, agg):
         env = dict(env, LD_PRELOAD=' '.join(subprocess.run(
             ['gcc', '-print-file-name=%s' % lib], stdout=subprocess.PIPE, text=True).stdout.strip()
             for lib in ('libasan.so', 'libubsan.so')))
-    holder = subprocess.Popen([sys.executable, '-c', AGGREGATE_HOLDER], env=env,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+    held = hold_through_a_kill(AGGREGATE_HOLDER, env, 2, upstream)
+    if isinstance(held, Exception):
+        report('FAIL', '%s: a client whose upstream died' % tag, str(held))
+        return
+    first, out, rc = held
+    ok = ('devices 3' in first and 'holding' in first and 'after 46 0 0 True' in out and
+          rc == 0)
+    report('ok' if ok else 'FAIL', '%s: with one upstream gone, its device says '
+           'CUDA_ERROR_DEVICE_UNAVAILABLE and the other upstream\'s devices keep working '
+           'for the same client' % tag, '' if ok else first + out)
+    report('ok' if agg.alive() else 'FAIL', '%s: vgcd outlives an upstream' % tag,
+           '' if agg.alive() else tail(agg.log_text()))
+
+
+def hold_through_a_kill(script, env, nlines, upstream):
+    """Run python @script as a client: read its first @nlines lines (it says
+    what it holds), SIGKILL @upstream with its workers, tell the client to
+    go on, and return (first lines, the rest, exit status), or the
+    exception that stopped it."""
+    holder = subprocess.Popen([sys.executable, '-c', script], env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        first = holder.stdout.readline() + holder.stdout.readline()
+        first = ''.join(holder.stdout.readline() for _ in range(nlines))
         kill_with_children(upstream.proc)
         holder.stdin.write('go\n')
         holder.stdin.flush()
         out, _ = holder.communicate(timeout=60)
     except (OSError, subprocess.TimeoutExpired) as e:
         holder.kill()
-        report('FAIL', '%s: a client whose upstream died' % tag, str(e))
-        return
-    ok = ('devices 3' in first and 'holding' in first and 'after 46 0 0 True' in out and
-          holder.returncode == 0)
-    report('ok' if ok else 'FAIL', '%s: with one upstream gone, its device says '
-           'CUDA_ERROR_DEVICE_UNAVAILABLE and the other upstream\'s devices keep working '
-           'for the same client' % tag, '' if ok else first + out)
-    report('ok' if agg.alive() else 'FAIL', '%s: vgcd outlives an upstream' % tag,
-           '' if agg.alive() else tail(agg.log_text()))
+        return e
+    return first, out, holder.returncode
 
 
 def kill_with_children(proc):
@@ -730,21 +759,13 @@ def kill_with_children(proc):
 def remote_upstream_lost(build, server, upstream, d):
     """The upstream dies under a client: its calls fail cleanly, the
     remote-executor vgcd goes on, and a new client is refused clearly."""
-    holder = subprocess.Popen([sys.executable, '-c', REMOTE_HOLDER], env=shim_env(build, server),
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-    try:
-        first = holder.stdout.readline()
-        kill_with_children(upstream.proc)
-        holder.stdin.write('go\n')
-        holder.stdin.flush()
-        out, _ = holder.communicate(timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        holder.kill()
-        report('FAIL', 'remote: a client whose upstream died gets errors', str(e))
+    held = hold_through_a_kill(REMOTE_HOLDER, shim_env(build, server), 1, upstream)
+    if isinstance(held, Exception):
+        report('FAIL', 'remote: a client whose upstream died gets errors', str(held))
         return
+    first, out, rc = held
     # CUDA_ERROR_DEVICE_UNAVAILABLE (46) for both calls, and no crash.
-    ok = first.startswith('holding') and 'after 46 46' in out and holder.returncode == 0
+    ok = first.startswith('holding') and 'after 46 46' in out and rc == 0
     report('ok' if ok else 'FAIL', 'remote: a client whose upstream died gets '
            'CUDA_ERROR_DEVICE_UNAVAILABLE', '' if ok else first + out)
     p = subprocess.run([os.path.join(build, 'tests', 'integration', 'test_device')],

@@ -504,7 +504,10 @@ static CUresult transport_hello(void)
     res = (CUresult)vgc_rd_i32(r);
     version = vgc_rd_u32(r);
     hash = vgc_rd_u64(r);
-    vgc_rd_str(r, conn.info.executor, sizeof(conn.info.executor));
+    /* Any length is well-formed; what does not fit is cut. */
+    vgc_rd_str(r, msg, sizeof(msg));
+    msg[sizeof(conn.info.executor) - 1] = '\0';
+    memcpy(conn.info.executor, msg, sizeof(conn.info.executor));
     conn.info.va_base = vgc_rd_u64(r);
     conn.info.va_size = vgc_rd_u64(r);
     conn.info.driver_version = vgc_rd_i32(r);

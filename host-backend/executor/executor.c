@@ -47,7 +47,8 @@ struct vgc_executor *vgc_executor_refusing(const char *name, char *why)
 {
     static struct vgc_executor refusing;
 
-    refusing.name = name;
+    /* The kind, not the address list: clients see it in the handshake. */
+    refusing.name = strncmp(name, REMOTE_PREFIX, strlen(REMOTE_PREFIX)) ? name : "remote";
     refusing.refusal = why ? why : "it could not start (see vgcd's log)";
     return &refusing;
 }

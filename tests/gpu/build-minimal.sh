@@ -156,10 +156,13 @@ if want vgcd; then
     if [ $have = 1 ]; then
         srcs=()
         for f in $(c_sources "$hb/meson.build" '^(vhost|ctl)/'); do srcs+=("$hb/$f"); done
-        srcs+=("$gen/vgc_exec_ops.c" "$gen/vgc_host_dispatch.c" "$gen/vgc_agg_router.c" "$gen/vgc_opcodes.c")
+        srcs+=("$gen/vgc_exec_ops.c" "$gen/vgc_host_dispatch.c" "$gen/vgc_agg_router.c"
+               "$gen/vgc_opcodes.c")
         rm -rf "$d/obj"
         incs=()
-        for i in executor executor/cpu executor/remote worker pool daemon vhost; do incs+=(-I"$hb/$i"); done
+        for i in executor executor/cpu executor/remote worker pool daemon vhost; do
+            incs+=(-I"$hb/$i")
+        done
         # vgcd --executor remote finds the shim built beside it (OUTDIR/guest-driver).
         if compile "$d/obj" $CFLAGS_COMMON "${incs[@]}" -I"$root/protocol/include" -I"$gen" $dep_cflags \
                 -DVGC_SHIM_INSTALL_PATH='"/usr/local/lib/vgc/libcuda.so.1"' \

@@ -218,13 +218,32 @@ static void event_order(void)
     CHECK_CU(cuEventDestroy(done));
 }
 
+/* A W2D x H2D copy; each side is host memory when its host pointer is set. */
+static CUresult copy2d(const void *src_host, CUdeviceptr src, size_t src_pitch,
+                       void *dst_host, CUdeviceptr dst, size_t dst_pitch)
+{
+    CUDA_MEMCPY2D c;
+
+    memset(&c, 0, sizeof(c));
+    c.srcMemoryType = src_host ? CU_MEMORYTYPE_HOST : CU_MEMORYTYPE_DEVICE;
+    c.srcHost = src_host;
+    c.srcDevice = src;
+    c.srcPitch = src_pitch;
+    c.dstMemoryType = dst_host ? CU_MEMORYTYPE_HOST : CU_MEMORYTYPE_DEVICE;
+    c.dstHost = dst_host;
+    c.dstDevice = dst;
+    c.dstPitch = dst_pitch;
+    c.WidthInBytes = W2D;
+    c.Height = H2D;
+    return cuMemcpy2D(&c);
+}
+
 static void big_and_2d(void)
 {
     int last = ndev - 1;
     unsigned char *in = malloc(BIG), *out = malloc(BIG);
     CUdeviceptr a = 0, b = 0, pa = 0, pb = 0;
     size_t pitch_a = 0, pitch_b = 0;
-    CUDA_MEMCPY2D c;
     size_t bad = 0;
 
     if (!in || !out) {
@@ -249,38 +268,11 @@ static void big_and_2d(void)
 
     /* 2D: a W2D x H2D region of a pitched buffer to another device's. */
     use(0);
-    memset(&c, 0, sizeof(c));
-    c.srcMemoryType = CU_MEMORYTYPE_HOST;
-    c.srcHost = in;
-    c.srcPitch = W2D;
-    c.dstMemoryType = CU_MEMORYTYPE_DEVICE;
-    c.dstDevice = pa;
-    c.dstPitch = pitch_a;
-    c.WidthInBytes = W2D;
-    c.Height = H2D;
-    QUIET_CU(cuMemcpy2D(&c));
-    memset(&c, 0, sizeof(c));
-    c.srcMemoryType = CU_MEMORYTYPE_DEVICE;
-    c.srcDevice = pa;
-    c.srcPitch = pitch_a;
-    c.dstMemoryType = CU_MEMORYTYPE_DEVICE;
-    c.dstDevice = pb;
-    c.dstPitch = pitch_b;
-    c.WidthInBytes = W2D;
-    c.Height = H2D;
-    CHECK_CU(cuMemcpy2D(&c));
+    QUIET_CU(copy2d(in, 0, W2D, NULL, pa, pitch_a));
+    CHECK_CU(copy2d(NULL, pa, pitch_a, NULL, pb, pitch_b));
     use(last);
-    memset(&c, 0, sizeof(c));
-    c.srcMemoryType = CU_MEMORYTYPE_DEVICE;
-    c.srcDevice = pb;
-    c.srcPitch = pitch_b;
-    c.dstMemoryType = CU_MEMORYTYPE_HOST;
-    c.dstHost = out;
-    c.dstPitch = W2D;
-    c.WidthInBytes = W2D;
-    c.Height = H2D;
     memset(out, 0, W2D * H2D);
-    QUIET_CU(cuMemcpy2D(&c));
+    QUIET_CU(copy2d(NULL, pb, pitch_b, out, 0, W2D));
     CHECK_BYTES(out, in, W2D * H2D, "a 2D copy of %u x %u bytes from device 0 to %d", W2D,
                 H2D, last);
 

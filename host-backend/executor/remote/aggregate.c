@@ -416,42 +416,52 @@ CUresult vgc_agg_cuDeviceGetByPCIBusId(CUdevice *dev, const char *id)
     return res;
 }
 
-/* Devices of different upstreams are on different hosts: no peer access. */
-CUresult vgc_agg_cuDeviceCanAccessPeer(int *can, CUdevice dev, CUdevice peer)
+/*
+ * Two device ordinals, made their upstream's own: *up is that upstream, or
+ * -1 when they are on two (different hosts: no peer access between them).
+ */
+static CUresult agg_device_pair(CUdevice *x, CUdevice *y, int *up)
 {
-    int a = agg_upstream_of_device(dev), b = agg_upstream_of_device(peer);
+    int a = agg_upstream_of_device(*x), b = agg_upstream_of_device(*y);
 
-    if (!can) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
     if (a < 0 || b < 0) {
         return CUDA_ERROR_INVALID_DEVICE;
     }
-    if (a != b) {
+    *up = a == b ? a : -1;
+    *x -= agg.up[a].first;
+    *y -= agg.up[b].first;
+    return CUDA_SUCCESS;
+}
+
+CUresult vgc_agg_cuDeviceCanAccessPeer(int *can, CUdevice dev, CUdevice peer)
+{
+    int up;
+    CUresult res = can ? agg_device_pair(&dev, &peer, &up) : CUDA_ERROR_INVALID_VALUE;
+
+    if (res != CUDA_SUCCESS) {
+        return res;
+    }
+    if (up < 0) {
         *can = 0;
         return CUDA_SUCCESS;
     }
-    return agg.up[a].ops.cuDeviceCanAccessPeer(can, dev - agg.up[a].first,
-                                               peer - agg.up[a].first);
+    return agg.up[up].ops.cuDeviceCanAccessPeer(can, dev, peer);
 }
 
 CUresult vgc_agg_cuDeviceGetP2PAttribute(int *value, CUdevice_P2PAttribute attrib,
                                          CUdevice src, CUdevice dst)
 {
-    int a = agg_upstream_of_device(src), b = agg_upstream_of_device(dst);
+    int up;
+    CUresult res = value ? agg_device_pair(&src, &dst, &up) : CUDA_ERROR_INVALID_VALUE;
 
-    if (!value) {
-        return CUDA_ERROR_INVALID_VALUE;
+    if (res != CUDA_SUCCESS) {
+        return res;
     }
-    if (a < 0 || b < 0) {
-        return CUDA_ERROR_INVALID_DEVICE;
-    }
-    if (a != b) {
+    if (up < 0) {
         *value = 0;
         return CUDA_SUCCESS;
     }
-    return agg.up[a].ops.cuDeviceGetP2PAttribute(value, attrib, src - agg.up[a].first,
-                                                 dst - agg.up[a].first);
+    return agg.up[up].ops.cuDeviceGetP2PAttribute(value, attrib, src, dst);
 }
 
 /* ---- contexts ------------------------------------------------------------------
