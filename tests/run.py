@@ -684,6 +684,9 @@ def section_aggregate(build, suffix='', env=None):
         ok = p.returncode != 0 and 'vgcd cannot serve: remote:' in p.stdout and b_addr in p.stdout
         report('ok' if ok else 'FAIL', '%s: a new client while one upstream is down is '
                'refused, naming it' % tag, '' if ok else tail(p.stdout))
+        # B was killed and left its socket file: without it, Daemon() waits
+        # for the new one instead of taking the stale file for a live vgcd.
+        os.unlink(b_addr[len('unix:'):])
         daemons[1] = Daemon(build, [b_addr], env=env,
                             extra=['--devices', '1', '--address-base', '7e8000000000'])
         run_check('%s: a new client works once the upstream is back' % tag,
