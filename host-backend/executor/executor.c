@@ -95,7 +95,7 @@ static char *executor_probe_window(struct vgc_executor *exec)
     if (p) {
         exec->ops.cuMemFree_v2(p);
     }
-    if (ctx) {
+    if (ctx && exec->ops.cuDevicePrimaryCtxRelease_v2) {
         exec->ops.cuDevicePrimaryCtxRelease_v2(dev);
     }
     return why;
