@@ -691,6 +691,13 @@ def section_aggregate(build, suffix='', env=None):
                       if os.access(os.path.join(build, 'tests', 'runtime', r), os.X_OK)]
         for prog in progs:
             run_check('%s: %s' % (tag, os.path.basename(prog)), [prog], env=cenv, timeout=300)
+        calls = os.path.join(kd, 'test_calls')
+        if os.access(calls, os.X_OK):
+            p = subprocess.run([calls], env=cenv, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, timeout=300)
+            ok = 'calls_printf 0: ' in p.stdout and 'calls_printf' not in agg.log_text()
+            report('ok' if ok else 'FAIL', '%s: device printf reaches the client\'s stdout '
+                   'through the aggregate' % tag, '' if ok else tail(p.stdout))
         if not suffix:
             py, why = runtime_venv(build)
             script = os.path.join(ROOT, 'tests', 'runtime', 'rt_python.py')
@@ -709,6 +716,9 @@ def section_aggregate(build, suffix='', env=None):
         ok = p.returncode != 0 and 'vgcd cannot serve: remote:' in p.stdout and b_addr in p.stdout
         report('ok' if ok else 'FAIL', '%s: a new client while one upstream is down is '
                'refused, naming it' % tag, '' if ok else tail(p.stdout))
+        # B was killed and left its socket file: without it, Daemon() waits
+        # for the new one instead of taking the stale file for a live vgcd.
+        os.unlink(b_addr[len('unix:'):])
         daemons[1] = Daemon(build, [b_addr], env=env,
                             extra=['--devices', '1', '--address-base', '7e8000000000'])
         run_check('%s: a new client works once the upstream is back' % tag,
@@ -958,6 +968,7 @@ def section_daemon_cli(build):
         report('ok' if ok else 'FAIL', 'vgcd: --listen ...%s is a clear error at startup' % opts,
                '' if ok else p.stdout[-300:])
     shutil.rmtree(tmp, ignore_errors=True)
+    daemon_address_base(vgcd)
     gpu = os.path.exists('/dev/nvidiactl')
     if gpu:
         report('skip', 'vgcd: --executor cuda refusal without a GPU', 'this host has a GPU')
@@ -970,6 +981,42 @@ def section_daemon_cli(build):
                else 'FAIL', 'vgcd: --executor cuda says clearly that there is no GPU',
                p.stdout[-300:])
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def daemon_address_base(vgcd):
+    """--address-base for the cuda executor (its window, cuda_window.c): what
+    the command line alone says is wrong is refused before any GPU is looked
+    for, so these hold on a host without one."""
+    p = subprocess.run([vgcd, '--help'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True)
+    report('ok' if 'cuda: cuMemAlloc' in p.stdout and 'not with --oversubscribe' in p.stdout
+           else 'FAIL', 'vgcd: --help says what --address-base does for the cuda executor',
+           p.stdout[-600:])
+    tmp = tempfile.mkdtemp(prefix='vgc-cli-')
+    sock = 'unix:' + os.path.join(tmp, 's')
+    for args, want, what in (
+            (['--executor', 'cuda', '--address-base', '200000000000', '--oversubscribe', '1G'],
+             'do not go together', 'with --oversubscribe (managed memory is not placed)'),
+            (['--executor', 'remote:unix:' + os.path.join(tmp, 'nobody'),
+              '--address-base', '200000000000'],
+             'is for --executor cpu or cuda', 'for a remote executor'),
+            (['--executor', 'cuda', '--address-base', '200000001000'],
+             '2 MiB boundary', 'off the 2 MiB granularity'),
+            (['--executor', 'cuda', '--devices', '2', '--address-base', '7f0000000000'],
+             'end by 0x800000000000', 'whose window of 2 TiB runs past 47 bits')):
+        p = subprocess.run([vgcd] + args + ['--listen', sock], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=30)
+        ok = p.returncode == 2 and want in p.stdout and 'no usable CUDA' not in p.stdout
+        report('ok' if ok else 'FAIL', 'vgcd: --address-base %s is refused at start, before '
+               'the executor is probed' % what, '' if ok else p.stdout[-300:])
+    if not os.path.exists('/dev/nvidiactl'):
+        p = subprocess.run([vgcd, '--executor', 'cuda', '--address-base', '200000000000',
+                            '--listen', sock], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=30)
+        report('ok' if p.returncode == 1 and 'no usable CUDA driver' in p.stdout else 'FAIL',
+               'vgcd: --executor cuda --address-base 200000000000 passes the option checks '
+               '(then finds no GPU here)', p.stdout[-300:])
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 class PoolClient:

@@ -348,6 +348,7 @@ static const struct vgc_private_table et_vgc_private = {
     .keep_output = vgc_transport_keep_output,
     .take_output = vgc_transport_take_output,
     .device_memory = vgc_device_memory,
+    .address_window_partial = vgc_transport_address_window_partial,
 };
 
 /* ---- lookup ----------------------------------------------------------------- */

@@ -133,16 +133,23 @@ CUresult vgc_impl_cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t n, CUs
 /* ---- unified addressing ------------------------------------------------ */
 
 /*
- * Is @p device memory?  Inside the server's device window, yes; outside,
- * when the server published a window, no.  A server that cannot say (the
- * real driver picks addresses) is asked.
+ * Is @p device memory?  Inside the server's device window, yes; outside a
+ * window that holds all device memory (the cpu executor's), no.  With no
+ * window (the real driver picks addresses) or a partial one (a cuda
+ * executor's with --address-base: the driver still places managed memory
+ * and module globals), the server is asked.
  */
 static bool is_device(CUdeviceptr p)
 {
     unsigned int type = 0;
 
-    if (vgc_server_info()->va_size) {
-        return vgc_is_device_address(p);
+    switch (vgc_address_kind(vgc_server_info(), p)) {
+    case VGC_ADDRESS_DEVICE:
+        return true;
+    case VGC_ADDRESS_HOST:
+        return false;
+    case VGC_ADDRESS_ASK:
+        break;
     }
     if (vgc_hostmem_lookup((const void *)(uintptr_t)p, NULL, NULL, NULL)) {
         return false;
@@ -499,7 +506,7 @@ CUresult vgc_impl_cuPointerGetAttribute(void *data, CUpointer_attribute attribut
         }
     }
     if (vgc_pointer_attribute_size(attribute) == 0) {
-        return vgc_server_info()->va_size && !vgc_is_device_address(ptr) ?
+        return vgc_address_kind(vgc_server_info(), ptr) == VGC_ADDRESS_HOST ?
                CUDA_ERROR_INVALID_VALUE : CUDA_ERROR_NOT_SUPPORTED;
     }
     return vgc_call_cuPointerGetAttribute(data, attribute, ptr);

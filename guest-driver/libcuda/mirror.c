@@ -392,10 +392,12 @@ static void mirror_release(struct mirror *m)
 CUresult vgc_mirror_alloc(enum vgc_mirror_kind kind, size_t size, CUdeviceptr *p)
 {
     size_t span = (size + MIRROR_BLOCK - 1) & ~(size_t)(MIRROR_BLOCK - 1);
-    /* The cpu executor places managed memory block-aligned in its window;
-     * a real driver aligns as it likes, so ask it for one block more and
-     * use the aligned part. */
-    size_t slack = vgc_server_info()->va_size ? 0 : MIRROR_BLOCK;
+    /* The cpu executor places managed memory block-aligned in its window
+     * (one that holds all device memory); a real driver aligns as it
+     * likes, so ask it for one block more and use the aligned part. */
+    const struct vgc_server_info *info = vgc_server_info();
+    size_t slack = info->va_size && !(info->features & VGC_FEATURE_PARTIAL_WINDOW) ?
+                   0 : MIRROR_BLOCK;
     struct mirror *m;
     CUdeviceptr base = 0, d;
     CUresult res;

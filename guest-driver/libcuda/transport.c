@@ -493,6 +493,7 @@ static CUresult transport_hello(void)
     vgc_wr_u32(&rq.wr, (uint32_t)getpid());
     vgc_wr_u64(&rq.wr, VGC_SPEC_HASH);
     vgc_wr_str(&rq.wr, program_invocation_short_name);
+    vgc_wr_u32(&rq.wr, VGC_FEATURE_PARTIAL_WINDOW);     /* is_device() knows it */
     transport_fill_header(&rq, 0);
     conn.pending = sizeof(struct vgc_hdr) + rq.wr.len;
     if (transport_exchange(&rh, VGC_OP_HELLO) < 0 || rh.magic != VGC_MAGIC) {
@@ -635,6 +636,11 @@ CUresult vgc_transport_address_window(uint64_t *base, uint64_t *size)
     *base = conn.info.va_base;
     *size = conn.info.va_size;
     return CUDA_SUCCESS;
+}
+
+bool vgc_transport_address_window_partial(void)
+{
+    return conn.info.va_size && (conn.info.features & VGC_FEATURE_PARTIAL_WINDOW);
 }
 
 void vgc_transport_keep_output(void)

@@ -48,7 +48,8 @@ struct vgc_server_info {
     uint64_t va_base;       /* device addresses lie in [va_base, +va_size) */
     uint64_t va_size;
     int driver_version;
-    uint32_t features;      /* VGC_FEATURE_*: protocol messages it answers */
+    uint32_t features;      /* VGC_FEATURE_*: protocol messages it answers,
+                               whether the window is partial */
 };
 
 /*
@@ -69,9 +70,29 @@ size_t vgc_transport_max_chunk(void);
 /* True when @p lies in the server's device address window. */
 bool vgc_is_device_address(uint64_t p);
 
+/* What the handshake @info says of an address. */
+enum vgc_address_kind {
+    VGC_ADDRESS_DEVICE,     /* in the device window */
+    VGC_ADDRESS_HOST,       /* outside a window that holds all device memory */
+    VGC_ADDRESS_ASK,        /* the server can say: no window, or a partial one */
+};
+
+static inline enum vgc_address_kind vgc_address_kind(const struct vgc_server_info *info,
+                                                     uint64_t p)
+{
+    if (!info->va_size) {
+        return VGC_ADDRESS_ASK;
+    }
+    if (p - info->va_base < info->va_size) {
+        return VGC_ADDRESS_DEVICE;
+    }
+    return info->features & VGC_FEATURE_PARTIAL_WINDOW ? VGC_ADDRESS_ASK : VGC_ADDRESS_HOST;
+}
+
 /* The private export table's members for vgcd's remote executor
  * (vgc_private.h says what they do). */
 CUresult vgc_transport_address_window(uint64_t *base, uint64_t *size);
+bool vgc_transport_address_window_partial(void);
 void vgc_transport_keep_output(void);
 size_t vgc_transport_take_output(char *buf, size_t cap);
 

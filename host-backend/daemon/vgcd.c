@@ -101,9 +101,12 @@ static void vgcd_usage(FILE *f)
         "                           ended; those that do not fit, whose executor cannot\n"
         "                           swap (cuda, remote) or that stay inside a call for\n"
         "                           more than a second are ended (docs/pool.md)\n"
-        "      --address-base ADDR  cpu: device addresses start at ADDR (hex), so\n"
-        "                           that a remote executor can aggregate this vgcd\n"
-        "                           with others (host-backend/executor/remote)\n"
+        "      --address-base ADDR  device addresses start at ADDR (hex), so that a\n"
+        "                           remote executor can aggregate this vgcd with\n"
+        "                           others (host-backend/executor/remote); cpu: in\n"
+        "                           [0x7e0000000000, 0x7f0000000000); cuda: cuMemAlloc\n"
+        "                           places its memory from ADDR, 1 TiB per GPU (e.g.\n"
+        "                           0x200000000000; not with --oversubscribe)\n"
         "      --max-clients N      concurrent clients (default %d)\n"
         "  -h, --help               this text\n"
         "\n"
@@ -488,6 +491,41 @@ static void vgcd_shutdown(struct vgcd *d)
     }
 }
 
+/*
+ * --address-base for executor @executor with @ndevices devices: whether
+ * that executor places device addresses where it is told (a remote
+ * executor's addresses are its upstreams'; a cuda executor's
+ * oversubscribed allocations are managed memory, which the driver places
+ * itself), and whether the window fits.  Says why not on stderr.
+ */
+static bool vgcd_address_base_usable(const struct vgcd *d, const char *executor,
+                                     int ndevices, uint64_t oversubscribe)
+{
+    struct vgc_executor_config cfg = d->cfg;
+    char *err = NULL;
+    bool fits;
+
+    if (strcmp(executor, "cpu") && strcmp(executor, "cuda")) {
+        fprintf(stderr, "vgcd: --address-base is for --executor cpu or cuda; a remote "
+                "executor's device addresses are those of its upstreams\n");
+        return false;
+    }
+    if (!strcmp(executor, "cuda") && oversubscribe) {
+        fprintf(stderr, "vgcd: --address-base and --oversubscribe do not go together for "
+                "--executor cuda: oversubscribed allocations are managed memory, which the "
+                "driver places itself, outside the address window\n");
+        return false;
+    }
+    cfg.ndevices = ndevices;
+    fits = !strcmp(executor, "cpu") ? vgc_cpu_window_check(&cfg, &err)
+                                    : vgc_cuda_window_check(&cfg, &err);
+    if (!fits) {
+        fprintf(stderr, "vgcd: --address-base: %s\n", err ? err : "out of range");
+        free(err);
+    }
+    return fits;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -588,6 +626,13 @@ int main(int argc, char **argv)
         vgcd_usage(stderr);
         return 2;
     }
+    /* Before the executor's probe, which can take a while (a GPU, a
+     * remote vgcd): what the command line alone says is wrong (a window
+     * of the devices asked for, or at least one, must fit). */
+    if (d.cfg.va_base && d.executor &&
+        !vgcd_address_base_usable(&d, d.executor, ndevices ? ndevices : 1, oversubscribe)) {
+        return 2;
+    }
     if (!d.executor) {
         d.executor = vgc_executor_usable("cuda", &d.cfg, &physical, &physical_memory, &err) ?
                      "cuda" : "cpu";
@@ -618,13 +663,9 @@ int main(int argc, char **argv)
     d.cfg.ndevices = ndevices;
     d.cfg.device_memory = memory;
     d.cfg.oversubscribe = oversubscribe;
-    if (d.cfg.va_base && strcmp(d.executor, "cpu")) {
-        fprintf(stderr, "vgcd: --address-base is for --executor cpu\n");
-        return 2;
-    }
-    if (!strcmp(d.executor, "cpu") && !vgc_cpu_window_check(&d.cfg, &err)) {
-        fprintf(stderr, "vgcd: --address-base: %s\n", err ? err : "out of range");
-        free(err);
+    /* Again with the devices there are, and for an executor chosen by
+     * default. */
+    if (d.cfg.va_base && !vgcd_address_base_usable(&d, d.executor, ndevices, oversubscribe)) {
         return 2;
     }
     d.pool = vgc_pool_create(ndevices, memory ? memory : UINT64_MAX, d.max_workers);

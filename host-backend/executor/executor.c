@@ -53,6 +53,54 @@ struct vgc_executor *vgc_executor_refusing(const char *name, char *why)
     return &refusing;
 }
 
+/*
+ * A cuda executor with an address window (--address-base) reserves it at
+ * its first allocation, and the driver takes the base only as a hint: one
+ * allocation on device 0 now, so that a base the driver cannot honour
+ * stops vgcd at start instead of failing every client's cuMemAlloc.
+ * Returns a malloc()ed reason, or NULL when the allocation landed inside.
+ */
+static char *executor_probe_window(struct vgc_executor *exec)
+{
+    CUcontext ctx = NULL;
+    CUdeviceptr p = 0;
+    CUdevice dev = 0;
+    char *why = NULL;
+    CUresult res;
+
+    res = exec->ops.cuDeviceGet(&dev, 0);
+    if (res == CUDA_SUCCESS) {
+        res = exec->ops.cuDevicePrimaryCtxRetain(&ctx, dev);
+    }
+    if (res == CUDA_SUCCESS) {
+        res = exec->ops.cuCtxSetCurrent(ctx);
+    }
+    if (res == CUDA_SUCCESS) {
+        res = exec->ops.cuMemAlloc_v2(&p, 1);
+    }
+    if (res != CUDA_SUCCESS) {
+        if (asprintf(&why, "a trial allocation in its address window %#llx+%#llx failed "
+                     "(CUresult %d; a line above may say why)",
+                     (unsigned long long)exec->va_base, (unsigned long long)exec->va_size,
+                     res) < 0) {
+            why = NULL;
+        }
+    } else if (p - exec->va_base >= exec->va_size &&
+               asprintf(&why, "a trial allocation landed at %#llx, outside its address "
+                        "window %#llx+%#llx", (unsigned long long)p,
+                        (unsigned long long)exec->va_base,
+                        (unsigned long long)exec->va_size) < 0) {
+        why = NULL;
+    }
+    if (p) {
+        exec->ops.cuMemFree_v2(p);
+    }
+    if (ctx && exec->ops.cuDevicePrimaryCtxRelease_v2) {
+        exec->ops.cuDevicePrimaryCtxRelease_v2(dev);
+    }
+    return why;
+}
+
 /* In the probing child: create the executor and ask it for its devices
  * and the memory of the smallest. */
 static void executor_probe(const char *name, const struct vgc_executor_config *cfg, int fd)
@@ -85,6 +133,8 @@ static void executor_probe(const char *name, const struct vgc_executor_config *c
             }
         } else if (n < 1) {
             err = strdup("no devices");
+        } else if (exec->va_size && !strcmp(name, "cuda")) {
+            err = executor_probe_window(exec);
         }
     }
     if (err && write(fd, err, strlen(err)) < 0) {

@@ -40,9 +40,11 @@ struct vgc_executor_config {
     uint64_t oversubscribe;     /* host RAM per device that may back device memory
                                    past its capacity (--oversubscribe); 0 = none */
     struct vgc_pool *pool;      /* memory accounting shared by workers; NULL = none */
-    uint64_t va_base;           /* cpu: where device addresses start, 0 = default
-                                   (--address-base: vgcds aggregated by one
-                                   remote executor need windows apart) */
+    uint64_t va_base;           /* where device addresses start (--address-base:
+                                   vgcds aggregated by one remote executor need
+                                   windows apart); cpu: 0 = default; cuda: 0 =
+                                   the driver chooses, else cuMemAlloc places
+                                   its memory from here (cuda/cuda_window.c) */
 };
 
 struct vgc_executor {
@@ -51,9 +53,14 @@ struct vgc_executor {
 
     /* Device addresses handed out lie in [va_base, va_base + va_size);
      * the guest reserves that range so they never alias its own pointers.
-     * Both 0 when the executor cannot say (the real driver). */
+     * Both 0 when the executor cannot say (the real driver).  va_partial:
+     * the window holds what cuMemAlloc hands out, but device memory may
+     * lie outside it too (the driver places managed memory and module
+     * globals itself), so an address outside is not known to be host
+     * memory (VGC_FEATURE_PARTIAL_WINDOW). */
     uint64_t va_base;
     uint64_t va_size;
+    bool va_partial;
 
     /*
      * Load a module or library from an image of known size: a fatbin, a
@@ -132,6 +139,9 @@ struct vgc_executor *vgc_cpu_executor_create(const struct vgc_executor_config *c
 /* Whether @cfg's devices fit the cpu executor's address range from
  * cfg->va_base; false with *err a malloc()ed reason. */
 bool vgc_cpu_window_check(const struct vgc_executor_config *cfg, char **err);
+/* Whether @cfg's devices fit a cuda executor's window from cfg->va_base
+ * (cuda/cuda_window.h has the rules); false with *err a malloc()ed reason. */
+bool vgc_cuda_window_check(const struct vgc_executor_config *cfg, char **err);
 /* The cuda executor on the host's driver (VGC_HOST_LIBCUDA, else libcuda.so.1). */
 struct vgc_executor *vgc_cuda_executor_create(const struct vgc_executor_config *cfg,
                                               char **err);

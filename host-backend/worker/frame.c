@@ -34,8 +34,9 @@ static enum vgcd_frame_result frame_hello(struct vgcd_session *s,
                                           struct vgc_wr *w)
 {
     struct vgc_rd r;
-    uint32_t version, pid;
-    uint64_t hash;
+    uint32_t version, pid, client_features;
+    uint64_t hash, va_base = s->exec->va_base, va_size = s->exec->va_size;
+    uint32_t features = VGC_FEATURE_DEVICE_STATUS | VGC_FEATURE_DEVICE_MEMORY;
     char name[256];
     char msg[256] = "";
     CUresult res = CUDA_SUCCESS;
@@ -46,9 +47,20 @@ static enum vgcd_frame_result frame_hello(struct vgcd_session *s,
     pid = vgc_rd_u32(&r);
     hash = vgc_rd_u64(&r);
     vgc_rd_str(&r, name, sizeof(name));
+    /* Appended later: a client without it says nothing more. */
+    client_features = !r.bad && r.pos < r.len ? vgc_rd_u32(&r) : 0;
     if (r.bad) {
         vgcd_violation(s, "malformed hello");
         return VGCD_FRAME_VIOLATION;
+    }
+    /* A client that would take a partial window for the whole of device
+     * memory gets none: it asks about every address instead. */
+    if (s->exec->va_partial) {
+        if (client_features & VGC_FEATURE_PARTIAL_WINDOW) {
+            features |= VGC_FEATURE_PARTIAL_WINDOW;
+        } else {
+            va_base = va_size = 0;
+        }
     }
     if (version != VGC_PROTOCOL_VERSION || h->version != VGC_PROTOCOL_VERSION) {
         snprintf(msg, sizeof(msg),
@@ -74,11 +86,11 @@ static enum vgcd_frame_result frame_hello(struct vgcd_session *s,
     vgc_wr_u32(w, VGC_PROTOCOL_VERSION);
     vgc_wr_u64(w, VGC_SPEC_HASH);
     vgc_wr_str(w, s->exec->name);
-    vgc_wr_u64(w, s->exec->va_base);
-    vgc_wr_u64(w, s->exec->va_size);
+    vgc_wr_u64(w, va_base);
+    vgc_wr_u64(w, va_size);
     vgc_wr_i32(w, driver_version);
     vgc_wr_str(w, msg);
-    vgc_wr_u32(w, VGC_FEATURE_DEVICE_STATUS | VGC_FEATURE_DEVICE_MEMORY);
+    vgc_wr_u32(w, features);
     if (res != CUDA_SUCCESS) {
         return VGCD_FRAME_CLOSE;
     }

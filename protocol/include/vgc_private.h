@@ -18,6 +18,7 @@
 #ifndef VGC_PRIVATE_H
 #define VGC_PRIVATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -95,6 +96,16 @@ struct vgc_private_table {
      * CUDA_ERROR_NOT_SUPPORTED from a host that cannot say.
      */
     CUresult (*device_memory)(CUdevice dev, uint64_t *total, uint64_t *free_bytes);
+
+    /*
+     * address_window_partial - whether device memory may also lie outside
+     * the window address_window gives (the server said
+     * VGC_FEATURE_PARTIAL_WINDOW: a cuda executor with --address-base,
+     * whose window holds what cuMemAlloc hands out while the driver places
+     * managed memory and module globals itself).  False: the window holds
+     * all of the server's device memory, or there is no window.
+     */
+    bool (*address_window_partial)(void);
 };
 
 /* Most printed bytes keep_output holds before take_output fetches them. */

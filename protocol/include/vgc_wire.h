@@ -142,19 +142,30 @@ static inline bool vgc_stream_plausible(uint64_t s)
 /*
  * HELLO request payload: u32 protocol version, u32 guest pid (what NVML
  *                        shows for this process: the guest's getpid()),
- *                        u64 spec hash (VGC_SPEC_HASH), str client name.
+ *                        u64 spec hash (VGC_SPEC_HASH), str client name,
+ *                        u32 features (VGC_FEATURE_* the client understands).
  * HELLO reply payload:   i32 result, u32 protocol version, u64 spec hash,
  *                        str executor name, u64 device VA base,
  *                        u64 device VA size, i32 host driver version,
  *                        str message (why a handshake was refused),
  *                        u32 features (VGC_FEATURE_*).
- * A host older than the features word ends the reply before it: read it as
- * 0.  A guest reads what it knows and ignores what follows, so fields are
- * only ever appended.
+ * A client or host older than a features word ends its payload before it:
+ * read it as 0.  Both sides read what they know and ignore what follows,
+ * so fields are only ever appended.
  * Every other reply payload starts with i32 CUresult.
  */
 #define VGC_FEATURE_DEVICE_STATUS (1u << 0)     /* it answers DEVICE_STATUS */
 #define VGC_FEATURE_DEVICE_MEMORY (1u << 1)     /* ... with VGC_DEVICE_STATUS_MEMORY */
+/*
+ * The device VA window holds what cuMemAlloc hands out, but device memory
+ * may also lie outside it (a cuda executor with --address-base: the driver
+ * places managed memory and module globals itself), so an address outside
+ * the window is not known to be host memory: ask.  Without the bit, a
+ * published window holds all device memory.  In a request: the client
+ * knows this; a host sends such a window only to clients that do (others
+ * get none, and ask about every address, as with a real driver's).
+ */
+#define VGC_FEATURE_PARTIAL_WINDOW (1u << 2)
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the wire is little-endian; add byte swapping for this host"

@@ -99,6 +99,7 @@ if want shim || want vgcd; then
             --spec "$root/protocol/cuda.api" \
             "$gen/vgc_opcodes.h" "$gen/vgc_opcodes.c" \
             "$gen/vgc_exec_ops.h" "$gen/vgc_exec_ops.c" "$gen/vgc_host_args.h" "$gen/vgc_host_dispatch.c" \
+            "$gen/vgc_agg_router.h" "$gen/vgc_agg_router.c" \
             "$gen/vgc_guest_impl.h" "$gen/vgc_guest_stubs.c" "$gen/vgc_procaddr.c" "$gen/vgc_errors.c"; then
         echo "build-minimal.sh: the generator failed" >&2
         exit 1
@@ -155,10 +156,13 @@ if want vgcd; then
     if [ $have = 1 ]; then
         srcs=()
         for f in $(c_sources "$hb/meson.build" '^(vhost|ctl)/'); do srcs+=("$hb/$f"); done
-        srcs+=("$gen/vgc_exec_ops.c" "$gen/vgc_host_dispatch.c" "$gen/vgc_opcodes.c")
+        srcs+=("$gen/vgc_exec_ops.c" "$gen/vgc_host_dispatch.c" "$gen/vgc_agg_router.c"
+               "$gen/vgc_opcodes.c")
         rm -rf "$d/obj"
         incs=()
-        for i in executor executor/cpu worker pool daemon vhost; do incs+=(-I"$hb/$i"); done
+        for i in executor executor/cpu executor/remote worker pool daemon vhost; do
+            incs+=(-I"$hb/$i")
+        done
         # vgcd --executor remote finds the shim built beside it (OUTDIR/guest-driver).
         if compile "$d/obj" $CFLAGS_COMMON "${incs[@]}" -I"$root/protocol/include" -I"$gen" $dep_cflags \
                 -DVGC_SHIM_INSTALL_PATH='"/usr/local/lib/vgc/libcuda.so.1"' \

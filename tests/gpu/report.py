@@ -9,7 +9,7 @@ Usage:
 The work dir holds:
   env.txt          KEY<TAB>VALUE lines (date, gpu, driver, commit, ...)
   results.tsv      GROUP<TAB>NAME<TAB>MODE<TAB>STATUS<TAB>SECONDS<TAB>DETAIL
-                   STATUS is pass, fail or skip; MODE native, shim or remote
+                   STATUS is pass, fail or skip; MODE native, shim, remote or aggregate
   bench-native.json, bench-shim.json   gpu_bench --json output (optional)
 
 Ratios are "how many times slower through the shim": shim / native for

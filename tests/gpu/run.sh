@@ -11,9 +11,12 @@
 #                      unusable parts are built into /tmp by build-minimal.sh
 #   --rebuild          build every part with build-minimal.sh, ignore --build
 #   --only LIST        groups to run, comma-separated, of: foundation,runtime,
-#                      programs,bench,torch,cupy,numba,remote (default: all);
-#                      remote: a few programs through a second vgcd whose
-#                      --executor remote: passes them to the first one
+#                      programs,bench,torch,cupy,numba,remote,aggregate
+#                      (default: all); remote: a few programs through a
+#                      second vgcd whose --executor remote: passes them to
+#                      the first one; aggregate: two vgcds on the GPU, each
+#                      with its own --address-base window, as the two
+#                      devices of a third (--executor remote:A+B)
 #   --skip LIST        groups not to run
 #   --budget SECONDS   wall-clock budget for the whole run (default 420); a
 #                      test that no longer fits is reported as skipped
@@ -47,7 +50,7 @@ set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-ALL_GROUPS=foundation,runtime,programs,bench,torch,cupy,numba,remote
+ALL_GROUPS=foundation,runtime,programs,bench,torch,cupy,numba,remote,aggregate
 START=$(date +%s)
 
 usage() { sed -n '2,/^# SPDX/p' "$0" | sed 's/^# \{0,1\}//;/^SPDX/d'; }
@@ -146,8 +149,9 @@ self_test() {
     local me=$here/run.sh
     bash -n "$me"; check "run.sh parses (bash -n)" $?
     bash -n "$here/build-minimal.sh"; check "build-minimal.sh parses (bash -n)" $?
-    python3 -m py_compile "$here/report.py" "$here/py_tests.py" 2>/dev/null
-    check "report.py and py_tests.py compile" $?
+    python3 -m py_compile "$here/report.py" "$here/py_tests.py" "$here/aggregate_window.py" \
+        2>/dev/null
+    check "report.py, py_tests.py and aggregate_window.py compile" $?
     expect_rc "an unknown option is a usage error (exit 2)" 2 "unknown option '--bogus'" "$me" --bogus
     expect_rc "an unknown group is a usage error (exit 2)" 2 "unknown group 'nope'" "$me" --only nope
     expect_rc "a bad --budget is a usage error (exit 2)" 2 "--budget" "$me" --budget x
@@ -254,6 +258,20 @@ EOF
         check "group remote: programs through a second vgcd with --executor remote pass" 1 \
             "no build with the integration programs"
     fi
+    # The orchestration of group aggregate (two upstreams with their own
+    # --address-base, aggregated by a third vgcd), on the cpu executor.
+    if [ -n "$st_build" ] && [ -x "$st_build/tests/integration/test_multidevice" ]; then
+        outp=$(VGC_GPU_HARNESS=1 timeout 250 "$me" --build "$st_build" --only aggregate \
+               --budget 200 --out "$t/harness-agg" 2>&1)
+        grep -q "^  aggregate    aggregate  *[1-9][0-9]* pass   0 fail" <<<"$outp" &&
+            grep -q "| aggregate | window_placement | aggregate | pass |" \
+                "$t/harness-agg/gpu-report.md"
+        check "group aggregate: two --address-base vgcds as the devices of a third pass" $? \
+            "$(grep -m3 -E 'FAIL|aggregate' <<<"$outp" | tr '\n' ' ')"
+    else
+        check "group aggregate: two --address-base vgcds as the devices of a third pass" 1 \
+            "no build with the integration programs"
+    fi
     echo "1..$n"
     echo "# $((n - bad)) passed, $bad failed"
     [ $bad = 0 ]
@@ -338,6 +356,13 @@ sock=$work/vgcd.sock
 vgcd_pid=
 rsock=$work/vgcd-remote.sock
 remote_pid=
+# group aggregate: upstreams A and B, and the vgcd aggregating them
+asock_a=$work/vgcd-up-a.sock
+asock_b=$work/vgcd-up-b.sock
+gsock=$work/vgcd-aggregate.sock
+up_a_pid=
+up_b_pid=
+agg_pid=
 vgcd_llp=$ORIG_LLP
 VGCD=
 SHIM=
@@ -355,8 +380,13 @@ end_pid() {
     return 0
 }
 stop_remote() { end_pid "$remote_pid"; remote_pid=; }
+stop_aggregate() {
+    end_pid "$agg_pid"; end_pid "$up_a_pid"; end_pid "$up_b_pid"
+    agg_pid= up_a_pid= up_b_pid=
+}
 stop_vgcd() {
     stop_remote
+    stop_aggregate
     end_pid "$vgcd_pid" && echo "== vgcd stopped $(date -u +%T)" >>"$out/vgcd.log"
     vgcd_pid=
 }
@@ -427,6 +457,42 @@ start_remote() {
 }
 remote_ok() { [ -n "$remote_pid" ] && kill -0 "$remote_pid" 2>/dev/null; }
 
+# Group aggregate: two upstream vgcds of one device each, on this machine's
+# GPU (the cpu executor in the harness), each handing out its device
+# addresses in its own window (--address-base), and a third vgcd serving
+# both as devices 0 and 1 (--executor remote:A+B).  The cuda windows are
+# 1 TiB each at 0x200000000000 and 0x210000000000 (32 and 33 TiB): far
+# above where executables, their heaps and NVIDIA's driver's own mappings
+# lie, far below where Linux maps shared libraries and the stack (from
+# about 0x7f00'0000'0000 down), so the driver can honour the base in the
+# upstreams and the shim can reserve both windows in its clients.  The
+# cpu executor only takes windows in [0x7e0000000000, 0x7f0000000000).
+AGG_BASES_CUDA="0x200000000000 0x210000000000"
+AGG_WINDOWS_CUDA="200000000000:10000000000 210000000000:10000000000"
+AGG_BASES_CPU="0x7e0000000000 0x7e4000000000"
+AGG_WINDOWS_CPU="7e0000000000:4000000000 7e4000000000:4000000000"
+agg_bases() { if [ "$EXECUTOR" = cuda ]; then echo "$AGG_BASES_CUDA"; else echo "$AGG_BASES_CPU"; fi; }
+agg_windows() { if [ "$EXECUTOR" = cuda ]; then echo "$AGG_WINDOWS_CUDA"; else echo "$AGG_WINDOWS_CPU"; fi; }
+start_aggregate() {
+    local a b log=$out/vgcd-aggregate.log
+    read -r a b <<<"$(agg_bases)"
+    stop_aggregate
+    spawn_vgcd "$log" "$asock_a" --executor "$EXECUTOR" --devices 1 --address-base "$a" &&
+        up_a_pid=$spawned &&
+        spawn_vgcd "$log" "$asock_b" --executor "$EXECUTOR" --devices 1 --address-base "$b" &&
+        up_b_pid=$spawned &&
+        spawn_vgcd "$log" "$gsock" --executor "remote:unix:$asock_a+unix:$asock_b" &&
+        agg_pid=$spawned && return 0
+    stop_aggregate
+    return 1
+}
+aggregate_ok() {
+    local p
+    for p in "$up_a_pid" "$up_b_pid" "$agg_pid"; do
+        [ -n "$p" ] && kill -0 "$p" 2>/dev/null || return 1
+    done
+}
+
 # run_test GROUP NAME MODE TIMEOUT CMD...  (exit 0 pass, 77 skip, else fail)
 run_test() {
     local group=$1 name=$2 mode=$3 to=$4 t0 rc secs detail log status lft
@@ -444,8 +510,13 @@ run_test() {
             record "$group" "$name" "$mode" fail 0 "no usable shim or vgcd (see group build)"
             return
         fi
-        if ! vgcd_ok && ! start_vgcd; then
+        if [ "$mode" != aggregate ] && ! vgcd_ok && ! start_vgcd; then
             record "$group" "$name" "$mode" fail 0 "vgcd --executor cuda does not start (vgcd.log)"
+            return
+        fi
+        if [ "$mode" = aggregate ] && ! aggregate_ok && ! start_aggregate; then
+            record "$group" "$name" "$mode" fail 0 \
+                "the upstream or aggregating vgcds do not start (vgcd-aggregate.log)"
             return
         fi
         if [ "$mode" = remote ] && ! remote_ok && ! start_remote; then
@@ -453,12 +524,17 @@ run_test() {
                 "vgcd --executor remote does not start (vgcd-remote.log)"
             return
         fi
-        echo "== $group $name ($mode) $(date -u +%T)" >>"$out/vgcd.log"
+        if [ "$mode" = aggregate ]; then
+            echo "== $group $name ($mode) $(date -u +%T)" >>"$out/vgcd-aggregate.log"
+        else
+            echo "== $group $name ($mode) $(date -u +%T)" >>"$out/vgcd.log"
+        fi
     fi
     t0=$(date +%s%N)
     if [ "$mode" != native ]; then
         server=unix:$sock
         [ "$mode" = remote ] && server=unix:$rsock
+        [ "$mode" = aggregate ] && server=unix:$gsock
         env LD_LIBRARY_PATH="$SHIM${ORIG_LLP:+:$ORIG_LLP}" VGC_SERVER="$server" VGC_SHIM_DIR="$SHIM" \
             NUMBA_CUDA_DRIVER="$SHIM/libcuda.so.1" \
             timeout -k 5 "$to" "$@" >"$log" 2>&1
@@ -475,7 +551,7 @@ run_test() {
     *) status=fail
        detail="exit $rc: $(grep -m1 -E '^not ok|Bail out|FAIL|error' "$log" || tail -1 "$log")" ;;
     esac
-    if [ "$mode" != native ] && ! vgcd_ok; then
+    if [ "$mode" != native ] && [ "$mode" != aggregate ] && ! vgcd_ok; then
         status=fail
         detail="vgcd died during this test; $detail"
         wait "$vgcd_pid" 2>/dev/null
@@ -485,6 +561,11 @@ run_test() {
         status=fail
         detail="the remote-executor vgcd died during this test; $detail"
         remote_pid=
+    fi
+    if [ "$mode" = aggregate ] && ! aggregate_ok; then
+        status=fail
+        detail="an upstream or the aggregating vgcd died during this test; $detail"
+        stop_aggregate
     fi
     record "$group" "$name" "$mode" "$status" "$secs" "$detail"
     LAST_RC=$rc
@@ -703,6 +784,36 @@ for suite in torch cupy numba; do
     run_py "$suite" native 120
     run_py "$suite" shim 180
 done
+
+# ---- aggregate: two --address-base vgcds as the devices of a third ---------
+# What it verifies on the GPU: that the cuda executor's window
+# (cuda_window.c: cuMemAddressReserve at the base, cuMemCreate/cuMemMap/
+# cuMemSetAccess per allocation) works on NVIDIA's driver: the driver
+# honours the base, allocations land in their upstream's window and hold
+# data, their ranges and attributes are cuMemAlloc's (window_placement);
+# and that programs written for several GPUs run across the two upstreams
+# (test_multidevice: copies, events and one library across both devices),
+# as do plain driver-API programs and the static cudart.
+if want aggregate; then
+    # shellcheck disable=SC2046
+    run_test aggregate window_placement aggregate 120 \
+        python3 "$here/aggregate_window.py" $(agg_windows)
+    for t in test_multidevice test_device test_memcpy; do
+        p=${ITESTS:+$ITESTS/$t}
+        if [ -z "$p" ] || [ ! -x "$p" ]; then
+            record aggregate "$t" aggregate skip 0 "not built"
+            continue
+        fi
+        run_test aggregate "$t" aggregate 120 "$p"
+    done
+    p=${RT:+$RT/rt_api_static}
+    if [ -z "$p" ] || [ ! -x "$p" ]; then
+        record aggregate rt_api_static aggregate skip 0 "not built (no nvcc)"
+    else
+        run_test aggregate rt_api_static aggregate 150 "$p"
+    fi
+    stop_aggregate
+fi
 
 stop_vgcd
 if grep -q "closing:" "$out/vgcd.log" 2>/dev/null; then

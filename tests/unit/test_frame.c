@@ -113,6 +113,72 @@ static void test_handshake(struct vgc_executor *exec)
     vgcd_session_free(s);
 }
 
+/* A hello from a client that knows the features in @client_features;
+ * the reply's window and features. */
+static void hello_window(struct vgc_executor *exec, bool send_features,
+                         uint32_t client_features, uint64_t *base, uint64_t *size,
+                         uint32_t *features)
+{
+    struct vgcd_session *s = vgcd_session_new(exec, "test");
+    struct vgc_wr *w = payload();
+    char text[256];
+
+    vgc_wr_u32(w, VGC_PROTOCOL_VERSION);
+    vgc_wr_u32(w, 1);
+    vgc_wr_u64(w, VGC_SPEC_HASH);
+    vgc_wr_str(w, "window");
+    if (send_features) {
+        vgc_wr_u32(w, client_features);
+    }
+    CHECK(send_frame(s, VGC_OP_HELLO, 0, 0, w, VGC_PROTOCOL_VERSION) == VGCD_FRAME_REPLY,
+          "hello refused");
+    CHECK(vgc_rd_i32(&reply) == CUDA_SUCCESS, "hello result");
+    vgc_rd_u32(&reply);
+    vgc_rd_u64(&reply);
+    vgc_rd_str(&reply, text, sizeof(text));
+    *base = vgc_rd_u64(&reply);
+    *size = vgc_rd_u64(&reply);
+    vgc_rd_i32(&reply);
+    vgc_rd_str(&reply, text, sizeof(text));
+    *features = vgc_rd_u32(&reply);
+    CHECK(!reply.bad, "reply complete");
+    vgcd_session_free(s);
+}
+
+/*
+ * The window in the handshake: the cpu executor's holds all its device
+ * memory and goes to every client as it is.  A partial one (a cuda
+ * executor's with --address-base) goes, with VGC_FEATURE_PARTIAL_WINDOW,
+ * only to clients that say they know that bit; older ones get none, and
+ * ask about every address instead of taking driver-placed memory for
+ * theirs.
+ */
+static void test_partial_window(struct vgc_executor *exec)
+{
+    struct vgc_executor partial = *exec;
+    uint64_t base, size;
+    uint32_t features;
+
+    hello_window(exec, false, 0, &base, &size, &features);
+    CHECK(base == exec->va_base && size == exec->va_size && size &&
+          !(features & VGC_FEATURE_PARTIAL_WINDOW), "whole window, to an older client");
+    hello_window(exec, true, VGC_FEATURE_PARTIAL_WINDOW, &base, &size, &features);
+    CHECK(base == exec->va_base && size == exec->va_size &&
+          !(features & VGC_FEATURE_PARTIAL_WINDOW), "whole window, not called partial");
+
+    partial.va_partial = true;
+    hello_window(&partial, true, VGC_FEATURE_PARTIAL_WINDOW, &base, &size, &features);
+    CHECK(base == exec->va_base && size == exec->va_size &&
+          (features & VGC_FEATURE_PARTIAL_WINDOW) && (features & VGC_FEATURE_DEVICE_STATUS),
+          "partial window, said so, to a client that knows (features %#x)", features);
+    hello_window(&partial, false, 0, &base, &size, &features);
+    CHECK(base == 0 && size == 0 && !(features & VGC_FEATURE_PARTIAL_WINDOW),
+          "no window to a client from before the features word");
+    hello_window(&partial, true, VGC_FEATURE_DEVICE_STATUS, &base, &size, &features);
+    CHECK(base == 0 && size == 0 && !(features & VGC_FEATURE_PARTIAL_WINDOW),
+          "nor to one that does not know the bit");
+}
+
 static void test_calls(struct vgc_executor *exec)
 {
     struct vgcd_session *s = new_session(exec);
@@ -334,6 +400,7 @@ int main(void)
         return 1;
     }
     test_handshake(exec);
+    test_partial_window(exec);
     test_calls(exec);
     test_status(exec, pool);
     return unit_done();

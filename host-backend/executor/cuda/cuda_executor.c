@@ -18,7 +18,13 @@
  *    pages the least used part to host RAM when the GPU is full, so jobs
  *    that do not all fit still run together.  The client still sees device
  *    memory (its pointer attributes say so); the executor remembers which
- *    allocations it paged.
+ *    allocations it paged;
+ *  - with --address-base, cuMemAlloc places its memory in a window of
+ *    addresses of our choosing (cuda_window.c), so that a remote executor
+ *    can aggregate this vgcd with others; cuMemFree, the address range and
+ *    the pointer attributes of that memory are answered from the window's
+ *    table.  Paged allocations are managed memory, placed by the driver,
+ *    so the two do not go together.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -28,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cuda_window.h"
 #include "executor.h"
 #include "pool.h"
 
@@ -136,6 +143,12 @@ static CUresult cuda_check_device_memory(CUdeviceptr p)
 {
     unsigned int type = 0, managed = 0;
 
+    /* The window's table knows its own memory: no need to ask the driver,
+     * whose view of memory mapped through the VMM API this must not
+     * depend on. */
+    if (cuda_window_holds(p)) {
+        return cuda_window_allocated(p) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+    }
     if (!real.cuPointerGetAttribute) {
         return CUDA_ERROR_INVALID_VALUE;
     }
@@ -151,11 +164,17 @@ static CUresult cuda_check_device_memory(CUdeviceptr p)
     return CUDA_ERROR_INVALID_VALUE;
 }
 
-/* A paged allocation's attributes are those of device memory. */
+/* A paged allocation's attributes are those of device memory; a window
+ * allocation's are those of the cuMemAlloc memory it stands for. */
 static CUresult cuda_pointer_get_attribute(void *data, CUpointer_attribute attribute,
                                            CUdeviceptr p)
 {
-    CUresult res = real.cuPointerGetAttribute(data, attribute, p);
+    CUresult res;
+
+    if (cuda_window_holds(p)) {
+        return cuda_window_pointer_attribute(data, attribute, p);
+    }
+    res = real.cuPointerGetAttribute(data, attribute, p);
 
     if (res == CUDA_SUCCESS && paged_cap && data &&
         (attribute == CU_POINTER_ATTRIBUTE_IS_MANAGED ||
@@ -223,6 +242,10 @@ static CUresult cuda_mem_alloc(CUdeviceptr *dptr, size_t size)
     if (size == 0 || !dptr) {
         return CUDA_ERROR_INVALID_VALUE;
     }
+    /* The window charges the pool itself: the rounded size. */
+    if (cuda_window_on()) {
+        return cuda_window_alloc(dptr, size);
+    }
     if (cuda_pool && !vgc_pool_reserve(cuda_pool, dev, size)) {
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
@@ -266,6 +289,9 @@ static CUresult cuda_mem_free(CUdeviceptr p)
     if (p == 0) {
         return real.cuMemFree_v2(0);
     }
+    if (cuda_window_holds(p)) {
+        return cuda_window_free(p);
+    }
     if (real.cuMemGetAddressRange_v2(&base, &size, p) != CUDA_SUCCESS || base != p) {
         return CUDA_ERROR_INVALID_VALUE;
     }
@@ -273,6 +299,27 @@ static CUresult cuda_mem_free(CUdeviceptr p)
     res = real.cuMemFree_v2(p);
     if (res == CUDA_SUCCESS && cuda_pool) {
         vgc_pool_release(cuda_pool, dev, size);
+    }
+    return res;
+}
+
+/* Only installed with a window: everything else is the driver's. */
+static CUresult cuda_mem_get_address_range(CUdeviceptr *base, size_t *size, CUdeviceptr p)
+{
+    if (cuda_window_holds(p)) {
+        return cuda_window_address_range(base, size, p);
+    }
+    return real.cuMemGetAddressRange_v2(base, size, p);
+}
+
+/* Only installed with a window: a destroyed context's window memory goes
+ * with it, as its cuMemAlloc memory would. */
+static CUresult cuda_ctx_destroy(CUcontext ctx)
+{
+    CUresult res = real.cuCtxDestroy_v2(ctx);
+
+    if (res == CUDA_SUCCESS) {
+        cuda_window_context_gone(ctx);
     }
     return res;
 }
@@ -354,16 +401,54 @@ static CUresult cuda_library_load(CUlibrary *lib, const void *image, size_t size
 
 static void cuda_destroy(void)
 {
+    cuda_window_destroy();
     if (cuda_lib) {
         dlclose(cuda_lib);
         cuda_lib = NULL;
     }
 }
 
+/*
+ * --address-base: cuMemAlloc's memory in [va_base, va_base + va_size).
+ * The window holds only that; the driver places the rest of the device
+ * memory (managed memory, module globals), hence va_partial.
+ */
+static bool cuda_window_setup(const struct vgc_executor_config *cfg, char **err)
+{
+    int ndevices = cfg->ndevices;
+
+    if (cuda_oversubscribed) {
+        *err = strdup("cuda executor: --address-base and --oversubscribe do not go together: "
+                      "oversubscribed allocations are managed memory, which the driver "
+                      "places itself, outside the window");
+        return false;
+    }
+    /* 0 is every device: count them.  vgcd's probe is created so, before
+     * anyone knows how many there are; workers are told. */
+    if (ndevices == 0 && (real.cuInit(0) != CUDA_SUCCESS || !real.cuDeviceGetCount ||
+                          real.cuDeviceGetCount(&ndevices) != CUDA_SUCCESS)) {
+        ndevices = 0;
+    }
+    if (!cuda_window_init(&real, cfg->pool, cfg->va_base, ndevices, err)) {
+        return false;
+    }
+    cuda_exec.va_base = cfg->va_base;
+    cuda_exec.va_size = (uint64_t)ndevices * CUDA_WINDOW_PER_DEVICE;
+    cuda_exec.va_partial = true;
+    cuda_exec.ops.cuMemGetAddressRange_v2 = cuda_mem_get_address_range;
+    if (real.cuCtxDestroy_v2) {
+        cuda_exec.ops.cuCtxDestroy_v2 = cuda_ctx_destroy;
+    }
+    return true;
+}
+
 /* The executor on @driver's functions: the wrapped ones in front. */
 static bool cuda_executor_init(const struct vgc_executor_config *cfg,
                                const struct vgc_exec_ops *driver, char **err)
 {
+    /* A window of an earlier instance (tests make several) goes first,
+     * on the driver it was made with. */
+    cuda_window_destroy();
     real = *driver;
     if (!real.cuInit || !real.cuMemAlloc_v2 || !real.cuMemFree_v2 ||
         !real.cuMemGetAddressRange_v2 || !real.cuMemGetInfo_v2 ||
@@ -389,6 +474,11 @@ static bool cuda_executor_init(const struct vgc_executor_config *cfg,
     cuda_exec.module_load = cuda_module_load;
     cuda_exec.library_load = cuda_library_load;
     cuda_exec.destroy = cuda_destroy;
+    cuda_exec.va_base = cuda_exec.va_size = 0;
+    cuda_exec.va_partial = false;
+    if (cfg->va_base) {
+        return cuda_window_setup(cfg, err);
+    }
     return true;
 }
 
@@ -406,11 +496,11 @@ struct vgc_executor *vgc_cuda_executor_create(const struct vgc_executor_config *
     for (int i = 0; i < VGC_EXEC_OPS_COUNT; i++) {
         slot[i] = (void (*)(void))dlsym(cuda_lib, vgc_exec_ops_names[i]);
     }
+    cuda_oversubscribed = cfg->oversubscribe > 0;
     if (!cuda_executor_init(cfg, &driver, err)) {
         cuda_destroy();
         return NULL;
     }
-    cuda_oversubscribed = cfg->oversubscribe > 0;
     return &cuda_exec;
 }
 

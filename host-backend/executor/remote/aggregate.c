@@ -27,9 +27,14 @@
  *
  * Device addresses are not translated (kernels hold them in their
  * parameters and in device memory, where nobody can find them), so every
- * upstream must hand out addresses in a window of its own: a cpu-executor
- * vgcd takes `--address-base`; a cuda-executor vgcd reports no window yet,
- * and is refused here with that reason.
+ * upstream must hand out addresses in a window of its own: a vgcd with
+ * `--address-base` (cpu or cuda executor); one without a window is refused
+ * here with that reason.  A cuda executor's window is partial: it holds
+ * what cuMemAlloc hands out, while that driver places managed memory and
+ * module globals itself, outside every window.  Such an address names no
+ * upstream, and its calls go to the current context's, which is right as
+ * long as the program uses it while a device of that upstream is current;
+ * the span of windows passed on to clients is partial when any is.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -65,6 +70,7 @@ struct agg_upstream {
     const struct vgc_private_table *priv;
     int first, count;           /* its devices are [first, first + count) */
     uint64_t va_base, va_size;
+    bool va_partial;            /* its device memory is not all in the window */
 };
 
 /* A library or kernel: one handle per upstream. */
@@ -1194,14 +1200,15 @@ static bool agg_connect(struct agg_upstream *u, char **err)
     if (u->priv->address_window(&u->va_base, &u->va_size) != CUDA_SUCCESS ||
         !u->va_size) {
         if (asprintf(err, "remote:%s: that vgcd's devices have no address window of "
-                     "their own (its executor is not cpu, or is older), so its device "
-                     "addresses could not be told from another upstream's; aggregation "
-                     "needs each upstream in its own window (vgcd --address-base)",
-                     u->address) < 0) {
+                     "their own (it was started without --address-base, or is older), so "
+                     "its device addresses could not be told from another upstream's; "
+                     "aggregation needs each upstream in its own window (vgcd "
+                     "--address-base)", u->address) < 0) {
             *err = NULL;
         }
         return false;
     }
+    u->va_partial = remote_window_partial(u->priv, u->va_size);
     return true;
 }
 
@@ -1274,9 +1281,13 @@ struct vgc_executor *vgc_aggregate_executor_create(const struct vgc_executor_con
     }
     exec->name = "remote";
     /* Clients keep their own mappings out of every window: out of the
-     * span that holds them all. */
+     * span that holds them all, partial when any window is. */
     exec->va_base = lo;
     exec->va_size = hi - lo;
+    exec->va_partial = false;
+    for (int k = 0; k < agg.n; k++) {
+        exec->va_partial |= agg.up[k].va_partial;
+    }
     exec->output_pending = agg_output_pending;
     exec->output_drain = agg_output_drain;
     exec->destroy = agg_destroy;

@@ -20,6 +20,10 @@
 bool remote_connect(void *lib, struct vgc_exec_ops *ops,
                     const struct vgc_private_table **priv, const char *address, char **err);
 
+/* Whether the window of the server behind @priv (@va_size bytes) is
+ * partial: device memory may lie outside it (vgc_private.h). */
+bool remote_window_partial(const struct vgc_private_table *priv, uint64_t va_size);
+
 /*
  * The devices of the vgcds at @addresses ("ADDR+ADDR[+...]") as one
  * executor, each upstream through its own instance of the shim at @shim

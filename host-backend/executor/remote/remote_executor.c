@@ -13,7 +13,8 @@
  * Two things the shim knows that a real driver does not say, reached
  * through its private export table (protocol/include/vgc_private.h):
  *  - the remote device's address window, passed on to our clients so that
- *    their shims keep their own mappings out of it;
+ *    their shims keep their own mappings out of it, and whether it is
+ *    partial (device memory outside it too: a cuda executor's);
  *  - the text kernels print, which belongs on our client's stdout rather
  *    than the worker's: the shim keeps it, and the worker fetches it like
  *    any executor's output.
@@ -146,6 +147,17 @@ bool remote_connect(void *lib, struct vgc_exec_ops *ops,
     return true;
 }
 
+bool remote_window_partial(const struct vgc_private_table *priv, uint64_t va_size)
+{
+    /* A shim too old to say cannot tell: partial is the safe guess (clients
+     * ask about addresses outside the window, which is only slower). */
+    if (priv->size < offsetof(struct vgc_private_table, address_window_partial) +
+                     sizeof(void *)) {
+        return va_size != 0;
+    }
+    return priv->address_window_partial();
+}
+
 struct vgc_executor *vgc_remote_executor_create(const struct vgc_executor_config *cfg,
                                                 const char *address, char **err)
 {
@@ -176,6 +188,7 @@ struct vgc_executor *vgc_remote_executor_create(const struct vgc_executor_config
     if (remote_shim->address_window(&exec->va_base, &exec->va_size) != CUDA_SUCCESS) {
         exec->va_base = exec->va_size = 0;
     }
+    exec->va_partial = remote_window_partial(remote_shim, exec->va_size);
     remote_shim->keep_output();
     exec->name = "remote";
     exec->output_pending = remote_output_pending;

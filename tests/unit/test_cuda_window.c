@@ -1,0 +1,743 @@
+/*
+ * test_cuda_window.c - the cuda executor's address window (--address-base,
+ * host-backend/executor/cuda/cuda_window.c) on a fake driver.
+ *
+ * The fake implements the few driver functions the executor calls, with
+ * books of what is reserved, created and mapped, checks of what the real
+ * driver would refuse (a mapping outside a reservation or over another,
+ * sizes off the granularity), a hint it may or may not honour, and
+ * failures injected into the next call of any VMM function (SQLite's
+ * test_malloc countdown, one shot).  No GPU is needed; tests/gpu/run.sh
+ * group `aggregate` runs the same code on NVIDIA's driver.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "executor.h"
+#include "pool.h"
+#include "unit_check.h"
+
+#define MiB (1ULL << 20)
+#define GiB (1ULL << 30)
+#define TiB (1ULL << 40)
+#define BASE 0x200000000000ULL
+#define PER_DEVICE TiB          /* CUDA_WINDOW_PER_DEVICE */
+#define GRAN (2 * MiB)
+#define NDEV 2
+
+/* ---- the fake driver ---------------------------------------------------------- */
+
+enum mock_fn {
+    M_RESERVE, M_ADDRFREE, M_GRAN, M_CREATE, M_MAP, M_ACCESS, M_RELEASE, M_UNMAP,
+    M_ATTR, M_ALLOC, M_MEMCPY, M_NFN
+};
+
+#define MOCK_MAX 256
+
+static struct {
+    bool honour_hint;
+    CUcontext ctx;              /* current; NULL: none */
+    int dev;                    /* its device */
+    int calls[M_NFN];
+    struct { int countdown; CUresult res; } inject[M_NFN];
+    struct { CUdeviceptr base; size_t size; bool live; } resv[8];
+    struct { size_t size; int dev; bool created, released; int maps; } handle[MOCK_MAX];
+    struct { CUdeviceptr addr; size_t size; unsigned h; bool access, live; } map[MOCK_MAX];
+    int nhandles;
+} mock;
+
+static CUcontext ctx_of(int dev)
+{
+    return (CUcontext)(uintptr_t)(0x1000 + dev);
+}
+
+static void use_device(int dev)
+{
+    mock.dev = dev;
+    mock.ctx = ctx_of(dev);
+}
+
+/* Counts the call; true when an injected failure is due now. */
+static bool mock_fails(enum mock_fn f, CUresult *res)
+{
+    mock.calls[f]++;
+    if (mock.inject[f].countdown && --mock.inject[f].countdown == 0) {
+        *res = mock.inject[f].res;
+        return true;
+    }
+    return false;
+}
+
+static void inject(enum mock_fn f, CUresult res)
+{
+    mock.inject[f].countdown = 1;
+    mock.inject[f].res = res;
+}
+
+static int mock_reservations(void)
+{
+    int n = 0;
+
+    for (size_t i = 0; i < sizeof(mock.resv) / sizeof(mock.resv[0]); i++) {
+        n += mock.resv[i].live;
+    }
+    return n;
+}
+
+static int mock_mappings(void)
+{
+    int n = 0;
+
+    for (int i = 0; i < MOCK_MAX; i++) {
+        n += mock.map[i].live;
+    }
+    return n;
+}
+
+/* Handles whose memory still exists: not released, or still mapped. */
+static int mock_memory(void)
+{
+    int n = 0;
+
+    for (int i = 0; i < mock.nhandles; i++) {
+        n += mock.handle[i].created && (!mock.handle[i].released || mock.handle[i].maps);
+    }
+    return n;
+}
+
+static int mock_handles_held(void)
+{
+    int n = 0;
+
+    for (int i = 0; i < mock.nhandles; i++) {
+        n += mock.handle[i].created && !mock.handle[i].released;
+    }
+    return n;
+}
+
+static CUresult m_init(unsigned int flags)
+{
+    (void)flags;
+    return CUDA_SUCCESS;
+}
+
+static CUresult m_device_get_count(int *n)
+{
+    *n = NDEV;
+    return CUDA_SUCCESS;
+}
+
+static CUresult m_ctx_get_current(CUcontext *ctx)
+{
+    *ctx = mock.ctx;
+    return CUDA_SUCCESS;
+}
+
+static CUresult m_ctx_get_device(CUdevice *dev)
+{
+    if (!mock.ctx) {
+        return CUDA_ERROR_INVALID_CONTEXT;
+    }
+    *dev = mock.dev;
+    return CUDA_SUCCESS;
+}
+
+static CUresult m_ctx_destroy(CUcontext ctx)
+{
+    if (mock.ctx == ctx) {
+        mock.ctx = NULL;
+    }
+    return CUDA_SUCCESS;
+}
+
+static bool overlaps(CUdeviceptr a, size_t an, CUdeviceptr b, size_t bn)
+{
+    return a < b + bn && b < a + an;
+}
+
+static CUresult m_address_reserve(CUdeviceptr *ptr, size_t size, size_t alignment,
+                                  CUdeviceptr addr, unsigned long long flags)
+{
+    CUdeviceptr at = mock.honour_hint ? addr : addr + 0x100000000000ULL;
+    CUresult res;
+    size_t i;
+
+    if (mock_fails(M_RESERVE, &res)) {
+        return res;
+    }
+    if (!ptr || !size || size % GRAN || alignment || flags || addr % 4096) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    for (i = 0; i < sizeof(mock.resv) / sizeof(mock.resv[0]); i++) {
+        if (mock.resv[i].live && overlaps(at, size, mock.resv[i].base, mock.resv[i].size)) {
+            at += 0x10000000000000ULL;     /* taken: somewhere else, as a hint allows */
+        }
+    }
+    for (i = 0; mock.resv[i].live; i++) {
+    }
+    mock.resv[i].base = at;
+    mock.resv[i].size = size;
+    mock.resv[i].live = true;
+    *ptr = at;
+    return CUDA_SUCCESS;
+}
+
+static CUresult m_address_free(CUdeviceptr ptr, size_t size)
+{
+    CUresult res;
+
+    if (mock_fails(M_ADDRFREE, &res)) {
+        return res;
+    }
+    for (int m = 0; m < MOCK_MAX; m++) {
+        if (mock.map[m].live && overlaps(ptr, size, mock.map[m].addr, mock.map[m].size)) {
+            return CUDA_ERROR_INVALID_VALUE;        /* still mapped */
+        }
+    }
+    for (size_t i = 0; i < sizeof(mock.resv) / sizeof(mock.resv[0]); i++) {
+        if (mock.resv[i].live && mock.resv[i].base == ptr && mock.resv[i].size == size) {
+            mock.resv[i].live = false;
+            return CUDA_SUCCESS;
+        }
+    }
+    return CUDA_ERROR_INVALID_VALUE;
+}
+
+static bool prop_ok(const CUmemAllocationProp *prop)
+{
+    return prop && prop->type == CU_MEM_ALLOCATION_TYPE_PINNED &&
+           prop->location.type == CU_MEM_LOCATION_TYPE_DEVICE &&
+           prop->location.id >= 0 && prop->location.id < NDEV;
+}
+
+static CUresult m_granularity(size_t *g, const CUmemAllocationProp *prop,
+                              CUmemAllocationGranularity_flags option)
+{
+    CUresult res;
+
+    if (mock_fails(M_GRAN, &res)) {
+        return res;
+    }
+    if (!g || !prop_ok(prop) || option != CU_MEM_ALLOC_GRANULARITY_MINIMUM) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    *g = GRAN;
+    return CUDA_SUCCESS;
+}
+
+static CUresult m_create(CUmemGenericAllocationHandle *h, size_t size,
+                         const CUmemAllocationProp *prop, unsigned long long flags)
+{
+    CUresult res;
+
+    if (mock_fails(M_CREATE, &res)) {
+        return res;
+    }
+    if (!h || !size || size % GRAN || !prop_ok(prop) || flags || mock.nhandles == MOCK_MAX) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    mock.handle[mock.nhandles].size = size;
+    mock.handle[mock.nhandles].dev = prop->location.id;
+    mock.handle[mock.nhandles].created = true;
+    *h = (CUmemGenericAllocationHandle)++mock.nhandles;
+    return CUDA_SUCCESS;
+}
+
+static bool handle_ok(CUmemGenericAllocationHandle h)
+{
+    return h >= 1 && h <= (CUmemGenericAllocationHandle)mock.nhandles &&
+           !mock.handle[h - 1].released;
+}
+
+static CUresult m_release(CUmemGenericAllocationHandle h)
+{
+    CUresult res;
+
+    if (mock_fails(M_RELEASE, &res)) {
+        return res;
+    }
+    if (!handle_ok(h)) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    mock.handle[h - 1].released = true;
+    return CUDA_SUCCESS;
+}
+
+static CUresult m_map(CUdeviceptr ptr, size_t size, size_t offset,
+                      CUmemGenericAllocationHandle h, unsigned long long flags)
+{
+    bool inside = false;
+    CUresult res;
+    int m;
+
+    if (mock_fails(M_MAP, &res)) {
+        return res;
+    }
+    for (size_t i = 0; i < sizeof(mock.resv) / sizeof(mock.resv[0]); i++) {
+        inside |= mock.resv[i].live && ptr >= mock.resv[i].base &&
+                  ptr + size <= mock.resv[i].base + mock.resv[i].size;
+    }
+    if (!inside || ptr % GRAN || offset || flags || !handle_ok(h) ||
+        mock.handle[h - 1].size != size) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    for (m = 0; m < MOCK_MAX; m++) {
+        if (mock.map[m].live && overlaps(ptr, size, mock.map[m].addr, mock.map[m].size)) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+    }
+    for (m = 0; mock.map[m].live; m++) {
+    }
+    mock.map[m].addr = ptr;
+    mock.map[m].size = size;
+    mock.map[m].h = (unsigned)h;
+    mock.map[m].access = false;
+    mock.map[m].live = true;
+    mock.handle[h - 1].maps++;
+    return CUDA_SUCCESS;
+}
+
+static int mapping_at(CUdeviceptr ptr, size_t size)
+{
+    for (int m = 0; m < MOCK_MAX; m++) {
+        if (mock.map[m].live && mock.map[m].addr == ptr && mock.map[m].size == size) {
+            return m;
+        }
+    }
+    return -1;
+}
+
+static CUresult m_set_access(CUdeviceptr ptr, size_t size, const CUmemAccessDesc *desc,
+                             size_t count)
+{
+    int m = mapping_at(ptr, size);
+    CUresult res;
+
+    if (mock_fails(M_ACCESS, &res)) {
+        return res;
+    }
+    if (m < 0 || count != 1 || desc->location.type != CU_MEM_LOCATION_TYPE_DEVICE ||
+        desc->location.id != mock.handle[mock.map[m].h - 1].dev ||
+        desc->flags != CU_MEM_ACCESS_FLAGS_PROT_READWRITE) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    mock.map[m].access = true;
+    return CUDA_SUCCESS;
+}
+
+static CUresult m_unmap(CUdeviceptr ptr, size_t size)
+{
+    int m = mapping_at(ptr, size);
+    CUresult res;
+
+    if (mock_fails(M_UNMAP, &res)) {
+        return res;
+    }
+    if (m < 0) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    mock.map[m].live = false;
+    mock.handle[mock.map[m].h - 1].maps--;
+    return CUDA_SUCCESS;
+}
+
+/* The driver's own answers: it does not know the context of memory mapped
+ * through the VMM API (the executor must not ask); the rest it marks. */
+static CUresult m_pointer_attribute(void *data, CUpointer_attribute attr, CUdeviceptr p)
+{
+    CUresult res;
+
+    (void)p;
+    if (mock_fails(M_ATTR, &res)) {
+        return res;
+    }
+    if (attr == CU_POINTER_ATTRIBUTE_CONTEXT) {
+        *(CUcontext *)data = NULL;
+        return CUDA_SUCCESS;
+    }
+    if (attr == CU_POINTER_ATTRIBUTE_MAPPING_SIZE) {
+        *(size_t *)data = 4242;
+        return CUDA_SUCCESS;
+    }
+    return CUDA_ERROR_INVALID_VALUE;
+}
+
+static CUresult m_get_address_range(CUdeviceptr *base, size_t *size, CUdeviceptr p)
+{
+    (void)base, (void)size, (void)p;
+    return CUDA_ERROR_NOT_FOUND;
+}
+
+static CUresult m_mem_alloc(CUdeviceptr *p, size_t size)
+{
+    CUresult res;
+
+    if (mock_fails(M_ALLOC, &res)) {
+        return res;
+    }
+    *p = 0x7f0000000000ULL + size;
+    return CUDA_SUCCESS;
+}
+
+static CUresult m_mem_free(CUdeviceptr p)
+{
+    (void)p;
+    return CUDA_SUCCESS;
+}
+
+static CUresult m_mem_get_info(size_t *free_bytes, size_t *total)
+{
+    *free_bytes = 80 * GiB;
+    *total = 80 * GiB;
+    return CUDA_SUCCESS;
+}
+
+static CUresult m_memcpy(CUdeviceptr dst, CUdeviceptr src, size_t n)
+{
+    CUresult res;
+
+    (void)dst, (void)src, (void)n;
+    return mock_fails(M_MEMCPY, &res) ? res : CUDA_SUCCESS;
+}
+
+static CUresult m_memcpy_async(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s)
+{
+    (void)s;
+    return m_memcpy(dst, src, n);
+}
+
+static const struct vgc_exec_ops mock_driver = {
+    .cuInit = m_init,
+    .cuDeviceGetCount = m_device_get_count,
+    .cuCtxGetCurrent = m_ctx_get_current,
+    .cuCtxGetDevice = m_ctx_get_device,
+    .cuCtxDestroy_v2 = m_ctx_destroy,
+    .cuMemAddressReserve = m_address_reserve,
+    .cuMemAddressFree = m_address_free,
+    .cuMemGetAllocationGranularity = m_granularity,
+    .cuMemCreate = m_create,
+    .cuMemRelease = m_release,
+    .cuMemMap = m_map,
+    .cuMemSetAccess = m_set_access,
+    .cuMemUnmap = m_unmap,
+    .cuPointerGetAttribute = m_pointer_attribute,
+    .cuMemGetAddressRange_v2 = m_get_address_range,
+    .cuMemAlloc_v2 = m_mem_alloc,
+    .cuMemFree_v2 = m_mem_free,
+    .cuMemGetInfo_v2 = m_mem_get_info,
+    .cuMemcpy = m_memcpy,
+    .cuMemcpyAsync = m_memcpy_async,
+};
+
+/* ---- the tests ------------------------------------------------------------------ */
+
+static struct vgc_pool *pool;
+
+static struct vgc_executor *window_executor(uint64_t base, bool honour_hint)
+{
+    struct vgc_executor_config cfg = { .ndevices = NDEV, .va_base = base, .pool = pool };
+    struct vgc_executor *ex;
+    char *err = NULL;
+
+    memset(&mock, 0, sizeof(mock));
+    mock.honour_hint = honour_hint;
+    use_device(0);
+    ex = vgc_cuda_executor_over(&cfg, &mock_driver, &err);
+    CHECK(ex != NULL, "vgc_cuda_executor_over: %s", err ? err : "?");
+    free(err);
+    return ex;
+}
+
+static bool pool_empty(void)
+{
+    return vgc_pool_used(pool, 0) == 0 && vgc_pool_used(pool, 1) == 0;
+}
+
+/* Nothing of the driver's is held but the reservation. */
+static bool books_clean(void)
+{
+    return mock_mappings() == 0 && mock_memory() == 0 && mock_handles_held() == 0;
+}
+
+static void test_checks(void)
+{
+    struct vgc_executor_config cfg = { .ndevices = 2, .va_base = BASE };
+    char *err = NULL;
+
+    CHECK(vgc_cuda_window_check(&cfg, &err), "%s", err);
+    cfg.va_base = BASE + 4096;
+    CHECK(!vgc_cuda_window_check(&cfg, &err) && strstr(err, "2 MiB boundary"), "%s", err);
+    free(err);
+    cfg.va_base = 0x7f0000000000ULL;        /* 2 TiB from there run past 0x800000000000 */
+    CHECK(!vgc_cuda_window_check(&cfg, &err) && strstr(err, "end by"), "%s", err);
+    free(err);
+    cfg.ndevices = 1;
+    CHECK(vgc_cuda_window_check(&cfg, &err), "one device's window ends right at the top");
+}
+
+static void test_placement(void)
+{
+    struct vgc_executor *ex = window_executor(BASE, true);
+    const struct vgc_exec_ops *o = &ex->ops;
+    CUdeviceptr a = 0, b = 0, c = 0, d = 0, e = 0, base = 0;
+    CUcontext owner = NULL;
+    unsigned int type = 0;
+    size_t size = 0;
+    int ordinal = -1;
+
+    CHECK(ex->va_base == BASE && ex->va_size == NDEV * PER_DEVICE && ex->va_partial,
+          "window %#llx+%#llx partial %d", (unsigned long long)ex->va_base,
+          (unsigned long long)ex->va_size, ex->va_partial);
+    CHECK(mock_reservations() == 0, "nothing reserved before the first allocation");
+    CHECK(o->cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, BASE) ==
+          CUDA_ERROR_INVALID_VALUE && mock.calls[M_ATTR] == 1,
+          "until then the range is the driver's to describe");
+
+    CHECK(o->cuMemAlloc_v2(&a, 1) == CUDA_SUCCESS && a == BASE, "a at %#llx",
+          (unsigned long long)a);
+    CHECK(mock_reservations() == 1 && mock.resv[0].base == BASE &&
+          mock.resv[0].size == NDEV * PER_DEVICE, "the whole window reserved at the base");
+    CHECK(mock_mappings() == 1 && mock.map[0].size == GRAN && mock.map[0].access,
+          "one byte maps one granule, readable and writable");
+    CHECK(mock_handles_held() == 0 && mock_memory() == 1,
+          "the handle is released; the mapping keeps the memory");
+    CHECK(vgc_pool_used(pool, 0) == GRAN, "the pool is charged the rounded size: %llu",
+          (unsigned long long)vgc_pool_used(pool, 0));
+
+    CHECK(o->cuMemAlloc_v2(&b, 3 * MiB) == CUDA_SUCCESS && b == BASE + GRAN,
+          "b right after a: %#llx", (unsigned long long)b);
+    use_device(1);
+    CHECK(o->cuMemAlloc_v2(&c, 5 * MiB) == CUDA_SUCCESS && c == BASE + PER_DEVICE,
+          "device 1 allocates in its own part: %#llx", (unsigned long long)c);
+    CHECK(vgc_pool_used(pool, 0) == 3 * GRAN && vgc_pool_used(pool, 1) == 6 * MiB,
+          "each device charged its own: %llu %llu",
+          (unsigned long long)vgc_pool_used(pool, 0), (unsigned long long)vgc_pool_used(pool, 1));
+    CHECK(mock.calls[M_ALLOC] == 0, "the driver's cuMemAlloc is never called");
+
+    /* What the driver says of cuMemAlloc memory: size as asked, from the table. */
+    CHECK(o->cuMemGetAddressRange_v2(&base, &size, b + 3 * MiB - 1) == CUDA_SUCCESS &&
+          base == b && size == 3 * MiB, "range of b's last byte: %#llx+%zu",
+          (unsigned long long)base, size);
+    CHECK(o->cuMemGetAddressRange_v2(&base, &size, b + 3 * MiB) == CUDA_ERROR_NOT_FOUND,
+          "past b's size, in its rounding: no allocation");
+    CHECK(o->cuMemGetAddressRange_v2(&base, &size, BASE + 100 * MiB) == CUDA_ERROR_NOT_FOUND,
+          "a window address nobody allocated");
+    mock.calls[M_ATTR] = 0;
+    CHECK(o->cuPointerGetAttribute(&owner, CU_POINTER_ATTRIBUTE_CONTEXT, c + 1) ==
+          CUDA_SUCCESS && owner == ctx_of(1), "the context c was allocated in");
+    CHECK(o->cuPointerGetAttribute(&ordinal, CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL, c) ==
+          CUDA_SUCCESS && ordinal == 1, "c's device %d", ordinal);
+    CHECK(o->cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, a) ==
+          CUDA_SUCCESS && type == CU_MEMORYTYPE_DEVICE, "device memory");
+    CHECK(o->cuPointerGetAttribute(&base, CU_POINTER_ATTRIBUTE_RANGE_START_ADDR, b + 5) ==
+          CUDA_SUCCESS && base == b, "range start");
+    CHECK(o->cuPointerGetAttribute(&size, CU_POINTER_ATTRIBUTE_RANGE_SIZE, b) ==
+          CUDA_SUCCESS && size == 3 * MiB, "range size %zu", size);
+    CHECK(mock.calls[M_ATTR] == 0, "none of that asked the driver");
+    CHECK(o->cuPointerGetAttribute(&size, CU_POINTER_ATTRIBUTE_MAPPING_SIZE, b) ==
+          CUDA_SUCCESS && size == 4242, "the rest is the driver's");
+    CHECK(o->cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, BASE + 100 * MiB) ==
+          CUDA_ERROR_INVALID_VALUE, "an unallocated window address is no pointer");
+
+    /* Unified copies: window memory is device memory; holes are not. */
+    CHECK(o->cuMemcpy(a, c, 16) == CUDA_SUCCESS && mock.calls[M_MEMCPY] == 1,
+          "a copy between window allocations of two devices");
+    CHECK(o->cuMemcpy(BASE + 100 * MiB, a, 16) == CUDA_ERROR_INVALID_VALUE &&
+          mock.calls[M_MEMCPY] == 1, "a copy into a hole is refused before the driver");
+    CHECK(o->cuMemcpyAsync(a, b + 3 * MiB, 16, NULL) == CUDA_ERROR_INVALID_VALUE,
+          "a copy from b's rounding is refused");
+
+    /* Frees: bases of live allocations only. */
+    CHECK(o->cuMemFree_v2(b + GRAN) == CUDA_ERROR_INVALID_VALUE, "inside b");
+    CHECK(o->cuMemFree_v2(BASE + 100 * MiB) == CUDA_ERROR_INVALID_VALUE, "a hole");
+    CHECK(mock_mappings() == 3, "nothing was unmapped");
+    use_device(0);
+    CHECK(o->cuMemFree_v2(a) == CUDA_SUCCESS && mock_mappings() == 2 &&
+          vgc_pool_used(pool, 0) == 2 * GRAN, "a freed, its granule given back");
+    CHECK(o->cuMemFree_v2(a) == CUDA_ERROR_INVALID_VALUE, "twice");
+    CHECK(o->cuMemAlloc_v2(&d, 4 * MiB) == CUDA_SUCCESS && d == b + 2 * GRAN,
+          "4 MiB do not fit in a's hole: after b (%#llx)", (unsigned long long)d);
+    CHECK(o->cuMemAlloc_v2(&e, GRAN) == CUDA_SUCCESS && e == a, "a granule reuses a's hole");
+    use_device(1);
+    CHECK(o->cuMemFree_v2(c) == CUDA_SUCCESS, "a device 1 allocation freed from device 1");
+    use_device(0);
+    CHECK(o->cuMemFree_v2(b) == CUDA_SUCCESS && o->cuMemFree_v2(d) == CUDA_SUCCESS &&
+          o->cuMemFree_v2(e) == CUDA_SUCCESS, "the rest freed");
+    CHECK(pool_empty() && books_clean(), "pool at zero (%llu, %llu); driver books clean",
+          (unsigned long long)vgc_pool_used(pool, 0), (unsigned long long)vgc_pool_used(pool, 1));
+
+    mock.ctx = NULL;
+    CHECK(o->cuMemAlloc_v2(&a, 1) == CUDA_ERROR_INVALID_CONTEXT, "no context: no allocation");
+    use_device(0);
+    ex->destroy();
+    CHECK(mock_reservations() == 0, "destroy gives the window back");
+}
+
+static void test_exhaustion(void)
+{
+    struct vgc_executor *ex = window_executor(BASE, true);
+    const struct vgc_exec_ops *o = &ex->ops;
+    CUdeviceptr a = 0, b = 0, c = 0;
+
+    CHECK(o->cuMemAlloc_v2(&a, 600 * GiB) == CUDA_SUCCESS, "600 GiB");
+    CHECK(o->cuMemAlloc_v2(&b, 600 * GiB) == CUDA_ERROR_OUT_OF_MEMORY,
+          "600 GiB more do not fit in device 0's TiB");
+    CHECK(mock_mappings() == 1 && vgc_pool_used(pool, 0) == 600 * GiB,
+          "the refusal took nothing");
+    CHECK(o->cuMemAlloc_v2(&b, PER_DEVICE + 1) == CUDA_ERROR_OUT_OF_MEMORY, "more than a part");
+    CHECK(o->cuMemAlloc_v2(&b, 424 * GiB) == CUDA_SUCCESS && b == a + 600 * GiB,
+          "the rest of the part, exactly");
+    CHECK(o->cuMemAlloc_v2(&c, 1) == CUDA_ERROR_OUT_OF_MEMORY, "not one byte more");
+    use_device(1);
+    CHECK(o->cuMemAlloc_v2(&c, 1) == CUDA_SUCCESS && c == BASE + PER_DEVICE,
+          "device 1 is not affected");
+    use_device(2);
+    CHECK(o->cuMemAlloc_v2(&c, 1) == CUDA_ERROR_OUT_OF_MEMORY,
+          "a device past the window has no part of it");
+    use_device(0);
+    ex->destroy();
+    CHECK(pool_empty() && books_clean() && mock_reservations() == 0,
+          "destroy frees what was left and gives the pool back");
+}
+
+/*
+ * Each step of an allocation fails once: nothing is left behind.  Another
+ * allocation is held on device 1 meanwhile (device 0 has not asked for its
+ * granularity yet, so that step can fail too), except where the window
+ * itself is what fails.
+ */
+static void test_unwinding(void)
+{
+    static const struct { enum mock_fn fn; CUresult res; const char *what; } steps[] = {
+        { M_RESERVE, CUDA_ERROR_NOT_PERMITTED, "cuMemAddressReserve" },
+        { M_GRAN, CUDA_ERROR_NOT_SUPPORTED, "cuMemGetAllocationGranularity" },
+        { M_CREATE, CUDA_ERROR_OUT_OF_MEMORY, "cuMemCreate" },
+        { M_MAP, CUDA_ERROR_INVALID_VALUE, "cuMemMap" },
+        { M_ACCESS, CUDA_ERROR_INVALID_DEVICE, "cuMemSetAccess" },
+        { M_RELEASE, CUDA_ERROR_UNKNOWN, "cuMemRelease" },
+    };
+    struct vgc_executor *ex;
+    CUdeviceptr a = 0, b = 0, held = 0;
+    size_t size = 0;
+
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        bool holding = steps[i].fn != M_RESERVE;
+
+        ex = window_executor(BASE, true);
+        if (holding) {
+            use_device(1);
+            CHECK(ex->ops.cuMemAlloc_v2(&held, 3 * MiB) == CUDA_SUCCESS, "one held");
+            use_device(0);
+        }
+        inject(steps[i].fn, steps[i].res);
+        a = 0;
+        CHECK(ex->ops.cuMemAlloc_v2(&a, 5 * MiB) == steps[i].res && a == 0,
+              "%s failing fails the allocation with its error", steps[i].what);
+        CHECK(mock_mappings() == holding && mock_memory() == holding &&
+              mock_handles_held() == 0 && vgc_pool_used(pool, 0) == 0 &&
+              vgc_pool_used(pool, 1) == (holding ? 2 * GRAN : 0),
+              "after %s: only what was held before (%d mappings, %d memory, %d handles, "
+              "pool %llu)", steps[i].what, mock_mappings(), mock_memory(),
+              mock_handles_held(), (unsigned long long)vgc_pool_used(pool, 0));
+        if (!holding) {
+            /* A failed reservation is remembered: nothing is retried. */
+            CHECK(ex->ops.cuMemAlloc_v2(&a, 1) == steps[i].res &&
+                  mock.calls[M_RESERVE] == 1 && mock_reservations() == 0,
+                  "the window stays refused");
+        } else {
+            CHECK(ex->ops.cuMemAlloc_v2(&b, 5 * MiB) == CUDA_SUCCESS && b == BASE,
+                  "then the same allocation works, in the same place");
+            CHECK(ex->ops.cuMemFree_v2(b) == CUDA_SUCCESS, "and is freed");
+        }
+        ex->destroy();
+        CHECK(pool_empty() && books_clean() && mock_reservations() == 0,
+              "after %s: everything given back at destroy", steps[i].what);
+    }
+
+    /* An unmap that fails leaves the allocation live: its addresses are
+     * not handed out again, and the free can be retried. */
+    ex = window_executor(BASE, true);
+    CHECK(ex->ops.cuMemAlloc_v2(&a, GRAN) == CUDA_SUCCESS, "allocated");
+    inject(M_UNMAP, CUDA_ERROR_UNKNOWN);
+    CHECK(ex->ops.cuMemFree_v2(a) == CUDA_ERROR_UNKNOWN, "cuMemUnmap failing fails the free");
+    CHECK(ex->ops.cuMemGetAddressRange_v2(NULL, &size, a) == CUDA_SUCCESS && size == GRAN &&
+          vgc_pool_used(pool, 0) == GRAN, "still allocated, still charged");
+    CHECK(ex->ops.cuMemAlloc_v2(&b, GRAN) == CUDA_SUCCESS && b == a + GRAN,
+          "a still-mapped range is not reused");
+    CHECK(ex->ops.cuMemFree_v2(a) == CUDA_SUCCESS && ex->ops.cuMemFree_v2(b) == CUDA_SUCCESS,
+          "the free retried");
+    ex->destroy();
+    CHECK(pool_empty() && books_clean(), "balanced");
+}
+
+static void test_hint_refused(void)
+{
+    struct vgc_executor *ex = window_executor(BASE, false);
+    CUdeviceptr a = 0;
+
+    printf("# the next line of stderr is expected: the executor says why\n");
+    fflush(stdout);
+    CHECK(ex->ops.cuMemAlloc_v2(&a, 1) == CUDA_ERROR_OUT_OF_MEMORY && a == 0,
+          "a reservation elsewhere than the base fails the allocation");
+    CHECK(mock_reservations() == 0 && books_clean(), "and is given back");
+    CHECK(ex->ops.cuMemAlloc_v2(&a, 1) == CUDA_ERROR_OUT_OF_MEMORY &&
+          mock.calls[M_RESERVE] == 1, "for good, without asking again");
+    CHECK(pool_empty(), "the pool was never charged");
+    ex->destroy();
+}
+
+static void test_context_destroyed(void)
+{
+    struct vgc_executor *ex = window_executor(BASE, true);
+    CUdeviceptr a = 0, b = 0;
+
+    CHECK(ex->ops.cuMemAlloc_v2(&a, GRAN) == CUDA_SUCCESS, "on device 0");
+    use_device(1);
+    CHECK(ex->ops.cuMemAlloc_v2(&b, GRAN) == CUDA_SUCCESS, "on device 1");
+    CHECK(ex->ops.cuCtxDestroy_v2(ctx_of(1)) == CUDA_SUCCESS, "device 1's context destroyed");
+    CHECK(mock_mappings() == 1 && vgc_pool_used(pool, 1) == 0 && vgc_pool_used(pool, 0) == GRAN,
+          "its memory went with it, device 0's stays");
+    use_device(0);
+    CHECK(ex->ops.cuMemFree_v2(b) == CUDA_ERROR_INVALID_VALUE, "its allocation is gone");
+    CHECK(ex->ops.cuMemFree_v2(a) == CUDA_SUCCESS, "the other is freed");
+    ex->destroy();
+    CHECK(pool_empty() && books_clean(), "balanced");
+}
+
+/* Without --address-base nothing of this is in the way. */
+static void test_no_window(void)
+{
+    struct vgc_executor *ex = window_executor(0, true);
+    CUdeviceptr a = 0;
+
+    CHECK(ex->va_base == 0 && ex->va_size == 0 && !ex->va_partial, "no window");
+    CHECK(ex->ops.cuMemAlloc_v2(&a, 1000) == CUDA_SUCCESS && mock.calls[M_ALLOC] == 1 &&
+          mock.calls[M_RESERVE] == 0, "cuMemAlloc is the driver's");
+    vgc_pool_release(pool, 0, 1000);    /* the fake driver cannot free it */
+    ex->destroy();
+}
+
+int main(void)
+{
+    struct vgc_tenant me = { .kind = VGC_TENANT_UID };
+
+    pool = vgc_pool_create(NDEV, 4 * TiB, 2);
+    if (!pool) {
+        printf("not ok - pool\n");
+        return 1;
+    }
+    vgc_pool_bind(pool, vgc_pool_slot_claim(pool, &me));
+    test_checks();
+    test_placement();
+    test_exhaustion();
+    test_unwinding();
+    test_hint_refused();
+    test_context_destroyed();
+    test_no_window();
+    vgc_pool_destroy(pool);
+    return unit_done();
+}
