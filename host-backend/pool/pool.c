@@ -1304,7 +1304,9 @@ unsigned vgc_pool_processes(const struct vgc_pool *pool, int dev,
 
 /* ---- what the daemon's control socket reports ---------------------------- */
 
-uint64_t vgc_pool_slot_used(const struct vgc_pool *pool, int slot)
+/* Slot @slot's @counters ([nslots][ndevices]) over all devices. */
+static uint64_t pool_slot_sum(const struct vgc_pool *pool, const _Atomic uint64_t *counters,
+                              int slot)
 {
     uint64_t sum = 0;
 
@@ -1312,28 +1314,35 @@ uint64_t vgc_pool_slot_used(const struct vgc_pool *pool, int slot)
         return 0;
     }
     for (int d = 0; d < pool->ndevices; d++) {
-        sum += atomic_load(&pool->used[(size_t)slot * pool->ndevices + d]);
+        sum += atomic_load(&counters[(size_t)slot * pool->ndevices + d]);
     }
     return sum;
 }
 
+/* Whether slot @s is taken by a client whose identity is @who's. */
+static bool pool_slot_is(const struct vgc_pool *pool, int s, const struct vgc_tenant *who)
+{
+    struct vgc_tenant t;
+    uint32_t pid;
+    uint64_t used;
+    bool on_dev;
+
+    return who->kind != VGC_TENANT_NONE && atomic_load(&pool->slot_taken[s]) &&
+           pool_slot_read(pool, s, -1, &t, &pid, &on_dev, &used) &&
+           t.kind == who->kind && !memcmp(t.id, who->id, sizeof(t.id));
+}
+
+uint64_t vgc_pool_slot_used(const struct vgc_pool *pool, int slot)
+{
+    return pool_slot_sum(pool, pool->used, slot);
+}
+
 uint64_t vgc_pool_identity_used(const struct vgc_pool *pool, const struct vgc_tenant *who)
 {
-    const struct vgc_tenant *tenant = who;
     uint64_t sum = 0;
 
-    if (tenant->kind == VGC_TENANT_NONE) {
-        return 0;
-    }
     for (int s = 0; s < pool->nslots; s++) {
-        struct vgc_tenant t;
-        uint32_t pid;
-        uint64_t used;
-        bool on_dev;
-
-        if (atomic_load(&pool->slot_taken[s]) &&
-            pool_slot_read(pool, s, -1, &t, &pid, &on_dev, &used) &&
-            t.kind == tenant->kind && !memcmp(t.id, tenant->id, sizeof(t.id))) {
+        if (pool_slot_is(pool, s, who)) {
             sum += vgc_pool_slot_used(pool, s);
         }
     }
@@ -1678,15 +1687,7 @@ uint64_t vgc_pool_swapped(const struct vgc_pool *pool, int dev)
 
 uint64_t vgc_pool_slot_swapped(const struct vgc_pool *pool, int slot)
 {
-    uint64_t sum = 0;
-
-    if (slot < 0 || slot >= pool->nslots) {
-        return 0;
-    }
-    for (int d = 0; d < pool->ndevices; d++) {
-        sum += atomic_load(&pool->swapped[(size_t)slot * pool->ndevices + d]);
-    }
-    return sum;
+    return pool_slot_sum(pool, pool->swapped, slot);
 }
 
 uint64_t vgc_pool_identity_swapped(const struct vgc_pool *pool, const struct vgc_tenant *who,
@@ -1695,15 +1696,8 @@ uint64_t vgc_pool_identity_swapped(const struct vgc_pool *pool, const struct vgc
     uint64_t sum = 0;
     int n = 0;
 
-    for (int s = 0; who->kind != VGC_TENANT_NONE && s < pool->nslots; s++) {
-        struct vgc_tenant t;
-        uint32_t pid;
-        uint64_t used;
-        bool on_dev;
-
-        if (atomic_load(&pool->slot_taken[s]) &&
-            pool_slot_read(pool, s, -1, &t, &pid, &on_dev, &used) &&
-            t.kind == who->kind && !memcmp(t.id, who->id, sizeof(t.id))) {
+    for (int s = 0; s < pool->nslots; s++) {
+        if (pool_slot_is(pool, s, who)) {
             sum += vgc_pool_slot_swapped(pool, s);
             n += atomic_load(&pool->slots[s].swap) == VGC_SWAP_OUT;
         }

@@ -342,73 +342,55 @@ void cpu_mem_free_all(void)
  * memory once; and a failure, which can only come first, changes nothing.
  * The budget does not change: the pool's accounting is the worker's
  * (vgc_pool_swap_hold and the rest).
+ *
+ * cpu_mem_move moves every allocation's bytes to their other home: from
+ * the device's backing to a host copy (@out), or back.
  */
-CUresult cpu_mem_swap_out(void)
+static CUresult cpu_mem_move(bool out)
 {
     size_t i;
 
     for (i = 0; i < cpu_state.nallocs; i++) {
         struct cpu_alloc *a = cpu_state.allocs[i];
+        uint8_t **from = out ? &a->host : &a->swapped, **to = out ? &a->swapped : &a->host;
 
-        if (a->host && !(a->swapped = cpu_mem_host_alloc(a->size))) {
+        if (*from && !(*to = cpu_mem_host_alloc(a->size))) {
             break;
         }
     }
     if (i < cpu_state.nallocs) {
         while (i-- > 0) {
             struct cpu_alloc *a = cpu_state.allocs[i];
+            uint8_t **from = out ? &a->host : &a->swapped, **to = out ? &a->swapped : &a->host;
 
-            if (a->host) {
-                cpu_mem_host_free(a->swapped, a->size);
-                a->swapped = NULL;
+            if (*from) {
+                cpu_mem_host_free(*to, a->size);
+                *to = NULL;
             }
         }
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     for (i = 0; i < cpu_state.nallocs; i++) {
         struct cpu_alloc *a = cpu_state.allocs[i];
+        uint8_t **from = out ? &a->host : &a->swapped, **to = out ? &a->swapped : &a->host;
 
-        if (a->host) {
-            memcpy(a->swapped, a->host, a->size);
-            cpu_mem_host_free(a->host, a->size);
-            a->host = NULL;
+        if (*from) {
+            memcpy(*to, *from, a->size);
+            cpu_mem_host_free(*from, a->size);
+            *from = NULL;
         }
     }
     return CUDA_SUCCESS;
 }
 
+CUresult cpu_mem_swap_out(void)
+{
+    return cpu_mem_move(true);
+}
+
 CUresult cpu_mem_swap_in(void)
 {
-    size_t i;
-
-    for (i = 0; i < cpu_state.nallocs; i++) {
-        struct cpu_alloc *a = cpu_state.allocs[i];
-
-        if (a->swapped && !(a->host = cpu_mem_host_alloc(a->size))) {
-            break;
-        }
-    }
-    if (i < cpu_state.nallocs) {
-        while (i-- > 0) {
-            struct cpu_alloc *a = cpu_state.allocs[i];
-
-            if (a->swapped) {
-                cpu_mem_host_free(a->host, a->size);
-                a->host = NULL;
-            }
-        }
-        return CUDA_ERROR_OUT_OF_MEMORY;
-    }
-    for (i = 0; i < cpu_state.nallocs; i++) {
-        struct cpu_alloc *a = cpu_state.allocs[i];
-
-        if (a->swapped) {
-            memcpy(a->host, a->swapped, a->size);
-            cpu_mem_host_free(a->swapped, a->size);
-            a->swapped = NULL;
-        }
-    }
-    return CUDA_SUCCESS;
+    return cpu_mem_move(false);
 }
 
 /* ---- allocation entry points ----------------------------------------- */
