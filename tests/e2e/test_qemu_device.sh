@@ -213,7 +213,10 @@ fi
 
 # the real backend, when it is built: the device realizes against it
 vgcd="$root/build/host-backend/vgcd"
-if [ -x "$vgcd" ] && "$vgcd" --help 2>&1 | grep -q 'vhost-user:'; then
+# The text first, then the match: grep -q ends at its first match, and
+# under pipefail vgcd's SIGPIPE on the rest of a long --help would read as
+# "no vhost-user support".
+if [ -x "$vgcd" ] && grep -q 'vhost-user:' <<<"$("$vgcd" --help 2>&1)"; then
     "$vgcd" --listen vhost-user:"$tmp/vgcd.sock" --executor cpu >"$tmp/vgcd.log" 2>&1 &
     pids+=($!)
     for ((i = 0; i < 50; i++)); do [ -S "$tmp/vgcd.sock" ] && break; sleep 0.1; done

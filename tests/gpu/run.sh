@@ -197,7 +197,7 @@ json.dump(d, open('$t/broken/gpu-report.json','w'))"
     else
         check "build-minimal.sh builds the shim, vgcd and gpu_bench with plain gcc" 1 "$(tail -5 "$t/min.log" | tr '\n' ' ')"
     fi
-    "$t/min/host-backend/vgcd" --help 2>&1 | grep -q 'Usage: vgcd'
+    grep -q 'Usage: vgcd' <<<"$("$t/min/host-backend/vgcd" --help 2>&1)"
     check "build-minimal.sh: vgcd --help runs" $?
     local stubs=$CUDA_HOME/lib64/stubs/libcuda.so
     if [ -e "$stubs" ] && [ -e "$t/min/guest-driver/libcuda/libcuda.so.1" ]; then
