@@ -143,6 +143,17 @@ class Daemon:
         with open(self.log.name, errors='replace') as f:
             return f.read()
 
+    def wait_log(self, needle, timeout=10):
+        """The log once it holds @needle, or as it is after @timeout s: a
+        worker logs what it did a moment after others may see its effect
+        (a swapped-out process's memory is free before its line is out)."""
+        deadline = time.time() + timeout
+        text = self.log_text()
+        while needle not in text and time.time() < deadline:
+            time.sleep(0.05)
+            text = self.log_text()
+        return text
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -1328,7 +1339,7 @@ def section_pool(build, label='', env=None):
         t0 = time.time()
         v = hi.ask('alloc %d' % (128 * M))
         took = time.time() - t0
-        log = d.log_text()
+        log = d.wait_log('(tenant train): swapped out 200.0 MiB')
         check(v == [] and '(tenant train): swapping out tenant train (priority 10): memory for '
               'tenant infer (priority 90) on device 0; moves 200.0 MiB to host RAM' in log and
               '(tenant train): swapped out 200.0 MiB' in log and 'preempted tenant' not in log,

@@ -267,12 +267,19 @@ def run_swap(sock_path, high_client, log_text):
         took = time.time() - t0
         yield ('swap: a tenant of priority 90 gets 128M that a VM\'s session of priority 10 '
                'held (%.2f s)' % took, v == [], repr(v))
-        log = log_text()
         want = ('session %d swapping out tenant trainvm (priority 10): memory for tenant infer '
-                '(priority 90) on device 0; moves 200.0 MiB to host RAM' % a.session)
+                '(priority 90) on device 0; moves 200.0 MiB to host RAM' % a.session,
+                '(tenant trainvm) session %d: swapped out 200.0 MiB' % a.session)
+        # The session logs once its memory has moved, which is also when the
+        # other tenant's allocation may go ahead: its line can come a moment
+        # after that allocation returns, later still on a loaded machine.
+        deadline = time.time() + 10
+        log = log_text()
+        while not all(w in log for w in want) and time.time() < deadline:
+            time.sleep(0.05)
+            log = log_text()
         yield ("swap: the VM's worker asks the session to swap out, and it does (logged)",
-               want in log and '(tenant trainvm) session %d: swapped out 200.0 MiB' % a.session
-               in log, log[-1200:])
+               all(w in log for w in want), log[-1200:])
         held = a.call_start(mf.OPCODES['cuMemcpyDtoH_v2'],
                             struct.pack('<QQQ', m, dptr + 150 * m, m), room=m + 4096)
         time.sleep(0.5)
@@ -289,9 +296,11 @@ def run_swap(sock_path, high_client, log_text):
                'bytes back at the same address' % took,
                status == vm.S_OK and res == 0 and rest[8:8 + m] == pattern,
                'status %r, CUresult %r, %d bytes' % (status, res, len(rest)))
-        yield ('swap: swapped back in, logged',
-               '(tenant trainvm) session %d: swapped in 200.0 MiB' % a.session in log_text(),
-               log_text()[-800:])
+        back = '(tenant trainvm) session %d: swapped in 200.0 MiB' % a.session
+        deadline = time.time() + 10
+        while back not in log_text() and time.time() < deadline:
+            time.sleep(0.05)
+        yield ('swap: swapped back in, logged', back in log_text(), log_text()[-800:])
     finally:
         hi.close()
     a.close()
