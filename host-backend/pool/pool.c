@@ -123,6 +123,8 @@ struct pool_slot {
     /* When its last call ended (vgc_pool_clock), 0 while it is in one:
      * written by its worker around each call (vgc_pool_touch). */
     _Atomic uint64_t last_call;
+    /* Its owner holds a call for it while it is away (a VM's session). */
+    _Atomic uint32_t called;
 };
 
 #define PREEMPT_REASON      0xffu
@@ -516,6 +518,7 @@ int vgc_pool_slot_claim(struct vgc_pool *pool, const struct vgc_tenant *tenant)
             atomic_store(&pool->slots[i].preempt, 0);
             atomic_store(&pool->slots[i].swap, VGC_SWAP_NONE);
             atomic_store(&pool->slots[i].can_swap, 0);
+            atomic_store(&pool->slots[i].called, 0);
             atomic_store(&pool->slots[i].wait_until, 0);
             atomic_store(&pool->slots[i].vctx, 0);
             /* Idle from its start: a process that never calls is as idle
@@ -548,6 +551,7 @@ void vgc_pool_slot_clear(struct vgc_pool *pool, int slot)
     atomic_store(&pool->slots[slot].preempt, 0);
     atomic_store(&pool->slots[slot].swap, VGC_SWAP_NONE);
     atomic_store(&pool->slots[slot].can_swap, 0);
+    atomic_store(&pool->slots[slot].called, 0);
     atomic_store(&pool->slots[slot].wait_until, 0);
     atomic_store(&pool->slots[slot].vctx, 0);
     atomic_store(&pool->slots[slot].tenant, -1);
@@ -1834,6 +1838,18 @@ bool vgc_pool_swap_ask(struct vgc_pool *pool, int slot)
     return atomic_compare_exchange_strong(&sl->swap, &none, VGC_SWAP_ASKED);
 }
 
+void vgc_pool_swap_called(struct vgc_pool *pool, int slot)
+{
+    if (slot >= 0 && slot < pool->nslots) {
+        atomic_store(&pool->slots[slot].called, 1);
+    }
+}
+
+bool vgc_pool_swap_call_waiting(const struct vgc_pool *pool)
+{
+    return pool_bound(pool) && atomic_load(&pool->slots[pool->bound_slot].called);
+}
+
 bool vgc_pool_swap_give_up(struct vgc_pool *pool, int slot)
 {
     struct pool_slot *sl;
@@ -2053,6 +2069,7 @@ void vgc_pool_swap_returned(struct vgc_pool *pool)
      * window marks it again. */
     pool_lock(pool);
     atomic_store(&sl->preempt, 0);
+    atomic_store(&sl->called, 0);
     atomic_store(&sl->swap, VGC_SWAP_NONE);
     pool_unlock(pool);
 }

@@ -396,6 +396,13 @@ bool vgc_pool_swap_ask(struct vgc_pool *pool, int slot);
  * in meanwhile, so it is idle no more, and is left running, unmarked.
  */
 bool vgc_pool_swap_give_up(struct vgc_pool *pool, int slot);
+/*
+ * In the owner of a VM's guest session, which holds the session's calls
+ * while it is away: a call for slot @slot came and is held.  A session
+ * swapped out for being idle comes back only then: its own socket sees
+ * nothing until it is back (vgc_pool_swap_call_waiting).
+ */
+void vgc_pool_swap_called(struct vgc_pool *pool, int slot);
 /* Slot @slot's state (enum vgc_pool_swap_state). */
 int vgc_pool_swap_state(const struct vgc_pool *pool, int slot);
 /* Bytes slot @slot has swapped out, all devices together. */
@@ -416,6 +423,9 @@ uint64_t vgc_pool_swapped_mine(const struct vgc_pool *pool, int dev);
 /* Why it was preempted (enum vgc_pool_preempt_reason), for its logs; an
  * idle one (VGC_PREEMPT_IDLE) returns only once its client calls again. */
 int vgc_pool_swap_reason(const struct vgc_pool *pool);
+/* Whether its owner holds a call for it (vgc_pool_swap_called) since it
+ * last came back. */
+bool vgc_pool_swap_call_waiting(const struct vgc_pool *pool);
 /* Whether it is asked to swap out and has not begun: a cheap test,
  * made between calls. */
 bool vgc_pool_swap_wanted(const struct vgc_pool *pool);

@@ -437,6 +437,8 @@ static bool vhost_park(struct vhost_vm *vm, VuVirtq *vq, VuVirtqElement *e)
     }
     p->vq = vq;
     p->e = e;
+    /* A session out for being idle comes back at its next call: this. */
+    vgc_pool_swap_called(vm->pool, s->pool_slot);
     *s->parked_tail = p;
     s->parked_tail = &p->next;
     return true;

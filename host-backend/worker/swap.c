@@ -100,13 +100,16 @@ static double swap_seconds(uint64_t from, uint64_t to)
  * Whether the client of a process swapped out for being idle has called
  * again (or left: the watch thread ends the worker then).  Until it has,
  * the process stays out, whatever room there is: idle= gives the memory
- * up until the memory is used.
+ * up until the memory is used.  A call is read already (buffered), waits
+ * on the socket, or - a VM's guest session, whose calls the VM's worker
+ * holds while it is away - is held by the owner, who says so in the pool.
  */
 static bool swap_client_called(const struct vgcd_session *s)
 {
     struct pollfd p = { .fd = s->client_fd, .events = POLLIN };
 
-    return s->call_buffered || s->client_fd < 0 || poll(&p, 1, 0) > 0;
+    return s->call_buffered || vgc_pool_swap_call_waiting(s->pool) || s->client_fd < 0 ||
+           poll(&p, 1, 0) > 0;
 }
 
 static void swap_sleep_ms(long ms)

@@ -470,15 +470,18 @@ static void test_idle(void)
     CHECK(rc == 0 && !vgc_pool_preempt_take(p, s2, &pe),
           "batch has its 200M (exit %d); the process in a call was not marked", rc);
     vgc_pool_bind(p, s1);
-    CHECK(vgc_pool_swap_reason(p) == VGC_PREEMPT_IDLE, "it knows it is out for being idle");
+    CHECK(vgc_pool_swap_reason(p) == VGC_PREEMPT_IDLE && !vgc_pool_swap_call_waiting(p),
+          "it knows it is out for being idle; no call is held for it");
+    vgc_pool_swap_called(p, s1);
+    CHECK(vgc_pool_swap_call_waiting(p), "a VM's worker holding its call says so");
     vgc_pool_bind(p, sb);
     vgc_pool_release(p, 0, 200 * MB);
     vgc_pool_bind(p, s1);
     CHECK(vgc_pool_swap_may_return(p, NOON) && vgc_pool_swap_reserve(p),
           "batch freed: it fits, and comes back");
     vgc_pool_swap_returned(p);
-    CHECK(vgc_pool_used(p, 0) == 400 * MB && vgc_pool_swapped(p, -1) == 0,
-          "400M on the device again, the room empty");
+    CHECK(vgc_pool_used(p, 0) == 400 * MB && vgc_pool_swapped(p, -1) == 0 &&
+          !vgc_pool_swap_call_waiting(p), "400M on the device again, the room empty");
 
     /* Asked, but a call came in before it began: spared, not ended. */
     pid = reserve_in_child(p, sb, 200 * MB);
