@@ -1519,6 +1519,67 @@ def section_pool(build, label='', env=None):
               "night's next call waited for its window to open again (%s): its bytes back "
               "at the same address" % hms(back), (v, hms(at), tail(d.log_text())))
 
+    # idle=: a notebook of the higher priority, idle past its idle=2, is
+    # swapped out for a lower priority's allocation (never ended), and comes
+    # back at its next call; not yet idle, it keeps its memory.
+    ctl = sock('control')
+    d = Daemon(build, ['unix:%s,priority=90,idle=2,name=nb' % sock('nb'),
+                       'unix:%s,priority=50,name=batch' % sock('batch')],
+               extra=['--devices', '1', '--device-memory', '256M', '--swap', '512M',
+                      '--control', ctl], env=dict(os.environ, **(env or {})))
+
+    def worker_status(tenant):
+        """The key/value pairs of the status line of @tenant's worker."""
+        for line in control_status_lines(ctl):
+            f = line.split()
+            if f[:1] == ['worker'] and '(tenant %s)' % tenant in line:
+                return dict(zip(f[2::2], f[3::2]))
+        return {}
+
+    with case('idle', d):
+        nb = client('nb')
+        nb.ask('ctx 0')
+        check(nb.ask('alloc %d' % (200 * M)) == [] and nb.ask('pattern 5') == [],
+              'nb (priority 90, idle=2) holds 200M of 256M, a known pattern in it')
+        addr = nb.value('addr')
+        t_nb = time.time()
+        batch = client('batch')
+        batch.ask('ctx 0')
+        v = batch.ask('alloc %d' % (200 * M))
+        fresh = time.time() - t_nb
+        check(v == ['err', OOM] and 'swapping out' not in d.log_text(),
+              'nb made a call %.1f s ago (under its idle=2): batch (priority 50) is refused '
+              '200M, nb keeps its memory' % fresh, (v, tail(d.log_text())))
+        time.sleep(max(0.0, t_nb + 2.5 - time.time()))
+        w = worker_status('nb')
+        check(w.get('swap') == 'none' and int(w.get('idle-s', '0')) >= 2,
+              "status: nb's worker idle for %s s" % w.get('idle-s'),
+              '\n'.join(control_status_lines(ctl)))
+        t0 = time.time()
+        v = batch.ask('alloc %d' % (200 * M))
+        took = time.time() - t0
+        log = d.log_text()
+        w = worker_status('nb')
+        check(v == [] and '(tenant nb): swapping out tenant nb (priority 90): no call for 2s '
+              '(idle=), and tenant batch (priority 50) needs memory on device 0; moves 200.0 '
+              'MiB to host RAM' in log and '(tenant nb): swapped out 200.0 MiB' in log and
+              'preempted tenant' not in log and w.get('swap') == 'out' and
+              w.get('swapped') == str(200 * M),
+              'nb idle past idle=2: swapped out (not ended) for batch\'s 200M (%.2f s), '
+              'status says out' % took, (v, w, tail(log)))
+        check(batch.ask('freeall') == [], 'batch frees its 200M')
+        t0 = time.time()
+        nb.send('verify 5 0')
+        v = nb.answer()
+        took = time.time() - t0
+        check(v == ['0'] and nb.value('addr') == addr and
+              '(tenant nb): swapped in 200.0 MiB' in d.log_text() and
+              'its client called again' in d.log_text() and
+              worker_status('nb').get('swap') == 'none',
+              'nb\'s next call brings it back (%.2f s): every byte intact at the same device '
+              'address' % took, (v, tail(d.log_text())))
+        check(d.alive(), 'vgcd survived', tail(d.log_text()))
+
     # share=: two tenants keeping one device busy with kernels split it by
     # weight; a tenant alone is never held back.  Kernels of ~15 ms on the
     # cpu executor (longer under ASan); the ratios are generous because

@@ -431,7 +431,7 @@ static void control_status(struct control_client *cl, struct vgcd *d)
     control_tenants(cl, d);
     for (int i = 0; i < d->max_workers; i++) {
         const struct vgcd_worker_slot *w = &d->workers[i];
-        char tenant[64], swap[40];
+        char tenant[64], swap[40], idle[24];
         uint64_t mem, swapped;
         int nout;
 
@@ -445,15 +445,20 @@ static void control_status(struct control_client *cl, struct vgcd *d)
             mem = vgc_pool_identity_used(d->pool, &w->tenant);
             swapped = vgc_pool_identity_swapped(d->pool, &w->tenant, &nout);
             snprintf(swap, sizeof(swap), "- sessions-out %d", nout);
+            snprintf(idle, sizeof(idle), "-");
         } else {
             mem = vgc_pool_slot_used(d->pool, w->pool_slot);
             swapped = vgc_pool_slot_swapped(d->pool, w->pool_slot);
             snprintf(swap, sizeof(swap), "%s",
                      control_swap_state(vgc_pool_swap_state(d->pool, w->pool_slot)));
+            /* Whole seconds since its last call ended, 0 while in one:
+             * what idle= is compared with. */
+            snprintf(idle, sizeof(idle), "%" PRIu64,
+                     vgc_pool_slot_idle(d->pool, w->pool_slot, vgc_pool_clock()) / 1000000000u);
         }
         control_printf(cl, "worker %d kind %s tenant %s memory %" PRIu64 " swap %s swapped %"
-                       PRIu64 " listener %s peer %s\n", (int)w->pid,
-                       w->is_vm ? "vm" : "client", tenant, mem, swap, swapped,
+                       PRIu64 " idle-s %s listener %s peer %s\n", (int)w->pid,
+                       w->is_vm ? "vm" : "client", tenant, mem, swap, swapped, idle,
                        w->listener[0] ? w->listener : "-", w->peer);
     }
     control_printf(cl, "ok\n");

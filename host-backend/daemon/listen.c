@@ -106,6 +106,32 @@ bool vgcd_parse_window(const char *s, uint32_t *from, uint32_t *to)
     return true;
 }
 
+/*
+ * A duration: whole seconds, or with s, m or h; 1 s to VGC_POOL_IDLE_MAX.
+ * Into *@sec; false for anything else (0, a sign, a fraction, junk).
+ */
+static bool listen_duration(const char *val, uint32_t *sec)
+{
+    unsigned long unit = 1;
+    char *end;
+    unsigned long n;
+
+    if (!isdigit((unsigned char)*val)) {
+        return false;
+    }
+    errno = 0;
+    n = strtoul(val, &end, 10);
+    if (*end == 's' || *end == 'm' || *end == 'h') {
+        unit = *end == 'h' ? 3600 : *end == 'm' ? 60 : 1;
+        end++;
+    }
+    if (errno || *end || n == 0 || n > VGC_POOL_IDLE_MAX / unit) {
+        return false;
+    }
+    *sec = (uint32_t)(n * unit);
+    return true;
+}
+
 /* One KEY=VALUE of a listener's options into @p. */
 static int listen_option(struct vgc_tenant *p, const char *opt, char **err)
 {
@@ -175,6 +201,13 @@ static int listen_option(struct vgc_tenant *p, const char *opt, char **err)
         p->share = (uint32_t)n;
         return 0;
     }
+    if (klen == 4 && !strncmp(opt, "idle", 4)) {
+        if (!listen_duration(val, &p->idle)) {
+            return listen_fail(err, "idle=%s: want a duration, 1s..%uh (e.g. 90, 30s, 10m, "
+                               "2h)", val, VGC_POOL_IDLE_MAX / 3600);
+        }
+        return 0;
+    }
     if (klen == 6 && !strncmp(opt, "window", 6)) {
         if (!vgcd_parse_window(val, &p->window_from, &p->window_to)) {
             return listen_fail(err, "window=%s: want HH:MM[:SS]-HH:MM[:SS], local time, "
@@ -184,7 +217,8 @@ static int listen_option(struct vgc_tenant *p, const char *opt, char **err)
         return 0;
     }
     return listen_fail(err, "unknown option '%.*s' (memory=SIZE, gpus=N, name=NAME, "
-                       "priority=N, share=N or window=HH:MM-HH:MM)", (int)klen, opt);
+                       "priority=N, share=N, window=HH:MM-HH:MM or idle=DURATION)",
+                       (int)klen, opt);
 }
 
 /* The options after @addr's first comma into @p; @addr is cut there. */

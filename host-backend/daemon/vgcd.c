@@ -79,6 +79,12 @@ static void vgcd_usage(FILE *f)
         "                                          wrap midnight); outside it, its processes\n"
         "                                          holding one are preempted and new\n"
         "                                          contexts refused\n"
+        "                             idle=DURATION seconds, or with s, m or h\n"
+        "                                          (e.g. 10m): with --swap, its processes\n"
+        "                                          without a call for that long are the\n"
+        "                                          first swapped out when a device is full,\n"
+        "                                          whatever the priorities (never ended);\n"
+        "                                          back at their next call\n"
         "      --control PATH       a unix socket (mode 0600) on which vgcctl opens\n"
         "                           and closes listeners at run time and asks for\n"
         "                           status (docs/operations.md)\n"
@@ -200,6 +206,14 @@ static void vgcd_preempt(struct vgcd *d)
             fprintf(stderr, "vgcd: %s: %s\n", w->peer, why);
             kill(w->pid, SIGUSR2);
             w->swap_deadline = vgc_pool_clock() + VGC_POOL_SWAP_GRACE_MS * 1000000ull;
+            continue;
+        }
+        /* Chosen for being idle, but the room went to another meanwhile:
+         * idleness never ends a process. */
+        if (p.reason == VGC_PREEMPT_IDLE) {
+            vgc_pool_preempt_spare(d->pool, w->pool_slot);
+            fprintf(stderr, "vgcd: %s: idle, but its memory no longer fits in what is left "
+                    "of --swap; left running\n", w->peer);
             continue;
         }
         vgc_pool_preemption_describe(&p, why, sizeof(why));

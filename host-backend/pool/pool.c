@@ -120,6 +120,11 @@ struct pool_slot {
     _Atomic int32_t wait_dev;
     _Atomic uint64_t wait_bytes;
     _Atomic uint64_t wait_until;
+    /* When its last call ended (vgc_pool_clock), 0 while it is in one:
+     * written by its worker around each call (vgc_pool_touch). */
+    _Atomic uint64_t last_call;
+    /* Its owner holds a call for it while it is away (a VM's session). */
+    _Atomic uint32_t called;
 };
 
 #define PREEMPT_REASON      0xffu
@@ -513,8 +518,12 @@ int vgc_pool_slot_claim(struct vgc_pool *pool, const struct vgc_tenant *tenant)
             atomic_store(&pool->slots[i].preempt, 0);
             atomic_store(&pool->slots[i].swap, VGC_SWAP_NONE);
             atomic_store(&pool->slots[i].can_swap, 0);
+            atomic_store(&pool->slots[i].called, 0);
             atomic_store(&pool->slots[i].wait_until, 0);
             atomic_store(&pool->slots[i].vctx, 0);
+            /* Idle from its start: a process that never calls is as idle
+             * as one that stopped. */
+            atomic_store(&pool->slots[i].last_call, vgc_pool_clock());
             atomic_store(&pool->slots[i].tenant, t);
             pool_settle(pool, t);
             pool_unlock(pool);
@@ -542,6 +551,7 @@ void vgc_pool_slot_clear(struct vgc_pool *pool, int slot)
     atomic_store(&pool->slots[slot].preempt, 0);
     atomic_store(&pool->slots[slot].swap, VGC_SWAP_NONE);
     atomic_store(&pool->slots[slot].can_swap, 0);
+    atomic_store(&pool->slots[slot].called, 0);
     atomic_store(&pool->slots[slot].wait_until, 0);
     atomic_store(&pool->slots[slot].vctx, 0);
     atomic_store(&pool->slots[slot].tenant, -1);
@@ -1396,7 +1406,13 @@ static int pool_holder_order(const void *a, const void *b)
 {
     const struct vgc_pool_holder *x = a, *y = b;
 
-    if (x->priority != y->priority) {
+    if (x->idle != y->idle) {
+        return x->idle ? -1 : 1;
+    }
+    if (x->idle && x->idle_ns != y->idle_ns) {
+        return x->idle_ns > y->idle_ns ? -1 : 1;
+    }
+    if (!x->idle && x->priority != y->priority) {
         return x->priority < y->priority ? -1 : 1;
     }
     if (x->used != y->used) {
@@ -1406,7 +1422,7 @@ static int pool_holder_order(const void *a, const void *b)
 }
 
 int vgc_pool_choose_victims(struct vgc_pool_holder *h, int n, uint32_t priority,
-                            uint64_t need)
+                            uint64_t need, uint64_t room)
 {
     uint64_t freed = 0;
 
@@ -1414,7 +1430,18 @@ int vgc_pool_choose_victims(struct vgc_pool_holder *h, int n, uint32_t priority,
         return 0;
     }
     qsort(h, (size_t)n, sizeof(*h), pool_holder_order);
-    for (int i = 0; i < n && h[i].priority < priority; i++) {
+    /* An idle slot is only ever swapped out: one whose memory no longer
+     * fits beside the idle ones before it is an ordinary holder, and its
+     * priority decides.  Then sort again, for it to take its place. */
+    for (int i = 0; i < n && h[i].idle; i++) {
+        if (h[i].total > room) {
+            h[i].idle = false;
+        } else {
+            room -= h[i].total;
+        }
+    }
+    qsort(h, (size_t)n, sizeof(*h), pool_holder_order);
+    for (int i = 0; i < n && (h[i].idle || h[i].priority < priority); i++) {
         freed += h[i].used;
         if (freed >= need) {
             return i + 1;
@@ -1465,6 +1492,43 @@ static void pool_sleep_ms(long ms)
     }
 }
 
+void vgc_pool_touch(struct vgc_pool *pool, bool in_call)
+{
+    if (!pool_bound(pool)) {
+        return;
+    }
+    /* Relaxed: nothing else is ordered by it, and a victim choice that
+     * reads it a moment late errs by that moment on an idle= counted in
+     * seconds.  The clock is read from the vDSO, tens of nanoseconds, and
+     * the store is to the worker's own slot: nothing beside a call that
+     * is a round trip of microseconds.  0 says "in a call": such a slot
+     * is not between calls, so it could not swap out in time. */
+    atomic_store_explicit(&pool->slots[pool->bound_slot].last_call,
+                          in_call ? 0 : vgc_pool_clock(), memory_order_relaxed);
+}
+
+uint64_t vgc_pool_slot_idle(const struct vgc_pool *pool, int slot, uint64_t now)
+{
+    uint64_t last;
+
+    if (slot < 0 || slot >= pool->nslots || !atomic_load(&pool->slot_taken[slot])) {
+        return 0;
+    }
+    last = atomic_load_explicit(&pool->slots[slot].last_call, memory_order_relaxed);
+    return last && now > last ? now - last : 0;
+}
+
+/* Whether slot @s of tenant entry @t, idle for @idle_ns, may be swapped
+ * out for being idle (locked, for the tenant entry). */
+static bool pool_idle_enough(const struct vgc_pool *pool, int s, int t, uint64_t idle_ns)
+{
+    uint32_t limit = pool->tenants[t].who.idle;
+
+    return limit && pool->swap_room && idle_ns >= (uint64_t)limit * 1000000000ull &&
+           atomic_load(&pool->slots[s].can_swap) &&
+           atomic_load(&pool->slots[s].swap) == VGC_SWAP_NONE;
+}
+
 /*
  * The bound slot's reservation of @bytes on @dev was refused.  If only
  * the device is in the way - its capacity, and the host RAM that may back
@@ -1477,7 +1541,7 @@ static bool pool_preempt_for(struct vgc_pool *pool, int dev, uint64_t bytes, uin
 {
     const struct pool_tenant *me = pool_my_tenant(pool);
     struct vgc_pool_holder *h;
-    uint64_t used, deadline;
+    uint64_t used, deadline, now, room = 0;
     int mine, n = 0, victims;
 
     if (!me) {
@@ -1496,24 +1560,39 @@ static bool pool_preempt_for(struct vgc_pool *pool, int dev, uint64_t bytes, uin
         return false;
     }
     mine = atomic_load(&pool->slots[pool->bound_slot].tenant);
+    if (pool->swap_room) {
+        uint64_t out = vgc_pool_swapped(pool, -1);
+
+        room = out < pool->swap_room ? pool->swap_room - out : 0;
+    }
+    now = vgc_pool_clock();
     pool_lock(pool);
     for (int s = 0; s < pool->nslots; s++) {
-        int t = atomic_load(&pool->slots[s].tenant);
+        struct pool_slot *sl = &pool->slots[s];
+        int t = atomic_load(&sl->tenant);
         uint64_t u = atomic_load(&pool->used[(size_t)s * pool->ndevices + dev]);
+        struct vgc_pool_holder *x = &h[n];
 
         if (s == pool->bound_slot || !atomic_load(&pool->slot_taken[s]) || t < 0 ||
             t >= pool->nslots || t == mine || u == 0) {
             continue;
         }
-        h[n++] = (struct vgc_pool_holder){ .slot = s, .priority = pool->tenants[t].who.priority,
-                                           .used = u };
+        *x = (struct vgc_pool_holder){ .slot = s, .priority = pool->tenants[t].who.priority,
+                                       .used = u };
+        /* Idle: past its idle=, between calls, and able to swap out now
+         * (its executor can, --swap is on, it is not on its way out). */
+        x->idle_ns = vgc_pool_slot_idle(pool, s, now);
+        x->idle = pool_idle_enough(pool, s, t, x->idle_ns);
+        x->total = vgc_pool_slot_used(pool, s);
+        n++;
     }
     /* Slots marked already (by a racing reservation) are chosen again
      * like the others: their memory is on its way back. */
     victims = vgc_pool_choose_victims(h, n, me->who.priority,
-                                      used + bytes - pool->admit);
+                                      used + bytes - pool->admit, room);
     for (int i = 0; i < victims; i++) {
-        pool_mark(pool, h[i].slot, VGC_PREEMPT_MEMORY, dev, mine);
+        pool_mark(pool, h[i].slot, h[i].idle ? VGC_PREEMPT_IDLE : VGC_PREEMPT_MEMORY, dev,
+                  mine);
     }
     pool_unlock(pool);
     free(h);
@@ -1583,7 +1662,7 @@ bool vgc_pool_preempt_take(struct vgc_pool *pool, int slot, struct vgc_pool_pree
     } while (!atomic_compare_exchange_weak(&sl->preempt, &v, v | PREEMPT_TAKEN));
     memset(out, 0, sizeof(*out));
     out->reason = (int)(v & PREEMPT_REASON);
-    out->dev = out->reason == VGC_PREEMPT_MEMORY ? atomic_load(&sl->preempt_dev) : -1;
+    out->dev = out->reason != VGC_PREEMPT_WINDOW ? atomic_load(&sl->preempt_dev) : -1;
     pool_lock(pool);
     t = atomic_load(&sl->tenant);
     by = atomic_load(&sl->preempt_by);
@@ -1594,9 +1673,10 @@ bool vgc_pool_preempt_take(struct vgc_pool *pool, int slot, struct vgc_pool_pree
         out->priority = who->priority;
         out->window_from = who->window_from;
         out->window_to = who->window_to;
+        out->idle = who->idle;
     }
     /* For the log only: the needing tenant may be gone by now. */
-    if (out->reason == VGC_PREEMPT_MEMORY && by >= 0 && by < pool->nslots &&
+    if (out->reason != VGC_PREEMPT_WINDOW && by >= 0 && by < pool->nslots &&
         pool->tenants[by].slots) {
         memcpy(out->by, pool->tenants[by].who.name, sizeof(out->by));
         out->by_priority = pool->tenants[by].who.priority;
@@ -1607,6 +1687,20 @@ bool vgc_pool_preempt_take(struct vgc_pool *pool, int slot, struct vgc_pool_pree
         out->used += atomic_load(&pool->used[(size_t)slot * pool->ndevices + d]);
     }
     return true;
+}
+
+void vgc_pool_preempt_spare(struct vgc_pool *pool, int slot)
+{
+    if (slot < 0 || slot >= pool->nslots) {
+        return;
+    }
+    /* Locked, as marks are made; a later reservation may mark it again. */
+    pool_lock(pool);
+    if ((atomic_load(&pool->slots[slot].preempt) & PREEMPT_REASON) == VGC_PREEMPT_IDLE &&
+        atomic_load(&pool->slots[slot].swap) == VGC_SWAP_NONE) {
+        atomic_store(&pool->slots[slot].preempt, 0);
+    }
+    pool_unlock(pool);
 }
 
 int vgc_pool_preempt_waiting(const struct vgc_pool *pool)
@@ -1635,6 +1729,11 @@ static void pool_describe(const struct vgc_pool_preemption *p, bool swap, char *
         snprintf(buf, size, "%s tenant %s (priority %u): memory for tenant %s "
                  "(priority %u) on device %d; %s %.1f MiB%s", verb, me, p->priority,
                  p->by[0] ? p->by : "(unnamed)", p->by_priority, p->dev, what, mib, where);
+    } else if (p->reason == VGC_PREEMPT_IDLE) {
+        snprintf(buf, size, "%s tenant %s (priority %u): no call for %us (idle=), and "
+                 "tenant %s (priority %u) needs memory on device %d; %s %.1f MiB%s", verb, me,
+                 p->priority, p->idle, p->by[0] ? p->by : "(unnamed)", p->by_priority, p->dev,
+                 what, mib, where);
     } else if (p->reason == VGC_PREEMPT_WINDOW) {
         snprintf(buf, size, "%s tenant %s (priority %u): its window "
                  "%02u:%02u:%02u-%02u:%02u:%02u closed; %s %.1f MiB on every device%s",
@@ -1739,14 +1838,44 @@ bool vgc_pool_swap_ask(struct vgc_pool *pool, int slot)
     return atomic_compare_exchange_strong(&sl->swap, &none, VGC_SWAP_ASKED);
 }
 
+void vgc_pool_swap_called(struct vgc_pool *pool, int slot)
+{
+    if (slot >= 0 && slot < pool->nslots) {
+        atomic_store(&pool->slots[slot].called, 1);
+    }
+}
+
+bool vgc_pool_swap_call_waiting(const struct vgc_pool *pool)
+{
+    return pool_bound(pool) && atomic_load(&pool->slots[pool->bound_slot].called);
+}
+
 bool vgc_pool_swap_give_up(struct vgc_pool *pool, int slot)
 {
+    struct pool_slot *sl;
     uint32_t asked = VGC_SWAP_ASKED;
+    bool spared = false;
 
     if (slot < 0 || slot >= pool->nslots) {
         return false;
     }
-    return atomic_compare_exchange_strong(&pool->slots[slot].swap, &asked, VGC_SWAP_GIVEN_UP);
+    sl = &pool->slots[slot];
+    /* Asked for being idle, and not begun: a call came in first (it was
+     * between calls when chosen), so it is not idle any more.  It is
+     * never ended for idleness: unmarked, it goes on as if never asked;
+     * its worker finds nothing to do at its next safe point. */
+    pool_lock(pool);
+    if ((atomic_load(&sl->preempt) & PREEMPT_REASON) == VGC_PREEMPT_IDLE &&
+        atomic_compare_exchange_strong(&sl->swap, &asked, VGC_SWAP_NONE)) {
+        atomic_store(&sl->preempt, 0);
+        spared = true;
+    }
+    pool_unlock(pool);
+    if (spared) {
+        return false;
+    }
+    asked = VGC_SWAP_ASKED;
+    return atomic_compare_exchange_strong(&sl->swap, &asked, VGC_SWAP_GIVEN_UP);
 }
 
 void vgc_pool_set_swappable(struct vgc_pool *pool, bool can)
@@ -1940,6 +2069,7 @@ void vgc_pool_swap_returned(struct vgc_pool *pool)
      * window marks it again. */
     pool_lock(pool);
     atomic_store(&sl->preempt, 0);
+    atomic_store(&sl->called, 0);
     atomic_store(&sl->swap, VGC_SWAP_NONE);
     pool_unlock(pool);
 }

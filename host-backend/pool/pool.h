@@ -44,6 +44,12 @@
  *    another contending tenant is told to hold back its next kernel
  *    (vgc_pool_share_wait); nobody is held back behind a tenant that has
  *    no work on the device, so a lone tenant gets all of it.
+ *  - idle: with --swap, a slot of the tenant that has made no call for
+ *    that many seconds is the first victim when a device is full, even of
+ *    a tenant of lower or equal priority - but only to be swapped out,
+ *    never ended: one that could not be (no room left, an executor that
+ *    cannot) is chosen by priority as before (vgc_pool_choose_victims).
+ *    Its worker brings it back when its client calls again.
  *  - swap: with vgcd --swap SIZE, a marked slot's process may be swapped
  *    out instead of ended: its device memory moves to host RAM (at most
  *    SIZE for the whole pool, vgc_pool_swap_ask) and its process waits
@@ -110,12 +116,18 @@ struct vgc_tenant {
     uint32_t share;             /* compute weight 1..VGC_POOL_SHARE_MAX, 0: not
                                    given (weighs VGC_POOL_SHARE_DEFAULT, and
                                    asks for no enforcement: vgc_pool_share_wait) */
+    uint32_t idle;              /* seconds without a call after which its
+                                   processes are swapped out first when a
+                                   device is full (needs --swap), 0: never */
 };
 
 #define VGC_POOL_PRIORITY_DEFAULT 50
 #define VGC_POOL_PRIORITY_MAX     100
 #define VGC_POOL_SHARE_DEFAULT    100
 #define VGC_POOL_SHARE_MAX        1000
+/* idle= at most a week: longer is as good as never, and the nanoseconds
+ * it makes fit in 64 bits with room to spare. */
+#define VGC_POOL_IDLE_MAX         (7u * 24 * 3600)
 
 /* What keeps a device busy, as NVML's two utilization figures count it. */
 enum vgc_pool_engine {
@@ -262,18 +274,37 @@ struct vgc_pool_holder {
     int slot;
     uint32_t priority;          /* its tenant's */
     uint64_t used;              /* bytes it holds on that device */
+    /* Idle past its tenant's idle= and swappable (its executor can, it is
+     * between calls): a victim whatever its priority, if it fits the room. */
+    bool idle;
+    uint64_t idle_ns;           /* for how long */
+    uint64_t total;             /* bytes it holds on all devices: what it swaps */
 };
 
 /*
  * Victim choice, the pure part of preemption: sorts @h (@n entries) so
- * that the slots to preempt, if any, come first - only those of priority
- * below @priority, lowest priority first, then the most memory, then the
- * lowest slot - and returns how many of them free at least @need bytes
- * together, taking as few as that order allows.  0 when even all of them
- * would not free @need (nobody is preempted for nothing) or @need is 0.
+ * that the slots to preempt, if any, come first, and returns how many of
+ * them free at least @need bytes together, taking as few as that order
+ * allows.  First the idle ones whose memory (total) fits, one after the
+ * other, in @room (the swap room left): the longest idle first, then the
+ * most memory; an idle one that does not fit is not idle here.  Then those
+ * of priority below @priority, lowest priority first, then the most
+ * memory; the lowest slot breaks ties.  0 when even all of them would not
+ * free @need (nobody is preempted for nothing) or @need is 0.  Entries
+ * left idle after the call are the ones to swap out for being idle.
  */
 int vgc_pool_choose_victims(struct vgc_pool_holder *h, int n, uint32_t priority,
-                            uint64_t need);
+                            uint64_t need, uint64_t room);
+
+/*
+ * In the worker, at the start and the end of each call (one relaxed store
+ * each): @in_call says which; a slot counts as idle only between calls,
+ * for the time since its last call ended (or since it was bound).
+ */
+void vgc_pool_touch(struct vgc_pool *pool, bool in_call);
+/* Nanoseconds slot @slot has been without a call at @now, 0 while in one
+ * or when it is not taken (status). */
+uint64_t vgc_pool_slot_idle(const struct vgc_pool *pool, int slot, uint64_t now);
 
 /*
  * The process woken with SIGUSR1 when slots are marked for preemption
@@ -285,17 +316,20 @@ enum vgc_pool_preempt_reason {
     VGC_PREEMPT_NONE = 0,
     VGC_PREEMPT_MEMORY,         /* a tenant of higher priority needs the memory */
     VGC_PREEMPT_WINDOW,         /* its tenant's window closed */
+    VGC_PREEMPT_IDLE,           /* idle past its idle=, and the memory is needed:
+                                   swapped out, never ended (vgc_pool_preempt_spare) */
 };
 
 /* What vgc_pool_preempt_take tells whoever ends the slot's process. */
 struct vgc_pool_preemption {
     int reason;                 /* enum vgc_pool_preempt_reason */
-    int dev;                    /* memory: the device; window: -1 (every device) */
+    int dev;                    /* memory, idle: the device; window: -1 (every device) */
     char tenant[32];            /* the victim's tenant name, "" for none */
     uint32_t priority;          /* and its priority */
-    char by[32];                /* memory: the tenant that needed it */
+    char by[32];                /* memory, idle: the tenant that needed it */
     uint32_t by_priority;
     uint32_t window_from, window_to;    /* window: the victim's window */
+    uint32_t idle;                      /* idle: the victim's idle= */
     uint64_t used;              /* bytes the slot holds, all devices together */
 };
 
@@ -314,6 +348,13 @@ int vgc_pool_preempt_windows(struct vgc_pool *pool, uint32_t sec);
  * is reaped, clears the slot as for any other end.
  */
 bool vgc_pool_preempt_take(struct vgc_pool *pool, int slot, struct vgc_pool_preemption *out);
+/*
+ * In the owner, for an idle mark (VGC_PREEMPT_IDLE) whose slot could not be
+ * asked to swap out after all (vgc_pool_swap_ask said false: the room was
+ * taken meanwhile): forget the mark, and leave the process running.  An
+ * idle process is never ended for being idle.
+ */
+void vgc_pool_preempt_spare(struct vgc_pool *pool, int slot);
 /* How many slots are marked and not yet taken (the daemon wakes VM
  * workers while there are). */
 int vgc_pool_preempt_waiting(const struct vgc_pool *pool);
@@ -351,9 +392,17 @@ bool vgc_pool_swap_ask(struct vgc_pool *pool, int slot);
  * In the owner, when the grace after vgc_pool_swap_ask is over: true when
  * the worker has not begun (the slot is now VGC_SWAP_GIVEN_UP, and the
  * owner ends the process); false when it began or is done, in which case
- * it is left to finish.
+ * it is left to finish, or when it was asked for being idle: a call came
+ * in meanwhile, so it is idle no more, and is left running, unmarked.
  */
 bool vgc_pool_swap_give_up(struct vgc_pool *pool, int slot);
+/*
+ * In the owner of a VM's guest session, which holds the session's calls
+ * while it is away: a call for slot @slot came and is held.  A session
+ * swapped out for being idle comes back only then: its own socket sees
+ * nothing until it is back (vgc_pool_swap_call_waiting).
+ */
+void vgc_pool_swap_called(struct vgc_pool *pool, int slot);
 /* Slot @slot's state (enum vgc_pool_swap_state). */
 int vgc_pool_swap_state(const struct vgc_pool *pool, int slot);
 /* Bytes slot @slot has swapped out, all devices together. */
@@ -371,8 +420,12 @@ void vgc_pool_set_swappable(struct vgc_pool *pool, bool can);
 int vgc_pool_bound_slot(const struct vgc_pool *pool);
 /* Bytes it has swapped out from @dev; -1: from every device. */
 uint64_t vgc_pool_swapped_mine(const struct vgc_pool *pool, int dev);
-/* Why it was preempted (enum vgc_pool_preempt_reason), for its logs. */
+/* Why it was preempted (enum vgc_pool_preempt_reason), for its logs; an
+ * idle one (VGC_PREEMPT_IDLE) returns only once its client calls again. */
 int vgc_pool_swap_reason(const struct vgc_pool *pool);
+/* Whether its owner holds a call for it (vgc_pool_swap_called) since it
+ * last came back. */
+bool vgc_pool_swap_call_waiting(const struct vgc_pool *pool);
 /* Whether it is asked to swap out and has not begun: a cheap test,
  * made between calls. */
 bool vgc_pool_swap_wanted(const struct vgc_pool *pool);

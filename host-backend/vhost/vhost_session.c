@@ -175,6 +175,7 @@ int vgcd_vhost_session_serve(int fd, struct vgc_executor *exec, struct vgc_pool 
         goto out;
     }
     s->pool = pool;
+    s->client_fd = fd;
     swap = vgcd_swap_init(pool, exec) >= 0;
     vgcd_worker_watch(fd, peer);
     for (;;) {

@@ -437,6 +437,8 @@ static bool vhost_park(struct vhost_vm *vm, VuVirtq *vq, VuVirtqElement *e)
     }
     p->vq = vq;
     p->e = e;
+    /* A session out for being idle comes back at its next call: this. */
+    vgc_pool_swap_called(vm->pool, s->pool_slot);
     *s->parked_tail = p;
     s->parked_tail = &p->next;
     return true;
@@ -588,6 +590,13 @@ static void vhost_preempt(struct vhost_vm *vm)
             fprintf(stderr, "vgcd: %s: session %u %s\n", vm->peer, s->id, why);
             kill(s->pid, SIGUSR2);
             s->swap_deadline = vgc_pool_clock() + VGC_POOL_SWAP_GRACE_MS * 1000000ull;
+            continue;
+        }
+        /* As vgcd does for its workers: idleness never ends a process. */
+        if (p.reason == VGC_PREEMPT_IDLE) {
+            vgc_pool_preempt_spare(vm->pool, s->pool_slot);
+            fprintf(stderr, "vgcd: %s: session %u idle, but its memory no longer fits in "
+                    "what is left of --swap; left running\n", vm->peer, s->id);
             continue;
         }
         vgc_pool_preemption_describe(&p, why, sizeof(why));

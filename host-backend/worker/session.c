@@ -34,6 +34,7 @@ struct vgcd_session *vgcd_session_new(struct vgc_executor *exec, const char *pee
     }
     s->exec = exec;
     s->peer = peer;
+    s->client_fd = -1;
     s->next_serial = 1;
     s->by_id = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
     s->by_obj = g_hash_table_new(session_obj_hash, session_obj_equal);

@@ -52,6 +52,11 @@ struct vgcd_session {
     void *args;             /* per-call argument arena, zeroed for each call */
     size_t args_cap;
     const char *peer;       /* for log lines: "unix:pid 1234", "tcp:1.2.3.4:5" */
+    /* The client's side, for a process swapped out for being idle, which
+     * comes back at its client's next call (swap.c): its socket, -1 for
+     * none, and whether a call is read already but not yet served. */
+    int client_fd;
+    bool call_buffered;
 
     /* What NVML reports (status.c); the worker sets pool, NULL for none. */
     struct vgc_pool *pool;  /* bound to this worker's slot */

@@ -148,6 +148,7 @@ static int worker_fill_or_swap(struct vgcd_session *s, int fd, bool swap, uint8_
     int rc;
 
     while ((rc = worker_fill(fd, swap, buf, cap, pos, end, need)) == 2) {
+        s->call_buffered = *end > *pos;
         if (vgcd_swap_due(s) && vgcd_swap_cycle(s) < 0) {
             return -2;
         }
@@ -174,6 +175,7 @@ int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, struct vgc_pool 
         goto out;
     }
     s->pool = pool;
+    s->client_fd = fd;
     swap = vgcd_swap_init(pool, exec) >= 0;
     vgcd_worker_watch(fd, peer);
     for (;;) {
@@ -185,6 +187,7 @@ int vgcd_worker_serve_socket(int fd, struct vgc_executor *exec, struct vgc_pool 
         int rc;
 
         /* Between frames: the safe point to swap out at (swap.c). */
+        s->call_buffered = end > pos;
         if (vgcd_swap_due(s) && vgcd_swap_cycle(s) < 0) {
             ret = -1;
             break;

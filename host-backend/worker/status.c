@@ -176,6 +176,8 @@ void vgcd_status_call_begin(struct vgcd_session *s, unsigned opcode)
     if (!s->pool) {
         return;
     }
+    /* In a call: not idle (idle=), whatever the call is. */
+    vgc_pool_touch(s->pool, true);
     c = status_class_of(opcode);
     if (c != STATUS_COMPUTE && c != STATUS_COPY) {
         return;
@@ -197,6 +199,8 @@ void vgcd_status_call_end(struct vgcd_session *s, unsigned opcode)
     if (!s->pool) {
         return;
     }
+    /* Idle from here until the next call begins. */
+    vgc_pool_touch(s->pool, false);
     if (s->busy_dev >= 0) {
         vgc_pool_busy_end(s->pool, s->busy_dev, s->busy_engine, vgc_pool_clock());
         s->busy_dev = -1;

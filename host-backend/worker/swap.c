@@ -96,6 +96,22 @@ static double swap_seconds(uint64_t from, uint64_t to)
     return (double)(to - from) / 1e9;
 }
 
+/*
+ * Whether the client of a process swapped out for being idle has called
+ * again (or left: the watch thread ends the worker then).  Until it has,
+ * the process stays out, whatever room there is: idle= gives the memory
+ * up until the memory is used.  A call is read already (buffered), waits
+ * on the socket, or - a VM's guest session, whose calls the VM's worker
+ * holds while it is away - is held by the owner, who says so in the pool.
+ */
+static bool swap_client_called(const struct vgcd_session *s)
+{
+    struct pollfd p = { .fd = s->client_fd, .events = POLLIN };
+
+    return s->call_buffered || vgc_pool_swap_call_waiting(s->pool) || s->client_fd < 0 ||
+           poll(&p, 1, 0) > 0;
+}
+
 static void swap_sleep_ms(long ms)
 {
     struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
@@ -153,7 +169,7 @@ int vgcd_swap_cycle(struct vgcd_session *s)
 {
     struct vgc_pool *pool = s->pool;
     uint64_t t0, t1, t2, t3;
-    bool retried = false;
+    bool retried = false, idle;
     char amounts[256];
     CUresult rc;
 
@@ -185,9 +201,13 @@ int vgcd_swap_cycle(struct vgcd_session *s)
     swap_amounts(pool, amounts, sizeof(amounts));
     fprintf(stderr, "vgcd: %s: swapped out %s to host RAM in %.3f s; its calls wait until "
             "it may come back\n", s->peer, amounts, swap_seconds(t0, t1));
-    /* Bounded steps: the pool is asked again every VGC_POOL_SWAP_POLL_MS. */
+    /* Bounded steps: the pool is asked again every VGC_POOL_SWAP_POLL_MS.
+     * One swapped out for being idle waits for its client's call first;
+     * then it returns as any other, as soon as its memory fits. */
+    idle = vgc_pool_swap_reason(pool) == VGC_PREEMPT_IDLE;
     for (;;) {
-        if (vgc_pool_swap_may_return(pool, vgc_pool_time_of_day()) &&
+        if ((!idle || swap_client_called(s)) &&
+            vgc_pool_swap_may_return(pool, vgc_pool_time_of_day()) &&
             vgc_pool_swap_reserve(pool)) {
             t2 = vgc_pool_clock();
             rc = s->exec->swap_in();
@@ -207,7 +227,7 @@ int vgcd_swap_cycle(struct vgcd_session *s)
     fprintf(stderr, "vgcd: %s: swapped in %s in %.3f s, after %.1f s out (%s)\n", s->peer,
             amounts, swap_seconds(t2, t3), swap_seconds(t1, t2),
             vgc_pool_swap_reason(pool) == VGC_PREEMPT_WINDOW ? "its window is open again" :
-            "the device has room again");
+            idle ? "its client called again, and it fits" : "the device has room again");
     vgc_pool_swap_returned(pool);
     vgcd_worker_busy(false);
     return 0;

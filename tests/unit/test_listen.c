@@ -1,6 +1,6 @@
 /*
  * test_listen.c - a listener's options as vgcd reads them: priority=,
- * share= and window= (and their defaults), and the values that must stop vgcd at
+ * share=, window= and idle= (and their defaults), and the values that must stop vgcd at
  * startup with a message naming the option, leaving no socket behind.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -54,6 +54,16 @@ static void test_options(void)
         { ",share=", "share=: want a weight" },
         { ",share=-5", "share=-5: want a weight" },
         { ",share=3x", "share=3x: want a weight" },
+        { ",idle=0", "idle=0: want a duration" },
+        { ",idle=0s", "idle=0s: want a duration" },
+        { ",idle=abc", "idle=abc: want a duration" },
+        { ",idle=-5", "idle=-5: want a duration" },
+        { ",idle=", "idle=: want a duration" },
+        { ",idle=10x", "idle=10x: want a duration" },
+        { ",idle=1.5m", "idle=1.5m: want a duration" },
+        { ",idle=10mm", "idle=10mm: want a duration" },
+        { ",idle=169h", "idle=169h: want a duration, 1s..168h" },
+        { ",idle=99999999999999999999", "want a duration" },
         { ",prio=1", "unknown option 'prio'" },
     };
     char dir[] = "/tmp/vgc-listen-XXXXXX", addr[256], path[200];
@@ -68,7 +78,7 @@ static void test_options(void)
     snprintf(addr, sizeof(addr), "unix:%s", path);
     CHECK(vgcd_listener_open(&l, addr, &err) == 0 &&
           l.policy.priority == VGC_POOL_PRIORITY_DEFAULT && !l.policy.window &&
-          l.policy.share == 0,
+          l.policy.share == 0 && l.policy.idle == 0,
           "no options: priority %d, no window, no share", VGC_POOL_PRIORITY_DEFAULT);
     vgcd_listener_close(&l);
     snprintf(addr, sizeof(addr), "unix:%s,name=train,priority=10,window=20:00-06:00:05", path);
@@ -90,6 +100,19 @@ static void test_options(void)
     snprintf(addr, sizeof(addr), "unix:%s,share=1000", path);
     CHECK(vgcd_listener_open(&l, addr, &err) == 0 && l.policy.share == 1000, "share=1000");
     vgcd_listener_close(&l);
+    {
+        static const struct { const char *opt; uint32_t sec; } good[] = {
+            { "idle=2", 2 }, { "idle=30s", 30 }, { "idle=10m", 600 }, { "idle=2h", 7200 },
+            { "idle=168h", 168 * 3600 },
+        };
+
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+            snprintf(addr, sizeof(addr), "unix:%s,priority=90,%s", path, good[i].opt);
+            CHECK(vgcd_listener_open(&l, addr, &err) == 0 && l.policy.idle == good[i].sec &&
+                  l.policy.priority == 90, "%s is %u s", good[i].opt, good[i].sec);
+            vgcd_listener_close(&l);
+        }
+    }
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         snprintf(addr, sizeof(addr), "unix:%s%s", path, bad[i].opts);
         err = NULL;

@@ -44,29 +44,30 @@ static void test_victims(void)
         { 5, 20, 10 },
     };
     for (int i = 0; i < 6; i++) {
-        h[i] = (struct vgc_pool_holder){ in[i].slot, in[i].prio, in[i].mb * MB };
+        h[i] = (struct vgc_pool_holder){ .slot = in[i].slot, .priority = in[i].prio,
+                                         .used = in[i].mb * MB };
     }
-    n = vgc_pool_choose_victims(h, 6, 50, 60 * MB);
+    n = vgc_pool_choose_victims(h, 6, 50, 60 * MB, 0);
     CHECK(n == 1 && h[0].slot == 2, "60M: the lowest priority, its biggest holder (%d, slot %d)",
           n, h[0].slot);
-    n = vgc_pool_choose_victims(h, 6, 50, 130 * MB);
+    n = vgc_pool_choose_victims(h, 6, 50, 130 * MB, 0);
     CHECK(n == 2 && h[0].slot == 2 && h[1].slot == 1,
           "130M: both of priority 10 before anyone of 20 or 30 (%d: %d %d)", n, h[0].slot,
           h[1].slot);
-    n = vgc_pool_choose_victims(h, 6, 50, 135 * MB);
+    n = vgc_pool_choose_victims(h, 6, 50, 135 * MB, 0);
     CHECK(n == 3 && h[2].slot == 5, "135M: then priority 20 (%d, %d)", n, h[2].slot);
-    n = vgc_pool_choose_victims(h, 6, 50, 240 * MB);
+    n = vgc_pool_choose_victims(h, 6, 50, 240 * MB, 0);
     CHECK(n == 4 && h[3].slot == 0, "240M: all four below 50 (%d)", n);
-    n = vgc_pool_choose_victims(h, 6, 50, 241 * MB);
+    n = vgc_pool_choose_victims(h, 6, 50, 241 * MB, 0);
     CHECK(n == 0, "241M: the 500M of priority 50 is never taken by 50; nobody for nothing (%d)",
           n);
-    n = vgc_pool_choose_victims(h, 6, 10, 1 * MB);
+    n = vgc_pool_choose_victims(h, 6, 10, 1 * MB, 0);
     CHECK(n == 0, "priority 10 preempts nobody: none lower (%d)", n);
-    n = vgc_pool_choose_victims(h, 6, 100, 740 * MB);
+    n = vgc_pool_choose_victims(h, 6, 100, 740 * MB, 0);
     CHECK(n == 5 && h[4].slot == 3, "priority 100: 740M, everybody up to 50 (%d)", n);
-    n = vgc_pool_choose_victims(h, 6, 100, 741 * MB);
+    n = vgc_pool_choose_victims(h, 6, 100, 741 * MB, 0);
     CHECK(n == 6 && h[5].slot == 4, "and 90's last (%d)", n);
-    n = vgc_pool_choose_victims(h, 6, 100, 0);
+    n = vgc_pool_choose_victims(h, 6, 100, 0, 0);
     CHECK(n == 0, "nothing needed, nobody chosen (%d)", n);
 }
 

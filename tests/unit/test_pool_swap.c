@@ -6,8 +6,8 @@
  * a process is out (the device free, the room used, the tenant's limit
  * still counting it), when it may come back (room, lower priorities only,
  * its window), its way back in (preempting a lower priority, with this
- * process playing the daemon), and that a slot cleared while out frees
- * its room.
+ * process playing the daemon), that a slot cleared while out frees
+ * its room, and idle= (idle processes swapped out first, never ended).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -355,6 +355,155 @@ static void test_windows(void)
     vgc_pool_destroy(p);
 }
 
+/* Victim choice with idle slots, the pure part: idle ones first, whatever
+ * their priority, as long as their memory fits the room left. */
+static void test_idle_choice(void)
+{
+    /* slot: priority, MiB, idle seconds (0: not idle) */
+    static const struct { int slot; uint32_t prio; uint64_t mb; uint64_t idle_s; } in[5] = {
+        { 0, 90, 100, 5 }, { 1, 70, 150, 9 }, { 2, 10, 50, 0 }, { 3, 95, 300, 9 },
+        { 4, 20, 80, 0 },
+    };
+    struct vgc_pool_holder h[5];
+    int n;
+
+#define IDLE_HOLDERS() \
+    for (int i = 0; i < 5; i++) { \
+        h[i] = (struct vgc_pool_holder){ .slot = in[i].slot, .priority = in[i].prio, \
+                                         .used = in[i].mb * MB, .idle = in[i].idle_s != 0, \
+                                         .idle_ns = in[i].idle_s * 1000000000ull, \
+                                         .total = in[i].mb * MB }; \
+    }
+    IDLE_HOLDERS();
+    n = vgc_pool_choose_victims(h, 5, 50, 200 * MB, 1024 * MB);
+    CHECK(n == 1 && h[0].slot == 3 && h[0].idle,
+          "200M for priority 50: the longest idle, then the biggest - priority 95 - goes first "
+          "(%d, slot %d)", n, h[0].slot);
+    IDLE_HOLDERS();
+    n = vgc_pool_choose_victims(h, 5, 50, 450 * MB, 400 * MB);
+    CHECK(n == 3 && h[0].slot == 3 && h[0].idle && h[1].slot == 0 && h[1].idle &&
+          h[2].slot == 2 && !h[2].idle && h[4].slot == 1 && !h[4].idle,
+          "a 400M room: 300M and 100M idle fit, 150M idle does not and counts by its "
+          "priority 70 (not below 50); the lowest priority makes up the rest (%d: %d %d %d)",
+          n, h[0].slot, h[1].slot, h[2].slot);
+    IDLE_HOLDERS();
+    n = vgc_pool_choose_victims(h, 5, 50, 130 * MB, 0);
+    CHECK(n == 2 && h[0].slot == 2 && h[1].slot == 4 && !h[0].idle && !h[1].idle,
+          "no room (no --swap): idleness counts for nothing, priorities decide (%d)", n);
+    IDLE_HOLDERS();
+    n = vgc_pool_choose_victims(h, 5, 50, 131 * MB, 0);
+    CHECK(n == 0, "and a priority 50 cannot take 131M from them (%d)", n);
+    IDLE_HOLDERS();
+    n = vgc_pool_choose_victims(h, 5, 100, 550 * MB, 1024 * MB);
+    CHECK(n == 3 && h[0].idle && h[1].idle && h[2].idle,
+          "idle ones are taken before lower priorities, even for the highest priority (%d)", n);
+#undef IDLE_HOLDERS
+}
+
+/* A reservation that waits in a child for @bytes on device 0 as @slot. */
+static pid_t reserve_in_child(struct vgc_pool *p, int slot, uint64_t bytes)
+{
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        vgc_pool_bind(p, slot);
+        _exit(vgc_pool_reserve(p, 0, bytes) ? 0 : 1);
+    }
+    return pid;
+}
+
+/* Takes @slot's mark within 5 s, as the daemon would. */
+static bool take_mark(struct vgc_pool *p, int slot, struct vgc_pool_preemption *pe)
+{
+    uint64_t t0 = vgc_pool_clock();
+
+    while (vgc_pool_clock() - t0 < 5000000000ull) {
+        if (vgc_pool_preempt_take(p, slot, pe)) {
+            return true;
+        }
+        usleep(1000);
+    }
+    return false;
+}
+
+/* idle=: a higher priority's idle process is swapped out for a lower one;
+ * one in a call is not idle; an idle one whose swap-out is overtaken by a
+ * call is spared, never ended. */
+static void test_idle(void)
+{
+    struct vgc_tenant a = tenant(1, 0, 90, "nb"), b = tenant(2, 0, 50, "batch");
+    struct vgc_pool *p = vgc_pool_create(1, 512 * MB, 8);
+    struct vgc_pool_preemption pe;
+    int s1, s2, sb;
+    char why[256];
+    pid_t pid;
+    int rc;
+
+    a.idle = 1;
+    s1 = vgc_pool_slot_claim(p, &a);
+    s2 = vgc_pool_slot_claim(p, &a);
+    sb = vgc_pool_slot_claim(p, &b);
+    vgc_pool_set_swap(p, 512 * MB);
+    vgc_pool_bind(p, s1);
+    vgc_pool_set_swappable(p, true);
+    CHECK(vgc_pool_reserve(p, 0, 200 * MB), "nb's first process holds 200M");
+    vgc_pool_touch(p, false);
+    vgc_pool_bind(p, s2);
+    vgc_pool_set_swappable(p, true);
+    CHECK(vgc_pool_reserve(p, 0, 200 * MB), "nb's second process holds 200M");
+    vgc_pool_touch(p, true);
+    vgc_pool_bind(p, sb);
+    CHECK(!vgc_pool_reserve(p, 0, 200 * MB) && vgc_pool_preempt_waiting(p) == 0,
+          "batch (priority 50) cannot have 200M: nb (90) is not idle yet, nobody marked");
+    usleep(1100 * 1000);
+    CHECK(vgc_pool_slot_idle(p, s1, vgc_pool_clock()) >= 1000000000ull &&
+          vgc_pool_slot_idle(p, s2, vgc_pool_clock()) == 0,
+          "a second later the first is idle, the second (in a call) is not");
+    pid = reserve_in_child(p, sb, 200 * MB);
+    CHECK(take_mark(p, s1, &pe) && pe.reason == VGC_PREEMPT_IDLE && !strcmp(pe.by, "batch") &&
+          pe.idle == 1 && pe.used == 200 * MB, "batch's 200M mark the idle one");
+    vgc_pool_swap_describe(&pe, why, sizeof(why));
+    CHECK(strstr(why, "swapping out tenant nb (priority 90): no call for 1s (idle=)") != NULL,
+          "logged as: %s", why);
+    CHECK(vgc_pool_swap_ask(p, s1) && swap_out(p, s1), "and it is swapped out");
+    rc = child_status(pid);
+    CHECK(rc == 0 && !vgc_pool_preempt_take(p, s2, &pe),
+          "batch has its 200M (exit %d); the process in a call was not marked", rc);
+    vgc_pool_bind(p, s1);
+    CHECK(vgc_pool_swap_reason(p) == VGC_PREEMPT_IDLE && !vgc_pool_swap_call_waiting(p),
+          "it knows it is out for being idle; no call is held for it");
+    vgc_pool_swap_called(p, s1);
+    CHECK(vgc_pool_swap_call_waiting(p), "a VM's worker holding its call says so");
+    vgc_pool_bind(p, sb);
+    vgc_pool_release(p, 0, 200 * MB);
+    vgc_pool_bind(p, s1);
+    CHECK(vgc_pool_swap_may_return(p, NOON) && vgc_pool_swap_reserve(p),
+          "batch freed: it fits, and comes back");
+    vgc_pool_swap_returned(p);
+    CHECK(vgc_pool_used(p, 0) == 400 * MB && vgc_pool_swapped(p, -1) == 0 &&
+          !vgc_pool_swap_call_waiting(p), "400M on the device again, the room empty");
+
+    /* Asked, but a call came in before it began: spared, not ended. */
+    pid = reserve_in_child(p, sb, 200 * MB);
+    CHECK(take_mark(p, s1, &pe) && pe.reason == VGC_PREEMPT_IDLE && vgc_pool_swap_ask(p, s1),
+          "still idle: marked and asked again");
+    CHECK(!vgc_pool_swap_give_up(p, s1) && vgc_pool_swap_state(p, s1) == VGC_SWAP_NONE &&
+          !vgc_pool_preempt_take(p, s1, &pe),
+          "not begun within the grace: spared (not given up), unmarked");
+    vgc_pool_bind(p, s2);
+    vgc_pool_release(p, 0, 200 * MB);
+    rc = child_status(pid);
+    CHECK(rc == 0, "batch gets its memory from elsewhere (exit %d)", rc);
+
+    /* One that cannot be swapped is no idle victim: priority decides. */
+    vgc_pool_bind(p, s1);
+    vgc_pool_set_swappable(p, false);
+    vgc_pool_bind(p, sb);
+    CHECK(!vgc_pool_reserve(p, 0, 200 * MB) && vgc_pool_preempt_waiting(p) == 0,
+          "its executor cannot swap: batch may not take nb's memory");
+    vgc_pool_destroy(p);
+}
+
 int main(void)
 {
     test_ask();
@@ -363,5 +512,7 @@ int main(void)
     test_return_waits_for_preemptor();
     test_return_refused();
     test_windows();
+    test_idle_choice();
+    test_idle();
     return unit_done();
 }
