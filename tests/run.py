@@ -1558,7 +1558,7 @@ def section_pool(build, label='', env=None):
         t0 = time.time()
         v = batch.ask('alloc %d' % (200 * M))
         took = time.time() - t0
-        log = d.log_text()
+        log = d.wait_log('(tenant nb): swapped out 200.0 MiB')
         w = worker_status('nb')
         check(v == [] and '(tenant nb): swapping out tenant nb (priority 90): no call for 2s '
               '(idle=), and tenant batch (priority 50) needs memory on device 0; moves 200.0 '
