@@ -192,6 +192,7 @@ static void vgcd_reap(struct vgcd *d)
 static void vgcd_preempt(struct vgcd *d)
 {
     struct vgc_pool_preemption p;
+    enum vgc_pool_verdict verdict;
     char why[256];
 
     vgc_pool_preempt_windows(d->pool, vgc_pool_time_of_day());
@@ -201,27 +202,20 @@ static void vgcd_preempt(struct vgcd *d)
         if (w->pid <= 0 || w->is_vm || !vgc_pool_preempt_take(d->pool, w->pool_slot, &p)) {
             continue;
         }
-        if (vgc_pool_swap_ask(d->pool, w->pool_slot)) {
-            vgc_pool_swap_describe(&p, why, sizeof(why));
-            fprintf(stderr, "vgcd: %s: %s\n", w->peer, why);
+        verdict = vgc_pool_preempt_verdict(d->pool, w->pool_slot, &p, why, sizeof(why));
+        fprintf(stderr, "vgcd: %s: %s\n", w->peer, why);
+        switch (verdict) {
+        case VGC_POOL_SWAP_OUT:
             kill(w->pid, SIGUSR2);
             w->swap_deadline = vgc_pool_clock() + VGC_POOL_SWAP_GRACE_MS * 1000000ull;
-            continue;
+            break;
+        case VGC_POOL_LEAVE:
+            break;
+        case VGC_POOL_END:
+            kill(w->pid, SIGKILL);
+            w->preempted = true;
+            break;
         }
-        /* Chosen for being idle, but the room went to another meanwhile:
-         * idleness never ends a process. */
-        if (p.reason == VGC_PREEMPT_IDLE) {
-            vgc_pool_preempt_spare(d->pool, w->pool_slot);
-            fprintf(stderr, "vgcd: %s: idle, but its memory no longer fits in what is left "
-                    "of --swap; left running\n", w->peer);
-            continue;
-        }
-        vgc_pool_preemption_describe(&p, why, sizeof(why));
-        fprintf(stderr, "vgcd: %s: %s%s\n", w->peer, why, !vgc_pool_swap_room(d->pool) ? "" :
-                " (not swapped out: its executor cannot swap, or its memory does not fit "
-                "in what is left of --swap)");
-        kill(w->pid, SIGKILL);
-        w->preempted = true;
     }
     if (vgc_pool_preempt_waiting(d->pool) > 0) {
         for (int i = 0; i < d->max_workers; i++) {

@@ -635,28 +635,9 @@ static const struct pool_tenant *pool_my_tenant(const struct vgc_pool *pool)
     return t >= 0 && t < pool->nslots ? &pool->tenants[t] : NULL;
 }
 
-uint64_t vgc_pool_tenant_used(const struct vgc_pool *pool, int dev)
-{
-    int t = pool->bound_slot >= 0 && pool->bound_slot < pool->nslots ?
-            atomic_load(&pool->slots[pool->bound_slot].tenant) : -1;
-    uint64_t sum = 0;
-
-    if (t < 0 || dev < 0 || dev >= pool->ndevices) {
-        return 0;
-    }
-    for (int s = 0; s < pool->nslots; s++) {
-        if (atomic_load(&pool->slots[s].tenant) == t) {
-            sum += atomic_load(&pool->used[(size_t)s * pool->ndevices + dev]);
-        }
-    }
-    return sum;
-}
-
-/*
- * What the bound slot's tenant holds against its limit on @dev: on the
- * device, and swapped out from it (its processes come back to that room).
- */
-static uint64_t pool_tenant_held(const struct vgc_pool *pool, int dev)
+/* What the bound slot's tenant has on @dev, all its slots together: on
+ * the device, and with @swapped what it swapped out from there too. */
+static uint64_t pool_tenant_sum(const struct vgc_pool *pool, int dev, bool swapped)
 {
     int t = pool->bound_slot >= 0 && pool->bound_slot < pool->nslots ?
             atomic_load(&pool->slots[pool->bound_slot].tenant) : -1;
@@ -668,10 +649,24 @@ static uint64_t pool_tenant_held(const struct vgc_pool *pool, int dev)
     for (int s = 0; s < pool->nslots; s++) {
         if (atomic_load(&pool->slots[s].tenant) == t) {
             size_t i = (size_t)s * pool->ndevices + dev;
-            sum += atomic_load(&pool->used[i]) + atomic_load(&pool->swapped[i]);
+            sum += atomic_load(&pool->used[i]) + (swapped ? atomic_load(&pool->swapped[i]) : 0);
         }
     }
     return sum;
+}
+
+uint64_t vgc_pool_tenant_used(const struct vgc_pool *pool, int dev)
+{
+    return pool_tenant_sum(pool, dev, false);
+}
+
+/*
+ * What the bound slot's tenant holds against its limit on @dev: on the
+ * device, and swapped out from it (its processes come back to that room).
+ */
+static uint64_t pool_tenant_held(const struct vgc_pool *pool, int dev)
+{
+    return pool_tenant_sum(pool, dev, true);
 }
 
 /* The bound slot's tenant's limit, 0 for none. */
@@ -1753,6 +1748,33 @@ void vgc_pool_preemption_describe(const struct vgc_pool_preemption *p, char *buf
 void vgc_pool_swap_describe(const struct vgc_pool_preemption *p, char *buf, size_t size)
 {
     pool_describe(p, true, buf, size);
+}
+
+enum vgc_pool_verdict vgc_pool_preempt_verdict(struct vgc_pool *pool, int slot,
+                                               const struct vgc_pool_preemption *p,
+                                               char *why, size_t size)
+{
+    size_t len;
+
+    if (vgc_pool_swap_ask(pool, slot)) {
+        vgc_pool_swap_describe(p, why, size);
+        return VGC_POOL_SWAP_OUT;
+    }
+    /* Chosen for being idle, but the room went to another meanwhile:
+     * idleness never ends a process. */
+    if (p->reason == VGC_PREEMPT_IDLE) {
+        vgc_pool_preempt_spare(pool, slot);
+        snprintf(why, size, "idle, but its memory no longer fits in what is left of "
+                 "--swap; left running");
+        return VGC_POOL_LEAVE;
+    }
+    vgc_pool_preemption_describe(p, why, size);
+    len = strlen(why);
+    if (pool->swap_room && len < size) {
+        snprintf(why + len, size - len, " (not swapped out: its executor cannot swap, or its "
+                 "memory does not fit in what is left of --swap)");
+    }
+    return VGC_POOL_END;
 }
 
 /* ---- swapping instead of ending -------------------------------------------- */

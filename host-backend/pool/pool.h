@@ -363,6 +363,25 @@ void vgc_pool_preemption_describe(const struct vgc_pool_preemption *p, char *buf
 /* The same for a preemption carried out by swapping the process out. */
 void vgc_pool_swap_describe(const struct vgc_pool_preemption *p, char *buf, size_t size);
 
+/* What the owner of a slot it took (vgc_pool_preempt_take) does next. */
+enum vgc_pool_verdict {
+    VGC_POOL_SWAP_OUT,          /* asked to swap out: send SIGUSR2, end it if it
+                                   has not begun by VGC_POOL_SWAP_GRACE_MS */
+    VGC_POOL_LEAVE,             /* an idle mark whose room went to another:
+                                   spared, left running */
+    VGC_POOL_END,               /* end it (SIGKILL) */
+};
+/*
+ * Decide for @slot, taken with @p: swap it out when it can be asked to
+ * (vgc_pool_swap_ask), else spare an idle one (vgc_pool_preempt_spare),
+ * else end it.  @why receives the line to log, whatever the verdict.
+ * One decision for both owners: vgcd for its socket workers, a VM's worker
+ * for its guest sessions.
+ */
+enum vgc_pool_verdict vgc_pool_preempt_verdict(struct vgc_pool *pool, int slot,
+                                               const struct vgc_pool_preemption *p,
+                                               char *why, size_t size);
+
 /* ---- swapping instead of ending (vgcd --swap) ----------------------------- */
 
 /*

@@ -577,6 +577,7 @@ static const VuDevIface vhost_iface = {
 static void vhost_preempt(struct vhost_vm *vm)
 {
     struct vgc_pool_preemption p;
+    enum vgc_pool_verdict verdict;
     char why[256];
 
     for (int i = 0; i < VHOST_MAX_SESSIONS; i++) {
@@ -585,24 +586,20 @@ static void vhost_preempt(struct vhost_vm *vm)
         if (!s->id || s->pid <= 0 || !vgc_pool_preempt_take(vm->pool, s->pool_slot, &p)) {
             continue;
         }
-        if (vgc_pool_swap_ask(vm->pool, s->pool_slot)) {
-            vgc_pool_swap_describe(&p, why, sizeof(why));
-            fprintf(stderr, "vgcd: %s: session %u %s\n", vm->peer, s->id, why);
+        verdict = vgc_pool_preempt_verdict(vm->pool, s->pool_slot, &p, why, sizeof(why));
+        fprintf(stderr, "vgcd: %s: session %u %s\n", vm->peer, s->id, why);
+        switch (verdict) {
+        case VGC_POOL_SWAP_OUT:
             kill(s->pid, SIGUSR2);
             s->swap_deadline = vgc_pool_clock() + VGC_POOL_SWAP_GRACE_MS * 1000000ull;
-            continue;
+            break;
+        case VGC_POOL_LEAVE:
+            break;
+        case VGC_POOL_END:
+            kill(s->pid, SIGKILL);
+            s->preempted = true;
+            break;
         }
-        /* As vgcd does for its workers: idleness never ends a process. */
-        if (p.reason == VGC_PREEMPT_IDLE) {
-            vgc_pool_preempt_spare(vm->pool, s->pool_slot);
-            fprintf(stderr, "vgcd: %s: session %u idle, but its memory no longer fits in "
-                    "what is left of --swap; left running\n", vm->peer, s->id);
-            continue;
-        }
-        vgc_pool_preemption_describe(&p, why, sizeof(why));
-        fprintf(stderr, "vgcd: %s: session %u %s\n", vm->peer, s->id, why);
-        kill(s->pid, SIGKILL);
-        s->preempted = true;
     }
 }
 
