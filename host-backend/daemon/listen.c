@@ -133,6 +133,20 @@ static bool listen_duration(const char *val, uint32_t *sec)
 }
 
 /* One KEY=VALUE of a listener's options into @p. */
+/* @val is a decimal number in [@lo, @hi], digits only (no sign, no
+ * spaces), into *@n. */
+static bool listen_number(const char *val, long lo, long hi, long *n)
+{
+    char *end;
+
+    if (!isdigit((unsigned char)*val)) {
+        return false;
+    }
+    errno = 0;
+    *n = strtol(val, &end, 10);
+    return !errno && !*end && *n >= lo && *n <= hi;
+}
+
 static int listen_option(struct vgc_tenant *p, const char *opt, char **err)
 {
     const char *eq = strchr(opt, '=');
@@ -146,13 +160,9 @@ static int listen_option(struct vgc_tenant *p, const char *opt, char **err)
         return 0;
     }
     if (klen == 4 && !strncmp(opt, "gpus", 4)) {
-        char *end;
         long n;
 
-        errno = 0;
-        n = isdigit((unsigned char)*val) ? strtol(val, &end, 10) : 0;
-        if (!isdigit((unsigned char)*val) || errno || *end || n < 1 ||
-            n > VGC_POOL_MAX_DEVICES) {
+        if (!listen_number(val, 1, VGC_POOL_MAX_DEVICES, &n)) {
             return listen_fail(err, "gpus=%s: want a number of GPUs, 1..%d", val,
                                VGC_POOL_MAX_DEVICES);
         }
@@ -174,13 +184,9 @@ static int listen_option(struct vgc_tenant *p, const char *opt, char **err)
         return 0;
     }
     if (klen == 8 && !strncmp(opt, "priority", 8)) {
-        char *end;
         long n;
 
-        errno = 0;
-        n = isdigit((unsigned char)*val) ? strtol(val, &end, 10) : -1;
-        if (!isdigit((unsigned char)*val) || errno || *end || n < 0 ||
-            n > VGC_POOL_PRIORITY_MAX) {
+        if (!listen_number(val, 0, VGC_POOL_PRIORITY_MAX, &n)) {
             return listen_fail(err, "priority=%s: want a number, 0..%d (higher wins)", val,
                                VGC_POOL_PRIORITY_MAX);
         }
@@ -188,13 +194,9 @@ static int listen_option(struct vgc_tenant *p, const char *opt, char **err)
         return 0;
     }
     if (klen == 5 && !strncmp(opt, "share", 5)) {
-        char *end;
         long n;
 
-        errno = 0;
-        n = isdigit((unsigned char)*val) ? strtol(val, &end, 10) : 0;
-        if (!isdigit((unsigned char)*val) || errno || *end || n < 1 ||
-            n > VGC_POOL_SHARE_MAX) {
+        if (!listen_number(val, 1, VGC_POOL_SHARE_MAX, &n)) {
             return listen_fail(err, "share=%s: want a weight, 1..%d (default %d)", val,
                                VGC_POOL_SHARE_MAX, VGC_POOL_SHARE_DEFAULT);
         }
