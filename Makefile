@@ -18,7 +18,7 @@ APT_PACKAGES = meson ninja-build pkg-config gcc clang libclang-rt-14-dev \
                libglib2.0-dev libzstd-dev nettle-dev python3 python3-venv dpkg-dev \
                linux-libc-dev make kmod cpio busybox-static qemu-system-x86 \
                libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev \
-               libjson-glib-dev
+               libjson-glib-dev libcurl4-openssl-dev etcd-server
 
 .PHONY: all deps build demo check asan fuzz clean
 

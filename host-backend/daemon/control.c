@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "registry.h"
 #include "vgcd.h"
 
 /* Reply bytes queued for one client before its commands are no longer read. */
@@ -428,6 +429,13 @@ static void control_status(struct control_client *cl, struct vgcd *d)
         control_printf(cl, "listener %s kind %s workers %d\n", l->name,
                        control_listener_kind(l), control_worker_count(d, l->name));
     }
+    if (d->registry) {
+        GString *text = g_string_new(NULL);
+
+        vgc_registry_describe(d->registry, text);
+        control_printf(cl, "%s", text->str);
+        g_string_free(text, TRUE);
+    }
     control_tenants(cl, d);
     for (int i = 0; i < d->max_workers; i++) {
         const struct vgcd_worker_slot *w = &d->workers[i];
@@ -460,6 +468,9 @@ static void control_status(struct control_client *cl, struct vgcd *d)
                        PRIu64 " idle-s %s listener %s peer %s\n", (int)w->pid,
                        w->is_vm ? "vm" : "client", tenant, mem, swap, swapped, idle,
                        w->listener[0] ? w->listener : "-", w->peer);
+        if (w->host[0]) {
+            control_printf(cl, "worker %d sent-to %s\n", (int)w->pid, w->host);
+        }
     }
     control_printf(cl, "ok\n");
 }

@@ -37,6 +37,7 @@
 #include "control.h"
 #include "executor.h"
 #include "image_cache.h"
+#include "hosts.h"
 #include "listen.h"
 #include "pool.h"
 #include "vgcd.h"
@@ -91,7 +92,9 @@ static void vgcd_usage(FILE *f)
         "  -e, --executor NAME      cpu (reference, device memory in host RAM),\n"
         "                           cuda (this host's GPUs), or remote:ADDRESS (the\n"
         "                           GPUs of the vgcd at unix:PATH or tcp:HOST:PORT;\n"
-        "                           ADDRESS+ADDRESS...: of several, as one driver);\n"
+        "                           ADDRESS+ADDRESS...: of several, as one driver),\n"
+        "                           or remote:registry (each client sent to the\n"
+        "                           least loaded host of --registry);\n"
         "                           default: cuda when a GPU is usable, else cpu\n"
         "  -n, --devices N          cpu: number of virtual devices (default 1);\n"
         "                           cuda: expose at most N GPUs\n"
@@ -113,6 +116,16 @@ static void vgcd_usage(FILE *f)
         "                           [0x7e0000000000, 0x7f0000000000); cuda: cuMemAlloc\n"
         "                           places its memory from ADDR, 1 TiB per GPU (e.g.\n"
         "                           0x200000000000; not with --oversubscribe)\n"
+        "      --registry URL[,URL...]\n"
+        "                           etcd (http://HOST:PORT[/PREFIX], default prefix\n"
+        "                           /vgc) that keeps the pool's GPU hosts: with\n"
+        "                           --advertise this host is one; with --executor\n"
+        "                           remote:registry clients are sent to them\n"
+        "                           (docs/registry.md)\n"
+        "      --advertise tcp:HOST:PORT[,ttl=SECONDS]\n"
+        "                           the address (of a --listen tcp: port) other hosts\n"
+        "                           dial this vgcd at; its record in the registry\n"
+        "                           goes TTL seconds (default 10) after it dies\n"
         "      --max-clients N      concurrent clients (default %d)\n"
         "  -h, --help               this text\n"
         "\n"
@@ -166,6 +179,7 @@ static void vgcd_reap(struct vgcd *d)
             w->pid = 0;
             w->preempted = false;
             w->swap_deadline = 0;
+            vgcd_hosts_update(d);
         } else {
             /* A VM's session process whose worker died before it: ours
              * as the subreaper, and its slot is cleared only now that it
@@ -260,7 +274,8 @@ static int vgcd_swap_deadlines(struct vgcd *d)
 }
 
 static void vgcd_worker_main(struct vgcd *d, struct vgcd_listener *l, int fd, int pool_slot,
-                             const struct vgc_tenant *tenant, const char *peer)
+                             const struct vgc_tenant *tenant, const char *peer,
+                             const char *executor)
 {
     struct vgc_executor *exec;
     char *err = NULL;
@@ -293,16 +308,16 @@ static void vgcd_worker_main(struct vgcd *d, struct vgcd_listener *l, int fd, in
          * pool slot of the VM's tenant.  This process holds no device
          * memory, but keeps its slot: the daemon clears it when this
          * process ends, and must not clear a slot someone else took since. */
-        _exit(vgcd_vhost_serve(fd, d->executor, &d->cfg, d->pool, tenant, peer) == 0 ? 0 : 2);
+        _exit(vgcd_vhost_serve(fd, executor, &d->cfg, d->pool, tenant, peer) == 0 ? 0 : 2);
     }
 #else
     (void)tenant;
 #endif
     vgc_pool_bind(d->pool, pool_slot);
-    exec = vgc_executor_create(d->executor, &d->cfg, &err);
+    exec = vgc_executor_create(executor, &d->cfg, &err);
     if (!exec) {
         /* The client hears why in its handshake reply. */
-        exec = vgc_executor_refusing(d->executor, err);
+        exec = vgc_executor_refusing(executor, err);
     }
     rc = vgcd_worker_serve_socket(fd, exec, d->pool, peer);
     if (exec->destroy) {
@@ -317,6 +332,8 @@ static void vgcd_accept(struct vgcd *d, struct vgcd_listener *l)
     struct vgc_tenant tenant;
     struct vgcd_worker_slot *w = NULL;
     int fd = vgcd_listener_accept(l, peer, sizeof(peer), &tenant);
+    char placed[VGCD_PLACEMENT_MAX];
+    const char *executor;
     int pool_slot;
     pid_t pid;
 
@@ -354,6 +371,8 @@ static void vgcd_accept(struct vgcd *d, struct vgcd_listener *l)
         close(fd);
         return;
     }
+    /* Before the fork: the registry's thread does not exist in the child. */
+    executor = vgcd_hosts_place(d, peer, placed, sizeof(placed));
     pid = fork();
     if (pid < 0) {
         fprintf(stderr, "vgcd: refusing %s: fork: %s\n", peer, strerror(errno));
@@ -362,7 +381,7 @@ static void vgcd_accept(struct vgcd *d, struct vgcd_listener *l)
         return;
     }
     if (pid == 0) {
-        vgcd_worker_main(d, l, fd, pool_slot, &tenant, peer);
+        vgcd_worker_main(d, l, fd, pool_slot, &tenant, peer, executor);
     }
     close(fd);
     w->pid = pid;
@@ -373,6 +392,13 @@ static void vgcd_accept(struct vgcd *d, struct vgcd_listener *l)
     w->swap_deadline = 0;
     snprintf(w->peer, sizeof(w->peer), "%s", peer);
     snprintf(w->listener, sizeof(w->listener), "%s", l->name);
+    w->host[0] = '\0';
+    if (d->places) {
+        const char *first = executor + strlen("remote:");  /* and the others after '|' */
+
+        snprintf(w->host, sizeof(w->host), "%.*s", (int)strcspn(first, "|"), first);
+    }
+    vgcd_hosts_update(d);
 }
 
 int vgcd_add_listener(struct vgcd *d, const char *addr, char **err)
@@ -462,6 +488,7 @@ static int vgcd_run(struct vgcd *d)
             uint64_t ticks;
             if (read(d->timerfd, &ticks, sizeof(ticks)) == sizeof(ticks)) {
                 vgcd_preempt(d);
+                vgcd_hosts_update(d);   /* the memory its clients hold */
             }
         }
         vgcd_swap_deadlines(d);
@@ -479,6 +506,9 @@ static int vgcd_run(struct vgcd *d)
 
 static void vgcd_shutdown(struct vgcd *d)
 {
+    /* First: no host sends us clients once we stop taking them. */
+    vgc_registry_stop(d->registry);
+    d->registry = NULL;
     for (int i = 0; i < d->nlisteners; i++) {
         vgcd_listener_close(&d->listeners[i]);
     }
@@ -546,12 +576,15 @@ int main(int argc, char **argv)
         { "address-base", required_argument, NULL, 'A' },
         { "max-clients", required_argument, NULL, 'c' },
         { "control", required_argument, NULL, 'C' },
+        { "registry", required_argument, NULL, 'R' },
+        { "advertise", required_argument, NULL, 'a' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     struct vgcd d = { .executor = NULL, .max_workers = VGCD_DEFAULT_SLOTS };
     const char *listen_addr[VGCD_MAX_LISTEN];
     const char *control_path = NULL;
+    struct vgcd_hosts_options hosts = { 0 };
     int nlisten = 0, opt, ndevices = 0, physical = 0;
     uint64_t memory = 0, oversubscribe = 0, swap = 0, physical_memory = 0;
     char *err = NULL;
@@ -616,6 +649,12 @@ int main(int argc, char **argv)
         case 'C':
             control_path = optarg;
             break;
+        case 'R':
+            hosts.urls = optarg;
+            break;
+        case 'a':
+            hosts.advertise = optarg;
+            break;
         case 'h':
             vgcd_usage(stdout);
             return 0;
@@ -634,6 +673,14 @@ int main(int argc, char **argv)
         vgcd_usage(stderr);
         return 2;
     }
+    if (!vgcd_hosts_check(&hosts, d.executor, listen_addr, nlisten)) {
+        return 2;
+    }
+    if (d.executor && !strcmp(d.executor, VGCD_REGISTRY_EXECUTOR) && oversubscribe) {
+        fprintf(stderr, "vgcd: --oversubscribe is for the GPU hosts of the registry, not "
+                "for a vgcd that sends its clients to them\n");
+        return 2;
+    }
     /* Before the executor's probe, which can take a while (a GPU, a
      * remote vgcd): what the command line alone says is wrong (a window
      * of the devices asked for, or at least one, must fit). */
@@ -646,6 +693,12 @@ int main(int argc, char **argv)
                      "cuda" : "cpu";
         fprintf(stderr, "vgcd: no --executor given; using %s\n", d.executor);
         free(err);
+    } else if (!strcmp(d.executor, VGCD_REGISTRY_EXECUTOR)) {
+        /* No upstream to probe: each client gets its own. */
+        if (!vgcd_hosts_probe(&hosts, &ndevices)) {
+            return 1;
+        }
+        physical = ndevices;
     } else if (!vgc_executor_usable(d.executor, &d.cfg, &physical, &physical_memory, &err)) {
         fprintf(stderr, "vgcd: --executor %s: %s\n", d.executor, err ? err : "unusable");
         free(err);
@@ -742,6 +795,10 @@ int main(int argc, char **argv)
             return 1;
         }
         fprintf(stderr, "vgcd: control socket %s\n", control_path);
+    }
+    if (!vgcd_hosts_start(&d, &hosts, memory ? memory : physical_memory)) {
+        vgcd_shutdown(&d);
+        return 1;
     }
     rc = vgcd_run(&d);
     vgcd_shutdown(&d);

@@ -8,6 +8,7 @@
 #ifndef VGCD_H
 #define VGCD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -19,6 +20,7 @@
 #define VGCD_MAX_LISTEN 256
 
 struct vgcd_control;
+struct vgc_registry;
 
 struct vgcd_worker_slot {
     pid_t pid;                  /* 0: free */
@@ -31,6 +33,8 @@ struct vgcd_worker_slot {
     struct vgc_tenant tenant;
     char peer[128];
     char listener[160];         /* name of the listener it came from */
+    char host[128];             /* the registry's host it was sent to first
+                                   (--executor remote:registry), else "" */
 };
 
 struct vgcd {
@@ -45,6 +49,10 @@ struct vgcd {
     int timerfd;                /* every second: windows, and marks left over */
     uint64_t vm_serial;         /* names each VM's tenant: one per connection */
     struct vgcd_control *control;   /* NULL without --control */
+    struct vgc_registry *registry;  /* NULL without --registry (hosts.c) */
+    bool places;                /* --executor remote:registry: each client is
+                                   sent to a host of the registry */
+    uint64_t announced_memory;  /* each device's bytes, as advertised */
 };
 
 /*

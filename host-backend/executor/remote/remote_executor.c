@@ -23,6 +23,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <glib.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,6 +159,34 @@ bool remote_window_partial(const struct vgc_private_table *priv, uint64_t va_siz
     return priv->address_window_partial();
 }
 
+/*
+ * Connect the shim to the first of @list's addresses (joined by '|': the
+ * hosts a registry placement names, best first) whose vgcd takes us.  The
+ * shim reads VGC_SERVER afresh at each cuInit until one succeeds.  On
+ * failure *err says why for each.
+ */
+static bool remote_connect_first(const char *list, char **err)
+{
+    char *copy = strdup(list), *save = NULL, *why = NULL;
+    GString *whys = g_string_new(NULL);
+    bool ok = false;
+
+    for (char *a = strtok_r(copy, "|", &save); a && !ok; a = strtok_r(NULL, "|", &save)) {
+        ok = remote_connect(remote_lib, &remote_ops, &remote_shim, a, &why);
+        if (!ok) {
+            g_string_append_printf(whys, "%s%s", whys->len ? "; " : "", why ? why : a);
+            free(why);
+            why = NULL;
+        }
+    }
+    if (!ok) {
+        *err = strdup(whys->len ? whys->str : "no address");
+    }
+    g_string_free(whys, TRUE);
+    free(copy);
+    return ok;
+}
+
 struct vgc_executor *vgc_remote_executor_create(const struct vgc_executor_config *cfg,
                                                 const char *address, char **err)
 {
@@ -167,6 +196,14 @@ struct vgc_executor *vgc_remote_executor_create(const struct vgc_executor_config
     if (!remote_find_shim(shim, sizeof(shim))) {
         return remote_fail(err, "remote:%s: cannot find the libcuda shim "
                            "(set VGC_REMOTE_LIBCUDA)", address, 0);
+    }
+    if (!*address) {
+        return remote_fail(err, "%sno GPU host of the registry has the devices this "
+                           "vgcd serves (none has announced itself, or all are gone)", "", 0);
+    }
+    if (strchr(address, '+') && strchr(address, '|')) {
+        return remote_fail(err, "remote:%s: upstreams are aggregated (+) or alternatives (|), "
+                           "not both", address, 0);
     }
     if (strchr(address, '+')) {
         return vgc_aggregate_executor_create(cfg, address, shim, err);
@@ -180,7 +217,7 @@ struct vgc_executor *vgc_remote_executor_create(const struct vgc_executor_config
         return NULL;
     }
     /* Connect now: our client's handshake reply carries the window. */
-    if (!remote_connect(remote_lib, &remote_ops, &remote_shim, address, err) ||
+    if (!remote_connect_first(address, err) ||
         !(exec = vgc_cuda_executor_over(cfg, &remote_ops, err))) {
         remote_destroy();
         return NULL;
