@@ -57,7 +57,7 @@ $(FUZZ)/build.ninja: | deps
 	    -Db_sanitize=address,undefined -Dc_args=-fsanitize=fuzzer-no-link
 
 fuzz: deps $(FUZZ)/build.ninja
-	ninja -C $(FUZZ) tests/fuzz/fuzz_frame tests/fuzz/fuzz_ptx
+	ninja -C $(FUZZ) tests/fuzz/fuzz_frame tests/fuzz/fuzz_ptx tests/fuzz/fuzz_record
 
 demo: build qemu
 	tests/demo/demo.sh $(BUILD)

@@ -1963,6 +1963,8 @@ def e2e_guest_run(what, cmd, want_vms, want_names=()):
 FUZZ_TARGETS = [
     ('fuzz_frame', 'request decoder', os.path.join(ROOT, 'tests', 'fuzz', 'corpus', '*')),
     ('fuzz_ptx', 'PTX scanner and decoder', os.path.join('{build}', 'tests', 'kernels', '*.ptx')),
+    ('fuzz_record', 'registry record reader',
+     os.path.join(ROOT, 'tests', 'fuzz', 'corpus-record', '*')),
 ]
 
 
