@@ -16,6 +16,9 @@ Sections (each check is one line: "ok", "FAIL" or "skip", with its name):
               reachable
   kernels     nvcc -O3 kernels run by the cpu executor's PTX interpreter
               through the shim (tests/kernels), checked against the CPU
+  registry    GPU hosts announcing themselves in a real etcd (leases), and a
+              vgcd with --executor remote:registry spreading clients over
+              them; a host killed, stopped, back; etcd away and back
   robustness  malformed traffic on vgcd's socket, clients unaffected
   pool        the pool's policy through the shim (tests/pool/pool_client):
               memory= limits summed over a tenant's processes, other
@@ -33,7 +36,8 @@ Sections (each check is one line: "ok", "FAIL" or "skip", with its name):
               kernels in a guest
   asan        unit, integration and pool tests again, with ASan/UBSan builds of
               vgcd and the shim
-  fuzz        the request and PTX decoders under libFuzzer, for a bounded time
+  fuzz        the request, PTX and registry-record decoders under libFuzzer,
+              for a bounded time
   libvirt     vgcd's control socket and vgcctl; with a private libvirtd
               (tests/libvirt): the qemu hook opening and closing a domain's
               socket, a TCG domain with the device running test programs,
@@ -568,6 +572,262 @@ def section_remote(build):
     finally:
         d.stop()
         upstream.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class Etcd:
+    """A one-member etcd on loopback ports of its own, in a fresh data
+    directory (or @data_dir, to restart one with what it held)."""
+
+    def __init__(self, tmp, data_dir=None, client_port=None):
+        self.exe = shutil.which('etcd')
+        self.client_port = client_port or free_port()
+        peer_port = free_port()
+        self.url = 'http://127.0.0.1:%d' % self.client_port
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix='etcd-', dir=tmp)
+        self.log = open(os.path.join(tmp, 'etcd.log'), 'a')
+        peer = 'http://127.0.0.1:%d' % peer_port
+        self.proc = subprocess.Popen(
+            [self.exe, '--name', 'vgc-test', '--data-dir', self.data_dir,
+             '--listen-client-urls', self.url, '--advertise-client-urls', self.url,
+             '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
+             '--initial-cluster', 'vgc-test=' + peer, '--log-level', 'warn'],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                self.records()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+        raise RuntimeError('etcd did not start (%s)' % os.path.join(tmp, 'etcd.log'))
+
+    def post(self, path, body):
+        import urllib.request
+        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
+                                     headers={'Content-Type': 'application/json'})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read())
+
+    def records(self, prefix='/vgc/hosts/'):
+        """{address: record} of the hosts under @prefix."""
+        import base64
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        r = self.post('/v3/kv/range', {'key': base64.b64encode(prefix.encode()).decode(),
+                                       'range_end': base64.b64encode(end.encode()).decode()})
+        out = {}
+        for kv in r.get('kvs', []):
+            key = base64.b64decode(kv['key']).decode()
+            out[key[len(prefix):]] = json.loads(base64.b64decode(kv.get('value', '')))
+        return out
+
+    def wait_records(self, test, timeout=10, prefix='/vgc/hosts/'):
+        """The records once @test(records) holds, or as they are after @timeout s."""
+        deadline = time.time() + timeout
+        recs = self.records(prefix)
+        while not test(recs) and time.time() < deadline:
+            time.sleep(0.1)
+            recs = self.records(prefix)
+        return recs
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def registry_refusals(build, url):
+    """What the command line or the registry says is wrong stops vgcd at
+    start, with a message naming it."""
+    vgcd = os.path.join(build, 'host-backend', 'vgcd')
+    port = free_port()
+    tcp = 'tcp:127.0.0.1:%d' % port
+    cases = (
+        (['--listen', tcp, '--advertise', tcp], 2, '--advertise needs --registry',
+         'advertising without a registry'),
+        (['--listen', tcp, '--registry', url, '--advertise', 'tcp:127.0.0.1:1'], 2,
+         'no --listen tcp:...:1 here', 'advertising a port vgcd does not listen on'),
+        (['--listen', tcp, '--registry', url, '--advertise', tcp + ',ttl=1'], 2,
+         'ttl= must be 2..3600', 'a lease of 1 s'),
+        (['--listen', tcp, '--registry', url, '--advertise', 'unix:/tmp/x'], 2,
+         'is not tcp:HOST:PORT', 'advertising a unix socket'),
+        (['--listen', 'unix:/tmp/vgc-reg-x.sock', '--executor', 'remote:registry'], 2,
+         'remote:registry needs --registry', 'placing without a registry'),
+        (['--listen', 'unix:/tmp/vgc-reg-x.sock', '--executor', 'remote:registry',
+          '--registry', 'https://127.0.0.1:1'], 1, 'is not an http://HOST:PORT URL',
+         'a registry URL that is not http'),
+        (['--listen', 'unix:/tmp/vgc-reg-x.sock', '--executor', 'remote:registry',
+          '--registry', 'http://127.0.0.1:%d' % free_port()], 1, 'give --devices N',
+         'an etcd that does not answer, without --devices'),
+        (['--listen', 'unix:/tmp/vgc-reg-x.sock', '--executor', 'remote:registry',
+          '--registry', url], 1, 'no host has announced itself',
+         'a registry without hosts, without --devices'),
+        (['--listen', 'unix:/tmp/vgc-reg-x.sock', '--executor', 'remote:tcp:a:1+registry',
+          '--registry', url], 2, 'use --executor remote:registry alone',
+         'the registry among aggregated upstreams'),
+    )
+    for args, rc, want, what in cases:
+        p = subprocess.run([vgcd] + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, timeout=30)
+        ok = p.returncode == rc and want in p.stdout
+        report('ok' if ok else 'FAIL', 'registry: %s is refused at start' % what,
+               '' if ok else 'exit %d\n%s' % (p.returncode, tail(p.stdout)))
+
+
+def section_registry(build):
+    """vgcd --registry: GPU hosts (two cpu-executor vgcds) keep records in
+    a real etcd under leases; a vgcd with --executor remote:registry sends
+    each client to the least loaded of them, falls back while a dead host's
+    record lasts, and follows hosts that come, go, and an etcd that goes
+    away and comes back."""
+    if not shutil.which('etcd'):
+        report('skip', 'registry: etcd is not installed (Debian package etcd-server; '
+               'make deps installs it)')
+        return
+    tmp = tempfile.mkdtemp(prefix='vgc-reg-')
+    daemons = []
+    holders = []
+    etcd = None
+    try:
+        etcd = Etcd(tmp)
+        registry_refusals(build, etcd.url)
+        addr = {h: 'tcp:127.0.0.1:%d' % free_port() for h in 'AB'}
+
+        def gpu_host(h):
+            d = Daemon(build, [addr[h]], extra=[
+                '--registry', etcd.url, '--advertise', addr[h] + ',ttl=2',
+                '--control', os.path.join(tmp, h + '.ctl')])
+            daemons.append(d)
+            return d
+
+        a, b = gpu_host('A'), gpu_host('B')
+        recs = etcd.wait_records(lambda r: len(r) == 2)
+        ok = sorted(recs) == sorted(addr.values()) and all(
+            r['devices'] == 2 and r['executor'] == 'cpu' and r['memory'] == 2 << 30 and
+            r['clients'] == 0 for r in recs.values())
+        report('ok' if ok else 'FAIL', 'registry: two GPU hosts announce themselves, with '
+               'their devices, memory and clients', '' if ok else repr(recs))
+
+        sock = os.path.join(tmp, 'r.sock')
+        r_ctl = os.path.join(tmp, 'r.ctl')
+        r = Daemon(build, ['unix:' + sock], extra=[
+            '--executor', 'remote:registry', '--registry', etcd.url, '--control', r_ctl])
+        daemons.append(r)
+        server = 'unix:' + sock
+
+        # Four clients at once spread two and two, before any record says so.
+        for _ in range(4):
+            c = PoolClient(build, server)
+            holders.append(c)
+        answers = [c.ask('ctx 0') for c in holders] + [c.ask('alloc %d' % (1 << 20))
+                                                        for c in holders]
+
+        def workers(ctl):
+            return sum(1 for l in control_status_lines(ctl) if l.startswith('worker ') and
+                       ' kind client ' in l)
+        counts = (workers(os.path.join(tmp, 'A.ctl')), workers(os.path.join(tmp, 'B.ctl')))
+        sent = [l.split()[-1] for l in control_status_lines(r_ctl) if ' sent-to ' in l]
+        ok = all(a_ == [] for a_ in answers) and counts == (2, 2) and \
+            sorted(sent) == sorted([addr['A']] * 2 + [addr['B']] * 2)
+        report('ok' if ok else 'FAIL', 'registry: four clients are spread two and two over '
+               'two hosts', '' if ok else '%r %r %r\n%s' % (answers, counts, sent,
+                                                            tail(r.log_text())))
+        recs = etcd.wait_records(lambda rr: all(x['clients'] == 2 and x['used'][0] == 2 << 20
+                                                for x in rr.values()))
+        ok = all(x['clients'] == 2 and x['used'][0] == 2 << 20 for x in recs.values())
+        report('ok' if ok else 'FAIL', 'registry: the records follow the clients and the '
+               'memory they hold', '' if ok else repr(recs))
+        for c in holders:
+            c.close()
+        holders = []
+
+        run_check('registry: a program runs through a placed host',
+                  [os.path.join(build, 'tests', 'integration', 'test_memcpy')],
+                  env=shim_env(build, server), timeout=120)
+
+        # A host that dies: clients go to the other while its record lasts,
+        # and its record goes within its lease.
+        a.proc.kill()
+        a.proc.wait()
+        killed = time.time()
+        device = os.path.join(build, 'tests', 'integration', 'test_device')
+        fine = 0
+        for _ in range(3):
+            p = subprocess.run([device], env=shim_env(build, server), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, timeout=120)
+            fine += p.returncode == 0
+        report('ok' if fine == 3 else 'FAIL', 'registry: while a dead host\'s record lasts, '
+               'its clients are served by the next host', '' if fine == 3 else tail(p.stdout))
+        recs = etcd.wait_records(lambda rr: addr['A'] not in rr, timeout=10)
+        gone = time.time() - killed
+        ok = addr['A'] not in recs and addr['B'] in recs and gone < 2 + 3
+        report('ok' if ok else 'FAIL', 'registry: a killed host\'s record goes when its '
+               'lease (2 s) runs out (%.1f s)' % gone, '' if ok else repr(recs))
+
+        # A host that stops withdraws at once; with none left, clients hear why.
+        b.stop()
+        recs = etcd.records()
+        report('ok' if not recs else 'FAIL', 'registry: a host that stops withdraws its '
+               'record at once', repr(recs))
+        time.sleep(1.5)         # the placing vgcd reads the records each second
+        p = subprocess.run([device], env=shim_env(build, server), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=120)
+        ok = p.returncode != 0 and 'no GPU host of the registry' in p.stdout
+        report('ok' if ok else 'FAIL', 'registry: with no host left a client is refused '
+               'with the reason', '' if ok else tail(p.stdout))
+
+        # A host that comes (back) is used.
+        a = gpu_host('A')
+        etcd.wait_records(lambda rr: addr['A'] in rr)
+        time.sleep(1.5)
+        run_check('registry: a host that comes back gets clients', [device],
+                  env=shim_env(build, server), timeout=120)
+
+        # Another pool on the same etcd (its own prefix) is not ours.
+        c_addr = 'tcp:127.0.0.1:%d' % free_port()
+        c = Daemon(build, [c_addr], extra=['--registry', etcd.url + '/pool-b',
+                                           '--advertise', c_addr + ',ttl=2'])
+        daemons.append(c)
+        other = etcd.wait_records(lambda rr: c_addr in rr, prefix='/pool-b/hosts/')
+        time.sleep(1.5)
+        hosts = [l for l in control_status_lines(r_ctl) if l.startswith('registry-host ')]
+        ok = c_addr in other and len(hosts) == 1 and addr['A'] in hosts[0]
+        report('ok' if ok else 'FAIL', 'registry: a pool under another prefix of the same '
+               'etcd is not seen', '' if ok else repr((other, hosts)))
+
+        # etcd goes away: the host keeps serving, the placing vgcd places by
+        # the last list; etcd comes back (lease run out): announced again.
+        etcd.kill()
+        time.sleep(3)           # longer than the lease
+        run_check('registry: with etcd away, clients are placed by the last list read',
+                  [device], env=shim_env(build, server), timeout=120)
+        etcd = Etcd(tmp, data_dir=etcd.data_dir, client_port=etcd.client_port)
+        recs = etcd.wait_records(lambda rr: addr['A'] in rr, timeout=15)
+        # etcd keeps leases over a restart and extends them, so the host's
+        # lease may have lived: either it renews it, or it takes a new one.
+        a_log = a.wait_log('etcd answers again', 5)
+        ok = addr['A'] in recs and 'cannot renew the lease' in a_log and \
+            ('etcd answers again' in a_log or 'announced again' in a_log) and \
+            'cannot read the hosts' in r.log_text() and \
+            'reading the hosts again' in r.wait_log('reading the hosts again', 5)
+        report('ok' if ok else 'FAIL', 'registry: once etcd is back the host is in the '
+               'registry again, and both vgcds said etcd was away', '' if ok else
+               '%r\n%s\n%s' % (recs, tail(a.log_text()), tail(r.log_text())))
+        alive = all(d.alive() for d in (a, r))
+        report('ok' if alive else 'FAIL', 'registry: every vgcd survived', '' if alive else
+               tail(r.log_text()))
+    except RuntimeError as e:
+        report('FAIL', 'registry: etcd and the daemons start', str(e))
+    finally:
+        for c in holders:
+            c.close()
+        for d in daemons:
+            d.stop()
+        if etcd:
+            etcd.kill()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -2014,6 +2274,7 @@ def main():
                           ('shim', section_shim), ('integration', section_integration),
                           ('kernels', section_kernels), ('runtime', section_runtime),
                           ('remote', section_remote), ('aggregate', section_aggregate),
+                          ('registry', section_registry),
                           ('robustness', section_robustness), ('pool', section_pool),
                           ('oversubscribe', section_oversubscribe),
                           ('vhost', section_vhost),
