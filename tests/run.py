@@ -639,7 +639,7 @@ class Etcd:
         self.log.close()
 
 
-def registry_refusals(build, url):
+def registry_refusals(build, url, tag):
     """What the command line or the registry says is wrong stops vgcd at
     start, with a message naming it."""
     vgcd = os.path.join(build, 'host-backend', 'vgcd')
@@ -673,33 +673,34 @@ def registry_refusals(build, url):
         p = subprocess.run([vgcd] + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            text=True, timeout=30)
         ok = p.returncode == rc and want in p.stdout
-        report('ok' if ok else 'FAIL', 'registry: %s is refused at start' % what,
+        report('ok' if ok else 'FAIL', tag + ': %s is refused at start' % what,
                '' if ok else 'exit %d\n%s' % (p.returncode, tail(p.stdout)))
 
 
-def section_registry(build):
+def section_registry(build, suffix='', env=None):
     """vgcd --registry: GPU hosts (two cpu-executor vgcds) keep records in
     a real etcd under leases; a vgcd with --executor remote:registry sends
     each client to the least loaded of them, falls back while a dead host's
     record lasts, and follows hosts that come, go, and an etcd that goes
     away and comes back."""
     if not shutil.which('etcd'):
-        report('skip', 'registry: etcd is not installed (Debian package etcd-server; '
-               'make deps installs it)')
+        report('skip', 'registry%s: etcd is not installed (Debian package etcd-server; '
+               'make deps installs it)' % suffix)
         return
+    tag = 'registry' + suffix
     tmp = tempfile.mkdtemp(prefix='vgc-reg-')
     daemons = []
     holders = []
     etcd = None
     try:
         etcd = Etcd(tmp)
-        registry_refusals(build, etcd.url)
+        registry_refusals(build, etcd.url, tag)
         addr = {h: 'tcp:127.0.0.1:%d' % free_port() for h in 'AB'}
 
         def gpu_host(h):
             d = Daemon(build, [addr[h]], extra=[
                 '--registry', etcd.url, '--advertise', addr[h] + ',ttl=2',
-                '--control', os.path.join(tmp, h + '.ctl')])
+                '--control', os.path.join(tmp, h + '.ctl')], env=env)
             daemons.append(d)
             return d
 
@@ -708,19 +709,20 @@ def section_registry(build):
         ok = sorted(recs) == sorted(addr.values()) and all(
             r['devices'] == 2 and r['executor'] == 'cpu' and r['memory'] == 2 << 30 and
             r['clients'] == 0 for r in recs.values())
-        report('ok' if ok else 'FAIL', 'registry: two GPU hosts announce themselves, with '
+        report('ok' if ok else 'FAIL', tag + ': two GPU hosts announce themselves, with '
                'their devices, memory and clients', '' if ok else repr(recs))
 
         sock = os.path.join(tmp, 'r.sock')
         r_ctl = os.path.join(tmp, 'r.ctl')
         r = Daemon(build, ['unix:' + sock], extra=[
-            '--executor', 'remote:registry', '--registry', etcd.url, '--control', r_ctl])
+            '--executor', 'remote:registry', '--registry', etcd.url, '--control', r_ctl],
+                   env=env)
         daemons.append(r)
         server = 'unix:' + sock
 
         # Four clients at once spread two and two, before any record says so.
         for _ in range(4):
-            c = PoolClient(build, server)
+            c = PoolClient(build, server, env)
             holders.append(c)
         answers = [c.ask('ctx 0') for c in holders] + [c.ask('alloc %d' % (1 << 20))
                                                         for c in holders]
@@ -732,21 +734,21 @@ def section_registry(build):
         sent = [l.split()[-1] for l in control_status_lines(r_ctl) if ' sent-to ' in l]
         ok = all(a_ == [] for a_ in answers) and counts == (2, 2) and \
             sorted(sent) == sorted([addr['A']] * 2 + [addr['B']] * 2)
-        report('ok' if ok else 'FAIL', 'registry: four clients are spread two and two over '
+        report('ok' if ok else 'FAIL', tag + ': four clients are spread two and two over '
                'two hosts', '' if ok else '%r %r %r\n%s' % (answers, counts, sent,
                                                             tail(r.log_text())))
         recs = etcd.wait_records(lambda rr: all(x['clients'] == 2 and x['used'][0] == 2 << 20
                                                 for x in rr.values()))
         ok = all(x['clients'] == 2 and x['used'][0] == 2 << 20 for x in recs.values())
-        report('ok' if ok else 'FAIL', 'registry: the records follow the clients and the '
+        report('ok' if ok else 'FAIL', tag + ': the records follow the clients and the '
                'memory they hold', '' if ok else repr(recs))
         for c in holders:
             c.close()
         holders = []
 
-        run_check('registry: a program runs through a placed host',
+        run_check(tag + ': a program runs through a placed host',
                   [os.path.join(build, 'tests', 'integration', 'test_memcpy')],
-                  env=shim_env(build, server), timeout=120)
+                  env=shim_env(build, server, env), timeout=120)
 
         # A host that dies: clients go to the other while its record lasts,
         # and its record goes within its lease.
@@ -756,54 +758,54 @@ def section_registry(build):
         device = os.path.join(build, 'tests', 'integration', 'test_device')
         fine = 0
         for _ in range(3):
-            p = subprocess.run([device], env=shim_env(build, server), stdout=subprocess.PIPE,
+            p = subprocess.run([device], env=shim_env(build, server, env), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, timeout=120)
             fine += p.returncode == 0
-        report('ok' if fine == 3 else 'FAIL', 'registry: while a dead host\'s record lasts, '
+        report('ok' if fine == 3 else 'FAIL', tag + ': while a dead host\'s record lasts, '
                'its clients are served by the next host', '' if fine == 3 else tail(p.stdout))
         recs = etcd.wait_records(lambda rr: addr['A'] not in rr, timeout=10)
         gone = time.time() - killed
         ok = addr['A'] not in recs and addr['B'] in recs and gone < 2 + 3
-        report('ok' if ok else 'FAIL', 'registry: a killed host\'s record goes when its '
+        report('ok' if ok else 'FAIL', tag + ': a killed host\'s record goes when its '
                'lease (2 s) runs out (%.1f s)' % gone, '' if ok else repr(recs))
 
         # A host that stops withdraws at once; with none left, clients hear why.
         b.stop()
         recs = etcd.records()
-        report('ok' if not recs else 'FAIL', 'registry: a host that stops withdraws its '
+        report('ok' if not recs else 'FAIL', tag + ': a host that stops withdraws its '
                'record at once', repr(recs))
         time.sleep(1.5)         # the placing vgcd reads the records each second
-        p = subprocess.run([device], env=shim_env(build, server), stdout=subprocess.PIPE,
+        p = subprocess.run([device], env=shim_env(build, server, env), stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, timeout=120)
         ok = p.returncode != 0 and 'no GPU host of the registry' in p.stdout
-        report('ok' if ok else 'FAIL', 'registry: with no host left a client is refused '
+        report('ok' if ok else 'FAIL', tag + ': with no host left a client is refused '
                'with the reason', '' if ok else tail(p.stdout))
 
         # A host that comes (back) is used.
         a = gpu_host('A')
         etcd.wait_records(lambda rr: addr['A'] in rr)
         time.sleep(1.5)
-        run_check('registry: a host that comes back gets clients', [device],
-                  env=shim_env(build, server), timeout=120)
+        run_check(tag + ': a host that comes back gets clients', [device],
+                  env=shim_env(build, server, env), timeout=120)
 
         # Another pool on the same etcd (its own prefix) is not ours.
         c_addr = 'tcp:127.0.0.1:%d' % free_port()
         c = Daemon(build, [c_addr], extra=['--registry', etcd.url + '/pool-b',
-                                           '--advertise', c_addr + ',ttl=2'])
+                                           '--advertise', c_addr + ',ttl=2'], env=env)
         daemons.append(c)
         other = etcd.wait_records(lambda rr: c_addr in rr, prefix='/pool-b/hosts/')
         time.sleep(1.5)
         hosts = [l for l in control_status_lines(r_ctl) if l.startswith('registry-host ')]
         ok = c_addr in other and len(hosts) == 1 and addr['A'] in hosts[0]
-        report('ok' if ok else 'FAIL', 'registry: a pool under another prefix of the same '
+        report('ok' if ok else 'FAIL', tag + ': a pool under another prefix of the same '
                'etcd is not seen', '' if ok else repr((other, hosts)))
 
         # etcd goes away: the host keeps serving, the placing vgcd places by
         # the last list; etcd comes back (lease run out): announced again.
         etcd.kill()
         time.sleep(3)           # longer than the lease
-        run_check('registry: with etcd away, clients are placed by the last list read',
-                  [device], env=shim_env(build, server), timeout=120)
+        run_check(tag + ': with etcd away, clients are placed by the last list read',
+                  [device], env=shim_env(build, server, env), timeout=120)
         etcd = Etcd(tmp, data_dir=etcd.data_dir, client_port=etcd.client_port)
         recs = etcd.wait_records(lambda rr: addr['A'] in rr, timeout=15)
         # etcd keeps leases over a restart and extends them, so the host's
@@ -813,14 +815,14 @@ def section_registry(build):
             ('etcd answers again' in a_log or 'announced again' in a_log) and \
             'cannot read the hosts' in r.log_text() and \
             'reading the hosts again' in r.wait_log('reading the hosts again', 5)
-        report('ok' if ok else 'FAIL', 'registry: once etcd is back the host is in the '
+        report('ok' if ok else 'FAIL', tag + ': once etcd is back the host is in the '
                'registry again, and both vgcds said etcd was away', '' if ok else
                '%r\n%s\n%s' % (recs, tail(a.log_text()), tail(r.log_text())))
         alive = all(d.alive() for d in (a, r))
-        report('ok' if alive else 'FAIL', 'registry: every vgcd survived', '' if alive else
+        report('ok' if alive else 'FAIL', tag + ': every vgcd survived', '' if alive else
                tail(r.log_text()))
     except RuntimeError as e:
-        report('FAIL', 'registry: etcd and the daemons start', str(e))
+        report('FAIL', tag + ': etcd and the daemons start', str(e))
     finally:
         for c in holders:
             c.close()
@@ -2290,6 +2292,7 @@ def main():
             section_integration_asan(args.asan_build, env, env)
             section_pool(args.asan_build, ' (asan)', env)
             section_aggregate(args.asan_build, ' (asan)', env)
+            section_registry(args.asan_build, ' (asan)', env)
         else:
             report('FAIL', 'asan: no --asan-build given')
     if want('fuzz'):
