@@ -677,6 +677,48 @@ def registry_refusals(build, url, tag):
                '' if ok else 'exit %d\n%s' % (p.returncode, tail(p.stdout)))
 
 
+def registry_vms(build, tag, vm_sock, ctls, etcd):
+    """A VM is placed as a whole: its guest sessions go where the VM went;
+    the next VM goes to the other host."""
+    sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration'))
+    import malformed
+    import vhost_tests
+    malformed.load_opcodes(os.path.join(build, 'protocol', 'vgc_opcodes.h'))
+
+    def workers():
+        return [sum(1 for l in control_status_lines(c) if l.startswith('worker ')
+                    and ' kind client ' in l) for c in ctls]
+    # The hosts' records show no client (the four holders are gone).
+    etcd.wait_records(lambda rr: all(x['clients'] == 0 for x in rr.values()))
+    time.sleep(1.2)             # and the placing vgcd has read them
+    vms, guests = [], []
+    try:
+        vm1 = vhost_tests.vm.VhostMaster(vm_sock)
+        vms.append(vm1)
+        for _ in range(2):
+            g = vhost_tests.Guest(vm1)
+            g.setup()
+            guests.append(g)
+        first = workers()
+        vm2 = vhost_tests.vm.VhostMaster(vm_sock)
+        vms.append(vm2)
+        g = vhost_tests.Guest(vm2)
+        g.setup()
+        guests.append(g)
+        second = workers()
+        ok = sorted(first) == [0, 2] and sorted(second) == [1, 2] and \
+            first.index(2) == second.index(2)
+        report('ok' if ok else 'FAIL', tag + ': a VM\'s two guest sessions go to one host, '
+               'the next VM to the other', '' if ok else repr((first, second)))
+    except Exception as e:      # noqa: BLE001 - a crash of the test is a failure
+        report('FAIL', tag + ': VMs: %s: %s' % (type(e).__name__, e))
+    finally:
+        for g in guests:
+            g.close()
+        for v in vms:
+            v.close()
+
+
 def section_registry(build, suffix='', env=None):
     """vgcd --registry: GPU hosts (two cpu-executor vgcds) keep records in
     a real etcd under leases; a vgcd with --executor remote:registry sends
@@ -713,8 +755,9 @@ def section_registry(build, suffix='', env=None):
                'their devices, memory and clients', '' if ok else repr(recs))
 
         sock = os.path.join(tmp, 'r.sock')
+        vm_sock = os.path.join(tmp, 'vm.sock')
         r_ctl = os.path.join(tmp, 'r.ctl')
-        r = Daemon(build, ['unix:' + sock], extra=[
+        r = Daemon(build, ['unix:' + sock, 'vhost-user:' + vm_sock], extra=[
             '--executor', 'remote:registry', '--registry', etcd.url, '--control', r_ctl],
                    env=env)
         daemons.append(r)
@@ -749,6 +792,8 @@ def section_registry(build, suffix='', env=None):
         run_check(tag + ': a program runs through a placed host',
                   [os.path.join(build, 'tests', 'integration', 'test_memcpy')],
                   env=shim_env(build, server, env), timeout=120)
+        registry_vms(build, tag, vm_sock, (os.path.join(tmp, 'A.ctl'), os.path.join(tmp, 'B.ctl')),
+                     etcd)
 
         # A host that dies: clients go to the other while its record lasts,
         # and its record goes within its lease.
