@@ -677,6 +677,47 @@ def registry_refusals(build, url, tag):
                '' if ok else 'exit %d\n%s' % (p.returncode, tail(p.stdout)))
 
 
+def registry_untrusted(build, tag, etcd, r, r_ctl, addr):
+    """Records are written by other hosts: ones that do not read are left
+    out of placement and said, in vgcd's log and by vgcctl hosts."""
+    import base64
+
+    def b64(text):
+        return base64.b64encode(text.encode()).decode()
+    bogus = {
+        '/vgc/hosts/tcp:127.0.0.1:1': '{not json',
+        '/vgc/hosts/tcp:127.0.0.1:2': json.dumps({
+            'version': 1, 'address': 'tcp:127.0.0.1:3', 'executor': 'cpu', 'devices': 2,
+            'memory': 0, 'used': [0, 0], 'clients': 0}),
+        '/vgc/hosts/tcp:127.0.0.1:4': json.dumps({
+            'version': 1, 'address': 'tcp:127.0.0.1:4', 'executor': 'cpu', 'devices': 2,
+            'memory': 0, 'used': [0], 'clients': 0}),
+    }
+    try:
+        for k, v in bogus.items():
+            etcd.post('/v3/kv/put', {'key': b64(k), 'value': b64(v)})
+        time.sleep(1.5)         # read by the placing vgcd
+        hosts = [l for l in control_status_lines(r_ctl) if l.startswith('registry-host ')]
+        log = r.wait_log('tcp:127.0.0.1:4: ', 3)
+        ok = len(hosts) == 2 and all(('vgcd: registry: record left out: ' + k) in log
+                                     for k in bogus)
+        report('ok' if ok else 'FAIL', tag + ': records that do not read are left out of '
+               'placement, and said in the log', '' if ok else '%r\n%s' % (hosts, tail(log)))
+        p = subprocess.run([os.path.join(build, 'host-backend', 'vgcctl'), 'hosts', etcd.url],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=30)
+        lines = p.stdout.splitlines()
+        listed = sorted(l.split()[1] for l in lines if l.startswith('host '))
+        left = [l for l in lines if l.startswith('left-out ')]
+        ok = p.returncode == 0 and listed == sorted(addr.values()) and len(left) == 3 and \
+            all(' devices 2 memory %d ' % (2 << 30) in l for l in lines if l.startswith('host '))
+        report('ok' if ok else 'FAIL', tag + ': vgcctl hosts lists the hosts from etcd, and '
+               'the records left out', '' if ok else tail(p.stdout))
+    finally:
+        for k in bogus:
+            etcd.post('/v3/kv/deleterange', {'key': b64(k)})
+
+
 def registry_vms(build, tag, vm_sock, ctls, etcd):
     """A VM is placed as a whole: its guest sessions go where the VM went;
     the next VM goes to the other host."""
@@ -792,6 +833,7 @@ def section_registry(build, suffix='', env=None):
         run_check(tag + ': a program runs through a placed host',
                   [os.path.join(build, 'tests', 'integration', 'test_memcpy')],
                   env=shim_env(build, server, env), timeout=120)
+        registry_untrusted(build, tag, etcd, r, r_ctl, addr)
         registry_vms(build, tag, vm_sock, (os.path.join(tmp, 'A.ctl'), os.path.join(tmp, 'B.ctl')),
                      etcd)
 

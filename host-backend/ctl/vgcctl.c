@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <glib.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -37,6 +38,8 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "registry.h"
 
 #ifdef VGCCTL_LIBVIRT
 #include <json-glib/json-glib.h>
@@ -77,6 +80,8 @@ static void vgcctl_usage(FILE *f)
         "                           domain (socket default %s/DOMAIN.sock)\n"
         "  detach DOMAIN [--timeout SECONDS]\n"
         "                           unplug what attach plugged (waits 30 s)\n"
+        "  hosts URL[,URL...]       the GPU hosts of the pool whose registry (etcd)\n"
+        "                           is at URL, as vgcd --registry: one line each\n"
         "  hook DOMAIN OP SUBOP [EXTRA]\n"
         "                           libvirt's qemu hook (libvirt-hooks/qemu);\n"
         "                           reads the domain XML on stdin\n"
@@ -1072,6 +1077,48 @@ static int vgcctl_plug(bool attach, int argc, char **argv)
                   : vgcctl_detach(argv[optind], timeout);
 }
 
+/*
+ * The registry's hosts, read from etcd (not through vgcd): one line per
+ * host in the form of vgcd's status lines, then "left-out KEY: why" for
+ * records that do not read.
+ */
+static int vgcctl_hosts(const char *urls)
+{
+    struct vgc_registry_host *hosts;
+    GString *left_out = g_string_new(NULL);
+    char *err = NULL;
+    int n = vgc_registry_list(urls, &hosts, left_out, &err);
+
+    if (n < 0) {
+        vgcctl_err("hosts: %s", err ? err : "cannot read the registry");
+        free(err);
+        g_string_free(left_out, TRUE);
+        return VGCCTL_FAILED;
+    }
+    for (int i = 0; i < n; i++) {
+        const struct vgc_registry_host *h = &hosts[i];
+        uint64_t used = 0;
+
+        for (int d = 0; d < h->ndevices; d++) {
+            used += h->used[d];
+        }
+        printf("host %s executor %s devices %d memory %" PRIu64 " used %" PRIu64
+               " clients %u\n", h->address, h->executor, h->ndevices, h->memory, used,
+               h->clients);
+    }
+    if (left_out->len) {
+        gchar **each = g_strsplit(left_out->str, "\n", -1);
+
+        for (int i = 0; each[i] && *each[i]; i++) {
+            printf("left-out %s\n", each[i]);
+        }
+        g_strfreev(each);
+    }
+    g_free(hosts);
+    g_string_free(left_out, TRUE);
+    return VGCCTL_OK;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -1122,6 +1169,9 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "attach") || !strcmp(cmd, "detach")) {
         return vgcctl_plug(cmd[0] == 'a', argc, argv);
+    }
+    if (!strcmp(cmd, "hosts") && argc == 2) {
+        return vgcctl_hosts(argv[1]);
     }
     if (!strcmp(cmd, "hook")) {
         return vgcctl_hook(argc - 1, argv + 1);

@@ -110,8 +110,7 @@ static void registry_read_one(const char *key, const char *value, size_t len, vo
     }
     if (!vgc_registry_record_decode(value, len, address, &rd->hosts[rd->n], &why)) {
         rd->ignored++;
-        g_string_append_printf(rd->complaints, "%s%s: %s", rd->complaints->len ? "; " : "",
-                               key, why ? why : "unreadable");
+        g_string_append_printf(rd->complaints, "%s: %s\n", key, why ? why : "unreadable");
         free(why);
         return;
     }
@@ -143,23 +142,40 @@ static int registry_read(struct vgc_etcd *e, struct vgc_registry_host **hosts, i
     return rd.n;
 }
 
-bool vgc_registry_probe(const char *urls, int *nhosts, int *min_devices, char **err)
+/* One log line per record left out (@lines: "KEY: why\n" each). */
+static void registry_log_left_out(const char *lines)
+{
+    for (const char *l = lines, *nl; *l; l = nl + 1) {
+        nl = strchr(l, '\n');
+        if (!nl) {
+            break;
+        }
+        fprintf(stderr, "vgcd: registry: record left out: %.*s\n", (int)(nl - l), l);
+    }
+}
+
+int vgc_registry_list(const char *urls, struct vgc_registry_host **hosts, GString *left_out,
+                      char **err)
 {
     struct vgc_etcd *e = vgc_etcd_new(urls, err);
-    struct vgc_registry_host *hosts;
-    GString *complaints;
     int n, ignored;
 
     if (!e) {
-        return false;
+        return -1;
     }
-    complaints = g_string_new(NULL);
-    n = registry_read(e, &hosts, &ignored, complaints, err);
+    n = registry_read(e, hosts, &ignored, left_out, err);
     vgc_etcd_free(e);
-    if (complaints->len) {
-        fprintf(stderr, "vgcd: registry: records left out: %s\n", complaints->str);
-    }
-    g_string_free(complaints, TRUE);
+    return n;
+}
+
+bool vgc_registry_probe(const char *urls, int *nhosts, int *min_devices, char **err)
+{
+    struct vgc_registry_host *hosts;
+    GString *left_out = g_string_new(NULL);
+    int n = vgc_registry_list(urls, &hosts, left_out, err);
+
+    registry_log_left_out(left_out->str);
+    g_string_free(left_out, TRUE);
     if (n < 0) {
         return false;
     }
@@ -208,8 +224,8 @@ static void registry_refresh(struct vgc_registry *r, GString *last_complaints)
     r->read_at = now;
     pthread_mutex_unlock(&r->lock);
     g_free(old);
-    if (complaints->len && strcmp(complaints->str, last_complaints->str)) {
-        fprintf(stderr, "vgcd: registry: records left out: %s\n", complaints->str);
+    if (strcmp(complaints->str, last_complaints->str)) {
+        registry_log_left_out(complaints->str);
     }
     g_string_assign(last_complaints, complaints->str);
     g_string_free(complaints, TRUE);

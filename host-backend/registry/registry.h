@@ -95,6 +95,15 @@ struct vgc_registry_config {
 struct vgc_registry;
 
 /*
+ * Read the records once, now, in the calling thread, into a new array
+ * *@hosts (g_free it) in address order; returns how many, or -1 with *err
+ * a malloc()ed reason when etcd cannot be read.  Records that do not read
+ * are left out, and said in @left_out, a line "KEY: why\n" each.
+ */
+int vgc_registry_list(const char *urls, struct vgc_registry_host **hosts, GString *left_out,
+                      char **err);
+
+/*
  * Read the records once, now, in the calling thread: how many hosts there
  * are into *@nhosts and the fewest devices one of them has into
  * *@min_devices (0 when none).  Returns false with *err a malloc()ed
