@@ -562,6 +562,7 @@ def section_remote(build):
             report('ok' if ok else 'FAIL', 'remote: device printf reaches the client\'s '
                    'stdout, not the remote executor\'s', '' if ok else tail(p.stdout))
         remote_swap_ends(build, upstream_addr, tmp)
+        remote_swap(build, tmp)
         remote_upstream_lost(build, server, upstream, d)
         upstream = Daemon(build, [upstream_addr])
         run_check('remote: a new client works once the upstream is back',
@@ -921,9 +922,9 @@ def section_registry(build, suffix='', env=None):
 
 
 def remote_swap_ends(build, upstream_addr, tmp):
-    """vgcd --swap with --executor remote: that executor cannot swap (it
-    would need the upstream to), so a preempted process is ended as
-    without --swap, and the log says why."""
+    """vgcd --swap with --executor remote: and an upstream without --swap:
+    the upstream cannot hold the memory, so a preempted process is ended
+    as without --swap, and the log says why."""
     m = 1 << 20
     lo_s, hi_s = os.path.join(tmp, 'train.sock'), os.path.join(tmp, 'infer.sock')
     d = Daemon(build, ['unix:%s,priority=10,name=train' % lo_s,
@@ -942,12 +943,72 @@ def remote_swap_ends(build, upstream_addr, tmp):
             'preempted tenant train (priority 10): memory for tenant infer (priority 90) on ' \
             'device 0; frees 200.0 MiB (not swapped out: its executor cannot swap' in log and \
             'swapping out' not in log
-        report('ok' if ok else 'FAIL', 'remote: with --swap a preempted process is still '
-               'ended: the remote executor cannot swap', '' if ok else (held, v, tail(log)))
+        report('ok' if ok else 'FAIL', 'remote: with --swap, and an upstream without, a '
+               'preempted process is still ended', '' if ok else (held, v, tail(log)))
     finally:
         lo.close()
         hi.close()
         d.stop()
+
+
+def remote_swap(build, tmp, suffix='', env=None):
+    """vgcd --swap with --executor remote: and an upstream with --swap: a
+    preempted process is swapped out by the upstream, in its host RAM
+    (VGC_OP_SWAP), and comes back with its bytes at the same address once
+    it fits again; while out, its upstream session refuses calls."""
+    m = 1 << 20
+    tag = 'remote' + suffix
+    up_addr = 'tcp:127.0.0.1:%d' % free_port()
+    up_ctl = os.path.join(tmp, 'up-swap.ctl')
+    lo_s, hi_s = os.path.join(tmp, 'train-s.sock'), os.path.join(tmp, 'infer-s.sock')
+    up = d = lo = hi = None
+    try:
+        up = Daemon(build, [up_addr], extra=['--swap', '1G', '--control', up_ctl], env=env)
+        d = Daemon(build, ['unix:%s,priority=10,name=train' % lo_s,
+                           'unix:%s,priority=90,name=infer' % hi_s],
+                   extra=['--executor', 'remote:' + up_addr, '--devices', '1',
+                          '--device-memory', '256M', '--swap', '1G'], env=env)
+        lo = PoolClient(build, 'unix:' + lo_s, env)
+        hi = PoolClient(build, 'unix:' + hi_s, env)
+        lo.ask('ctx 0')
+        held = lo.ask('alloc %d' % (200 * m)) == [] and lo.ask('pattern 11') == []
+        addr = lo.value('addr')
+        hi.ask('ctx 0')
+        v = hi.ask('alloc %d' % (128 * m))
+        log = d.wait_log('(tenant train): swapped out 200.0 MiB')
+        up_log = up.wait_log('swapped out 200.0 MiB (device 0: 200.0) to host RAM in')
+        up_workers = [l for l in control_status_lines(up_ctl) if l.startswith('worker ')]
+        out_there = [l for l in up_workers if ' swap out swapped %d ' % (200 * m) in l]
+        ok = held and v == [] and '(tenant train): swapped out 200.0 MiB' in log and \
+            'as its client asked' in up_log and len(out_there) == 1 and \
+            'preempted tenant' not in log
+        report('ok' if ok else 'FAIL', tag + ': with --swap on both, a preempted process is '
+               'swapped out by the upstream, into its host RAM', '' if ok else '%r %r %r\n%s\n%s' % (
+                   held, v, up_workers, tail(log), tail(up_log)))
+        # Back once the memory fits again: the same bytes at the same address.
+        lo.send('verify 11 0')
+        waited = lo.waiting(0.5)
+        hi.ask('freeall')
+        back = lo.answer()
+        ok = waited and back == ['0'] and lo.value('addr') == addr and \
+            lo.ask('addone') == [] and lo.ask('verify 11 1') == ['0'] and \
+            'as its client asked' in up.wait_log('swapped in 200.0 MiB', 5) and \
+            'swapped in 200.0 MiB' in up.log_text()
+        report('ok' if ok else 'FAIL', tag + ': it comes back once it fits: the same bytes '
+               'at the same address, and a kernel on them', '' if ok else '%r %r\n%s\n%s' % (
+                   waited, back, tail(d.log_text()), tail(up.log_text())))
+        alive = up.alive() and d.alive()
+        report('ok' if alive else 'FAIL', tag + ': swap: both vgcds survived', '' if alive
+               else tail(up.log_text()))
+    except RuntimeError as e:
+        report('FAIL', tag + ': swap: the daemons start', str(e))
+    finally:
+        for c in (lo, hi):
+            if c:
+                c.close()
+        for x in (d, up):
+            if x:
+                x.stop()
 
 
 # A client of an aggregating vgcd (devices 0 and 1 behind upstream A, 2
@@ -1087,7 +1148,77 @@ def section_aggregate(build, suffix='', env=None):
     finally:
         for d in daemons:
             d.stop()
+    try:
+        aggregate_swap(build, tag, tmp, env)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def aggregate_swap(build, tag, tmp, env):
+    """--swap on an aggregating vgcd: a preempted process is swapped out on
+    every upstream (each in its own host RAM) and back; when one upstream
+    has no room, those that moved come back and the process is ended."""
+    m = 1 << 20
+    a_addr = 'tcp:127.0.0.1:%d' % free_port()
+    b_addr = 'unix:' + os.path.join(tmp, 'bs.sock')
+    lo_s, hi_s = os.path.join(tmp, 'agg-train.sock'), os.path.join(tmp, 'agg-infer.sock')
+    daemons, clients = [], []
+    try:
+        for b_swap, what in (('1G', 'swapped out on every upstream and back'),
+                             ('64M', 'ended when an upstream has no room, the other '
+                              'upstream\'s part brought back')):
+            a = Daemon(build, [a_addr], env=env, extra=['--swap', '1G'])
+            b = Daemon(build, [b_addr], env=env, extra=['--devices', '1', '--swap', b_swap,
+                                                        '--address-base', '7e8000000000'])
+            agg = Daemon(build, ['unix:%s,priority=10,name=train' % lo_s,
+                                 'unix:%s,priority=90,name=infer' % hi_s], env=env,
+                         extra=['--executor', 'remote:%s+%s' % (a_addr, b_addr),
+                                '--devices', '3', '--device-memory', '256M', '--swap', '1G'])
+            daemons[:] = [agg, a, b]
+            lo = PoolClient(build, 'unix:' + lo_s, env)
+            hi = PoolClient(build, 'unix:' + hi_s, env)
+            clients[:] = [lo, hi]
+            # Memory on both upstreams: 8M on device 0 (A), 200M on 2 (B).
+            lo.ask('ctx 0')
+            held = lo.ask('alloc %d' % (8 * m)) == [] and lo.ask('pattern 3') == []
+            lo.ask('ctx 2')
+            held = held and lo.ask('alloc %d' % (200 * m)) == [] and lo.ask('pattern 5') == []
+            hi.ask('ctx 2')
+            v = hi.ask('alloc %d' % (128 * m))
+            if b_swap == '1G':
+                log = agg.wait_log('(tenant train): swapped out 208.0 MiB')
+                outs = ('as its client asked' in a.wait_log('as its client asked', 5) and
+                        'as its client asked' in b.wait_log('as its client asked', 5))
+                lo.send('verify 5 0')
+                waited = lo.waiting(0.5)
+                hi.ask('freeall')
+                back = lo.answer()
+                ok = held and v == [] and outs and waited and back == ['0'] and \
+                    'swapped out 208.0 MiB' in log and \
+                    'swapped in 8.0 MiB' in a.wait_log('swapped in', 5) and \
+                    'swapped in 200.0 MiB' in b.wait_log('swapped in', 5)
+            else:
+                log = agg.wait_log('cannot swap out', 5)
+                a_log = a.wait_log('swapped in', 5)
+                ok = held and v == [] and 'cannot swap out (CUresult 2); ending it' in log and \
+                    'swapped out 8.0 MiB (device 0: 8.0) to host RAM' in a_log and \
+                    'swapped in 8.0 MiB' in a_log and lo.ask('info')[:1] == ['err']
+            report('ok' if ok else 'FAIL', '%s: with --swap, a preempted process is %s'
+                   % (tag, what), '' if ok else '%s\n%s\n%s' % (
+                       tail(agg.log_text()), tail(a.log_text()), tail(b.log_text())))
+            for c in clients:
+                c.close()
+            for d in daemons:
+                d.stop()
+            if os.path.exists(b_addr[len('unix:'):]):
+                os.unlink(b_addr[len('unix:'):])
+    except RuntimeError as e:
+        report('FAIL', '%s: swap: the daemons start' % tag, str(e))
+    finally:
+        for c in clients:
+            c.close()
+        for d in daemons:
+            d.stop()
 
 
 def aggregate_upstream_lost(tag, build, server, env, upstream, agg):
@@ -1288,6 +1419,15 @@ def section_robustness(build):
                                                   d.log_text):
             report('ok' if ok else 'FAIL', 'robustness: ' + name, detail)
         report('ok' if d.alive() else 'FAIL', 'robustness: vgcd still running after all of it')
+    finally:
+        d.stop()
+    # With --swap, a session swapped out on its client's request (what a
+    # remote executor asks) refuses calls until it is back.
+    try:
+        d = Daemon(build, ['unix:' + sock], extra=['--swap', '64M'])
+        ok, detail = malformed.swap_refuses_calls(sock)
+        report('ok' if ok else 'FAIL', 'robustness: a session swapped out on request refuses '
+               'calls until it is back in', detail)
     finally:
         d.stop()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -2,12 +2,15 @@
  * devstatus.c - a device's utilization, processes and memory, asked of the
  * host (VGC_OP_DEVICE_STATUS), for the private export table (vgc_private.h)
  * through which libnvidia-ml.so.1 answers nvmlDeviceGetUtilizationRates,
- * nvmlDeviceGet*RunningProcesses and nvmlDeviceGetMemoryInfo.
+ * nvmlDeviceGet*RunningProcesses and nvmlDeviceGetMemoryInfo; and the
+ * session swapped out and in on request (VGC_OP_SWAP), for vgcd's remote
+ * executor.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include "vgc_cuda.h"
 #include "vgc_private.h"
+#include "context.h"
 #include "devstatus.h"
 #include "transport.h"
 
@@ -107,6 +110,33 @@ CUresult vgc_device_memory(CUdevice dev, uint64_t *total, uint64_t *free_bytes)
             *free_bytes = f;
         }
     } else if (!vgc_rd_done(&rq.rd)) {
+        res = vgc_req_bad_reply(&rq);
+    }
+    vgc_req_end(&rq);
+    return res;
+}
+
+bool vgc_swap_supported(void)
+{
+    return vgc_initialized() && (vgc_server_info()->features & VGC_FEATURE_SWAP);
+}
+
+CUresult vgc_swap(bool out)
+{
+    struct vgc_req rq;
+    CUresult res;
+
+    res = vgc_req_begin(&rq, VGC_OP_SWAP);
+    if (res != CUDA_SUCCESS) {
+        return res;
+    }
+    if (!(vgc_server_info()->features & VGC_FEATURE_SWAP)) {
+        vgc_req_end(&rq);
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    vgc_wr_u32(&rq.wr, out ? VGC_SWAP_REQ_OUT : VGC_SWAP_REQ_IN);
+    res = vgc_req_call(&rq);
+    if (!vgc_rd_done(&rq.rd)) {
         res = vgc_req_bad_reply(&rq);
     }
     vgc_req_end(&rq);

@@ -349,6 +349,8 @@ static const struct vgc_private_table et_vgc_private = {
     .take_output = vgc_transport_take_output,
     .device_memory = vgc_device_memory,
     .address_window_partial = vgc_transport_address_window_partial,
+    .swap = vgc_swap,
+    .swap_supported = vgc_swap_supported,
 };
 
 /* ---- lookup ----------------------------------------------------------------- */

@@ -2066,6 +2066,25 @@ bool vgc_pool_swap_reserve(struct vgc_pool *pool)
     return false;
 }
 
+bool vgc_pool_swap_volunteer(struct vgc_pool *pool)
+{
+    uint32_t none = VGC_SWAP_NONE;
+
+    return pool_bound(pool) && pool->swap_room &&
+           atomic_compare_exchange_strong(&pool->slots[pool->bound_slot].swap, &none,
+                                          VGC_SWAP_MOVING);
+}
+
+void vgc_pool_swap_withdraw(struct vgc_pool *pool)
+{
+    uint32_t moving = VGC_SWAP_MOVING;
+
+    if (pool_bound(pool)) {
+        atomic_compare_exchange_strong(&pool->slots[pool->bound_slot].swap, &moving,
+                                       VGC_SWAP_NONE);
+    }
+}
+
 void vgc_pool_swap_unreserve(struct vgc_pool *pool)
 {
     if (!pool_bound(pool)) {

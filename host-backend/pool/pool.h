@@ -492,6 +492,18 @@ bool vgc_pool_swap_may_return(struct vgc_pool *pool, uint32_t sec);
  * reserved, when some device has no room after all.
  */
 bool vgc_pool_swap_reserve(struct vgc_pool *pool);
+/*
+ * Swapping asked for by the slot's own client (VGC_OP_SWAP: a remote
+ * executor swapping the process it serves): VGC_SWAP_NONE becomes
+ * VGC_SWAP_MOVING without a mark, and the worker goes on as for a
+ * preemption (vgc_pool_swap_hold ... vgc_pool_swap_moved, and back with
+ * vgc_pool_swap_may_return ... vgc_pool_swap_returned).  False when the
+ * pool is swapping the slot itself, or there is no room at all.
+ */
+bool vgc_pool_swap_volunteer(struct vgc_pool *pool);
+/* Its client's swap did not happen after all: VGC_SWAP_MOVING goes back
+ * to VGC_SWAP_NONE (after vgc_pool_swap_unhold, when it held room). */
+void vgc_pool_swap_withdraw(struct vgc_pool *pool);
 /* The executor could not bring the memory back: undo the reservation. */
 void vgc_pool_swap_unreserve(struct vgc_pool *pool);
 /* It did: the room is free again, the slot VGC_SWAP_NONE and unmarked

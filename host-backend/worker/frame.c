@@ -10,6 +10,7 @@
 #include "frame.h"
 #include "image_cache.h"
 #include "status.h"
+#include "worker.h"
 
 const char *vgcd_frame_check_header(const struct vgc_hdr *h)
 {
@@ -36,7 +37,8 @@ static enum vgcd_frame_result frame_hello(struct vgcd_session *s,
     struct vgc_rd r;
     uint32_t version, pid, client_features;
     uint64_t hash, va_base = s->exec->va_base, va_size = s->exec->va_size;
-    uint32_t features = VGC_FEATURE_DEVICE_STATUS | VGC_FEATURE_DEVICE_MEMORY;
+    uint32_t features = VGC_FEATURE_DEVICE_STATUS | VGC_FEATURE_DEVICE_MEMORY |
+                        (vgcd_swap_on_request_possible() ? VGC_FEATURE_SWAP : 0);
     char name[256];
     char msg[256] = "";
     CUresult res = CUDA_SUCCESS;
@@ -122,6 +124,24 @@ static enum vgcd_frame_result frame_output(struct vgcd_session *s, bool async,
     return VGCD_FRAME_REPLY;
 }
 
+/* Swap this session out or in, as its client asks (VGC_FEATURE_SWAP). */
+static enum vgcd_frame_result frame_swap(struct vgcd_session *s, bool async,
+                                        const void *payload, uint32_t len,
+                                        struct vgc_wr *w)
+{
+    struct vgc_rd r;
+    uint32_t dir;
+
+    vgc_rd_init(&r, payload, len);
+    dir = vgc_rd_u32(&r);
+    if (async || !vgc_rd_done(&r) || (dir != VGC_SWAP_REQ_OUT && dir != VGC_SWAP_REQ_IN)) {
+        vgcd_violation(s, "a malformed swap request");
+        return VGCD_FRAME_VIOLATION;
+    }
+    vgc_wr_i32(w, vgcd_swap_on_request(s, dir == VGC_SWAP_REQ_OUT));
+    return VGCD_FRAME_REPLY;
+}
+
 enum vgcd_frame_result vgcd_frame_process(struct vgcd_session *s,
                                           const struct vgc_hdr *h,
                                           const void *payload,
@@ -174,6 +194,9 @@ enum vgcd_frame_result vgcd_frame_process(struct vgcd_session *s,
         }
         return VGCD_FRAME_REPLY;
     }
+    if (h->opcode == VGC_OP_SWAP) {
+        return frame_swap(s, async, payload, h->length, w);
+    }
     if (h->opcode < VGC_OP_FIRST_CALL || !vgc_opcode_name(h->opcode)) {
         vgcd_violation(s, "unknown opcode");
         return VGCD_FRAME_VIOLATION;
@@ -184,7 +207,8 @@ enum vgcd_frame_result vgcd_frame_process(struct vgcd_session *s,
         return VGCD_FRAME_VIOLATION;
     }
 
-    res = vgcd_session_enter(s, h->ctx);
+    /* Its memory is in host RAM until its client asks it back. */
+    res = s->swapped_on_request ? CUDA_ERROR_ILLEGAL_STATE : vgcd_session_enter(s, h->ctx);
     if (res != CUDA_SUCCESS) {
         /* The thread's current context is gone: the call fails as a whole. */
         if (async) {

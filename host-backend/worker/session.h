@@ -57,6 +57,9 @@ struct vgcd_session {
      * none, and whether a call is read already but not yet served. */
     int client_fd;
     bool call_buffered;
+    /* Swapped out because its client asked (VGC_OP_SWAP): calls fail with
+     * CUDA_ERROR_ILLEGAL_STATE until it asks to come back. */
+    bool swapped_on_request;
 
     /* What NVML reports (status.c); the worker sets pool, NULL for none. */
     struct vgc_pool *pool;  /* bound to this worker's slot */

@@ -232,3 +232,67 @@ int vgcd_swap_cycle(struct vgcd_session *s)
     vgcd_worker_busy(false);
     return 0;
 }
+
+bool vgcd_swap_on_request_possible(void)
+{
+    return swap_sigfd >= 0;
+}
+
+CUresult vgcd_swap_on_request(struct vgcd_session *s, bool out)
+{
+    struct vgc_pool *pool = s->pool;
+    char amounts[256];
+    uint64_t t0 = vgc_pool_clock();
+    CUresult rc;
+
+    if (swap_sigfd < 0) {
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    if (out == s->swapped_on_request) {
+        return CUDA_SUCCESS;
+    }
+    if (out) {
+        swap_sync_contexts(s);
+        if (!vgc_pool_swap_volunteer(pool)) {
+            return CUDA_ERROR_ILLEGAL_STATE;    /* the pool is at it */
+        }
+        if (!vgc_pool_swap_hold(pool)) {
+            vgc_pool_swap_withdraw(pool);
+            fprintf(stderr, "vgcd: %s: asked to swap out, but its %.1f MiB do not fit in "
+                    "what is left of --swap\n", s->peer,
+                    (double)vgc_pool_slot_used(pool, vgc_pool_bound_slot(pool)) / (1 << 20));
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+        rc = s->exec->swap_out();
+        if (rc != CUDA_SUCCESS) {
+            vgc_pool_swap_unhold(pool);
+            vgc_pool_swap_withdraw(pool);
+            fprintf(stderr, "vgcd: %s: asked to swap out, but cannot (CUresult %d)\n",
+                    s->peer, (int)rc);
+            return rc;
+        }
+        vgc_pool_swap_moved(pool);
+        s->swapped_on_request = true;
+        swap_amounts(pool, amounts, sizeof(amounts));
+        fprintf(stderr, "vgcd: %s: swapped out %s to host RAM in %.3f s, as its client asked\n",
+                s->peer, amounts, swap_seconds(t0, vgc_pool_clock()));
+        return CUDA_SUCCESS;
+    }
+    /* Back only when it fits beside equal and higher priorities, as a
+     * process this pool swapped out; the client asks again meanwhile. */
+    if (!vgc_pool_swap_may_return(pool, vgc_pool_time_of_day()) ||
+        !vgc_pool_swap_reserve(pool)) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    swap_amounts(pool, amounts, sizeof(amounts));
+    rc = s->exec->swap_in();
+    if (rc != CUDA_SUCCESS) {
+        vgc_pool_swap_unreserve(pool);
+        return rc;
+    }
+    vgc_pool_swap_returned(pool);
+    s->swapped_on_request = false;
+    fprintf(stderr, "vgcd: %s: swapped in %s in %.3f s, as its client asked\n", s->peer,
+            amounts, swap_seconds(t0, vgc_pool_clock()));
+    return CUDA_SUCCESS;
+}

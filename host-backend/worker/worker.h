@@ -55,5 +55,14 @@ int vgcd_swap_wait(int fd);
  * or the executor failed; logged).
  */
 int vgcd_swap_cycle(struct vgcd_session *s);
+/* Whether this process swaps when its client asks (VGC_FEATURE_SWAP). */
+bool vgcd_swap_on_request_possible(void);
+/*
+ * Its client asked (VGC_OP_SWAP; @out: out, else back in):
+ * the same moves as vgcd_swap_cycle, at once and without waiting; the
+ * session then takes no call until it is back in (s->swapped_on_request).
+ * Returns the CUresult of the reply (vgc_wire.h); logged.
+ */
+CUresult vgcd_swap_on_request(struct vgcd_session *s, bool out);
 
 #endif /* VGCD_WORKER_H */

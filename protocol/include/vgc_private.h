@@ -106,6 +106,20 @@ struct vgc_private_table {
      * all of the server's device memory, or there is no window.
      */
     bool (*address_window_partial)(void);
+
+    /*
+     * swap - have the server move this session's device memory to its
+     * host RAM (@out) or back (VGC_OP_SWAP): what a remote executor does
+     * when its own vgcd swaps out the process it serves.  Between the two,
+     * every call of the session fails with CUDA_ERROR_ILLEGAL_STATE.
+     * Returns CUDA_SUCCESS; CUDA_ERROR_OUT_OF_MEMORY when the server has
+     * no room for it (out) or its devices none yet (in: ask again);
+     * CUDA_ERROR_ILLEGAL_STATE while the server swaps it on its own;
+     * CUDA_ERROR_NOT_SUPPORTED when swap_supported is false.
+     * swap_supported - whether the server said VGC_FEATURE_SWAP.
+     */
+    CUresult (*swap)(bool out);
+    bool (*swap_supported)(void);
 };
 
 /* Most printed bytes keep_output holds before take_output fetches them. */

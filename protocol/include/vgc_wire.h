@@ -58,6 +58,8 @@ enum {
     VGC_OP_OUTPUT = 4,      /* device output (kernel printf) since the last
                                one: reply i32 0, blob of text */
     VGC_OP_DEVICE_STATUS = 5, /* a device's utilization and processes (NVML) */
+    VGC_OP_SWAP = 6,        /* move this session's device memory to the
+                               host's RAM and back (VGC_FEATURE_SWAP) */
     VGC_OP_FIRST_CALL = 16,
 };
 
@@ -166,6 +168,27 @@ static inline bool vgc_stream_plausible(uint64_t s)
  * get none, and ask about every address, as with a real driver's).
  */
 #define VGC_FEATURE_PARTIAL_WINDOW (1u << 2)
+/*
+ * The host swaps this session on request (VGC_OP_SWAP): it has room for it
+ * (vgcd --swap) and an executor that can.  Who asks is a vgcd whose
+ * remote executor serves this session to its own client and preempts it
+ * there: the memory stays where it is, in this host's RAM.
+ *
+ * SWAP request: u32 VGC_SWAP_REQ_OUT or VGC_SWAP_REQ_IN, synchronous.
+ *      reply:   i32 CUresult.  OUT: every device allocation of the session
+ *               is moved to host RAM, its addresses kept reserved, and its
+ *               device memory given back; until IN, every call of the
+ *               session fails with CUDA_ERROR_ILLEGAL_STATE.
+ *               CUDA_ERROR_OUT_OF_MEMORY: the room does not hold it (OUT)
+ *               or the devices do not yet (IN; ask again later);
+ *               CUDA_ERROR_ILLEGAL_STATE: the host's own pool is swapping
+ *               it; CUDA_ERROR_NOT_SUPPORTED: no feature.  IN when not out,
+ *               and OUT when out, succeed and do nothing.
+ * Another request length or direction is a protocol violation.
+ */
+#define VGC_FEATURE_SWAP (1u << 3)
+#define VGC_SWAP_REQ_OUT 1u
+#define VGC_SWAP_REQ_IN  2u
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the wire is little-endian; add byte swapping for this host"

@@ -12,6 +12,9 @@ MAGIC = 0x31434756
 VERSION = 1
 F_NO_REPLY = 2
 OP_DEVICE_STATUS = 5        # protocol/include/vgc_wire.h
+OP_SWAP = 6
+SWAP_OUT, SWAP_IN = 1, 2
+FEATURE_SWAP = 1 << 3
 OPCODES = {}
 SPEC_HASH = 0
 
@@ -247,11 +250,84 @@ def case_status_async(path):
     return closed_by_peer(s), 'a device status request sent without waiting'
 
 
+def hello_features(s):
+    """HELLO, then the host's features word (the reply's last field)."""
+    payload = hello_payload()
+    s.sendall(hdr(0, len(payload)) + payload)
+    op, flags, body = read_reply(s)
+    return struct.unpack_from('<i', body)[0], struct.unpack_from('<I', body, len(body) - 4)[0]
+
+
+def swap_call(s, direction, rid=11):
+    s.sendall(hdr(OP_SWAP, 4, rid=rid) + struct.pack('<I', direction))
+    op, flags, body = read_reply(s)
+    return struct.unpack_from('<i', body)[0] if len(body) == 4 else ('length', len(body))
+
+
+def case_swap_unsupported(path):
+    """SWAP to a vgcd without --swap: it does not offer it, and says
+    CUDA_ERROR_NOT_SUPPORTED; the connection keeps working."""
+    s = connect(path)
+    res, features = hello_features(s)
+    got = swap_call(s, SWAP_OUT)
+    s.sendall(hdr(OPCODES['cuInit'], 4) + b'\x00' * 4)
+    _, _, body = read_reply(s)
+    s.close()
+    ok = res == 0 and not features & FEATURE_SWAP and got == 801 and \
+        struct.unpack_from('<i', body)[0] == 0
+    if not ok:
+        raise AssertionError('hello %d features %#x, swap %r' % (res, features, got))
+    return True, None
+
+
+def case_swap_short(path):
+    s = connect(path)
+    do_hello(s)
+    s.sendall(hdr(OP_SWAP, 2) + b'\x01\x00')
+    return closed_by_peer(s), 'a malformed swap request'
+
+
+def case_swap_direction(path):
+    s = connect(path)
+    do_hello(s)
+    s.sendall(hdr(OP_SWAP, 4) + struct.pack('<I', 3))
+    return closed_by_peer(s), 'a malformed swap request'
+
+
+def case_swap_async(path):
+    s = connect(path)
+    do_hello(s)
+    s.sendall(hdr(OP_SWAP, 4, flags=F_NO_REPLY) + struct.pack('<I', SWAP_OUT))
+    return closed_by_peer(s), 'a malformed swap request'
+
+
+def swap_refuses_calls(path):
+    """On a vgcd with --swap: the host offers SWAP; once a session is out
+    its calls fail with CUDA_ERROR_ILLEGAL_STATE, out again and in again
+    do nothing, and once back in its calls work.  Returns (ok, detail)."""
+    s = connect(path)
+    res, features = hello_features(s)
+    init = hdr(OPCODES['cuInit'], 4) + b'\x00' * 4
+    got = []
+    for direction in (SWAP_OUT, SWAP_OUT, None, SWAP_IN, SWAP_IN, None):
+        if direction is None:
+            s.sendall(init)
+            _, _, body = read_reply(s)
+            got.append(struct.unpack_from('<i', body)[0])
+        else:
+            got.append(swap_call(s, direction))
+    s.close()
+    want = [0, 0, 401, 0, 0, 0]
+    ok = res == 0 and features & FEATURE_SWAP and got == want
+    return ok, '' if ok else 'features %#x, results %r (want %r)' % (features, got, want)
+
+
 CASES = [case_garbage, case_truncated, case_oversized, case_unknown_opcode,
          case_no_hello, case_bad_payload, case_lying_length, case_async_mismatch,
          case_version_mismatch, case_handle_forgery, case_status_bad_values,
          case_status_memory,
-         case_status_short, case_status_long, case_status_async]
+         case_status_short, case_status_long, case_status_async,
+         case_swap_unsupported, case_swap_short, case_swap_direction, case_swap_async]
 
 
 def run_all(path, progs, env, log_text):

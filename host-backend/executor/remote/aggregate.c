@@ -1212,6 +1212,27 @@ static bool agg_connect(struct agg_upstream *u, char **err)
     return true;
 }
 
+/* struct vgc_executor's swap_out and swap_in: every upstream swaps. */
+static CUresult agg_swap(bool out)
+{
+    const struct vgc_private_table *priv[AGG_MAX_UPSTREAMS];
+
+    for (int k = 0; k < agg.n; k++) {
+        priv[k] = agg.up[k].priv;
+    }
+    return remote_swap_all(priv, agg.n, out);
+}
+
+static CUresult agg_swap_out(void)
+{
+    return agg_swap(true);
+}
+
+static CUresult agg_swap_in(void)
+{
+    return agg_swap(false);
+}
+
 struct vgc_executor *vgc_aggregate_executor_create(const struct vgc_executor_config *cfg,
                                                    const char *addresses, const char *shim,
                                                    char **err)
@@ -1291,6 +1312,14 @@ struct vgc_executor *vgc_aggregate_executor_create(const struct vgc_executor_con
     exec->output_pending = agg_output_pending;
     exec->output_drain = agg_output_drain;
     exec->destroy = agg_destroy;
+    /* Swapped as a whole or not at all: every upstream must swap. */
+    exec->swap_out = agg_swap_out;
+    exec->swap_in = agg_swap_in;
+    for (int k = 0; k < agg.n; k++) {
+        if (!remote_swap_supported(agg.up[k].priv)) {
+            exec->swap_out = exec->swap_in = NULL;
+        }
+    }
     return exec;
 
 fail:

@@ -24,6 +24,17 @@ bool remote_connect(void *lib, struct vgc_exec_ops *ops,
  * partial: device memory may lie outside it (vgc_private.h). */
 bool remote_window_partial(const struct vgc_private_table *priv, uint64_t va_size);
 
+/* Whether the server behind @priv swaps the session on request
+ * (VGC_FEATURE_SWAP; a shim too old to say cannot ask). */
+bool remote_swap_supported(const struct vgc_private_table *priv);
+
+/*
+ * Swap the sessions behind @priv[0..n) out (@out) or in, all or none: a
+ * failure puts back those that had moved.  The CUresult of the first that
+ * failed.
+ */
+CUresult remote_swap_all(const struct vgc_private_table *const *priv, int n, bool out);
+
 /*
  * The devices of the vgcds at @addresses ("ADDR+ADDR[+...]") as one
  * executor, each upstream through its own instance of the shim at @shim

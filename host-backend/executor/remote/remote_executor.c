@@ -25,6 +25,7 @@
 #include <dlfcn.h>
 #include <glib.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,6 +188,41 @@ static bool remote_connect_first(const char *list, char **err)
     return ok;
 }
 
+bool remote_swap_supported(const struct vgc_private_table *priv)
+{
+    return priv->size >= offsetof(struct vgc_private_table, swap_supported) + sizeof(void *) &&
+           priv->swap_supported();
+}
+
+CUresult remote_swap_all(const struct vgc_private_table *const *priv, int n, bool out)
+{
+    CUresult rc = CUDA_SUCCESS;
+    int k;
+
+    for (k = 0; k < n && rc == CUDA_SUCCESS; k++) {
+        rc = priv[k]->swap(out);
+    }
+    if (rc != CUDA_SUCCESS) {
+        /* Undo the ones before the one that failed; a failure to undo
+         * leaves that upstream as it is, which its next call will show. */
+        for (k -= 2; k >= 0; k--) {
+            priv[k]->swap(!out);
+        }
+    }
+    return rc;
+}
+
+/* struct vgc_executor's swap_out and swap_in: the upstream vgcd swaps. */
+static CUresult remote_swap_out(void)
+{
+    return remote_swap_all(&remote_shim, 1, true);
+}
+
+static CUresult remote_swap_in(void)
+{
+    return remote_swap_all(&remote_shim, 1, false);
+}
+
 struct vgc_executor *vgc_remote_executor_create(const struct vgc_executor_config *cfg,
                                                 const char *address, char **err)
 {
@@ -227,6 +263,10 @@ struct vgc_executor *vgc_remote_executor_create(const struct vgc_executor_config
     }
     exec->va_partial = remote_window_partial(remote_shim, exec->va_size);
     remote_shim->keep_output();
+    if (remote_swap_supported(remote_shim)) {
+        exec->swap_out = remote_swap_out;
+        exec->swap_in = remote_swap_in;
+    }
     exec->name = "remote";
     exec->output_pending = remote_output_pending;
     exec->output_drain = remote_output_drain;
