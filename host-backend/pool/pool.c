@@ -412,17 +412,42 @@ static int pool_tenant_find(struct vgc_pool *pool, const struct vgc_tenant *who)
 }
 
 /*
+ * Into @active[t] (room for every tenant entry): whether tenant entry t
+ * has a process with a context that is not swapped out.  One whose
+ * processes with contexts are all out (idle ones given way, preempted ones
+ * waiting) uses no GPU now: its bindings stay, for it comes back to the
+ * same devices, but do not count when a new binding is placed.
+ */
+static void pool_active_tenants(const struct vgc_pool *pool, bool *active)
+{
+    for (int s = 0; s < pool->nslots; s++) {
+        const struct pool_slot *sl = &pool->slots[s];
+        int t = atomic_load(&sl->tenant);
+
+        if (atomic_load(&pool->slot_taken[s]) && t >= 0 && t < pool->nslots &&
+            atomic_load(&sl->vctx) && atomic_load(&sl->swap) != VGC_SWAP_OUT) {
+            active[t] = true;
+        }
+    }
+}
+
+/*
  * A physical device for a new binding of tenant @t: not one it holds
- * already; of the others, the one with the fewest tenants bound, then the
- * most free memory, then the lowest number.  Locked.
+ * already; of the others, the one with the fewest active tenants bound
+ * (pool_active_tenants), then the most free memory, then the lowest
+ * number.  Locked.
  */
 static int pool_place(struct vgc_pool *pool, int t)
 {
     int tenants[VGC_POOL_MAX_DEVICES] = { 0 };
     bool mine[VGC_POOL_MAX_DEVICES] = { false };
+    bool *active = calloc((size_t)pool->nslots, sizeof(*active));
     int best = -1;
     uint64_t best_free = 0;
 
+    if (active) {
+        pool_active_tenants(pool, active);
+    }
     for (int u = 0; u < pool->nslots; u++) {
         struct pool_tenant *te = &pool->tenants[u];
         bool on[VGC_POOL_MAX_DEVICES] = { false };
@@ -436,12 +461,14 @@ static int pool_place(struct vgc_pool *pool, int t)
             }
         }
         for (int d = 0; d < pool->ndevices; d++) {
-            tenants[d] += on[d];
+            /* Without the memory to say, every binding counts. */
+            tenants[d] += on[d] && (!active || active[u]);
             if (u == t) {
                 mine[d] = on[d];
             }
         }
     }
+    free(active);
     for (int d = 0; d < pool->ndevices; d++) {
         uint64_t used = vgc_pool_used(pool, d);
         uint64_t avail = used < pool->capacity ? pool->capacity - used : 0;

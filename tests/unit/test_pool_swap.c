@@ -504,6 +504,49 @@ static void test_idle(void)
     vgc_pool_destroy(p);
 }
 
+/* A gpus=1 tenant bound to a device at slot @slot's first context. */
+static int place(struct vgc_pool *p, int slot)
+{
+    vgc_pool_bind(p, slot);
+    return vgc_pool_acquire(p, 0, NULL);
+}
+
+/*
+ * A tenant whose processes are all swapped out keeps its binding (it
+ * comes back to the same GPU) but uses no GPU now: new tenants are placed
+ * as if it were not there.
+ */
+static void test_placement_skips_swapped(void)
+{
+    struct vgc_tenant a = tenant(1, 0, 10, "a"), c = tenant(2, 0, 50, "c"),
+                      e = tenant(3, 0, 50, "e"), f = tenant(4, 0, 50, "f"),
+                      b = tenant(5, 0, 50, "b");
+    struct vgc_pool *p = vgc_pool_create(2, 1024 * MB, 8);
+    int sa, sc, se, sf, sb;
+
+    a.gpus = c.gpus = e.gpus = f.gpus = b.gpus = 1;
+    vgc_pool_set_swap(p, 512 * MB);
+    sa = vgc_pool_slot_claim(p, &a);
+    sc = vgc_pool_slot_claim(p, &c);
+    se = vgc_pool_slot_claim(p, &e);
+    CHECK(place(p, sa) == 0 && vgc_pool_reserve(p, 0, 300 * MB), "a on device 0 with 300M");
+    vgc_pool_set_swappable(p, true);
+    CHECK(place(p, sc) == 1 && vgc_pool_reserve(p, 1, 400 * MB), "c on device 1 with 400M");
+    CHECK(place(p, se) == 0 && vgc_pool_reserve(p, 0, 50 * MB),
+          "e on device 0 (one tenant each; more free there) with 50M");
+    sf = vgc_pool_slot_claim(p, &f);
+    CHECK(place(p, sf) == 1, "with a and e active on device 0, f goes to device 1");
+    vgc_pool_slot_clear(p, sf);
+    CHECK(vgc_pool_swap_ask(p, sa) && swap_out(p, sa) &&
+          vgc_pool_swap_state(p, sa) == VGC_SWAP_OUT, "a is swapped out");
+    sb = vgc_pool_slot_claim(p, &b);
+    CHECK(place(p, sb) == 0,
+          "a swapped out does not count: one active tenant each, and more free on device 0");
+    vgc_pool_bind(p, sa);
+    CHECK(vgc_pool_acquire(p, 0, NULL) == 0, "a keeps its binding to device 0");
+    vgc_pool_destroy(p);
+}
+
 int main(void)
 {
     test_ask();
@@ -514,5 +557,6 @@ int main(void)
     test_windows();
     test_idle_choice();
     test_idle();
+    test_placement_skips_swapped();
     return unit_done();
 }
