@@ -27,6 +27,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -165,12 +166,52 @@ static void swap_amounts(struct vgc_pool *pool, char *buf, size_t size)
     }
 }
 
+/*
+ * Count what the executor will move in the swap room: everything the slot
+ * holds, or for an executor that moves only part of it (swap_size: the
+ * cuda executor's window) exactly that part, so that the devices are
+ * given back what was freed on them and no more.
+ */
+static bool swap_hold(struct vgcd_session *s)
+{
+    int n = vgc_pool_devices(s->pool);
+    uint64_t *bytes;
+    bool held;
+
+    if (!s->exec->swap_size) {
+        return vgc_pool_swap_hold(s->pool);
+    }
+    bytes = calloc((size_t)n, sizeof(*bytes));
+    if (!bytes) {
+        return false;
+    }
+    for (int d = 0; d < n; d++) {
+        bytes[d] = s->exec->swap_size(d);
+    }
+    held = vgc_pool_swap_hold_part(s->pool, bytes);
+    free(bytes);
+    return held;
+}
+
+/* ", 12.0 MiB stay on the devices (...)": what the executor could not
+ * move, which the pool still charges there; "" when nothing. */
+static void swap_left(struct vgc_pool *pool, char *buf, size_t size)
+{
+    uint64_t left = vgc_pool_slot_used(pool, vgc_pool_bound_slot(pool));
+
+    buf[0] = '\0';
+    if (left) {
+        snprintf(buf, size, "; %.1f MiB stay on the devices (memory its executor cannot "
+                 "swap)", (double)left / (1 << 20));
+    }
+}
+
 int vgcd_swap_cycle(struct vgcd_session *s)
 {
     struct vgc_pool *pool = s->pool;
     uint64_t t0, t1, t2, t3;
     bool retried = false, idle;
-    char amounts[256];
+    char amounts[256], left[128];
     CUresult rc;
 
     /* From here on the worker is as good as inside a call: a client that
@@ -183,7 +224,7 @@ int vgcd_swap_cycle(struct vgcd_session *s)
         return 0;
     }
     t0 = vgc_pool_clock();
-    if (!vgc_pool_swap_hold(pool)) {
+    if (!swap_hold(s)) {
         fprintf(stderr, "vgcd: %s: its %.1f MiB no longer fit in what is left of --swap; "
                 "ending it\n", s->peer,
                 (double)vgc_pool_slot_used(pool, vgc_pool_bound_slot(pool)) / (1 << 20));
@@ -199,8 +240,9 @@ int vgcd_swap_cycle(struct vgcd_session *s)
     vgc_pool_swap_moved(pool);
     t1 = vgc_pool_clock();
     swap_amounts(pool, amounts, sizeof(amounts));
-    fprintf(stderr, "vgcd: %s: swapped out %s to host RAM in %.3f s; its calls wait until "
-            "it may come back\n", s->peer, amounts, swap_seconds(t0, t1));
+    swap_left(pool, left, sizeof(left));
+    fprintf(stderr, "vgcd: %s: swapped out %s to host RAM in %.3f s%s; its calls wait until "
+            "it may come back\n", s->peer, amounts, swap_seconds(t0, t1), left);
     /* Bounded steps: the pool is asked again every VGC_POOL_SWAP_POLL_MS.
      * One swapped out for being idle waits for its client's call first;
      * then it returns as any other, as soon as its memory fits. */
