@@ -1938,6 +1938,22 @@ int vgc_pool_swap_reason(const struct vgc_pool *pool)
     return (int)(atomic_load(&pool->slots[pool->bound_slot].preempt) & PREEMPT_REASON);
 }
 
+int vgc_pool_swap_device(const struct vgc_pool *pool)
+{
+    const struct pool_slot *sl;
+    uint32_t reason;
+
+    if (!pool_bound(pool)) {
+        return -1;
+    }
+    sl = &pool->slots[pool->bound_slot];
+    reason = atomic_load(&sl->preempt) & PREEMPT_REASON;
+    if (reason == VGC_PREEMPT_NONE || reason == VGC_PREEMPT_WINDOW) {
+        return -1;
+    }
+    return atomic_load(&sl->preempt_dev);
+}
+
 bool vgc_pool_swap_wanted(const struct vgc_pool *pool)
 {
     return pool_bound(pool) &&

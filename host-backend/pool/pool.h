@@ -442,6 +442,9 @@ uint64_t vgc_pool_swapped_mine(const struct vgc_pool *pool, int dev);
 /* Why it was preempted (enum vgc_pool_preempt_reason), for its logs; an
  * idle one (VGC_PREEMPT_IDLE) returns only once its client calls again. */
 int vgc_pool_swap_reason(const struct vgc_pool *pool);
+/* The device whose memory it was preempted for; -1 for a window (every
+ * device) or none. */
+int vgc_pool_swap_device(const struct vgc_pool *pool);
 /* Whether its owner holds a call for it (vgc_pool_swap_called) since it
  * last came back. */
 bool vgc_pool_swap_call_waiting(const struct vgc_pool *pool);

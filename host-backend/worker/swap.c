@@ -18,7 +18,10 @@
  * At that safe point vgcd_swap_cycle synchronizes the process's contexts,
  * moves its device memory to host RAM (the executor's swap_out), tells
  * the pool, and then takes no request until the pool says it may come
- * back; the client's next call simply takes long.  A client that leaves
+ * back; the client's next call simply takes long.  An executor that can
+ * move only part of the memory (swap_size: the cuda executor's window)
+ * has exactly that part counted as moved; one with nothing to move on the
+ * device the process was preempted for is not swapped out for nothing.  A client that leaves
  * meanwhile ends the worker as during any call (the watch thread).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -193,6 +196,19 @@ static bool swap_hold(struct vgcd_session *s)
     return held;
 }
 
+/*
+ * Whether swapping out would free nothing on the device the process is
+ * preempted for: its executor moves only part of its memory (cuda: the
+ * window) and has none of that there (managed memory only).  The pool
+ * chose it for what it holds there, which would stay.
+ */
+static bool swap_frees_nothing(const struct vgcd_session *s)
+{
+    int dev = vgc_pool_swap_device(s->pool);
+
+    return s->exec->swap_size && dev >= 0 && s->exec->swap_size(dev) == 0;
+}
+
 /* ", 12.0 MiB stay on the devices (...)": what the executor could not
  * move, which the pool still charges there; "" when nothing. */
 static void swap_left(struct vgc_pool *pool, char *buf, size_t size)
@@ -222,6 +238,24 @@ int vgcd_swap_cycle(struct vgcd_session *s)
         /* Too late: its owner gave up and is ending it. */
         vgcd_worker_busy(false);
         return 0;
+    }
+    if (swap_frees_nothing(s)) {
+        /* One swapped for being idle may be of any priority, and is never
+         * ended: it is left running, unmarked, as one that was called in
+         * time.  One of a lower priority is ended, as without --swap: its
+         * memory there is what the higher priority is waiting for. */
+        if (vgc_pool_swap_reason(pool) == VGC_PREEMPT_IDLE) {
+            fprintf(stderr, "vgcd: %s: not swapped out: nothing of its memory on device %d "
+                    "can be (its executor cannot swap it); left running\n", s->peer,
+                    vgc_pool_swap_device(pool));
+            vgc_pool_swap_returned(pool);
+            vgcd_worker_busy(false);
+            return 0;
+        }
+        fprintf(stderr, "vgcd: %s: nothing of its memory on device %d can be swapped out "
+                "(its executor cannot swap it); ending it\n", s->peer,
+                vgc_pool_swap_device(pool));
+        return -1;
     }
     t0 = vgc_pool_clock();
     if (!swap_hold(s)) {

@@ -26,7 +26,10 @@
 
 #include "executor.h"
 #include "pool.h"
+#include "pool_tenant.h"
+#include "session.h"
 #include "unit_check.h"
+#include "worker.h"
 
 #define MiB (1ULL << 20)
 #define GiB (1ULL << 30)
@@ -1306,6 +1309,90 @@ static void test_swap_unable(void)
     }
 }
 
+/*
+ * The worker's whole cycle (host-backend/worker/swap.c) on this executor:
+ * a process of a low priority tenant, preempted for device 0's memory by
+ * a high one, swaps out its window memory (its managed memory stays
+ * charged) and comes back at once (the high one's reservation gave up);
+ * one whose memory on device 0 is all outside the window is ended, since
+ * swapping would free nothing there.  Each preemption waits out the high
+ * reservation's 2 s: nobody else ends the victim here.
+ */
+static void preempt_low(struct vgc_pool *p, int low, int high)
+{
+    struct vgc_pool_preemption pre;
+
+    vgc_pool_bind(p, high);
+    CHECK(!vgc_pool_reserve(p, 0, 62 * MiB), "high's 62M wait for low, who is not ended here");
+    vgc_pool_bind(p, low);
+    CHECK(vgc_pool_preempt_take(p, low, &pre) && pre.reason == VGC_PREEMPT_MEMORY &&
+          pre.dev == 0 && vgc_pool_swap_ask(p, low), "low is marked for device 0, and asked");
+}
+
+static void test_swap_worker_cycle(void)
+{
+    struct vgc_tenant lo = pool_tenant(1, 1, 0, "low"), hi = pool_tenant(2, 2, 0, "high");
+    struct vgc_pool *saved = pool;
+    struct vgcd_session *s;
+    struct vgc_executor *ex;
+    CUdeviceptr a = 0, m = 0;
+    int low, high, copies;
+
+    lo.priority = 10;
+    hi.priority = 90;
+    pool = vgc_pool_create(NDEV, 64 * MiB, 4);
+    if (!pool) {
+        CHECK(false, "a pool");
+        pool = saved;
+        return;
+    }
+    vgc_pool_set_swap(pool, SWAP_ROOM);
+    low = vgc_pool_slot_claim(pool, &lo);
+    high = vgc_pool_slot_claim(pool, &hi);
+    vgc_pool_bind(pool, low);
+    vgc_pool_set_swappable(pool, true);
+    ex = window_executor(BASE, true);
+    s = vgcd_session_new(ex, "test low");
+    if (!s) {
+        CHECK(false, "a session");
+        return;
+    }
+    s->pool = pool;
+    s->client_fd = -1;
+    CHECK(ex->ops.cuMemAlloc_v2(&a, 8 * MiB) == CUDA_SUCCESS && fill(ex, 0, a, 8 * MiB) &&
+          ex->ops.cuMemAllocManaged(&m, 4 * MiB, CU_MEM_ATTACH_GLOBAL) == CUDA_SUCCESS,
+          "low holds 8M in the window and 4M managed on device 0");
+    preempt_low(pool, low, high);
+    mock.ctx = NULL;
+    printf("# the next lines of stderr are expected: swapped out and in, 4.0 MiB stay\n");
+    fflush(stdout);
+    CHECK(vgcd_swap_cycle(s) == 0 && mock.calls[M_DTOH] == 1 && mock.calls[M_HTOD] == 2,
+          "the cycle swaps the window out and back (%d out, %d in)", mock.calls[M_DTOH],
+          mock.calls[M_HTOD] - 1);
+    CHECK(vgc_pool_swap_state(pool, low) == VGC_SWAP_NONE && vgc_pool_swapped(pool, -1) == 0 &&
+          vgc_pool_used(pool, 0) == 12 * MiB && intact(ex, 0, a, 8 * MiB),
+          "back: the pool as before (%llu), the bytes intact",
+          (unsigned long long)vgc_pool_used(pool, 0));
+
+    use_device(0);
+    CHECK(ex->ops.cuMemFree_v2(a) == CUDA_SUCCESS, "the window memory freed: only managed left");
+    use_device(1);
+    CHECK(ex->ops.cuMemAlloc_v2(&a, GRAN) == CUDA_SUCCESS, "and a granule on device 1");
+    preempt_low(pool, low, high);
+    mock.ctx = NULL;
+    copies = mock.calls[M_DTOH];
+    printf("# the next line of stderr is expected: ending it\n");
+    fflush(stdout);
+    CHECK(vgcd_swap_cycle(s) < 0 && mock.calls[M_DTOH] == copies &&
+          vgc_pool_swapped(pool, -1) == 0 && mock_mappings() == 1,
+          "nothing of device 0's memory can move: ended, nothing swapped (device 1's stays)");
+    vgcd_worker_busy(false);
+    vgcd_session_free(s);
+    ex->destroy();
+    vgc_pool_destroy(pool);
+    pool = saved;           /* bound as before: a binding is the pool's */
+}
+
 int main(void)
 {
     struct vgc_tenant me = { .kind = VGC_TENANT_UID };
@@ -1333,6 +1420,7 @@ int main(void)
     test_swap_context_gone();
     test_swap_destroy_out();
     test_swap_unable();
+    test_swap_worker_cycle();
     for (int i = 0; i < mock.nhandles; i++) {
         free(mock.handle[i].bytes);
     }
