@@ -18,11 +18,12 @@
  * At that safe point vgcd_swap_cycle synchronizes the process's contexts,
  * moves its device memory to host RAM (the executor's swap_out), tells
  * the pool, and then takes no request until the pool says it may come
- * back; the client's next call simply takes long.  An executor that can
- * move only part of the memory (swap_size: the cuda executor's window)
- * has exactly that part counted as moved; one with nothing to move on the
- * device the process was preempted for is not swapped out for nothing.  A client that leaves
- * meanwhile ends the worker as during any call (the watch thread).
+ * back; the client's next call simply takes long.  A client that leaves
+ * meanwhile ends the worker as during any call (the watch thread).  An
+ * executor that can move only part of the memory (swap_size: the cuda
+ * executor's window) has exactly that part counted as moved; one with
+ * nothing to move on the device the process was preempted for is not
+ * swapped out for nothing.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
