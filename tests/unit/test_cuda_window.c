@@ -1049,8 +1049,9 @@ static void test_swap_round_trip(void)
     CHECK(vgc_pool_used(pool, 0) == 4 * MiB && vgc_pool_used(pool, 1) == 0,
           "the devices hold only what did not move: managed %llu, %llu",
           (unsigned long long)vgc_pool_used(pool, 0), (unsigned long long)vgc_pool_used(pool, 1));
-    CHECK(vgc_pool_swapped_mine(pool, 0) == 4 * GRAN && vgc_pool_swapped_mine(pool, 1) == 2 * GRAN &&
-          vgc_pool_swapped(pool, -1) == 6 * GRAN, "the room holds exactly what moved");
+    CHECK(vgc_pool_swapped_mine(pool, 0) == 4 * GRAN &&
+          vgc_pool_swapped_mine(pool, 1) == 2 * GRAN && vgc_pool_swapped(pool, -1) == 6 * GRAN,
+          "the room holds exactly what moved");
     CHECK(ex->swap_size(0) == 0 && ex->swap_size(1) == 0, "nothing more to move");
 
     /* Out of reach until it is back; its addresses taken all the same. */
