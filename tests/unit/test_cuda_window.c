@@ -15,7 +15,9 @@
  * so bytes that survive a swap-out and back were copied, and the copies
  * check that the current context is one of the memory's device (a
  * context stack, primary contexts counted, and one context that can be
- * made "gone" the way a primary context released to zero is).
+ * made "gone" the way a primary context released to zero is).  The
+ * worker's swap cycle (host-backend/worker/swap.c) runs on it too, with
+ * this process playing the preempting tenant and the owner.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "executor.h"
 #include "pool.h"
@@ -1394,6 +1397,69 @@ static void test_swap_worker_cycle(void)
     pool = saved;           /* bound as before: a binding is the pool's */
 }
 
+/*
+ * An idle process (idle=) is chosen whatever its priority, to be swapped
+ * out and never ended: with nothing to move on the device it was chosen
+ * for (its memory there managed), it is left running, unmarked.
+ */
+static void test_swap_worker_idle(void)
+{
+    struct vgc_tenant nb = pool_tenant(1, 1, 0, "nb"), batch = pool_tenant(2, 2, 0, "batch");
+    struct vgc_pool *saved = pool;
+    struct vgc_pool_preemption pre;
+    struct vgcd_session *s;
+    struct vgc_executor *ex;
+    CUdeviceptr m = 0, a = 0;
+    int idle, other;
+
+    nb.priority = 90;
+    nb.idle = 1;
+    batch.priority = 50;
+    pool = vgc_pool_create(NDEV, 64 * MiB, 4);
+    if (!pool) {
+        CHECK(false, "a pool");
+        pool = saved;
+        return;
+    }
+    vgc_pool_set_swap(pool, SWAP_ROOM);
+    idle = vgc_pool_slot_claim(pool, &nb);
+    other = vgc_pool_slot_claim(pool, &batch);
+    vgc_pool_bind(pool, idle);
+    vgc_pool_set_swappable(pool, true);
+    ex = window_executor(BASE, true);
+    s = vgcd_session_new(ex, "test nb");
+    if (!s) {
+        CHECK(false, "a session");
+        return;
+    }
+    s->pool = pool;
+    s->client_fd = -1;
+    use_device(1);
+    CHECK(ex->ops.cuMemAlloc_v2(&a, GRAN) == CUDA_SUCCESS, "nb: a granule on device 1");
+    use_device(0);
+    CHECK(ex->ops.cuMemAllocManaged(&m, 8 * MiB, CU_MEM_ATTACH_GLOBAL) == CUDA_SUCCESS,
+          "nb (priority 90, idle=1) holds 8M managed on device 0");
+    vgc_pool_touch(pool, false);
+    usleep(1100 * 1000);
+    vgc_pool_bind(pool, other);
+    CHECK(!vgc_pool_reserve(pool, 0, 60 * MiB), "batch's 60M wait for nb, idle past idle=");
+    vgc_pool_bind(pool, idle);
+    CHECK(vgc_pool_preempt_take(pool, idle, &pre) && pre.reason == VGC_PREEMPT_IDLE &&
+          pre.dev == 0 && vgc_pool_swap_ask(pool, idle), "nb is marked idle, and asked");
+    mock.ctx = NULL;
+    printf("# the next line of stderr is expected: left running\n");
+    fflush(stdout);
+    CHECK(vgcd_swap_cycle(s) == 0 && vgc_pool_swap_state(pool, idle) == VGC_SWAP_NONE &&
+          !vgc_pool_preempt_take(pool, idle, &pre) && mock.calls[M_DTOH] == 0 &&
+          mock_mappings() == 1 && vgc_pool_used(pool, 0) == 8 * MiB,
+          "nothing on device 0 could move: left running, unmarked, nothing swapped");
+    vgcd_worker_busy(false);
+    vgcd_session_free(s);
+    ex->destroy();
+    vgc_pool_destroy(pool);
+    pool = saved;
+}
+
 int main(void)
 {
     struct vgc_tenant me = { .kind = VGC_TENANT_UID };
@@ -1422,6 +1488,7 @@ int main(void)
     test_swap_destroy_out();
     test_swap_unable();
     test_swap_worker_cycle();
+    test_swap_worker_idle();
     for (int i = 0; i < mock.nhandles; i++) {
         free(mock.handle[i].bytes);
     }
