@@ -108,10 +108,11 @@ static void vgcd_usage(FILE *f)
         "                           swapped out and resume when their memory fits\n"
         "                           again (and their window is open) instead of being\n"
         "                           ended; those that do not fit, whose executor cannot\n"
-        "                           swap (remote; cuda without --address-base) or that\n"
-        "                           stay inside a call for more than a second are\n"
-        "                           ended.  cuda swaps only its --address-base window:\n"
-        "                           managed memory and module globals stay on the GPU\n"
+        "                           swap (cuda without --address-base; remote whose\n"
+        "                           upstream has no --swap) or that stay inside a\n"
+        "                           call for more than a second are ended.  cuda\n"
+        "                           swaps only its --address-base window: managed\n"
+        "                           memory and module globals stay on the GPU\n"
         "                           (docs/pool.md)\n"
         "      --address-base ADDR  device addresses start at ADDR (hex), so that a\n"
         "                           remote executor can aggregate this vgcd with\n"
@@ -759,9 +760,6 @@ int main(int argc, char **argv)
                     "the cuda executor cannot swap without --address-base (its memory "
                     "must come back at the same addresses): its preempted processes "
                     "are ended");
-        } else if (strcmp(d.executor, "cpu")) {
-            fprintf(stderr, "vgcd: --swap: executor %s cannot swap: its preempted processes "
-                    "are ended\n", d.executor);
         }
     }
 

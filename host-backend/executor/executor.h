@@ -90,8 +90,9 @@ struct vgc_executor {
      * may touch them (the worker takes none).  Neither touches the pool:
      * the worker moves the accounting, which is exactly what the executor
      * reserved for these allocations.  On failure nothing moved.  Both
-     * NULL when this executor cannot swap (remote; cuda without
-     * --address-base): a preempted process is then ended.
+     * NULL when this executor cannot swap (cuda without --address-base;
+     * remote whose upstream does not swap): a preempted process is then
+     * ended.
      */
     CUresult (*swap_out)(void);
     CUresult (*swap_in)(void);

@@ -318,7 +318,7 @@ bool vgcd_swap_on_request_possible(void)
 CUresult vgcd_swap_on_request(struct vgcd_session *s, bool out)
 {
     struct vgc_pool *pool = s->pool;
-    char amounts[256];
+    char amounts[256], left[128];
     uint64_t t0 = vgc_pool_clock();
     CUresult rc;
 
@@ -333,7 +333,7 @@ CUresult vgcd_swap_on_request(struct vgcd_session *s, bool out)
         if (!vgc_pool_swap_volunteer(pool)) {
             return CUDA_ERROR_ILLEGAL_STATE;    /* the pool is at it */
         }
-        if (!vgc_pool_swap_hold(pool)) {
+        if (!swap_hold(s)) {
             vgc_pool_swap_withdraw(pool);
             fprintf(stderr, "vgcd: %s: asked to swap out, but its %.1f MiB do not fit in "
                     "what is left of --swap\n", s->peer,
@@ -351,8 +351,9 @@ CUresult vgcd_swap_on_request(struct vgcd_session *s, bool out)
         vgc_pool_swap_moved(pool);
         s->swapped_on_request = true;
         swap_amounts(pool, amounts, sizeof(amounts));
-        fprintf(stderr, "vgcd: %s: swapped out %s to host RAM in %.3f s, as its client asked\n",
-                s->peer, amounts, swap_seconds(t0, vgc_pool_clock()));
+        swap_left(pool, left, sizeof(left));
+        fprintf(stderr, "vgcd: %s: swapped out %s to host RAM in %.3f s%s, as its client "
+                "asked\n", s->peer, amounts, swap_seconds(t0, vgc_pool_clock()), left);
         return CUDA_SUCCESS;
     }
     /* Back only when it fits beside equal and higher priorities, as a
