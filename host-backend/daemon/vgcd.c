@@ -108,8 +108,12 @@ static void vgcd_usage(FILE *f)
         "                           swapped out and resume when their memory fits\n"
         "                           again (and their window is open) instead of being\n"
         "                           ended; those that do not fit, whose executor cannot\n"
-        "                           swap (cuda, remote) or that stay inside a call for\n"
-        "                           more than a second are ended (docs/pool.md)\n"
+        "                           swap (cuda without --address-base; remote whose\n"
+        "                           upstream has no --swap) or that stay inside a\n"
+        "                           call for more than a second are ended.  cuda\n"
+        "                           swaps only its --address-base window: managed\n"
+        "                           memory and module globals stay on the GPU\n"
+        "                           (docs/pool.md)\n"
         "      --address-base ADDR  device addresses start at ADDR (hex), so that a\n"
         "                           remote executor can aggregate this vgcd with\n"
         "                           others (host-backend/executor/remote); cpu: in\n"
@@ -747,6 +751,16 @@ int main(int argc, char **argv)
         vgc_pool_set_swap(d.pool, swap);
         fprintf(stderr, "vgcd: preempted processes are swapped out to up to %llu MiB of host "
                 "RAM where their executor can\n", (unsigned long long)(swap >> 20));
+        /* Only memory whose addresses the executor reserved can come back
+         * at them (cuda/cuda_window.c). */
+        if (!strcmp(d.executor, "cuda")) {
+            fprintf(stderr, "vgcd: --swap: %s\n", d.cfg.va_base ?
+                    "the cuda executor swaps the memory in its --address-base window; "
+                    "managed memory and module globals stay on the GPU" :
+                    "the cuda executor cannot swap without --address-base (its memory "
+                    "must come back at the same addresses): its preempted processes "
+                    "are ended");
+        }
     }
 
     sigemptyset(&mask);

@@ -90,11 +90,22 @@ struct vgc_executor {
      * may touch them (the worker takes none).  Neither touches the pool:
      * the worker moves the accounting, which is exactly what the executor
      * reserved for these allocations.  On failure nothing moved.  Both
-     * NULL when this executor cannot swap (cuda, remote today): a
-     * preempted process is then ended.
+     * NULL when this executor cannot swap (cuda without --address-base;
+     * remote whose upstream does not swap): a preempted process is then
+     * ended.
      */
     CUresult (*swap_out)(void);
     CUresult (*swap_in)(void);
+    /*
+     * For an executor that swaps only part of a process's memory (cuda:
+     * what its window holds, not managed memory or module globals): the
+     * bytes swap_out would move off physical device @dev now, which is
+     * what the pool was charged for them.  The worker moves exactly that
+     * in the pool's accounting (vgc_pool_swap_hold_part); what the pool
+     * charged for the rest stays charged on the device.  NULL: swap_out
+     * moves everything the pool charged this process (cpu).
+     */
+    uint64_t (*swap_size)(int dev);
 
     /* Release everything; the process is about to end. May be NULL. */
     void (*destroy)(void);

@@ -1595,8 +1595,11 @@ static bool pool_preempt_for(struct vgc_pool *pool, int dev, uint64_t bytes, uin
         uint64_t u = atomic_load(&pool->used[(size_t)s * pool->ndevices + dev]);
         struct vgc_pool_holder *x = &h[n];
 
+        /* One swapped out already holds only what its executor could not
+         * move (vgc_pool_swap_hold_part); marked, it would free nothing. */
         if (s == pool->bound_slot || !atomic_load(&pool->slot_taken[s]) || t < 0 ||
-            t >= pool->nslots || t == mine || u == 0) {
+            t >= pool->nslots || t == mine || u == 0 ||
+            atomic_load(&sl->swap) == VGC_SWAP_OUT) {
             continue;
         }
         *x = (struct vgc_pool_holder){ .slot = s, .priority = pool->tenants[t].who.priority,
@@ -1962,6 +1965,22 @@ int vgc_pool_swap_reason(const struct vgc_pool *pool)
     return (int)(atomic_load(&pool->slots[pool->bound_slot].preempt) & PREEMPT_REASON);
 }
 
+int vgc_pool_swap_device(const struct vgc_pool *pool)
+{
+    const struct pool_slot *sl;
+    uint32_t reason;
+
+    if (!pool_bound(pool)) {
+        return -1;
+    }
+    sl = &pool->slots[pool->bound_slot];
+    reason = atomic_load(&sl->preempt) & PREEMPT_REASON;
+    if (reason == VGC_PREEMPT_NONE || reason == VGC_PREEMPT_WINDOW) {
+        return -1;
+    }
+    return atomic_load(&sl->preempt_dev);
+}
+
 bool vgc_pool_swap_wanted(const struct vgc_pool *pool)
 {
     return pool_bound(pool) &&
@@ -1985,13 +2004,21 @@ static _Atomic uint64_t *pool_swap_row(struct vgc_pool *pool, int dev)
 
 bool vgc_pool_swap_hold(struct vgc_pool *pool)
 {
+    return vgc_pool_swap_hold_part(pool, NULL);
+}
+
+bool vgc_pool_swap_hold_part(struct vgc_pool *pool, const uint64_t *bytes)
+{
     if (!pool_bound(pool) || !pool->swap_room) {
         return false;
     }
     /* Add, then look, as a reservation does: racing workers never
-     * overfill the room. */
+     * overfill the room.  Never more than the device holds for the slot:
+     * vgc_pool_swap_moved gives exactly this back to the device. */
     for (int d = 0; d < pool->ndevices; d++) {
-        atomic_fetch_add(pool_swap_row(pool, d), atomic_load(pool_row(pool, d)));
+        uint64_t held = atomic_load(pool_row(pool, d));
+
+        atomic_fetch_add(pool_swap_row(pool, d), bytes && bytes[d] < held ? bytes[d] : held);
     }
     if (vgc_pool_swapped(pool, -1) > pool->swap_room) {
         vgc_pool_swap_unhold(pool);

@@ -442,6 +442,9 @@ uint64_t vgc_pool_swapped_mine(const struct vgc_pool *pool, int dev);
 /* Why it was preempted (enum vgc_pool_preempt_reason), for its logs; an
  * idle one (VGC_PREEMPT_IDLE) returns only once its client calls again. */
 int vgc_pool_swap_reason(const struct vgc_pool *pool);
+/* The device whose memory it was preempted for; -1 for a window (every
+ * device) or none. */
+int vgc_pool_swap_device(const struct vgc_pool *pool);
 /* Whether its owner holds a call for it (vgc_pool_swap_called) since it
  * last came back. */
 bool vgc_pool_swap_call_waiting(const struct vgc_pool *pool);
@@ -459,6 +462,14 @@ bool vgc_pool_swap_begin(struct vgc_pool *pool);
  * twice, on the device and in the room: never too little.
  */
 bool vgc_pool_swap_hold(struct vgc_pool *pool);
+/*
+ * The same for an executor that moves only part of what the slot holds
+ * (struct vgc_executor's swap_size: the cuda executor's window memory):
+ * @bytes[d] of device d, at most what the slot holds there; NULL: all of
+ * it.  The rest stays charged on its device while the slot is out, and
+ * is no memory preemption's to take (it would free nothing).
+ */
+bool vgc_pool_swap_hold_part(struct vgc_pool *pool, const uint64_t *bytes);
 /* The executor could not move the memory: give the room back. */
 void vgc_pool_swap_unhold(struct vgc_pool *pool);
 /* The executor moved it: the devices no longer hold it; VGC_SWAP_OUT. */

@@ -19,7 +19,11 @@
  * moves its device memory to host RAM (the executor's swap_out), tells
  * the pool, and then takes no request until the pool says it may come
  * back; the client's next call simply takes long.  A client that leaves
- * meanwhile ends the worker as during any call (the watch thread).
+ * meanwhile ends the worker as during any call (the watch thread).  An
+ * executor that can move only part of the memory (swap_size: the cuda
+ * executor's window) has exactly that part counted as moved; one with
+ * nothing to move on the device the process was preempted for is not
+ * swapped out for nothing.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -27,6 +31,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -165,12 +170,65 @@ static void swap_amounts(struct vgc_pool *pool, char *buf, size_t size)
     }
 }
 
+/*
+ * Count what the executor will move in the swap room: everything the slot
+ * holds, or for an executor that moves only part of it (swap_size: the
+ * cuda executor's window) exactly that part, so that the devices are
+ * given back what was freed on them and no more.
+ */
+static bool swap_hold(struct vgcd_session *s)
+{
+    int n = vgc_pool_devices(s->pool);
+    uint64_t *bytes;
+    bool held;
+
+    if (!s->exec->swap_size) {
+        return vgc_pool_swap_hold(s->pool);
+    }
+    bytes = calloc((size_t)n, sizeof(*bytes));
+    if (!bytes) {
+        return false;
+    }
+    for (int d = 0; d < n; d++) {
+        bytes[d] = s->exec->swap_size(d);
+    }
+    held = vgc_pool_swap_hold_part(s->pool, bytes);
+    free(bytes);
+    return held;
+}
+
+/*
+ * Whether swapping out would free nothing on the device the process is
+ * preempted for: its executor moves only part of its memory (cuda: the
+ * window) and has none of that there (managed memory only).  The pool
+ * chose it for what it holds there, which would stay.
+ */
+static bool swap_frees_nothing(const struct vgcd_session *s)
+{
+    int dev = vgc_pool_swap_device(s->pool);
+
+    return s->exec->swap_size && dev >= 0 && s->exec->swap_size(dev) == 0;
+}
+
+/* ", 12.0 MiB stay on the devices (...)": what the executor could not
+ * move, which the pool still charges there; "" when nothing. */
+static void swap_left(struct vgc_pool *pool, char *buf, size_t size)
+{
+    uint64_t left = vgc_pool_slot_used(pool, vgc_pool_bound_slot(pool));
+
+    buf[0] = '\0';
+    if (left) {
+        snprintf(buf, size, "; %.1f MiB stay on the devices (memory its executor cannot "
+                 "swap)", (double)left / (1 << 20));
+    }
+}
+
 int vgcd_swap_cycle(struct vgcd_session *s)
 {
     struct vgc_pool *pool = s->pool;
     uint64_t t0, t1, t2, t3;
     bool retried = false, idle;
-    char amounts[256];
+    char amounts[256], left[128];
     CUresult rc;
 
     /* From here on the worker is as good as inside a call: a client that
@@ -182,8 +240,26 @@ int vgcd_swap_cycle(struct vgcd_session *s)
         vgcd_worker_busy(false);
         return 0;
     }
+    if (swap_frees_nothing(s)) {
+        /* One swapped for being idle may be of any priority, and is never
+         * ended: it is left running, unmarked, as one that was called in
+         * time.  One of a lower priority is ended, as without --swap: its
+         * memory there is what the higher priority is waiting for. */
+        if (vgc_pool_swap_reason(pool) == VGC_PREEMPT_IDLE) {
+            fprintf(stderr, "vgcd: %s: not swapped out: nothing of its memory on device %d "
+                    "can be (its executor cannot swap it); left running\n", s->peer,
+                    vgc_pool_swap_device(pool));
+            vgc_pool_swap_returned(pool);
+            vgcd_worker_busy(false);
+            return 0;
+        }
+        fprintf(stderr, "vgcd: %s: nothing of its memory on device %d can be swapped out "
+                "(its executor cannot swap it); ending it\n", s->peer,
+                vgc_pool_swap_device(pool));
+        return -1;
+    }
     t0 = vgc_pool_clock();
-    if (!vgc_pool_swap_hold(pool)) {
+    if (!swap_hold(s)) {
         fprintf(stderr, "vgcd: %s: its %.1f MiB no longer fit in what is left of --swap; "
                 "ending it\n", s->peer,
                 (double)vgc_pool_slot_used(pool, vgc_pool_bound_slot(pool)) / (1 << 20));
@@ -199,8 +275,9 @@ int vgcd_swap_cycle(struct vgcd_session *s)
     vgc_pool_swap_moved(pool);
     t1 = vgc_pool_clock();
     swap_amounts(pool, amounts, sizeof(amounts));
-    fprintf(stderr, "vgcd: %s: swapped out %s to host RAM in %.3f s; its calls wait until "
-            "it may come back\n", s->peer, amounts, swap_seconds(t0, t1));
+    swap_left(pool, left, sizeof(left));
+    fprintf(stderr, "vgcd: %s: swapped out %s to host RAM in %.3f s%s; its calls wait until "
+            "it may come back\n", s->peer, amounts, swap_seconds(t0, t1), left);
     /* Bounded steps: the pool is asked again every VGC_POOL_SWAP_POLL_MS.
      * One swapped out for being idle waits for its client's call first;
      * then it returns as any other, as soon as its memory fits. */
@@ -241,7 +318,7 @@ bool vgcd_swap_on_request_possible(void)
 CUresult vgcd_swap_on_request(struct vgcd_session *s, bool out)
 {
     struct vgc_pool *pool = s->pool;
-    char amounts[256];
+    char amounts[256], left[128];
     uint64_t t0 = vgc_pool_clock();
     CUresult rc;
 
@@ -256,7 +333,7 @@ CUresult vgcd_swap_on_request(struct vgcd_session *s, bool out)
         if (!vgc_pool_swap_volunteer(pool)) {
             return CUDA_ERROR_ILLEGAL_STATE;    /* the pool is at it */
         }
-        if (!vgc_pool_swap_hold(pool)) {
+        if (!swap_hold(s)) {
             vgc_pool_swap_withdraw(pool);
             fprintf(stderr, "vgcd: %s: asked to swap out, but its %.1f MiB do not fit in "
                     "what is left of --swap\n", s->peer,
@@ -274,8 +351,9 @@ CUresult vgcd_swap_on_request(struct vgcd_session *s, bool out)
         vgc_pool_swap_moved(pool);
         s->swapped_on_request = true;
         swap_amounts(pool, amounts, sizeof(amounts));
-        fprintf(stderr, "vgcd: %s: swapped out %s to host RAM in %.3f s, as its client asked\n",
-                s->peer, amounts, swap_seconds(t0, vgc_pool_clock()));
+        swap_left(pool, left, sizeof(left));
+        fprintf(stderr, "vgcd: %s: swapped out %s to host RAM in %.3f s%s, as its client "
+                "asked\n", s->peer, amounts, swap_seconds(t0, vgc_pool_clock()), left);
         return CUDA_SUCCESS;
     }
     /* Back only when it fits beside equal and higher priorities, as a

@@ -11,12 +11,15 @@
 #                      unusable parts are built into /tmp by build-minimal.sh
 #   --rebuild          build every part with build-minimal.sh, ignore --build
 #   --only LIST        groups to run, comma-separated, of: foundation,runtime,
-#                      programs,bench,torch,cupy,numba,remote,aggregate
+#                      programs,bench,torch,cupy,numba,remote,aggregate,swap
 #                      (default: all); remote: a few programs through a
 #                      second vgcd whose --executor remote: passes them to
 #                      the first one; aggregate: two vgcds on the GPU, each
 #                      with its own --address-base window, as the two
-#                      devices of a third (--executor remote:A+B)
+#                      devices of a third (--executor remote:A+B); swap: a
+#                      vgcd --swap --address-base whose low-priority client
+#                      is swapped out to host RAM for a high-priority one,
+#                      and back
 #   --skip LIST        groups not to run
 #   --budget SECONDS   wall-clock budget for the whole run (default 420); a
 #                      test that no longer fits is reported as skipped
@@ -50,7 +53,7 @@ set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-ALL_GROUPS=foundation,runtime,programs,bench,torch,cupy,numba,remote,aggregate
+ALL_GROUPS=foundation,runtime,programs,bench,torch,cupy,numba,remote,aggregate,swap
 START=$(date +%s)
 
 usage() { sed -n '2,/^# SPDX/p' "$0" | sed 's/^# \{0,1\}//;/^SPDX/d'; }
@@ -272,6 +275,19 @@ EOF
         check "group aggregate: two --address-base vgcds as the devices of a third pass" 1 \
             "no build with the integration programs"
     fi
+    # The orchestration of group swap (a vgcd with --swap and two tenants),
+    # on the cpu executor.
+    if [ -n "$st_build" ] && [ -x "$st_build/tests/pool/pool_client" ]; then
+        outp=$(VGC_GPU_HARNESS=1 timeout 150 "$me" --build "$st_build" --only swap \
+               --budget 100 --out "$t/harness-swap" 2>&1)
+        grep -q "^  swap  *swap  *[1-9][0-9]* pass   0 fail" <<<"$outp" &&
+            grep -q "| swap | swap_out_and_in | swap | pass |" "$t/harness-swap/gpu-report.md"
+        check "group swap: a client swapped out and back by a vgcd --swap passes" $? \
+            "$(grep -m3 -E 'FAIL|swap' <<<"$outp" | tr '\n' ' ')"
+    else
+        check "group swap: a client swapped out and back by a vgcd --swap passes" 1 \
+            "no build with tests/pool/pool_client"
+    fi
     echo "1..$n"
     echo "# $((n - bad)) passed, $bad failed"
     [ $bad = 0 ]
@@ -363,6 +379,11 @@ gsock=$work/vgcd-aggregate.sock
 up_a_pid=
 up_b_pid=
 agg_pid=
+# group swap: one vgcd --swap with a low and a high priority listener
+ssock=$work/vgcd-swap.sock
+swap_train=$work/swap-train.sock
+swap_infer=$work/swap-infer.sock
+swap_pid=
 vgcd_llp=$ORIG_LLP
 VGCD=
 SHIM=
@@ -384,9 +405,11 @@ stop_aggregate() {
     end_pid "$agg_pid"; end_pid "$up_a_pid"; end_pid "$up_b_pid"
     agg_pid= up_a_pid= up_b_pid=
 }
+stop_swap() { end_pid "$swap_pid"; swap_pid=; }
 stop_vgcd() {
     stop_remote
     stop_aggregate
+    stop_swap
     end_pid "$vgcd_pid" && echo "== vgcd stopped $(date -u +%T)" >>"$out/vgcd.log"
     vgcd_pid=
 }
@@ -486,6 +509,25 @@ start_aggregate() {
     stop_aggregate
     return 1
 }
+# Group swap: a vgcd whose one device has 256 MiB for the pool, with --swap,
+# and two tenants: train (priority 10) and infer (priority 90).  On the
+# GPU the cuda executor swaps only what its --address-base window holds
+# (cuda_window.c), so it gets the first aggregate base; the cpu executor
+# swaps without one.
+start_swap() {
+    local base=
+    [ "$EXECUTOR" = cuda ] && read -r base _ <<<"$AGG_BASES_CUDA"
+    stop_swap
+    spawn_vgcd "$out/vgcd-swap.log" "$ssock" --executor "$EXECUTOR" --devices 1 \
+        --device-memory 256M --swap 512M ${base:+--address-base "$base"} \
+        --listen "unix:$swap_train,priority=10,name=train" \
+        --listen "unix:$swap_infer,priority=90,name=infer"
+    local rc=$?
+    swap_pid=$spawned
+    return $rc
+}
+swap_ok() { [ -n "$swap_pid" ] && kill -0 "$swap_pid" 2>/dev/null; }
+
 aggregate_ok() {
     local p
     for p in "$up_a_pid" "$up_b_pid" "$agg_pid"; do
@@ -510,13 +552,17 @@ run_test() {
             record "$group" "$name" "$mode" fail 0 "no usable shim or vgcd (see group build)"
             return
         fi
-        if [ "$mode" != aggregate ] && ! vgcd_ok && ! start_vgcd; then
+        if [ "$mode" != aggregate ] && [ "$mode" != swap ] && ! vgcd_ok && ! start_vgcd; then
             record "$group" "$name" "$mode" fail 0 "vgcd --executor cuda does not start (vgcd.log)"
             return
         fi
         if [ "$mode" = aggregate ] && ! aggregate_ok && ! start_aggregate; then
             record "$group" "$name" "$mode" fail 0 \
                 "the upstream or aggregating vgcds do not start (vgcd-aggregate.log)"
+            return
+        fi
+        if [ "$mode" = swap ] && ! swap_ok && ! start_swap; then
+            record "$group" "$name" "$mode" fail 0 "vgcd --swap does not start (vgcd-swap.log)"
             return
         fi
         if [ "$mode" = remote ] && ! remote_ok && ! start_remote; then
@@ -526,6 +572,8 @@ run_test() {
         fi
         if [ "$mode" = aggregate ]; then
             echo "== $group $name ($mode) $(date -u +%T)" >>"$out/vgcd-aggregate.log"
+        elif [ "$mode" = swap ]; then
+            echo "== $group $name ($mode) $(date -u +%T)" >>"$out/vgcd-swap.log"
         else
             echo "== $group $name ($mode) $(date -u +%T)" >>"$out/vgcd.log"
         fi
@@ -535,6 +583,7 @@ run_test() {
         server=unix:$sock
         [ "$mode" = remote ] && server=unix:$rsock
         [ "$mode" = aggregate ] && server=unix:$gsock
+        [ "$mode" = swap ] && server=unix:$ssock
         env LD_LIBRARY_PATH="$SHIM${ORIG_LLP:+:$ORIG_LLP}" VGC_SERVER="$server" VGC_SHIM_DIR="$SHIM" \
             NUMBA_CUDA_DRIVER="$SHIM/libcuda.so.1" \
             timeout -k 5 "$to" "$@" >"$log" 2>&1
@@ -551,7 +600,7 @@ run_test() {
     *) status=fail
        detail="exit $rc: $(grep -m1 -E '^not ok|Bail out|FAIL|error' "$log" || tail -1 "$log")" ;;
     esac
-    if [ "$mode" != native ] && [ "$mode" != aggregate ] && ! vgcd_ok; then
+    if [ "$mode" != native ] && [ "$mode" != aggregate ] && [ "$mode" != swap ] && ! vgcd_ok; then
         status=fail
         detail="vgcd died during this test; $detail"
         wait "$vgcd_pid" 2>/dev/null
@@ -561,6 +610,11 @@ run_test() {
         status=fail
         detail="the remote-executor vgcd died during this test; $detail"
         remote_pid=
+    fi
+    if [ "$mode" = swap ] && ! swap_ok; then
+        status=fail
+        detail="vgcd --swap died during this test; $detail"
+        swap_pid=
     fi
     if [ "$mode" = aggregate ] && ! aggregate_ok; then
         status=fail
@@ -813,6 +867,24 @@ if want aggregate; then
         run_test aggregate rt_api_static aggregate 150 "$p"
     fi
     stop_aggregate
+fi
+
+# ---- swap: a process swapped out to host RAM and back ----------------------
+# What it verifies on the GPU: that the cuda executor's swap_out/swap_in
+# (cuda_window.c: cuMemcpyDtoH and cuMemUnmap of each window allocation,
+# keeping the reservation; cuMemCreate/cuMemMap/cuMemSetAccess at the same
+# address and cuMemcpyHtoD back) work on NVIDIA's driver: a low priority
+# client is swapped out for a high priority one's allocation, waits, and
+# comes back with its bytes at its address, and a kernel on them computes.
+if want swap; then
+    p=$(pick tests/pool/pool_client)
+    if [ -z "$p" ]; then
+        record swap swap_out_and_in swap skip 0 "not built (tests/pool/pool_client)"
+    else
+        run_test swap swap_out_and_in swap 90 \
+            python3 "$here/swap_check.py" "$p" "$swap_train" "$swap_infer" "$out/vgcd-swap.log"
+    fi
+    stop_swap
 fi
 
 stop_vgcd

@@ -547,6 +547,50 @@ static void test_placement_skips_swapped(void)
     vgc_pool_destroy(p);
 }
 
+/*
+ * An executor that moves only part of what a process holds (the cuda
+ * executor: its window, not its managed memory): exactly that part is in
+ * the room, the rest stays charged on the device, and a later preemption
+ * does not choose the process that is out (it would free nothing).
+ */
+static void test_partial(void)
+{
+    struct vgc_tenant low = tenant(1, 0, 10, "low"), high = tenant(2, 0, 90, "high");
+    struct vgc_pool *p = vgc_pool_create(1, 256 * MB, 8);
+    int sl = vgc_pool_slot_claim(p, &low), sh = vgc_pool_slot_claim(p, &high);
+    uint64_t window = 150 * MB, too_much = 1024 * MB, t0;
+
+    vgc_pool_set_swap(p, 512 * MB);
+    vgc_pool_bind(p, sl);
+    vgc_pool_set_swappable(p, true);
+    CHECK(vgc_pool_reserve(p, 0, 200 * MB), "low holds 200M, 150M of it swappable");
+    CHECK(vgc_pool_swap_ask(p, sl) && vgc_pool_swap_begin(p) &&
+          vgc_pool_swap_hold_part(p, &window), "asked; it holds its 150M in the room");
+    vgc_pool_swap_moved(p);
+    CHECK(vgc_pool_swap_state(p, sl) == VGC_SWAP_OUT && vgc_pool_used(p, 0) == 50 * MB &&
+          vgc_pool_swapped(p, -1) == 150 * MB && vgc_pool_slot_used(p, sl) == 50 * MB,
+          "out: 150M in the room, 50M still charged on the device (%llu)",
+          (unsigned long long)vgc_pool_used(p, 0));
+    vgc_pool_bind(p, sh);
+    t0 = vgc_pool_clock();
+    CHECK(!vgc_pool_reserve(p, 0, 250 * MB) && vgc_pool_clock() - t0 < 500000000ull &&
+          vgc_pool_swap_state(p, sl) == VGC_SWAP_OUT,
+          "high's 250M need low's last 50M: refused at once, low is not chosen again");
+    CHECK(vgc_pool_reserve(p, 0, 200 * MB), "what the device has is high's");
+    vgc_pool_release(p, 0, 200 * MB);
+    vgc_pool_bind(p, sl);
+    CHECK(vgc_pool_swap_may_return(p, NOON) && vgc_pool_swap_reserve(p) &&
+          vgc_pool_used(p, 0) == 200 * MB, "low comes back: its 150M on the device again");
+    vgc_pool_swap_returned(p);
+    CHECK(vgc_pool_swap_ask(p, sl) && vgc_pool_swap_begin(p) &&
+          vgc_pool_swap_hold_part(p, &too_much) && vgc_pool_swapped(p, -1) == 200 * MB,
+          "a part larger than what it holds counts what it holds");
+    vgc_pool_swap_unhold(p);
+    vgc_pool_slot_clear(p, sl);
+    vgc_pool_slot_clear(p, sh);
+    vgc_pool_destroy(p);
+}
+
 int main(void)
 {
     test_ask();
@@ -558,5 +602,6 @@ int main(void)
     test_idle_choice();
     test_idle();
     test_placement_skips_swapped();
+    test_partial();
     return unit_done();
 }

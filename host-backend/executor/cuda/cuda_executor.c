@@ -24,7 +24,15 @@
  *    can aggregate this vgcd with others; cuMemFree, the address range and
  *    the pointer attributes of that memory are answered from the window's
  *    table.  Paged allocations are managed memory, placed by the driver,
- *    so the two do not go together.
+ *    so the two do not go together;
+ *  - with a window, a preempted process can be swapped out (vgcd --swap):
+ *    the window's allocations are copied to host memory and unmapped at
+ *    their reserved addresses, and mapped there again when it comes back
+ *    (cuda_window.h).  Only they move: managed memory and module globals,
+ *    which the driver places itself, stay on the GPU, and what the pool
+ *    charged for them stays charged there (swap_size tells the worker
+ *    what moves).  Without a window nothing can come back at its
+ *    address: swap_out and swap_in stay NULL and the process is ended.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -439,6 +447,14 @@ static bool cuda_window_setup(const struct vgc_executor_config *cfg, char **err)
     if (real.cuCtxDestroy_v2) {
         cuda_exec.ops.cuCtxDestroy_v2 = cuda_ctx_destroy;
     }
+    /* Window memory can leave the GPU and come back at its address; the
+     * rest (managed memory, module globals, what the driver places) stays,
+     * and the pool keeps it charged there (swap_size). */
+    if (cuda_window_can_swap()) {
+        cuda_exec.swap_out = cuda_window_swap_out;
+        cuda_exec.swap_in = cuda_window_swap_in;
+        cuda_exec.swap_size = cuda_window_resident;
+    }
     return true;
 }
 
@@ -476,6 +492,10 @@ static bool cuda_executor_init(const struct vgc_executor_config *cfg,
     cuda_exec.destroy = cuda_destroy;
     cuda_exec.va_base = cuda_exec.va_size = 0;
     cuda_exec.va_partial = false;
+    /* Only window memory can come back at its address (cuda_window_setup):
+     * without a window a preempted process is ended. */
+    cuda_exec.swap_out = cuda_exec.swap_in = NULL;
+    cuda_exec.swap_size = NULL;
     if (cfg->va_base) {
         return cuda_window_setup(cfg, err);
     }

@@ -43,6 +43,16 @@
  * (cuDevicePrimaryCtxReset) leaves them mapped until freed or until the
  * worker ends.
  *
+ * Swapping (vgcd --swap) is what the reservation makes possible: an
+ * allocation's memory can be unmapped while its addresses stay reserved
+ * and in the table (no new allocation lands there), and new memory mapped
+ * at them later.  Out, its bytes are in host memory of its own (lazily
+ * backed anonymous mappings, got for all allocations before anything
+ * moves); no lookup finds it until it is back.  The copies run in the
+ * context the allocation was made in (the device's primary context if
+ * that one is gone).  Only the window moves: the rest of a process's
+ * device memory stays where the driver put it (cuda_window.h).
+ *
  * The window holds what cuMemAlloc hands out and nothing else: managed
  * memory, module globals, pitched allocations stay where the driver puts
  * them.  So the executor calls its window partial (va_partial), and
@@ -59,6 +69,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "cuda_window.h"
 #include "pool.h"
@@ -69,6 +80,12 @@ struct cuda_window_range {
     size_t size;                /* as the program asked */
     size_t mapped;              /* rounded up to the granularity: mapped and charged */
     CUcontext ctx;              /* current when it was made */
+    /* Swapping: its bytes in host memory (size of them), or NULL; out:
+     * unmapped, not charged, its addresses still taken, its bytes in
+     * host.  Between the swap functions a range has a copy only when out. */
+    void *host;
+    bool out;
+    bool moved;                 /* changed sides in the swap under way */
 };
 
 /* One device's part of the window. */
@@ -76,6 +93,7 @@ struct cuda_window_part {
     struct cuda_window_range *r;    /* sorted by base; never overlapping */
     size_t n, cap;
     size_t granularity;             /* 0 until the driver was asked */
+    CUcontext primary;              /* retained for a swap's copies, or NULL */
 };
 
 static struct {
@@ -185,7 +203,8 @@ static struct cuda_window_range *cuda_window_find(CUdeviceptr p)
     struct cuda_window_part *pt = &win.part[cuda_window_device_of(p)];
     ptrdiff_t i = cuda_window_below(pt, p);
 
-    if (i < 0 || p - pt->r[i].base >= pt->r[i].size) {
+    /* An allocation swapped out is nobody's to touch until it is back. */
+    if (i < 0 || p - pt->r[i].base >= pt->r[i].size || pt->r[i].out) {
         return NULL;
     }
     return &pt->r[i];
@@ -317,14 +336,51 @@ static bool cuda_window_room(struct cuda_window_part *pt)
     return true;
 }
 
-CUresult cuda_window_alloc(CUdeviceptr *dptr, size_t size)
+/*
+ * Back [@at, +@mapped) of device @dev's part with new memory the device
+ * may read and write: cuMemCreate, cuMemMap, cuMemSetAccess, and
+ * cuMemRelease of our handle at once (the mapping holds its own
+ * reference, so that cuMemUnmap alone frees the memory).  On failure
+ * nothing is left behind.
+ */
+static CUresult cuda_window_map(int dev, CUdeviceptr at, size_t mapped)
 {
     CUmemAccessDesc access = {
-        .location = { .type = CU_MEM_LOCATION_TYPE_DEVICE },
+        .location = { .type = CU_MEM_LOCATION_TYPE_DEVICE, .id = dev },
         .flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE,
     };
-    CUmemAllocationProp prop;
+    CUmemAllocationProp prop = cuda_window_prop(dev);
     CUmemGenericAllocationHandle handle = 0;
+    CUresult res;
+
+    res = win.drv->cuMemCreate(&handle, mapped, &prop, 0);
+    if (res != CUDA_SUCCESS) {
+        return res;
+    }
+    res = win.drv->cuMemMap(at, mapped, 0, handle, 0);
+    if (res != CUDA_SUCCESS) {
+        goto err_handle;
+    }
+    res = win.drv->cuMemSetAccess(at, mapped, &access, 1);
+    if (res != CUDA_SUCCESS) {
+        goto err_map;
+    }
+    /* From here the mapping alone keeps the memory: cuMemUnmap frees it. */
+    res = win.drv->cuMemRelease(handle);
+    if (res != CUDA_SUCCESS) {
+        goto err_map;           /* our reference is still held: once more below */
+    }
+    return CUDA_SUCCESS;
+
+err_map:
+    win.drv->cuMemUnmap(at, mapped);
+err_handle:
+    win.drv->cuMemRelease(handle);
+    return res;
+}
+
+CUresult cuda_window_alloc(CUdeviceptr *dptr, size_t size)
+{
     struct cuda_window_part *pt;
     CUcontext ctx = NULL;
     CUdevice dev = 0;
@@ -366,24 +422,12 @@ CUresult cuda_window_alloc(CUdeviceptr *dptr, size_t size)
     if (win.pool && !vgc_pool_reserve(win.pool, dev, mapped)) {
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
-    prop = cuda_window_prop(dev);
-    res = win.drv->cuMemCreate(&handle, mapped, &prop, 0);
+    res = cuda_window_map(dev, at, mapped);
     if (res != CUDA_SUCCESS) {
-        goto err_pool;
-    }
-    res = win.drv->cuMemMap(at, mapped, 0, handle, 0);
-    if (res != CUDA_SUCCESS) {
-        goto err_handle;
-    }
-    access.location.id = dev;
-    res = win.drv->cuMemSetAccess(at, mapped, &access, 1);
-    if (res != CUDA_SUCCESS) {
-        goto err_map;
-    }
-    /* From here the mapping alone keeps the memory: cuMemUnmap frees it. */
-    res = win.drv->cuMemRelease(handle);
-    if (res != CUDA_SUCCESS) {
-        goto err_map;           /* our reference is still held: once more below */
+        if (win.pool) {
+            vgc_pool_release(win.pool, dev, mapped);
+        }
+        return res;
     }
     memmove(&pt->r[i + 1], &pt->r[i], (pt->n - i) * sizeof(pt->r[0]));
     pt->r[i] = (struct cuda_window_range){
@@ -392,31 +436,47 @@ CUresult cuda_window_alloc(CUdeviceptr *dptr, size_t size)
     pt->n++;
     *dptr = at;
     return CUDA_SUCCESS;
+}
 
-err_map:
-    win.drv->cuMemUnmap(at, mapped);
-err_handle:
-    win.drv->cuMemRelease(handle);
-err_pool:
-    if (win.pool) {
-        vgc_pool_release(win.pool, dev, mapped);
+/* Host memory for a copy of @size bytes: lazily backed, so that what is
+ * got first (before anything moves) costs nothing until it is written. */
+static void *cuda_window_host_get(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void cuda_window_host_put(struct cuda_window_range *r)
+{
+    if (r->host) {
+        munmap(r->host, r->size);
+        r->host = NULL;
     }
-    return res;
 }
 
 /* Unmap the @i-th range of device @dev's part, and forget it; one that
- * stays mapped stays in the table, so that its addresses are not reused. */
+ * stays mapped stays in the table, so that its addresses are not reused.
+ * One swapped out has only its host copy to free, and nothing charged. */
 static CUresult cuda_window_unmap(int dev, size_t i)
 {
     struct cuda_window_part *pt = &win.part[dev];
-    CUresult res = win.drv->cuMemUnmap(pt->r[i].base, pt->r[i].mapped);
+    CUresult res;
 
+    if (pt->r[i].out) {
+        cuda_window_host_put(&pt->r[i]);
+        cuda_window_remove(pt, i);
+        return CUDA_SUCCESS;
+    }
+    res = win.drv->cuMemUnmap(pt->r[i].base, pt->r[i].mapped);
     if (res != CUDA_SUCCESS) {
         return res;
     }
     if (win.pool) {
         vgc_pool_release(win.pool, dev, pt->r[i].mapped);
     }
+    cuda_window_host_put(&pt->r[i]);
     cuda_window_remove(pt, i);
     return CUDA_SUCCESS;
 }
@@ -500,6 +560,271 @@ void cuda_window_context_gone(CUcontext ctx)
             }
         }
     }
+}
+
+/* ---- swapping (vgcd --swap; docs/pool.md "Swapping instead of ending") -------- */
+
+bool cuda_window_can_swap(void)
+{
+    const struct vgc_exec_ops *d = win.drv;
+
+    return win.part && d->cuMemcpyDtoH_v2 && d->cuMemcpyHtoD_v2 && d->cuCtxPushCurrent_v2 &&
+           d->cuCtxPopCurrent_v2 && d->cuCtxSynchronize;
+}
+
+uint64_t cuda_window_resident(int dev)
+{
+    uint64_t sum = 0;
+
+    if (!win.part || dev < 0 || dev >= win.ndevices) {
+        return 0;
+    }
+    for (size_t i = 0; i < win.part[dev].n; i++) {
+        sum += win.part[dev].r[i].out ? 0 : win.part[dev].r[i].mapped;
+    }
+    return sum;
+}
+
+/*
+ * Make a context of device @dev current for copying @r: the one it was
+ * made in (the worker keeps it: a destroyed context's allocations are
+ * freed with it), or with @primary the device's primary context, retained
+ * until the swap is over.  That is for a primary context released to zero
+ * since (its handle stays, the context does not; the window does not
+ * follow primary contexts): retaining one that is not active creates it,
+ * which costs device memory, so it is only the fallback.
+ */
+static CUresult cuda_window_enter(int dev, const struct cuda_window_range *r, bool primary)
+{
+    struct cuda_window_part *pt = &win.part[dev];
+    CUresult res;
+
+    if (!primary) {
+        return win.drv->cuCtxPushCurrent_v2(r->ctx);
+    }
+    if (!pt->primary) {
+        if (!win.drv->cuDevicePrimaryCtxRetain || !win.drv->cuDevicePrimaryCtxRelease_v2) {
+            return CUDA_ERROR_INVALID_CONTEXT;
+        }
+        res = win.drv->cuDevicePrimaryCtxRetain(&pt->primary, dev);
+        if (res != CUDA_SUCCESS) {
+            pt->primary = NULL;
+            return res;
+        }
+    }
+    return win.drv->cuCtxPushCurrent_v2(pt->primary);
+}
+
+static void cuda_window_leave(void)
+{
+    CUcontext popped = NULL;
+
+    win.drv->cuCtxPopCurrent_v2(&popped);
+}
+
+/* The primary contexts retained for the copies of a swap: released. */
+static void cuda_window_primaries_drop(void)
+{
+    for (int dev = 0; dev < win.ndevices; dev++) {
+        if (win.part[dev].primary) {
+            win.drv->cuDevicePrimaryCtxRelease_v2(dev);
+            win.part[dev].primary = NULL;
+        }
+    }
+}
+
+static bool cuda_window_context_error(CUresult res)
+{
+    return res == CUDA_ERROR_INVALID_CONTEXT || res == CUDA_ERROR_CONTEXT_IS_DESTROYED;
+}
+
+/*
+ * Copy @r's bytes between the device and its host copy: out (@to_host)
+ * once the context's device work is done, in followed by a wait for the
+ * copy, so that no kernel of the next call (on a stream that does not
+ * wait for the default one) reads the memory before the bytes are there.
+ */
+static CUresult cuda_window_copy(int dev, const struct cuda_window_range *r, bool to_host)
+{
+    CUresult res = CUDA_SUCCESS;
+
+    for (int primary = 0; primary < 2; primary++) {
+        res = cuda_window_enter(dev, r, primary);
+        if (res == CUDA_SUCCESS) {
+            if (to_host) {
+                res = win.drv->cuCtxSynchronize();
+                if (res == CUDA_SUCCESS) {
+                    res = win.drv->cuMemcpyDtoH_v2(r->host, r->base, r->size);
+                }
+            } else {
+                res = win.drv->cuMemcpyHtoD_v2(r->base, r->host, r->size);
+                if (res == CUDA_SUCCESS) {
+                    res = win.drv->cuCtxSynchronize();
+                }
+            }
+            cuda_window_leave();
+        }
+        if (!cuda_window_context_error(res)) {
+            break;
+        }
+    }
+    return res;
+}
+
+/* Unmap @r for good or ill in an unwind: if the driver will not, its
+ * memory stays mapped (and its bytes in it) until the worker ends. */
+static bool cuda_window_unmap_quiet(const struct cuda_window_range *r, const char *why)
+{
+    CUresult res = win.drv->cuMemUnmap(r->base, r->mapped);
+
+    if (res != CUDA_SUCCESS) {
+        fprintf(stderr, "vgcd: cuda executor: cannot unmap %#llx+%#zx %s (CUresult %d); "
+                "it stays mapped\n", (unsigned long long)r->base, r->mapped, why, res);
+        return false;
+    }
+    return true;
+}
+
+/* Back @r (out) at its address: new memory mapped there and its bytes
+ * copied in; its host copy is kept.  On failure it is still out. */
+static CUresult cuda_window_back(int dev, struct cuda_window_range *r)
+{
+    CUresult res = cuda_window_map(dev, r->base, r->mapped);
+
+    if (res != CUDA_SUCCESS) {
+        return res;
+    }
+    res = cuda_window_copy(dev, r, false);
+    if (res != CUDA_SUCCESS && !cuda_window_unmap_quiet(r, "after a failed copy back")) {
+        r->out = false;         /* mapped after all; its bytes are only in the copy */
+    }
+    return res;
+}
+
+/* Host copies of ranges that are not out: of a swap that did not happen. */
+static void cuda_window_drop_copies(void)
+{
+    for (int dev = 0; dev < win.ndevices; dev++) {
+        for (size_t i = 0; i < win.part[dev].n; i++) {
+            struct cuda_window_range *r = &win.part[dev].r[i];
+
+            r->moved = false;
+            if (!r->out) {
+                cuda_window_host_put(r);
+            }
+        }
+    }
+    cuda_window_primaries_drop();
+}
+
+/*
+ * The ranges this swap-out unmapped already, mapped again with their
+ * bytes: it failed, and nothing is to have moved.  One that cannot be
+ * (short of device memory now) stays out, and says so: the worker ends a
+ * process whose swap-out failed.
+ */
+static void cuda_window_undo_out(void)
+{
+    for (int dev = 0; dev < win.ndevices; dev++) {
+        for (size_t i = 0; i < win.part[dev].n; i++) {
+            struct cuda_window_range *r = &win.part[dev].r[i];
+            CUresult res;
+
+            if (!r->moved) {
+                continue;
+            }
+            res = cuda_window_back(dev, r);
+            if (res == CUDA_SUCCESS) {
+                r->out = false;
+            } else if (r->out) {
+                fprintf(stderr, "vgcd: cuda executor: cannot map %#llx+%#zx again after a "
+                        "failed swap-out (CUresult %d); it stays in host memory\n",
+                        (unsigned long long)r->base, r->mapped, res);
+            }
+        }
+    }
+}
+
+CUresult cuda_window_swap_out(void)
+{
+    struct cuda_window_range *r;
+    CUresult res = CUDA_SUCCESS;
+    int dev;
+    size_t i;
+
+    /* All the host memory first: short of it, nothing has moved. */
+    for (dev = 0; dev < win.ndevices; dev++) {
+        for (i = 0; i < win.part[dev].n; i++) {
+            r = &win.part[dev].r[i];
+            if (!r->out && !(r->host = cuda_window_host_get(r->size))) {
+                res = CUDA_ERROR_OUT_OF_MEMORY;
+                goto drop;
+            }
+        }
+    }
+    /* Every copy next, the device memory untouched: a failure moves
+     * nothing either. */
+    for (dev = 0; dev < win.ndevices; dev++) {
+        for (i = 0; i < win.part[dev].n; i++) {
+            r = &win.part[dev].r[i];
+            if (!r->out && (res = cuda_window_copy(dev, r, true)) != CUDA_SUCCESS) {
+                goto drop;
+            }
+        }
+    }
+    /* Then the device memory goes; the reservation keeps the addresses,
+     * and the table the ranges, so no allocation is placed there. */
+    for (dev = 0; dev < win.ndevices; dev++) {
+        for (i = 0; i < win.part[dev].n; i++) {
+            r = &win.part[dev].r[i];
+            if (r->out) {
+                continue;
+            }
+            res = win.drv->cuMemUnmap(r->base, r->mapped);
+            if (res != CUDA_SUCCESS) {
+                cuda_window_undo_out();
+                goto drop;
+            }
+            r->out = r->moved = true;
+        }
+    }
+    cuda_window_drop_copies();
+    return CUDA_SUCCESS;
+
+drop:
+    cuda_window_drop_copies();
+    return res;
+}
+
+CUresult cuda_window_swap_in(void)
+{
+    CUresult res = CUDA_SUCCESS;
+
+    for (int dev = 0; dev < win.ndevices && res == CUDA_SUCCESS; dev++) {
+        for (size_t i = 0; i < win.part[dev].n && res == CUDA_SUCCESS; i++) {
+            struct cuda_window_range *r = &win.part[dev].r[i];
+
+            if (r->out && (res = cuda_window_back(dev, r)) == CUDA_SUCCESS) {
+                r->out = false;
+                r->moved = true;
+            }
+        }
+    }
+    if (res != CUDA_SUCCESS) {
+        /* Nothing half back: what came back goes out again (its host
+         * copy is still there). */
+        for (int dev = 0; dev < win.ndevices; dev++) {
+            for (size_t i = 0; i < win.part[dev].n; i++) {
+                struct cuda_window_range *r = &win.part[dev].r[i];
+
+                if (r->moved && cuda_window_unmap_quiet(r, "after a failed swap-in")) {
+                    r->out = true;
+                }
+            }
+        }
+    }
+    cuda_window_drop_copies();
+    return res;
 }
 
 void cuda_window_destroy(void)

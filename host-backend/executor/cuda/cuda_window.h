@@ -88,4 +88,38 @@ bool cuda_window_allocated(CUdeviceptr p);
  * driver frees a destroyed context's cuMemAlloc memory. */
 void cuda_window_context_gone(CUcontext ctx);
 
+/*
+ * Swapping (struct vgc_executor's swap_out and swap_in; docs/pool.md):
+ * only the window's allocations move, the rest of the process's device
+ * memory stays where the driver put it.  None of these touches the pool.
+ *
+ * cuda_window_can_swap: whether the driver has what swapping needs (the
+ * copies, pushing contexts).  cuda_window_resident: the bytes of device
+ * @dev's allocations that are on the device, rounded as mapped: what
+ * cuda_window_swap_out would free there, and what the pool was charged
+ * for them.
+ *
+ * cuda_window_swap_out: copy each allocation's bytes to host memory and
+ * unmap it (which frees its device memory), keeping its addresses: the
+ * reservation stays, and its entry in the table keeps new allocations
+ * off them.  Until it is back no lookup finds it (address range, pointer
+ * attributes, free: as if not allocated).  Host memory is got for all
+ * of them first, then all are copied, then all unmapped: a failure of
+ * any step leaves everything on the device (a range unmapped already is
+ * mapped and copied back; one that cannot be stays out, logged, and the
+ * worker ends the process).
+ *
+ * cuda_window_swap_in: new memory at each swapped-out allocation's
+ * address, its bytes copied back, the host copy freed once all are back.
+ * On failure what came back is unmapped again: everything is still out
+ * and it can be tried again.
+ *
+ * A swapped-out allocation freed (its context destroyed, the window
+ * destroyed) only frees its host copy.
+ */
+bool cuda_window_can_swap(void);
+uint64_t cuda_window_resident(int dev);
+CUresult cuda_window_swap_out(void);
+CUresult cuda_window_swap_in(void);
+
 #endif /* VGC_CUDA_WINDOW_H */
