@@ -34,7 +34,7 @@
 #include <unistd.h>
 
 #include "control.h"
-#include "registry.h"
+#include "hosts.h"
 #include "vgcd.h"
 
 /* Reply bytes queued for one client before its commands are no longer read. */
@@ -432,7 +432,7 @@ static void control_status(struct control_client *cl, struct vgcd *d)
     if (d->registry) {
         GString *text = g_string_new(NULL);
 
-        vgc_registry_describe(d->registry, text);
+        vgcd_hosts_describe(d, text);
         control_printf(cl, "%s", text->str);
         g_string_free(text, TRUE);
     }

@@ -22,6 +22,8 @@
 #include "hosts.h"
 #include "vgcd.h"
 
+#ifndef VGCD_NO_REGISTRY
+
 /* The port of a tcp:HOST:PORT address, options after a comma ignored;
  * 0 when @addr is not one. */
 static long hosts_tcp_port(const char *addr)
@@ -243,3 +245,73 @@ const char *vgcd_hosts_place(struct vgcd *d, const char *peer, char *buf, size_t
     }
     return buf;
 }
+
+void vgcd_hosts_stop(struct vgcd *d)
+{
+    vgc_registry_stop(d->registry);
+    d->registry = NULL;
+}
+
+void vgcd_hosts_describe(struct vgcd *d, GString *out)
+{
+    if (d->registry) {
+        vgc_registry_describe(d->registry, out);
+    }
+}
+
+#else /* VGCD_NO_REGISTRY */
+
+bool vgcd_hosts_check(struct vgcd_hosts_options *o, const char *executor,
+                      const char *const *listen, int nlisten)
+{
+    (void)listen;
+    (void)nlisten;
+    if (o->urls || o->advertise || (executor && strstr(executor, "registry"))) {
+        fprintf(stderr, "vgcd: built without the registry of hosts (it needs libcurl and "
+                "json-glib): no --registry, --advertise or --executor %s\n",
+                VGCD_REGISTRY_EXECUTOR);
+        return false;
+    }
+    return true;
+}
+
+bool vgcd_hosts_probe(const struct vgcd_hosts_options *o, int *ndevices)
+{
+    (void)o;
+    (void)ndevices;
+    return false;
+}
+
+bool vgcd_hosts_start(struct vgcd *d, const struct vgcd_hosts_options *o, uint64_t memory)
+{
+    (void)d;
+    (void)o;
+    (void)memory;
+    return true;
+}
+
+void vgcd_hosts_update(struct vgcd *d)
+{
+    (void)d;
+}
+
+const char *vgcd_hosts_place(struct vgcd *d, const char *peer, char *buf, size_t cap)
+{
+    (void)peer;
+    (void)buf;
+    (void)cap;
+    return d->executor;
+}
+
+void vgcd_hosts_stop(struct vgcd *d)
+{
+    (void)d;
+}
+
+void vgcd_hosts_describe(struct vgcd *d, GString *out)
+{
+    (void)d;
+    (void)out;
+}
+
+#endif /* VGCD_NO_REGISTRY */

@@ -2,6 +2,10 @@
  * hosts.h - vgcd and the registry of the pool's hosts (hosts.c): its
  * options, this host's record, and where a new client is sent.
  *
+ * Built with -DVGCD_NO_REGISTRY (tests/gpu/build-minimal.sh, on a machine
+ * without libcurl and json-glib) vgcd refuses the registry's options and
+ * the rest of it is absent.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #ifndef VGCD_HOSTS_H
@@ -10,6 +14,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <glib.h>
 
 #include "registry.h"
 
@@ -57,6 +63,12 @@ bool vgcd_hosts_start(struct vgcd *d, const struct vgcd_hosts_options *o, uint64
 
 /* This host's figures may have changed (a client came or went, a tick). */
 void vgcd_hosts_update(struct vgcd *d);
+
+/* Stop the registry's thread: this host's record goes at once. */
+void vgcd_hosts_stop(struct vgcd *d);
+
+/* The registry's lines of `vgcctl status`, appended to @out. */
+void vgcd_hosts_describe(struct vgcd *d, GString *out);
 
 /*
  * The executor name for a new client's worker: @d's own, or with the

@@ -511,8 +511,7 @@ static int vgcd_run(struct vgcd *d)
 static void vgcd_shutdown(struct vgcd *d)
 {
     /* First: no host sends us clients once we stop taking them. */
-    vgc_registry_stop(d->registry);
-    d->registry = NULL;
+    vgcd_hosts_stop(d);
     for (int i = 0; i < d->nlisteners; i++) {
         vgcd_listener_close(&d->listeners[i]);
     }

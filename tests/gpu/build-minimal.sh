@@ -155,17 +155,19 @@ if want vgcd; then
     rm -f "$out/depcheck" "$out/depcheck.c" "$out/depcheck.log"
     if [ $have = 1 ]; then
         srcs=()
-        for f in $(c_sources "$hb/meson.build" '^(vhost|ctl)/'); do srcs+=("$hb/$f"); done
+        # Without vhost-user, vgcctl and the registry of hosts (libcurl,
+        # json-glib): the GPU run needs none of them.
+        for f in $(c_sources "$hb/meson.build" '^(vhost|ctl|registry)/'); do srcs+=("$hb/$f"); done
         srcs+=("$gen/vgc_exec_ops.c" "$gen/vgc_host_dispatch.c" "$gen/vgc_agg_router.c"
                "$gen/vgc_opcodes.c")
         rm -rf "$d/obj"
         incs=()
-        for i in executor executor/cpu executor/remote worker pool daemon vhost; do
+        for i in executor executor/cpu executor/remote worker pool daemon vhost registry; do
             incs+=(-I"$hb/$i")
         done
         # vgcd --executor remote finds the shim built beside it (OUTDIR/guest-driver).
         if compile "$d/obj" $CFLAGS_COMMON "${incs[@]}" -I"$root/protocol/include" -I"$gen" $dep_cflags \
-                -DVGC_SHIM_INSTALL_PATH='"/usr/local/lib/vgc/libcuda.so.1"' \
+                -DVGC_SHIM_INSTALL_PATH='"/usr/local/lib/vgc/libcuda.so.1"' -DVGCD_NO_REGISTRY=1 \
                 -- "${srcs[@]}" &&
            $CC -pthread -o "$d/vgcd" $(objs "$d/obj") $dep_libs -ldl -lm; then
             echo "build-minimal.sh: built $d/vgcd"
