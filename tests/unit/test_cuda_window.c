@@ -1333,6 +1333,39 @@ static void preempt_low(struct vgc_pool *p, int low, int high)
           pre.dev == 0 && vgc_pool_swap_ask(p, low), "low is marked for device 0, and asked");
 }
 
+/*
+ * A worker's session for tenant @a on a window executor, in a fresh pool
+ * (the global @pool) with a swap room, where @b is a second tenant: their
+ * slots into *@sa and *@sb, the executor into *@ex.  NULL (a failed check)
+ * when there is no pool or session.
+ */
+static struct vgcd_session *worker_session(const struct vgc_tenant *a,
+                                           const struct vgc_tenant *b, int *sa, int *sb,
+                                           struct vgc_executor **ex, const char *name)
+{
+    struct vgcd_session *s;
+
+    pool = vgc_pool_create(NDEV, 64 * MiB, 4);
+    if (!pool) {
+        CHECK(false, "a pool");
+        return NULL;
+    }
+    vgc_pool_set_swap(pool, SWAP_ROOM);
+    *sa = vgc_pool_slot_claim(pool, a);
+    *sb = vgc_pool_slot_claim(pool, b);
+    vgc_pool_bind(pool, *sa);
+    vgc_pool_set_swappable(pool, true);
+    *ex = window_executor(BASE, true);
+    s = vgcd_session_new(*ex, name);
+    if (!s) {
+        CHECK(false, "a session");
+        return NULL;
+    }
+    s->pool = pool;
+    s->client_fd = -1;
+    return s;
+}
+
 static void test_swap_worker_cycle(void)
 {
     struct vgc_tenant lo = pool_tenant(1, 1, 0, "low"), hi = pool_tenant(2, 2, 0, "high");
@@ -1344,25 +1377,11 @@ static void test_swap_worker_cycle(void)
 
     lo.priority = 10;
     hi.priority = 90;
-    pool = vgc_pool_create(NDEV, 64 * MiB, 4);
-    if (!pool) {
-        CHECK(false, "a pool");
+    s = worker_session(&lo, &hi, &low, &high, &ex, "test low");
+    if (!s) {
         pool = saved;
         return;
     }
-    vgc_pool_set_swap(pool, SWAP_ROOM);
-    low = vgc_pool_slot_claim(pool, &lo);
-    high = vgc_pool_slot_claim(pool, &hi);
-    vgc_pool_bind(pool, low);
-    vgc_pool_set_swappable(pool, true);
-    ex = window_executor(BASE, true);
-    s = vgcd_session_new(ex, "test low");
-    if (!s) {
-        CHECK(false, "a session");
-        return;
-    }
-    s->pool = pool;
-    s->client_fd = -1;
     CHECK(ex->ops.cuMemAlloc_v2(&a, 8 * MiB) == CUDA_SUCCESS && fill(ex, 0, a, 8 * MiB) &&
           ex->ops.cuMemAllocManaged(&m, 4 * MiB, CU_MEM_ATTACH_GLOBAL) == CUDA_SUCCESS,
           "low holds 8M in the window and 4M managed on device 0");
@@ -1415,25 +1434,11 @@ static void test_swap_worker_idle(void)
     nb.priority = 90;
     nb.idle = 1;
     batch.priority = 50;
-    pool = vgc_pool_create(NDEV, 64 * MiB, 4);
-    if (!pool) {
-        CHECK(false, "a pool");
+    s = worker_session(&nb, &batch, &idle, &other, &ex, "test nb");
+    if (!s) {
         pool = saved;
         return;
     }
-    vgc_pool_set_swap(pool, SWAP_ROOM);
-    idle = vgc_pool_slot_claim(pool, &nb);
-    other = vgc_pool_slot_claim(pool, &batch);
-    vgc_pool_bind(pool, idle);
-    vgc_pool_set_swappable(pool, true);
-    ex = window_executor(BASE, true);
-    s = vgcd_session_new(ex, "test nb");
-    if (!s) {
-        CHECK(false, "a session");
-        return;
-    }
-    s->pool = pool;
-    s->client_fd = -1;
     use_device(1);
     CHECK(ex->ops.cuMemAlloc_v2(&a, GRAN) == CUDA_SUCCESS, "nb: a granule on device 1");
     use_device(0);
