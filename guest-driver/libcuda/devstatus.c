@@ -17,6 +17,22 @@
 _Static_assert(VGC_PRIVATE_MAX_PROCS == VGC_DEVICE_STATUS_MAX_PROCS,
                "the table promises what the wire carries");
 
+/*
+ * Begin a request of @opcode that the host answers only when its HELLO
+ * said @feature: an older vgcd would end the session over an opcode it
+ * does not know, so without it the request is not sent.
+ */
+static CUresult devstatus_begin(struct vgc_req *rq, unsigned opcode, uint32_t feature)
+{
+    CUresult res = vgc_req_begin(rq, opcode);
+
+    if (res == CUDA_SUCCESS && !(vgc_server_info()->features & feature)) {
+        vgc_req_end(rq);
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    return res;
+}
+
 /* Read a successful reply; false when it is not what was asked for. */
 static bool devstatus_read(struct vgc_rd *r, struct vgc_device_status *st,
                            struct vgc_process *procs, unsigned int max)
@@ -48,14 +64,9 @@ CUresult vgc_device_status(CUdevice dev, struct vgc_device_status *status,
     if (!status || dev < 0 || max > VGC_PRIVATE_MAX_PROCS || (max && !procs)) {
         return CUDA_ERROR_INVALID_VALUE;
     }
-    res = vgc_req_begin(&rq, VGC_OP_DEVICE_STATUS);
+    res = devstatus_begin(&rq, VGC_OP_DEVICE_STATUS, VGC_FEATURE_DEVICE_STATUS);
     if (res != CUDA_SUCCESS) {
         return res;
-    }
-    /* An older vgcd would end the session over an opcode it does not know. */
-    if (!(vgc_server_info()->features & VGC_FEATURE_DEVICE_STATUS)) {
-        vgc_req_end(&rq);
-        return CUDA_ERROR_NOT_SUPPORTED;
     }
     vgc_wr_u32(&rq.wr, (uint32_t)dev);
     vgc_wr_u32(&rq.wr, max);
@@ -80,13 +91,9 @@ CUresult vgc_device_memory(CUdevice dev, uint64_t *total, uint64_t *free_bytes)
     if (!total || !free_bytes || dev < 0) {
         return CUDA_ERROR_INVALID_VALUE;
     }
-    res = vgc_req_begin(&rq, VGC_OP_DEVICE_STATUS);
+    res = devstatus_begin(&rq, VGC_OP_DEVICE_STATUS, VGC_FEATURE_DEVICE_MEMORY);
     if (res != CUDA_SUCCESS) {
         return res;
-    }
-    if (!(vgc_server_info()->features & VGC_FEATURE_DEVICE_MEMORY)) {
-        vgc_req_end(&rq);
-        return CUDA_ERROR_NOT_SUPPORTED;
     }
     vgc_wr_u32(&rq.wr, (uint32_t)dev);
     vgc_wr_u32(&rq.wr, 0);                  /* no processes */
@@ -126,13 +133,9 @@ CUresult vgc_swap(bool out)
     struct vgc_req rq;
     CUresult res;
 
-    res = vgc_req_begin(&rq, VGC_OP_SWAP);
+    res = devstatus_begin(&rq, VGC_OP_SWAP, VGC_FEATURE_SWAP);
     if (res != CUDA_SUCCESS) {
         return res;
-    }
-    if (!(vgc_server_info()->features & VGC_FEATURE_SWAP)) {
-        vgc_req_end(&rq);
-        return CUDA_ERROR_NOT_SUPPORTED;
     }
     vgc_wr_u32(&rq.wr, out ? VGC_SWAP_REQ_OUT : VGC_SWAP_REQ_IN);
     res = vgc_req_call(&rq);
