@@ -458,6 +458,7 @@ static uint16_t pp_const_slot(struct pp *s, int32_t global, uint64_t value)
 
 enum pp_opnd_kind {
     PP_O_NONE, PP_O_NAME, PP_O_NUM, PP_O_ADDR, PP_O_VEC,
+    PP_O_TEXADDR,               /* [handle, {c0, c1, ...}]: name and vec */
 };
 
 struct pp_opnd {
@@ -700,6 +701,31 @@ static bool pp_parse_opnd(struct pp *s, struct pp_opnd *o)
             if (!pp_parse_offset(s, &o->off)) {
                 return false;
             }
+            t = ptx_lex_peek(&s->lx);
+            if (ptx_tok_punct(&t, ',')) {
+                /* Texture and surface operands: a handle and coordinates,
+                 * registers or immediates. */
+                ptx_lex_next(&s->lx);
+                t = ptx_lex_next(&s->lx);
+                if (!ptx_tok_punct(&t, '{') || o->off) {
+                    return false;
+                }
+                o->kind = PP_O_TEXADDR;
+                for (;;) {
+                    t = ptx_lex_next(&s->lx);
+                    if ((t.kind != PTX_TOK_WORD && t.kind != PTX_TOK_NUM) || o->nvec == 4) {
+                        return false;
+                    }
+                    o->vec[o->nvec++] = t;
+                    t = ptx_lex_next(&s->lx);
+                    if (ptx_tok_punct(&t, '}')) {
+                        break;
+                    }
+                    if (!ptx_tok_punct(&t, ',')) {
+                        return false;
+                    }
+                }
+            }
         } else if (t.kind == PTX_TOK_NUM) {
             uint64_t v;
 
@@ -896,6 +922,79 @@ static bool pp_add_fixup(struct pp *s, uint32_t insn, const char *name,
 }
 
 /* Returns false when the instruction should become PTX_OP_UNSUPPORTED. */
+/*
+ * Texture and surface instructions: the handle is in a, the coordinates'
+ * slots are packed in imm (16 bits each, x y z), the four data slots are
+ * d b c e.  @ncoord coordinates of type @cty are taken from @o's list
+ * (nvcc writes four for 3D, the last one unused).
+ */
+static bool pp_tex_operands(struct pp *s, const struct pp_opnd *addr, unsigned ncoord,
+                            int cty, struct ptx_insn *t)
+{
+    struct pp_opnd h = { .kind = PP_O_NAME, .name = addr->name };
+    uint64_t packed = 0;
+
+    if (addr->kind != PP_O_TEXADDR || (unsigned)addr->nvec < ncoord) {
+        return false;
+    }
+    t->a = pp_src(s, &h, PTX_T_U64);
+    for (unsigned i = 0; i < 3; i++) {
+        uint16_t slot = PTX_SLOT_TRUE;      /* read as 1, never used */
+
+        if (i < ncoord) {
+            struct pp_opnd c = { .kind = addr->vec[i].kind == PTX_TOK_NUM ? PP_O_NUM : PP_O_NAME };
+
+            if (c.kind == PP_O_NUM) {
+                c.num = addr->vec[i];
+            } else {
+                c.name = addr->vec[i];
+            }
+            slot = pp_src(s, &c, cty);
+        }
+        packed |= (uint64_t)slot << (16 * i);
+    }
+    t->imm = (int64_t)packed;
+    return true;
+}
+
+/* The data operand of a texture or surface instruction: up to 4 slots. */
+static bool pp_tex_data(struct pp *s, const struct pp_opnd *o, unsigned n, bool dst, int ty,
+                        struct ptx_insn *t)
+{
+    uint16_t sl[4] = { PTX_SLOT_SINK, PTX_SLOT_SINK, PTX_SLOT_SINK, PTX_SLOT_SINK };
+
+    if (o->kind == PP_O_VEC) {
+        if ((unsigned)o->nvec != n) {
+            return false;
+        }
+        for (unsigned i = 0; i < n; i++) {
+            struct pp_opnd e = { .kind = PP_O_NAME, .name = o->vec[i] };
+
+            if (ptx_tok_is(&o->vec[i], "_")) {
+                sl[i] = dst ? PTX_SLOT_SINK : pp_const_slot(s, -1, 0);
+            } else {
+                sl[i] = dst ? pp_dst_tok(s, &o->vec[i]) : pp_src(s, &e, ty);
+            }
+        }
+    } else if (n == 1 && (o->kind == PP_O_NAME || (!dst && o->kind == PP_O_NUM))) {
+        sl[0] = dst ? pp_dst(s, o) : pp_src(s, o, ty);
+    } else {
+        return false;
+    }
+    t->d = sl[0];
+    t->b = sl[1];
+    t->c = sl[2];
+    t->e = sl[3];
+    return true;
+}
+
+/* Geometry of a texture or surface mnemonic: 1, 2, 3, or 0 (layered,
+ * cube and anything else we do not model). */
+static unsigned pp_geometry(const struct pp_mn *mn)
+{
+    return pp_has(mn, "1d") ? 1 : pp_has(mn, "2d") ? 2 : pp_has(mn, "3d") ? 3 : 0;
+}
+
 static bool pp_decode(struct pp *s, const struct pp_mn *mn,
                       struct pp_opnd *o, int n, uint16_t guard, bool gneg)
 {
@@ -1421,6 +1520,46 @@ static bool pp_decode(struct pp *s, const struct pp_mn *mn,
         }
         tmp.a = pp_src(s, &o[1], PTX_T_PRED);
         tmp.d = pp_dst(s, &o[0]);
+    } else if (!strcmp(b, "tex")) {
+        /* tex.geom.v4.dtype.ctype d, [tex, {coords}]: unified mode only */
+        unsigned dims = pp_geometry(mn);
+
+        NEED(2);
+        if (!dims || mn->ntypes != 2 || !pp_has(mn, "v4") || pp_has(mn, "level") ||
+            pp_has(mn, "grad") || pp_has(mn, "base") ||
+            (mn->types[0] != PTX_T_F32 && mn->types[0] != PTX_T_S32 &&
+             mn->types[0] != PTX_T_U32) ||
+            (mn->types[1] != PTX_T_F32 && mn->types[1] != PTX_T_S32) ||
+            o[0].pipe.kind == PTX_TOK_WORD) {
+            return false;
+        }
+        op = P(TEX);
+        tmp.mod = (uint8_t)(dims | (mn->types[1] == PTX_T_S32 ? PTX_TEX_INT_COORDS : 0));
+        tmp.aux = (uint32_t)mn->types[0];
+        if (!pp_tex_operands(s, &o[1], dims, mn->types[1], &tmp) ||
+            !pp_tex_data(s, &o[0], 4, true, mn->types[0], &tmp)) {
+            return false;
+        }
+    } else if (!strcmp(b, "suld") || !strcmp(b, "sust")) {
+        /* su{ld,st}.b.geom{.v2,.v4}.bN.mode: byte-addressed x */
+        bool st = b[2] == 's';
+        unsigned dims = pp_geometry(mn), vec = pp_has(mn, "v4") ? 4 : pp_has(mn, "v2") ? 2 : 1;
+        int mode = pp_has(mn, "clamp") ? PTX_SURF_CLAMP : pp_has(mn, "zero") ? PTX_SURF_ZERO :
+                   PTX_SURF_TRAP;
+        unsigned esz = pp_type_size(ty);
+
+        NEED(2);
+        if (!dims || !pp_has(mn, "b") || mn->ntypes != 1 || !esz || ty == PTX_T_PRED ||
+            ty == PTX_T_F16 || esz * vec > 16) {
+            return false;
+        }
+        op = st ? P(SUST) : P(SULD);
+        tmp.mod = (uint8_t)(dims | mode << 2);
+        tmp.aux = esz | vec << 8;
+        if (!pp_tex_operands(s, &o[st ? 0 : 1], dims, PTX_T_S32, &tmp) ||
+            !pp_tex_data(s, &o[st ? 1 : 0], vec, !st, ty, &tmp)) {
+            return false;
+        }
     } else if (!strcmp(b, "activemask")) {
         NEED(1);
         op = P(ACTIVEMASK);

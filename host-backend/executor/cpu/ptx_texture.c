@@ -1,0 +1,287 @@
+/*
+ * ptx_texture.c - what the texture and surface units do, for the PTX
+ * interpreter: addressing modes, point and linear filtering, element
+ * formats and read modes, as the CUDA C++ Programming Guide's "Texture
+ * Fetching" appendix describes them:
+ *
+ *  - normalized coordinates are scaled by the size of their axis; wrap
+ *    keeps frac(x) and mirror reflects every other period first (both are
+ *    for normalized coordinates only; unnormalized ones clamp instead);
+ *  - point sampling reads T[floor(x)];
+ *  - linear filtering reads T[i] and T[i + 1] around xB = x - 0.5,
+ *    i = floor(xB), weighted by alpha = frac(xB) held in 9-bit fixed point
+ *    with 8 bits of fraction (so results step in 1/256ths between texels,
+ *    as on the hardware); 2D and 3D are the products of the axes' weights;
+ *  - out-of-range texel indices clamp to the edge, wrap, mirror, or read
+ *    the border colour;
+ *  - 8- and 16-bit integer formats read as floats in [0, 1] ([-1, 1]
+ *    signed) unless CU_TRSF_READ_AS_INTEGER; 32-bit integers always read
+ *    as integers, and integer reads are never filtered;
+ *  - channels a format lacks read as 0, alpha (w) as 1.
+ *
+ * Surfaces are byte-addressed in x (suld.b/sust.b), with trap, clamp or
+ * zero behaviour at the edges.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <math.h>
+#include <string.h>
+
+#include "ptx_internal.h"
+#include "ptx_texture.h"
+
+static float tx_half(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+    uint32_t bits;
+    float f;
+
+    if (exp == 0) {
+        /* zero or subnormal: man * 2^-24 */
+        f = (float)man * 0x1p-24f;
+        return sign ? -f : f;
+    }
+    if (exp == 31) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else {
+        bits = sign | ((exp + 112) << 23) | (man << 13);
+    }
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static float tx_bits_f(uint32_t b)
+{
+    float f;
+
+    memcpy(&f, &b, 4);
+    return f;
+}
+
+static uint32_t tx_f_bits(float f)
+{
+    uint32_t b;
+
+    memcpy(&b, &f, 4);
+    return b;
+}
+
+/* Does @v read as floats? */
+static bool tx_reads_float(const struct cpu_tex_view *v)
+{
+    switch (v->fmt) {
+    case CU_AD_FORMAT_FLOAT:
+    case CU_AD_FORMAT_HALF:
+        return true;
+    case CU_AD_FORMAT_UNSIGNED_INT32:
+    case CU_AD_FORMAT_SIGNED_INT32:
+        return false;
+    default:
+        return !(v->tex->flags & CU_TRSF_READ_AS_INTEGER);
+    }
+}
+
+/* Channel @ch of the element at @p, as the texture reads it. */
+static uint32_t tx_channel(const struct cpu_tex_view *v, const uint8_t *p, unsigned ch,
+                           bool as_float)
+{
+    switch (v->fmt) {
+    case CU_AD_FORMAT_UNSIGNED_INT8:
+        return as_float ? tx_f_bits((float)p[ch] / 255.0f) : p[ch];
+    case CU_AD_FORMAT_SIGNED_INT8: {
+        int8_t x = (int8_t)p[ch];
+        return as_float ? tx_f_bits(fmaxf((float)x / 127.0f, -1.0f)) : (uint32_t)(int32_t)x;
+    }
+    case CU_AD_FORMAT_UNSIGNED_INT16: {
+        uint16_t x;
+        memcpy(&x, p + 2 * ch, 2);
+        return as_float ? tx_f_bits((float)x / 65535.0f) : x;
+    }
+    case CU_AD_FORMAT_SIGNED_INT16: {
+        int16_t x;
+        memcpy(&x, p + 2 * ch, 2);
+        return as_float ? tx_f_bits(fmaxf((float)x / 32767.0f, -1.0f)) : (uint32_t)(int32_t)x;
+    }
+    case CU_AD_FORMAT_HALF: {
+        uint16_t x;
+        memcpy(&x, p + 2 * ch, 2);
+        return tx_f_bits(tx_half(x));
+    }
+    default: {
+        uint32_t x;
+        memcpy(&x, p + 4 * ch, 4);
+        return x;
+    }
+    }
+}
+
+/* The element at integer texel (i, j, k), or the border colour when one
+ * of them is -1 (out of range under border addressing). */
+static void tx_texel(const struct cpu_tex_view *v, const int64_t idx[3], bool as_float,
+                     uint32_t out[4])
+{
+    if (idx[0] < 0 || idx[1] < 0 || idx[2] < 0) {
+        for (int c = 0; c < 4; c++) {
+            out[c] = tx_f_bits(v->tex->borderColor[c]);
+            if (!as_float) {
+                out[c] = (uint32_t)(int32_t)v->tex->borderColor[c];
+            }
+        }
+        return;
+    }
+    const uint8_t *p = v->data + (size_t)idx[2] * v->slice + (size_t)idx[1] * v->pitch +
+                       (size_t)idx[0] * v->elem;
+    for (unsigned c = 0; c < 4; c++) {
+        if (c < v->nch) {
+            out[c] = tx_channel(v, p, c, as_float);
+        } else {
+            out[c] = c == 3 ? (as_float ? tx_f_bits(1.0f) : 1) : 0;
+        }
+    }
+}
+
+/* Texel index @i on an axis of @n under address mode @mode; -1: border. */
+static int64_t tx_address(int64_t i, int64_t n, CUaddress_mode mode, bool norm)
+{
+    if (i >= 0 && i < n) {
+        return i;
+    }
+    if (norm && mode == CU_TR_ADDRESS_MODE_WRAP) {
+        i %= n;
+        return i < 0 ? i + n : i;
+    }
+    if (norm && mode == CU_TR_ADDRESS_MODE_MIRROR) {
+        int64_t p = i % (2 * n);
+
+        p = p < 0 ? p + 2 * n : p;
+        return p < n ? p : 2 * n - 1 - p;
+    }
+    if (mode == CU_TR_ADDRESS_MODE_BORDER) {
+        return -1;
+    }
+    return i < 0 ? 0 : n - 1;
+}
+
+/* Coordinate @x on an axis of @n texels, in texels: normalized
+ * coordinates are wrapped or mirrored first, then scaled, in single
+ * precision as the hardware's are. */
+static float tx_coord(float x, int64_t n, CUaddress_mode mode, bool norm)
+{
+    if (!norm) {
+        return x;
+    }
+    if (mode == CU_TR_ADDRESS_MODE_WRAP) {
+        x -= floorf(x);
+    } else if (mode == CU_TR_ADDRESS_MODE_MIRROR) {
+        float f = floorf(x);
+
+        x -= f;
+        if (fmodf(f, 2.0f) != 0.0f) {
+            x = 1.0f - x;
+        }
+    }
+    return x * (float)n;
+}
+
+/* Clamp a texel coordinate into what int64_t holds comfortably: far
+ * outside the texture it makes no difference which texel it names. */
+static int64_t tx_floor(float u)
+{
+    if (!(u > -1e15f)) {    /* NaN too */
+        return (int64_t)-1e15;
+    }
+    if (u > 1e15f) {
+        return (int64_t)1e15;
+    }
+    return (int64_t)floorf(u);
+}
+
+void ptx_tex_sample(const struct cpu_tex_view *v, unsigned dims, bool int_coords,
+                    const uint32_t c[3], uint32_t out[4])
+{
+    const CUDA_TEXTURE_DESC *td = v->tex;
+    bool norm = td->flags & CU_TRSF_NORMALIZED_COORDINATES;
+    bool as_float = tx_reads_float(v);
+    const int64_t n[3] = { (int64_t)v->w, (int64_t)v->h, (int64_t)v->d };
+    int64_t i0[3] = { 0, 0, 0 };
+    float w[3] = { 0, 0, 0 };
+    bool linear = td->filterMode == CU_TR_FILTER_MODE_LINEAR && as_float && !int_coords;
+
+    for (unsigned a = 0; a < dims && a < 3; a++) {
+        CUaddress_mode mode = td->addressMode[a];
+
+        if (int_coords) {
+            /* tex1Dfetch and friends: an element index, never scaled. */
+            i0[a] = (int32_t)c[a];
+            continue;
+        }
+        float u = tx_coord(tx_bits_f(c[a]), n[a], mode, norm);
+
+        if (!linear) {
+            i0[a] = tx_floor(u);
+        } else {
+            float xb = u - 0.5f;
+
+            i0[a] = tx_floor(xb);
+            /* alpha in 9-bit fixed point, 8 bits of fraction */
+            w[a] = nearbyintf((xb - floorf(xb)) * 256.0f) / 256.0f;
+        }
+    }
+    if (!linear) {
+        int64_t idx[3];
+
+        for (unsigned a = 0; a < 3; a++) {
+            idx[a] = a < dims ? tx_address(i0[a], n[a], td->addressMode[a], norm && !int_coords)
+                              : 0;
+        }
+        tx_texel(v, idx, as_float, out);
+        return;
+    }
+    float acc[4] = { 0, 0, 0, 0 };
+    unsigned corners = 1u << (dims > 3 ? 3 : dims);
+
+    for (unsigned k = 0; k < corners; k++) {
+        int64_t idx[3] = { 0, 0, 0 };
+        float wt = 1.0f;
+        uint32_t t[4];
+
+        for (unsigned a = 0; a < dims && a < 3; a++) {
+            unsigned hi = (k >> a) & 1;
+
+            idx[a] = tx_address(i0[a] + hi, n[a], td->addressMode[a], norm);
+            wt *= hi ? w[a] : 1.0f - w[a];
+        }
+        if (wt == 0.0f) {
+            continue;
+        }
+        tx_texel(v, idx, true, t);
+        for (int ch = 0; ch < 4; ch++) {
+            acc[ch] += wt * tx_bits_f(t[ch]);
+        }
+    }
+    for (int ch = 0; ch < 4; ch++) {
+        out[ch] = tx_f_bits(acc[ch]);
+    }
+}
+
+int ptx_surf_locate(const struct cpu_tex_view *v, unsigned dims, int mode, const int32_t c[3],
+                    unsigned size, uint8_t **p)
+{
+    int64_t x = c[0], y = dims > 1 ? c[1] : 0, z = dims > 2 ? c[2] : 0;
+    int64_t row = (int64_t)(v->w * v->elem), h = (int64_t)v->h, d = (int64_t)v->d;
+
+    if (x < 0 || x > row - (int64_t)size || y < 0 || y >= h || z < 0 || z >= d) {
+        if (mode == PTX_SURF_ZERO) {
+            return 1;
+        }
+        if (mode == PTX_SURF_TRAP || (int64_t)size > row) {
+            return -1;
+        }
+        /* clamp: to the nearest element inside */
+        x = x < 0 ? 0 : x > row - (int64_t)size ? (row - (int64_t)size) / size * size : x;
+        y = y < 0 ? 0 : y >= h ? h - 1 : y;
+        z = z < 0 ? 0 : z >= d ? d - 1 : z;
+    }
+    *p = v->data + (size_t)z * v->slice + (size_t)y * v->pitch + (size_t)x;
+    return 0;
+}
