@@ -1,0 +1,459 @@
+/*
+ * rt_texture.cu - CUDA arrays, texture objects and surface objects as an
+ * unmodified nvcc-built program uses them: cudaMallocArray and
+ * cudaMemcpy2DToArray, tex2D<float> with point and linear filtering, clamp
+ * and wrap, normalized coordinates, normalized-float reads of 8-bit data,
+ * surf2Dwrite/surf2Dread, cudaMemcpy2DFromArray, a 3D array round trip with
+ * tex3D, and bad requests (a freed array, copies past an array's end) that
+ * must fail cleanly.  Every fetch is checked against a reference computed
+ * here the way the CUDA programming guide's texture fetching appendix says
+ * (linear filtering weights in 9-bit fixed point, 8 fraction bits).
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "rt_check.h"
+
+#define W 8
+#define H 5
+#define NS 64           /* sample points per texture check */
+
+__global__ void fetch2d(cudaTextureObject_t t, const float2 *at, float *out, int n)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) {
+        out[i] = tex2D<float>(t, at[i].x, at[i].y);
+    }
+}
+
+__global__ void fetch2d_uchar4(cudaTextureObject_t t, const float2 *at, float4 *out, int n)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) {
+        out[i] = tex2D<float4>(t, at[i].x, at[i].y);
+    }
+}
+
+__global__ void fetch1d_int(cudaTextureObject_t t, const float *at, int *out, int n)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) {
+        out[i] = tex1D<int>(t, at[i]);
+    }
+}
+
+__global__ void fetch3d(cudaTextureObject_t t, float *out, int w, int h, int d)
+{
+    int x = threadIdx.x, y = threadIdx.y, z = blockIdx.x;
+    if (x < w && y < h && z < d) {
+        out[(z * h + y) * w + x] = tex3D<float>(t, x + 0.5f, y + 0.5f, z + 0.5f);
+    }
+}
+
+__global__ void surf_write(cudaSurfaceObject_t s, int w, int h)
+{
+    int x = threadIdx.x, y = threadIdx.y;
+    if (x < w && y < h) {
+        surf2Dwrite((float)(100 * y + x), s, x * (int)sizeof(float), y);
+    }
+}
+
+/* Reads each element, writes it doubled one column to the right (the last
+ * column's write falls off the edge and is dropped: boundary mode zero). */
+__global__ void surf_shift(cudaSurfaceObject_t src, cudaSurfaceObject_t dst, int w, int h)
+{
+    int x = threadIdx.x, y = threadIdx.y;
+    if (x < w && y < h) {
+        float v = surf2Dread<float>(src, x * (int)sizeof(float), y);
+        surf2Dwrite(2.0f * v, dst, (x + 1) * (int)sizeof(float), y, cudaBoundaryModeZero);
+    }
+}
+
+/* ---- the reference ------------------------------------------------------ */
+
+static int wrap_clamp(int i, int n, int wrap)
+{
+    if (wrap) {
+        i %= n;
+        return i < 0 ? i + n : i;
+    }
+    return i < 0 ? 0 : (i >= n ? n - 1 : i);
+}
+
+/* Coordinate u on an axis of n texels as the hardware takes it: normalized
+ * coordinates are scaled by n; wrap keeps only the fraction first. */
+static float ref_coord(float u, int n, int norm, int wrap)
+{
+    if (norm) {
+        if (wrap) {
+            u = u - floorf(u);
+        }
+        u *= (float)n;
+    }
+    return u;
+}
+
+static float ref_texel(const float *img, int x, int y, int wrap)
+{
+    return img[wrap_clamp(y, H, wrap) * W + wrap_clamp(x, W, wrap)];
+}
+
+static float ref_fetch(const float *img, float u, float v, int linear, int norm, int wrap)
+{
+    u = ref_coord(u, W, norm, wrap);
+    v = ref_coord(v, H, norm, wrap);
+    if (!linear) {
+        return ref_texel(img, (int)floorf(u), (int)floorf(v), wrap);
+    }
+    float xb = u - 0.5f, yb = v - 0.5f;
+    int i = (int)floorf(xb), j = (int)floorf(yb);
+    /* alpha and beta in 9-bit fixed point with 8 bits of fraction */
+    float a = roundf((xb - floorf(xb)) * 256.0f) / 256.0f;
+    float b = roundf((yb - floorf(yb)) * 256.0f) / 256.0f;
+    return (1 - a) * (1 - b) * ref_texel(img, i, j, wrap) + a * (1 - b) * ref_texel(img, i + 1, j, wrap) +
+           (1 - a) * b * ref_texel(img, i, j + 1, wrap) + a * b * ref_texel(img, i + 1, j + 1, wrap);
+}
+
+static cudaTextureObject_t make_tex(cudaArray_t arr, int linear, int norm, int wrap,
+                                    enum cudaTextureReadMode mode)
+{
+    struct cudaResourceDesc rd;
+    struct cudaTextureDesc td;
+    cudaTextureObject_t t = 0;
+
+    memset(&rd, 0, sizeof(rd));
+    rd.resType = cudaResourceTypeArray;
+    rd.res.array.array = arr;
+    memset(&td, 0, sizeof(td));
+    td.addressMode[0] = td.addressMode[1] = td.addressMode[2] =
+        wrap ? cudaAddressModeWrap : cudaAddressModeClamp;
+    td.filterMode = linear ? cudaFilterModeLinear : cudaFilterModePoint;
+    td.readMode = mode;
+    td.normalizedCoords = norm;
+    if (cudaCreateTextureObject(&t, &rd, &td, NULL) != cudaSuccess) {
+        return 0;
+    }
+    return t;
+}
+
+static void check_2d(cudaArray_t arr, const float *img, int linear, int norm, int wrap,
+                     const char *what)
+{
+    float2 at[NS], *dat = NULL;
+    float got[NS], *dout = NULL;
+    int bad = -1;
+    cudaTextureObject_t t = make_tex(arr, linear, norm, wrap, cudaReadModeElementType);
+
+    RT_OK(t != 0, "cudaCreateTextureObject");
+    /* Points inside, on texel edges and centres, and outside on every side. */
+    for (int i = 0; i < NS; i++) {
+        float x = -3.0f + (float)i * 0.37f, y = -2.0f + (float)((i * 7) % NS) * 0.19f;
+        if (norm) {
+            x /= (float)W;
+            y /= (float)H;
+        }
+        at[i] = make_float2(x, y);
+    }
+    cudaMalloc(&dat, sizeof(at));
+    cudaMalloc(&dout, sizeof(got));
+    cudaMemcpy(dat, at, sizeof(at), cudaMemcpyHostToDevice);
+    fetch2d<<<1, NS>>>(t, dat, dout, NS);
+    RT_EQ(cudaDeviceSynchronize(), cudaSuccess, "fetch kernel ran");
+    RT_EQ(cudaMemcpy(got, dout, sizeof(got), cudaMemcpyDeviceToHost), cudaSuccess, "fetch back");
+    for (int i = 0; i < NS && bad < 0; i++) {
+        float want = ref_fetch(img, at[i].x, at[i].y, linear, norm, wrap);
+        if (fabsf(got[i] - want) > 1e-4f * (1.0f + fabsf(want))) {
+            bad = i;
+            printf("# %s: at (%g, %g) got %.7g want %.7g\n", what, at[i].x, at[i].y, got[i], want);
+        }
+    }
+    RT_EQ(bad, -1, what);
+    cudaDestroyTextureObject(t);
+    cudaFree(dat);
+    cudaFree(dout);
+}
+
+int main(void)
+{
+    float img[H * W], back[H * W];
+    cudaArray_t arr = NULL;
+    cudaChannelFormatDesc fd = cudaCreateChannelDesc<float>();
+
+    rt_start();
+    for (int i = 0; i < H * W; i++) {
+        img[i] = (float)((i * 37) % 23) - 4.5f;
+    }
+
+    /* ---- a 2D float array and texture fetches --------------------------- */
+    RT_EQ(cudaMallocArray(&arr, &fd, W, H), cudaSuccess, "cudaMallocArray float 8x5");
+    {
+        cudaChannelFormatDesc q;
+        struct cudaExtent e;
+        unsigned int flags = 99;
+        RT_EQ(cudaArrayGetInfo(&q, &e, &flags, arr), cudaSuccess, "cudaArrayGetInfo");
+        RT_OK(q.x == 32 && q.y == 0 && q.f == cudaChannelFormatKindFloat &&
+              e.width == W && e.height == H && e.depth == 0 && flags == 0,
+              "cudaArrayGetInfo: float, 8x5x0, no flags");
+    }
+    /* The source has a pitch wider than a row. */
+    {
+        float pitched[H][W + 3];
+        for (int y = 0; y < H; y++) {
+            for (int x = 0; x < W; x++) {
+                pitched[y][x] = img[y * W + x];
+            }
+        }
+        RT_EQ(cudaMemcpy2DToArray(arr, 0, 0, pitched, sizeof(pitched[0]), W * sizeof(float), H,
+                                  cudaMemcpyHostToDevice),
+              cudaSuccess, "cudaMemcpy2DToArray (pitched source)");
+    }
+    memset(back, 0, sizeof(back));
+    RT_EQ(cudaMemcpy2DFromArray(back, W * sizeof(float), arr, 0, 0, W * sizeof(float), H,
+                                cudaMemcpyDeviceToHost),
+          cudaSuccess, "cudaMemcpy2DFromArray");
+    RT_EQ(memcmp(back, img, sizeof(img)), 0, "array round trip");
+
+    /* A sub-rectangle: columns 2..4 of rows 1..3 */
+    {
+        float sub[3][3];
+        RT_EQ(cudaMemcpy2DFromArray(sub, sizeof(sub[0]), arr, 2 * sizeof(float), 1,
+                                    sizeof(sub[0]), 3, cudaMemcpyDeviceToHost),
+              cudaSuccess, "cudaMemcpy2DFromArray sub-rectangle");
+        RT_OK(sub[0][0] == img[1 * W + 2] && sub[2][2] == img[3 * W + 4], "sub-rectangle values");
+    }
+
+    /* Array to device memory and back into a second array. */
+    {
+        float *lin = NULL;
+        size_t pitch = 0;
+        cudaArray_t arr2 = NULL;
+        RT_EQ(cudaMallocPitch(&lin, &pitch, W * sizeof(float), H), cudaSuccess, "cudaMallocPitch");
+        RT_EQ(cudaMemcpy2DFromArray(lin, pitch, arr, 0, 0, W * sizeof(float), H,
+                                    cudaMemcpyDeviceToDevice),
+              cudaSuccess, "array to pitched device memory");
+        RT_EQ(cudaMallocArray(&arr2, &fd, W, H), cudaSuccess, "second array");
+        RT_EQ(cudaMemcpy2DToArray(arr2, 0, 0, lin, pitch, W * sizeof(float), H,
+                                  cudaMemcpyDeviceToDevice),
+              cudaSuccess, "pitched device memory to array");
+        RT_EQ(cudaMemcpy2DArrayToArray(arr2, 0, 0, arr, 0, 0, W * sizeof(float), H,
+                                       cudaMemcpyDeviceToDevice),
+              cudaSuccess, "array to array");
+        memset(back, 0, sizeof(back));
+        cudaMemcpy2DFromArray(back, W * sizeof(float), arr2, 0, 0, W * sizeof(float), H,
+                              cudaMemcpyDeviceToHost);
+        RT_EQ(memcmp(back, img, sizeof(img)), 0, "through device memory and a second array");
+        cudaFreeArray(arr2);
+        cudaFree(lin);
+    }
+
+    check_2d(arr, img, 0, 0, 0, "point, clamp, unnormalized coordinates");
+    check_2d(arr, img, 0, 1, 1, "point, wrap, normalized coordinates");
+    check_2d(arr, img, 1, 0, 0, "linear, clamp, unnormalized coordinates");
+    check_2d(arr, img, 1, 1, 1, "linear, wrap, normalized coordinates");
+    check_2d(arr, img, 1, 1, 0, "linear, clamp, normalized coordinates");
+
+    /* ---- uchar4 read as normalized float --------------------------------- */
+    {
+        cudaChannelFormatDesc f4 = cudaCreateChannelDesc<uchar4>();
+        cudaArray_t a4 = NULL;
+        uchar4 px[H * W];
+        float2 at[4] = { { 0.5f, 0.5f }, { 3.5f, 2.5f }, { 1.0f, 1.0f }, { 7.75f, 4.5f } };
+        float2 *dat = NULL;
+        float4 got[4], *dout = NULL;
+        for (int i = 0; i < H * W; i++) {
+            px[i] = make_uchar4(i, 255 - i, 3 * i, 128);
+        }
+        RT_EQ(cudaMallocArray(&a4, &f4, W, H), cudaSuccess, "cudaMallocArray uchar4");
+        RT_EQ(cudaMemcpy2DToArray(a4, 0, 0, px, W * sizeof(uchar4), W * sizeof(uchar4), H,
+                                  cudaMemcpyHostToDevice),
+              cudaSuccess, "uchar4 data");
+        cudaTextureObject_t t = make_tex(a4, 0, 0, 0, cudaReadModeNormalizedFloat);
+        RT_OK(t != 0, "uchar4 texture, normalized float reads");
+        cudaMalloc(&dat, sizeof(at));
+        cudaMalloc(&dout, sizeof(got));
+        cudaMemcpy(dat, at, sizeof(at), cudaMemcpyHostToDevice);
+        fetch2d_uchar4<<<1, 4>>>(t, dat, dout, 4);
+        RT_EQ(cudaMemcpy(got, dout, sizeof(got), cudaMemcpyDeviceToHost), cudaSuccess,
+              "uchar4 fetch");
+        int ok = 1;
+        for (int i = 0; i < 4; i++) {
+            uchar4 p = px[(int)floorf(at[i].y) * W + (int)floorf(at[i].x)];
+            ok &= got[i].x == p.x / 255.0f && got[i].y == p.y / 255.0f &&
+                  got[i].z == p.z / 255.0f && got[i].w == p.w / 255.0f;
+        }
+        RT_OK(ok, "uchar4 texels read as x / 255");
+        cudaDestroyTextureObject(t);
+        cudaFreeArray(a4);
+        cudaFree(dat);
+        cudaFree(dout);
+    }
+
+    /* ---- a 1D int array, point sampling, element reads -------------------- */
+    {
+        cudaChannelFormatDesc fi = cudaCreateChannelDesc<int>();
+        cudaArray_t a1 = NULL;
+        int v[16], got[6], *dout = NULL;
+        float at[6] = { -5.0f, 0.0f, 0.99f, 7.5f, 15.9f, 400.0f };
+        float *dat = NULL;
+        for (int i = 0; i < 16; i++) {
+            v[i] = -1000 * i;
+        }
+        RT_EQ(cudaMallocArray(&a1, &fi, 16, 0), cudaSuccess, "cudaMallocArray 1D int");
+        RT_EQ(cudaMemcpy2DToArray(a1, 0, 0, v, sizeof(v), sizeof(v), 1, cudaMemcpyHostToDevice),
+              cudaSuccess, "1D data");
+        cudaTextureObject_t t = make_tex(a1, 0, 0, 0, cudaReadModeElementType);
+        cudaMalloc(&dat, sizeof(at));
+        cudaMalloc(&dout, sizeof(got));
+        cudaMemcpy(dat, at, sizeof(at), cudaMemcpyHostToDevice);
+        fetch1d_int<<<1, 6>>>(t, dat, dout, 6);
+        RT_EQ(cudaMemcpy(got, dout, sizeof(got), cudaMemcpyDeviceToHost), cudaSuccess,
+              "1D fetch");
+        RT_OK(got[0] == 0 && got[1] == 0 && got[2] == 0 && got[3] == -7000 &&
+              got[4] == -15000 && got[5] == -15000, "tex1D<int> clamps");
+        cudaDestroyTextureObject(t);
+        cudaFreeArray(a1);
+        cudaFree(dat);
+        cudaFree(dout);
+    }
+
+    /* ---- surfaces ---------------------------------------------------------- */
+    {
+        cudaArray_t sa = NULL, sb = NULL;
+        cudaSurfaceObject_t s1 = 0, s2 = 0;
+        struct cudaResourceDesc rd;
+        float out[H][W];
+        int ok = 1;
+
+        RT_EQ(cudaMallocArray(&sa, &fd, W, H, cudaArraySurfaceLoadStore), cudaSuccess,
+              "surface array a");
+        RT_EQ(cudaMallocArray(&sb, &fd, W, H, cudaArraySurfaceLoadStore), cudaSuccess,
+              "surface array b");
+        memset(&rd, 0, sizeof(rd));
+        rd.resType = cudaResourceTypeArray;
+        rd.res.array.array = sa;
+        RT_EQ(cudaCreateSurfaceObject(&s1, &rd), cudaSuccess, "cudaCreateSurfaceObject a");
+        rd.res.array.array = sb;
+        RT_EQ(cudaCreateSurfaceObject(&s2, &rd), cudaSuccess, "cudaCreateSurfaceObject b");
+        {
+            float zero[H * W];
+            memset(zero, 0, sizeof(zero));
+            cudaMemcpy2DToArray(sb, 0, 0, zero, W * sizeof(float), W * sizeof(float), H,
+                                cudaMemcpyHostToDevice);
+        }
+        surf_write<<<1, dim3(W, H)>>>(s1, W, H);
+        surf_shift<<<1, dim3(W, H)>>>(s1, s2, W, H);
+        RT_EQ(cudaDeviceSynchronize(), cudaSuccess, "surface kernels ran");
+        RT_EQ(cudaMemcpy2DFromArray(out, sizeof(out[0]), sb, 0, 0, sizeof(out[0]), H,
+                                    cudaMemcpyDeviceToHost),
+              cudaSuccess, "surface result back");
+        for (int y = 0; y < H; y++) {
+            for (int x = 0; x < W; x++) {
+                ok &= out[y][x] == (x == 0 ? 0.0f : 2.0f * (float)(100 * y + x - 1));
+            }
+        }
+        RT_OK(ok, "surf2Dwrite, surf2Dread, a boundary-zero store dropped");
+        {
+            struct cudaResourceDesc q;
+            RT_EQ(cudaGetSurfaceObjectResourceDesc(&q, s1), cudaSuccess,
+                  "cudaGetSurfaceObjectResourceDesc");
+            RT_OK(q.resType == cudaResourceTypeArray && q.res.array.array == sa,
+                  "the surface names its array");
+        }
+        cudaDestroySurfaceObject(s1);
+        cudaDestroySurfaceObject(s2);
+        cudaFreeArray(sa);
+        cudaFreeArray(sb);
+    }
+
+    /* ---- a 3D array ------------------------------------------------------- */
+    {
+        const int w3 = 6, h3 = 4, d3 = 3;
+        float vol[3][4][6], vback[3][4][6], *dout = NULL, got[3][4][6];
+        cudaArray_t a3 = NULL;
+        struct cudaExtent ext = make_cudaExtent(w3, h3, d3);
+        struct cudaMemcpy3DParms p;
+
+        for (int z = 0; z < d3; z++) {
+            for (int y = 0; y < h3; y++) {
+                for (int x = 0; x < w3; x++) {
+                    vol[z][y][x] = (float)(z * 1000 + y * 10 + x);
+                }
+            }
+        }
+        RT_EQ(cudaMalloc3DArray(&a3, &fd, ext), cudaSuccess, "cudaMalloc3DArray 6x4x3");
+        memset(&p, 0, sizeof(p));
+        p.srcPtr = make_cudaPitchedPtr(vol, w3 * sizeof(float), w3, h3);
+        p.dstArray = a3;
+        p.extent = ext;
+        p.kind = cudaMemcpyHostToDevice;
+        RT_EQ(cudaMemcpy3D(&p), cudaSuccess, "cudaMemcpy3D host to 3D array");
+        memset(&p, 0, sizeof(p));
+        memset(vback, 0, sizeof(vback));
+        p.srcArray = a3;
+        p.dstPtr = make_cudaPitchedPtr(vback, w3 * sizeof(float), w3, h3);
+        p.extent = ext;
+        p.kind = cudaMemcpyDeviceToHost;
+        RT_EQ(cudaMemcpy3D(&p), cudaSuccess, "cudaMemcpy3D 3D array to host");
+        RT_EQ(memcmp(vol, vback, sizeof(vol)), 0, "3D array round trip");
+
+        cudaTextureObject_t t = make_tex(a3, 0, 0, 0, cudaReadModeElementType);
+        RT_OK(t != 0, "3D texture");
+        cudaMalloc(&dout, sizeof(got));
+        fetch3d<<<d3, dim3(w3, h3)>>>(t, dout, w3, h3, d3);
+        RT_EQ(cudaMemcpy(got, dout, sizeof(got), cudaMemcpyDeviceToHost), cudaSuccess,
+              "tex3D fetch");
+        RT_EQ(memcmp(got, vol, sizeof(vol)), 0, "tex3D reads every texel");
+
+        /* One slice, z = 1, out of the middle into a 2D host buffer. */
+        memset(&p, 0, sizeof(p));
+        float slice[4][6];
+        p.srcArray = a3;
+        p.srcPos = make_cudaPos(0, 0, 1);
+        p.dstPtr = make_cudaPitchedPtr(slice, w3 * sizeof(float), w3, h3);
+        p.extent = make_cudaExtent(w3, h3, 1);
+        p.kind = cudaMemcpyDeviceToHost;
+        RT_EQ(cudaMemcpy3D(&p), cudaSuccess, "cudaMemcpy3D one slice");
+        RT_EQ(memcmp(slice, vol[1], sizeof(slice)), 0, "slice z=1");
+
+        /* Past the end in depth: refused. */
+        p.srcPos = make_cudaPos(0, 0, 2);
+        p.extent = make_cudaExtent(w3, h3, 2);
+        RT_OK(cudaMemcpy3D(&p) != cudaSuccess, "cudaMemcpy3D past the last slice fails");
+        cudaGetLastError();
+        cudaDestroyTextureObject(t);
+        cudaFreeArray(a3);
+        cudaFree(dout);
+    }
+
+    /* ---- bad requests ----------------------------------------------------- */
+    RT_OK(cudaMemcpy2DToArray(arr, 4 * sizeof(float), 0, img, W * sizeof(float),
+                              W * sizeof(float), H, cudaMemcpyHostToDevice) != cudaSuccess,
+          "a copy wider than the array is left of it fails");
+    cudaGetLastError();
+    RT_OK(cudaMemcpy2DToArray(arr, 0, 1, img, W * sizeof(float), W * sizeof(float), H,
+                              cudaMemcpyHostToDevice) != cudaSuccess,
+          "a copy past the last row fails");
+    cudaGetLastError();
+    RT_EQ(cudaFreeArray(arr), cudaSuccess, "cudaFreeArray");
+    RT_OK(cudaMemcpy2DToArray(arr, 0, 0, img, W * sizeof(float), W * sizeof(float), H,
+                              cudaMemcpyHostToDevice) != cudaSuccess,
+          "a copy into a freed array fails");
+    cudaGetLastError();
+    {
+        struct cudaResourceDesc rd;
+        struct cudaTextureDesc td;
+        cudaTextureObject_t t = 0;
+        memset(&rd, 0, sizeof(rd));
+        memset(&td, 0, sizeof(td));
+        rd.resType = cudaResourceTypeArray;
+        rd.res.array.array = arr;
+        RT_OK(cudaCreateTextureObject(&t, &rd, &td, NULL) != cudaSuccess,
+              "a texture of a freed array fails");
+        cudaGetLastError();
+    }
+    RT_EQ(cudaDeviceSynchronize(), cudaSuccess, "the context is still healthy");
+    return rt_done();
+}
