@@ -411,6 +411,16 @@ def section_runtime_python(build, server):
         env = shim_env(build, server, {'CUDA_PATH': '/usr/local/cuda',
                                        'CUDA_HOME': '/usr/local/cuda'})
         run_check(name, [py, script, which], env=env, timeout=600)
+    # CuPy builds cubins unless told otherwise; the cpu executor runs PTX.
+    name = 'runtime: python cupy-texture'
+    if not py:
+        report('skip' if 'not reachable' in why else 'FAIL', name, why)
+    else:
+        env = shim_env(build, server, {'CUDA_PATH': '/usr/local/cuda',
+                                       'CUDA_HOME': '/usr/local/cuda',
+                                       'CUPY_COMPILE_WITH_PTX': '1',
+                                       'CUPY_CACHE_IN_MEMORY': '1'})
+        run_check(name, [py, script, 'cupy-texture'], env=env, timeout=600)
     runtime_numba_kernels(build, server, py, why, script)
 
 
