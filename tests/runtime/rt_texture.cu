@@ -72,6 +72,25 @@ __global__ void surf_shift(cudaSurfaceObject_t src, cudaSurfaceObject_t dst, int
     }
 }
 
+__global__ void fetch_linear(cudaTextureObject_t t, float *out, int n)
+{
+    int i = threadIdx.x;
+    if (i < n) {
+        out[i] = tex1Dfetch<float>(t, i * 3 - 2);
+    }
+}
+
+/* Each voxel of a 3D surface gets its coordinates packed, then is read
+ * back doubled into linear memory. */
+__global__ void surf3d(cudaSurfaceObject_t s, unsigned *out, int w, int h, int d)
+{
+    int x = threadIdx.x, y = threadIdx.y, z = blockIdx.x;
+    if (x < w && y < h && z < d) {
+        surf3Dwrite((unsigned)(z << 16 | y << 8 | x), s, x * 4, y, z);
+        out[(z * h + y) * w + x] = 2 * surf3Dread<unsigned>(s, x * 4, y, z);
+    }
+}
+
 /* ---- the reference ------------------------------------------------------ */
 
 static int wrap_clamp(int i, int n, int wrap)
@@ -426,6 +445,103 @@ int main(void)
         cudaDestroyTextureObject(t);
         cudaFreeArray(a3);
         cudaFree(dout);
+    }
+
+    /* ---- linear memory as a 1D texture, tex1Dfetch --------------------------- */
+    {
+        float lin[10], got[6], *dlin = NULL, *dout = NULL;
+        struct cudaResourceDesc rd;
+        struct cudaTextureDesc td;
+        cudaTextureObject_t t = 0;
+        for (int i = 0; i < 10; i++) {
+            lin[i] = 1.5f * (float)i;
+        }
+        cudaMalloc(&dlin, sizeof(lin));
+        cudaMalloc(&dout, sizeof(got));
+        cudaMemcpy(dlin, lin, sizeof(lin), cudaMemcpyHostToDevice);
+        memset(&rd, 0, sizeof(rd));
+        rd.resType = cudaResourceTypeLinear;
+        rd.res.linear.devPtr = dlin;
+        rd.res.linear.desc = cudaCreateChannelDesc<float>();
+        rd.res.linear.sizeInBytes = sizeof(lin);
+        memset(&td, 0, sizeof(td));
+        td.readMode = cudaReadModeElementType;
+        RT_EQ(cudaCreateTextureObject(&t, &rd, &td, NULL), cudaSuccess,
+              "texture object over linear memory");
+        fetch_linear<<<1, 6>>>(t, dout, 6);
+        RT_EQ(cudaMemcpy(got, dout, sizeof(got), cudaMemcpyDeviceToHost), cudaSuccess,
+              "tex1Dfetch kernel");
+        /* indices -2, 1, 4, 7, 10, 13: outside reads clamp to the ends */
+        RT_OK(got[0] == lin[0] && got[1] == lin[1] && got[2] == lin[4] && got[3] == lin[7] &&
+              got[4] == lin[9] && got[5] == lin[9], "tex1Dfetch<float> by element index");
+        {
+            struct cudaResourceDesc q;
+            struct cudaTextureDesc qt;
+            RT_EQ(cudaGetTextureObjectResourceDesc(&q, t), cudaSuccess,
+                  "cudaGetTextureObjectResourceDesc");
+            RT_OK(q.resType == cudaResourceTypeLinear && q.res.linear.devPtr == dlin &&
+                  q.res.linear.sizeInBytes == sizeof(lin), "it describes the linear memory");
+            RT_EQ(cudaGetTextureObjectTextureDesc(&qt, t), cudaSuccess,
+                  "cudaGetTextureObjectTextureDesc");
+        }
+        cudaDestroyTextureObject(t);
+        RT_OK(cudaDestroyTextureObject(t) != cudaSuccess, "destroying it twice fails");
+        cudaGetLastError();
+        rd.res.linear.sizeInBytes = sizeof(lin) + 4096;
+        RT_OK(cudaCreateTextureObject(&t, &rd, &td, NULL) != cudaSuccess,
+              "linear memory past the allocation is refused");
+        cudaGetLastError();
+        cudaFree(dlin);
+        cudaFree(dout);
+    }
+
+    /* ---- a 3D surface, and asynchronous array copies ------------------------ */
+    {
+        const int w3 = 5, h3 = 3, d3 = 2;
+        cudaArray_t a3 = NULL;
+        cudaChannelFormatDesc fu = cudaCreateChannelDesc<unsigned>();
+        cudaSurfaceObject_t s = 0;
+        struct cudaResourceDesc rd;
+        struct cudaMemcpy3DParms p;
+        unsigned *dout = NULL, got[2][3][5], back[2][3][5];
+        cudaStream_t st;
+        int ok = 1;
+
+        cudaStreamCreate(&st);
+        RT_EQ(cudaMalloc3DArray(&a3, &fu, make_cudaExtent(w3, h3, d3), cudaArraySurfaceLoadStore),
+              cudaSuccess, "3D surface array");
+        memset(&rd, 0, sizeof(rd));
+        rd.resType = cudaResourceTypeArray;
+        rd.res.array.array = a3;
+        RT_EQ(cudaCreateSurfaceObject(&s, &rd), cudaSuccess, "3D surface object");
+        cudaMalloc(&dout, sizeof(got));
+        surf3d<<<d3, dim3(w3, h3), 0, st>>>(s, dout, w3, h3, d3);
+        memset(&p, 0, sizeof(p));
+        p.srcArray = a3;
+        p.dstPtr = make_cudaPitchedPtr(back, w3 * sizeof(unsigned), w3, h3);
+        p.extent = make_cudaExtent(w3, h3, d3);
+        p.kind = cudaMemcpyDeviceToHost;
+        RT_EQ(cudaMemcpy3DAsync(&p, st), cudaSuccess, "cudaMemcpy3DAsync from the array");
+        RT_EQ(cudaMemcpyAsync(got, dout, sizeof(got), cudaMemcpyDeviceToHost, st), cudaSuccess,
+              "surface read-back");
+        RT_EQ(cudaStreamSynchronize(st), cudaSuccess, "stream done");
+        for (int z = 0; z < d3; z++) {
+            for (int y = 0; y < h3; y++) {
+                for (int x = 0; x < w3; x++) {
+                    unsigned v = (unsigned)(z << 16 | y << 8 | x);
+                    ok &= back[z][y][x] == v && got[z][y][x] == 2 * v;
+                }
+            }
+        }
+        RT_OK(ok, "surf3Dwrite, surf3Dread, the array holds what was written");
+        RT_EQ(cudaMemcpy2DToArrayAsync(a3, 0, 0, back, w3 * sizeof(unsigned),
+                                       w3 * sizeof(unsigned), h3, cudaMemcpyHostToDevice, st),
+              cudaSuccess, "cudaMemcpy2DToArrayAsync");
+        RT_EQ(cudaStreamSynchronize(st), cudaSuccess, "stream done again");
+        cudaDestroySurfaceObject(s);
+        cudaFreeArray(a3);
+        cudaFree(dout);
+        cudaStreamDestroy(st);
     }
 
     /* ---- bad requests ----------------------------------------------------- */
