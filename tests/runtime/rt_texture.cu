@@ -91,6 +91,27 @@ __global__ void surf3d(cudaSurfaceObject_t s, unsigned *out, int w, int h, int d
     }
 }
 
+/* Layer l of a layered surface gets 1000 * l + x + 10 * y; then each lane
+ * fetches its texel from the layered texture with tex2DLayered and with
+ * tex2DLod (level 0: arrays have no mipmaps). */
+__global__ void layered(cudaSurfaceObject_t s, int w, int h, int layers)
+{
+    int x = threadIdx.x, y = threadIdx.y, l = blockIdx.x;
+    if (x < w && y < h && l < layers) {
+        surf2DLayeredwrite((float)(1000 * l + 10 * y + x), s, x * 4, y, l);
+    }
+}
+
+__global__ void layered_fetch(cudaTextureObject_t t, float *out, int w, int h, int layers)
+{
+    int x = threadIdx.x, y = threadIdx.y, l = blockIdx.x;
+    if (x < w && y < h && l < layers) {
+        out[(l * h + y) * w + x] = tex2DLayered<float>(t, x + 0.5f, y + 0.5f, l) +
+                                   (l == 0 ? 0.0f : tex2DLod<float>(t, x + 0.5f, y + 0.5f, 3.0f)) -
+                                   (l == 0 ? 0.0f : tex2DLayered<float>(t, x + 0.5f, y + 0.5f, 0));
+    }
+}
+
 /* ---- the reference ------------------------------------------------------ */
 
 static int wrap_clamp(int i, int n, int wrap)
@@ -542,6 +563,53 @@ int main(void)
         cudaFreeArray(a3);
         cudaFree(dout);
         cudaStreamDestroy(st);
+    }
+
+    /* ---- a layered array ----------------------------------------------------- */
+    {
+        const int wl = 4, hl = 3, nl = 3;
+        cudaArray_t al = NULL;
+        cudaSurfaceObject_t s = 0;
+        cudaTextureObject_t t = 0;
+        struct cudaResourceDesc rd;
+        float got[3][3][4], *dout = NULL;
+        struct cudaMemcpy3DParms p;
+        float back[3][3][4];
+        int ok = 1;
+
+        RT_EQ(cudaMalloc3DArray(&al, &fd, make_cudaExtent(wl, hl, nl),
+                                cudaArrayLayered | cudaArraySurfaceLoadStore),
+              cudaSuccess, "cudaMalloc3DArray, 3 layers of 4x3");
+        memset(&rd, 0, sizeof(rd));
+        rd.resType = cudaResourceTypeArray;
+        rd.res.array.array = al;
+        RT_EQ(cudaCreateSurfaceObject(&s, &rd), cudaSuccess, "layered surface");
+        t = make_tex(al, 0, 0, 0, cudaReadModeElementType);
+        RT_OK(t != 0, "layered texture");
+        cudaMalloc(&dout, sizeof(got));
+        layered<<<nl, dim3(wl, hl)>>>(s, wl, hl, nl);
+        layered_fetch<<<nl, dim3(wl, hl)>>>(t, dout, wl, hl, nl);
+        RT_EQ(cudaMemcpy(got, dout, sizeof(got), cudaMemcpyDeviceToHost), cudaSuccess,
+              "layered kernels");
+        memset(&p, 0, sizeof(p));
+        p.srcArray = al;
+        p.dstPtr = make_cudaPitchedPtr(back, wl * sizeof(float), wl, hl);
+        p.extent = make_cudaExtent(wl, hl, nl);
+        p.kind = cudaMemcpyDeviceToHost;
+        RT_EQ(cudaMemcpy3D(&p), cudaSuccess, "cudaMemcpy3D of every layer");
+        for (int l = 0; l < nl; l++) {
+            for (int y = 0; y < hl; y++) {
+                for (int x = 0; x < wl; x++) {
+                    float v = (float)(1000 * l + 10 * y + x);
+                    ok &= back[l][y][x] == v && got[l][y][x] == v;
+                }
+            }
+        }
+        RT_OK(ok, "surf2DLayeredwrite, tex2DLayered, tex2DLod at level 0");
+        cudaDestroyTextureObject(t);
+        cudaDestroySurfaceObject(s);
+        cudaFreeArray(al);
+        cudaFree(dout);
     }
 
     /* ---- bad requests ----------------------------------------------------- */

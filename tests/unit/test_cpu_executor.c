@@ -733,7 +733,7 @@ static void test_arrays(void)
                                  .NumChannels = 4 };
     CUDA_ARRAY_DESCRIPTOR q2;
     CUDA_MEMCPY3D c;
-    CUarray a, b;
+    CUarray a, b, l;
     int16_t vol[3][4][12], back[3][4][12];
 
     CHECK_RC(OPS->cuArray3DCreate_v2(&a, &d), CUDA_SUCCESS);
@@ -751,8 +751,17 @@ static void test_arrays(void)
     q.Format = CU_AD_FORMAT_BC1_UNORM;
     CHECK_RC(OPS->cuArray3DCreate_v2(&b, &q), CUDA_ERROR_NOT_SUPPORTED);
     q = d;
-    q.Flags = CUDA_ARRAY3D_LAYERED;
+    q.Flags = CUDA_ARRAY3D_CUBEMAP;
     CHECK_RC(OPS->cuArray3DCreate_v2(&b, &q), CUDA_ERROR_NOT_SUPPORTED);
+    q = d;
+    q.Flags = CUDA_ARRAY3D_LAYERED;
+    CHECK_RC(OPS->cuArray3DCreate_v2(&l, &q), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuArrayDestroy(l), CUDA_SUCCESS);
+    q.Height = 0;
+    CHECK_RC(OPS->cuArray3DCreate_v2(&l, &q), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuArrayDestroy(l), CUDA_SUCCESS);
+    q.Depth = 0;
+    CHECK_RC(OPS->cuArray3DCreate_v2(&l, &q), CUDA_ERROR_INVALID_VALUE);
     q = d;
     q.Flags = 0x80000000u;
     CHECK_RC(OPS->cuArray3DCreate_v2(&b, &q), CUDA_ERROR_INVALID_VALUE);

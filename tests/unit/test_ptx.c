@@ -660,7 +660,7 @@ static float tp_fetch1(const struct cpu_tex_view *v, float x)
 {
     uint32_t c[3] = { tp_b(x), 0, 0 }, out[4];
 
-    ptx_tex_sample(v, 1, false, c, out);
+    ptx_tex_sample(v, 1, c, out);
     return tp_f(out[0]);
 }
 
@@ -709,10 +709,10 @@ static void test_tex_filter(void)
 
     /* integer coordinates: tex1Dfetch */
     c[0] = 2;
-    ptx_tex_sample(&v, 1, true, c, out);
+    ptx_tex_sample(&v, 1 | PTX_TEX_INT_COORDS, c, out);
     check(tp_f(out[0]) == 20, "integer coordinates index elements, unfiltered");
     c[0] = (uint32_t)-3;
-    ptx_tex_sample(&v, 1, true, c, out);
+    ptx_tex_sample(&v, 1 | PTX_TEX_INT_COORDS, c, out);
     check(tp_f(out[0]) == 5, "integer coordinates clamp");
 
     /* formats */
@@ -726,29 +726,29 @@ static void test_tex_filter(void)
     b.pitch = b.slice = 4;
     td.filterMode = CU_TR_FILTER_MODE_POINT;
     c[0] = tp_b(0.5f);
-    ptx_tex_sample(&b, 1, false, c, out);
+    ptx_tex_sample(&b, 1, c, out);
     check(tp_f(out[0]) == 200 / 255.0f && tp_f(out[1]) == 0 && out[2] == 0 &&
           tp_f(out[3]) == 1.0f, "uchar2 as normalized float; missing z 0, w 1");
     td.flags = CU_TRSF_READ_AS_INTEGER;
-    ptx_tex_sample(&b, 1, false, c, out);
+    ptx_tex_sample(&b, 1, c, out);
     check(out[0] == 200 && out[3] == 1, "uchar2 read as integers");
     b.fmt = CU_AD_FORMAT_SIGNED_INT8;
     u8[0] = 0x80;
     td.flags = 0;
-    ptx_tex_sample(&b, 1, false, c, out);
+    ptx_tex_sample(&b, 1, c, out);
     check(tp_f(out[0]) == -1.0f, "signed char -128 reads as -1.0");
     td.flags = CU_TRSF_READ_AS_INTEGER;
-    ptx_tex_sample(&b, 1, false, c, out);
+    ptx_tex_sample(&b, 1, c, out);
     check((int32_t)out[0] == -128, "and as the integer -128, sign-extended");
     uint16_t hf[2] = { 0x3c00, 0xc000 };
     b.data = (uint8_t *)hf;
     b.fmt = CU_AD_FORMAT_HALF;
     b.nch = 1;
     td.flags = 0;
-    ptx_tex_sample(&b, 1, false, c, out);
+    ptx_tex_sample(&b, 1, c, out);
     f = tp_f(out[0]);
     c[0] = tp_b(1.5f);
-    ptx_tex_sample(&b, 1, false, c, out);
+    ptx_tex_sample(&b, 1, c, out);
     check(f == 1.0f && tp_f(out[0]) == -2.0f, "half texels read as floats");
 
     /* 2D bilinear */
@@ -764,35 +764,56 @@ static void test_tex_filter(void)
     td.addressMode[1] = CU_TR_ADDRESS_MODE_CLAMP;
     c[0] = tp_b(1.0f);
     c[1] = tp_b(1.0f);
-    ptx_tex_sample(&q, 2, false, c, out);
+    ptx_tex_sample(&q, 2, c, out);
     check(tp_f(out[0]) == 15, "bilinear at the middle of four texels: their mean");
     c[0] = tp_b(1.5f);
     c[1] = tp_b(0.5f);
-    ptx_tex_sample(&q, 2, false, c, out);
+    ptx_tex_sample(&q, 2, c, out);
     check(tp_f(out[0]) == 10, "bilinear at a texel centre: the texel");
+
+    /* two layers of 2x2: filtering stays inside the layer asked for */
+    float tl[2][2][2] = { { { 0, 10 }, { 20, 30 } }, { { 100, 110 }, { 120, 130 } } };
+    q.data = (uint8_t *)tl;
+    q.d = 2;
+    c[0] = tp_b(1.0f);
+    c[1] = tp_b(1.0f);
+    c[2] = 1;
+    ptx_tex_sample(&q, 2 | PTX_TEX_LAYERED, c, out);
+    check(tp_f(out[0]) == 115, "layered: bilinear within layer 1 (got %g)", tp_f(out[0]));
+    c[2] = 7;
+    td.filterMode = CU_TR_FILTER_MODE_POINT;
+    ptx_tex_sample(&q, 2 | PTX_TEX_LAYERED, c, out);
+    check(tp_f(out[0]) == 130, "layered: a layer past the last clamps (got %g)", tp_f(out[0]));
 }
 
 static void test_surf_locate(void)
 {
-    uint32_t px[2][4] = { { 0 } };
+    uint32_t px[2][2][4] = { { { 0 } } };
     struct cpu_tex_view v = {
         .data = (uint8_t *)px, .fmt = CU_AD_FORMAT_UNSIGNED_INT32, .nch = 1, .elem = 4,
         .dims = 2, .w = 4, .h = 2, .d = 1, .pitch = 16, .slice = 32,
     };
     uint8_t *p = NULL;
 
-    check(ptx_surf_locate(&v, 2, PTX_SURF_TRAP, (int32_t[3]){ 12, 1, 0 }, 4, &p) == 0 &&
-          p == (uint8_t *)&px[1][3], "surface: byte x 12, row 1 is element (3, 1)");
-    check(ptx_surf_locate(&v, 2, PTX_SURF_TRAP, (int32_t[3]){ 13, 1, 0 }, 4, NULL) == -1,
+    check(ptx_surf_locate(&v, 2 | PTX_SURF_TRAP << 2, (int32_t[3]){ 12, 1, 0 }, 4, &p) == 0 &&
+          p == (uint8_t *)&px[0][1][3], "surface: byte x 12, row 1 is element (3, 1)");
+    check(ptx_surf_locate(&v, 2 | PTX_SURF_TRAP << 2, (int32_t[3]){ 13, 1, 0 }, 4, NULL) == -1,
           "trap: an access past the row end");
-    check(ptx_surf_locate(&v, 2, PTX_SURF_TRAP, (int32_t[3]){ 0, 2, 0 }, 4, NULL) == -1 &&
-          ptx_surf_locate(&v, 2, PTX_SURF_TRAP, (int32_t[3]){ -4, 0, 0 }, 4, NULL) == -1,
+    check(ptx_surf_locate(&v, 2 | PTX_SURF_TRAP << 2, (int32_t[3]){ 0, 2, 0 }, 4, NULL) == -1 &&
+          ptx_surf_locate(&v, 2 | PTX_SURF_TRAP << 2, (int32_t[3]){ -4, 0, 0 }, 4, NULL) == -1,
           "trap: past the last row, before the first byte");
-    check(ptx_surf_locate(&v, 2, PTX_SURF_ZERO, (int32_t[3]){ 16, 0, 0 }, 4, NULL) == 1,
+    check(ptx_surf_locate(&v, 2 | PTX_SURF_ZERO << 2, (int32_t[3]){ 16, 0, 0 }, 4, NULL) == 1,
           "zero: dropped");
-    check(ptx_surf_locate(&v, 2, PTX_SURF_CLAMP, (int32_t[3]){ 99, -5, 0 }, 4, &p) == 0 &&
-          p == (uint8_t *)&px[0][3], "clamp: to the nearest element");
-    check(ptx_surf_locate(&v, 2, PTX_SURF_CLAMP, (int32_t[3]){ 0, 0, 0 }, 32, NULL) == -1,
+    check(ptx_surf_locate(&v, 2 | PTX_SURF_CLAMP << 2, (int32_t[3]){ 99, -5, 0 }, 4, &p) == 0 &&
+          p == (uint8_t *)&px[0][0][3], "clamp: to the nearest element");
+    v.d = 2;
+    check(ptx_surf_locate(&v, 2 | PTX_SURF_TRAP << 2 | PTX_TEX_LAYERED, (int32_t[3]){ 4, 1, 1 },
+                          4, &p) == 0 && p == (uint8_t *)&px[1][1][1],
+          "layered: layer 1 is the second slice");
+    check(ptx_surf_locate(&v, 2 | PTX_SURF_TRAP << 2 | PTX_TEX_LAYERED, (int32_t[3]){ 4, 1, 2 },
+                          4, NULL) == -1, "layered: a layer past the last traps");
+    v.d = 1;
+    check(ptx_surf_locate(&v, 2 | PTX_SURF_CLAMP << 2, (int32_t[3]){ 0, 0, 0 }, 32, NULL) == -1,
           "an access wider than a row traps whatever the mode");
 }
 

@@ -32,6 +32,8 @@
 #define CPU_ARRAY_MAX_2D_W      131072
 #define CPU_ARRAY_MAX_2D_H      65536
 #define CPU_ARRAY_MAX_3D        16384
+#define CPU_ARRAY_MAX_LAYERED   32768
+#define CPU_ARRAY_MAX_LAYERS    2048
 
 static struct CUarray_st *cpu_arrays;
 static struct cpu_texobj **cpu_tex_slots;
@@ -90,19 +92,27 @@ static CUresult cpu_array_make(CUarray *out, const CUDA_ARRAY3D_DESCRIPTOR *d)
     if (!cpu_channels_ok(d->NumChannels)) {
         return CUDA_ERROR_INVALID_VALUE;
     }
-    if (d->Flags & (CUDA_ARRAY3D_LAYERED | CUDA_ARRAY3D_CUBEMAP | CUDA_ARRAY3D_DEPTH_TEXTURE |
+    if (d->Flags & (CUDA_ARRAY3D_CUBEMAP | CUDA_ARRAY3D_DEPTH_TEXTURE |
                     CUDA_ARRAY3D_SPARSE | CUDA_ARRAY3D_DEFERRED_MAPPING)) {
         return CUDA_ERROR_NOT_SUPPORTED;
     }
-    if (d->Flags & ~(unsigned)(CUDA_ARRAY3D_SURFACE_LDST | CUDA_ARRAY3D_TEXTURE_GATHER |
-                               CUDA_ARRAY3D_COLOR_ATTACHMENT)) {
+    if (d->Flags & ~(unsigned)(CUDA_ARRAY3D_LAYERED | CUDA_ARRAY3D_SURFACE_LDST |
+                               CUDA_ARRAY3D_TEXTURE_GATHER | CUDA_ARRAY3D_COLOR_ATTACHMENT)) {
         return CUDA_ERROR_INVALID_VALUE;
     }
-    /* 1D: Height = Depth = 0; 2D: Depth = 0; 3D: all three. */
-    if (d->Width == 0 || (d->Height == 0 && d->Depth != 0)) {
+    if (d->Width == 0) {
         return CUDA_ERROR_INVALID_VALUE;
     }
-    if (d->Depth) {
+    if (d->Flags & CUDA_ARRAY3D_LAYERED) {
+        /* Depth layers of 1D (Height = 0) or 2D arrays */
+        if (d->Depth == 0 || d->Depth > CPU_ARRAY_MAX_LAYERS ||
+            d->Width > CPU_ARRAY_MAX_LAYERED || d->Height > CPU_ARRAY_MAX_LAYERED) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+    } else if (d->Height == 0 && d->Depth != 0) {
+        /* 1D: Height = Depth = 0; 2D: Depth = 0; 3D: all three. */
+        return CUDA_ERROR_INVALID_VALUE;
+    } else if (d->Depth) {
         if (d->Width > CPU_ARRAY_MAX_3D || d->Height > CPU_ARRAY_MAX_3D ||
             d->Depth > CPU_ARRAY_MAX_3D) {
             return CUDA_ERROR_INVALID_VALUE;
@@ -125,7 +135,7 @@ static CUresult cpu_array_make(CUarray *out, const CUDA_ARRAY3D_DESCRIPTOR *d)
     a->row = d->Width * a->elem;
     a->rows = d->Height ? d->Height : 1;
     a->slices = d->Depth ? d->Depth : 1;
-    a->dims = d->Depth ? 3 : d->Height ? 2 : 1;
+    a->dims = d->Depth && !(d->Flags & CUDA_ARRAY3D_LAYERED) ? 3 : d->Height ? 2 : 1;
     /* The extents above bound this well below SIZE_MAX. */
     bytes = a->row * a->rows * a->slices;
     rc = cpu_mem_alloc_in(ctx, ctx->dev, NULL, bytes, &a->mem);

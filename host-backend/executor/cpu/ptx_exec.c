@@ -797,7 +797,7 @@ static int px_tex(struct px_worker *wk, struct px_warp *W, const struct ptx_insn
         for (int i = 0; i < 3; i++) {
             c[i] = (uint32_t)R(PTX_TEX_COORD(in, i))[l];
         }
-        ptx_tex_sample(&v, in->mod & 3, in->mod & PTX_TEX_INT_COORDS, c, out);
+        ptx_tex_sample(&v, in->mod, c, out);
         for (int i = 0; i < 4; i++) {
             if (ds[i] != PTX_SLOT_SINK) {
                 R(ds[i])[l] = out[i];
@@ -829,7 +829,7 @@ static int px_surf(struct px_worker *wk, struct px_warp *W, const struct ptx_ins
         for (int i = 0; i < 3; i++) {
             c[i] = (int32_t)R(PTX_TEX_COORD(in, i))[l];
         }
-        where = ptx_surf_locate(&v, in->mod & 3, in->mod >> 2, c, esz * nv, &p);
+        where = ptx_surf_locate(&v, in->mod, c, esz * nv, &p);
         if (where < 0) {
             px_fail(wk, CUDA_ERROR_ILLEGAL_ADDRESS,
                     "kernel %s: surface %s at (%d, %d, %d) (line %u) is out of range",

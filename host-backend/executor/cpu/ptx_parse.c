@@ -926,30 +926,39 @@ static bool pp_add_fixup(struct pp *s, uint32_t insn, const char *name,
  * Texture and surface instructions: the handle is in a, the coordinates'
  * slots are packed in imm (16 bits each, x y z), the four data slots are
  * d b c e.  @ncoord coordinates of type @cty are taken from @o's list
- * (nvcc writes four for 3D, the last one unused).
+ * (nvcc writes four for 3D, the last one unused); a layered geometry's
+ * list starts with the layer, an integer, which goes to z.
  */
 static bool pp_tex_operands(struct pp *s, const struct pp_opnd *addr, unsigned ncoord,
-                            int cty, struct ptx_insn *t)
+                            bool layered, int cty, struct ptx_insn *t)
 {
     struct pp_opnd h = { .kind = PP_O_NAME, .name = addr->name };
     uint64_t packed = 0;
+    unsigned first = layered ? 1 : 0;
 
-    if (addr->kind != PP_O_TEXADDR || (unsigned)addr->nvec < ncoord) {
+    if (addr->kind != PP_O_TEXADDR || (unsigned)addr->nvec < ncoord + first) {
         return false;
     }
     t->a = pp_src(s, &h, PTX_T_U64);
     for (unsigned i = 0; i < 3; i++) {
         uint16_t slot = PTX_SLOT_TRUE;      /* read as 1, never used */
+        int k = -1, ty = cty;
 
         if (i < ncoord) {
-            struct pp_opnd c = { .kind = addr->vec[i].kind == PTX_TOK_NUM ? PP_O_NUM : PP_O_NAME };
+            k = (int)(first + i);
+        } else if (layered && i == 2) {
+            k = 0;
+            ty = PTX_T_S32;
+        }
+        if (k >= 0) {
+            struct pp_opnd c = { .kind = addr->vec[k].kind == PTX_TOK_NUM ? PP_O_NUM : PP_O_NAME };
 
             if (c.kind == PP_O_NUM) {
-                c.num = addr->vec[i];
+                c.num = addr->vec[k];
             } else {
-                c.name = addr->vec[i];
+                c.name = addr->vec[k];
             }
-            slot = pp_src(s, &c, cty);
+            slot = pp_src(s, &c, ty);
         }
         packed |= (uint64_t)slot << (16 * i);
     }
@@ -988,11 +997,13 @@ static bool pp_tex_data(struct pp *s, const struct pp_opnd *o, unsigned n, bool 
     return true;
 }
 
-/* Geometry of a texture or surface mnemonic: 1, 2, 3, or 0 (layered,
- * cube and anything else we do not model). */
-static unsigned pp_geometry(const struct pp_mn *mn)
+/* Geometry of a texture or surface mnemonic: 1, 2, 3, or 0 (cube and
+ * anything else we do not model); *@layered for a1d and a2d. */
+static unsigned pp_geometry(const struct pp_mn *mn, bool *layered)
 {
-    return pp_has(mn, "1d") ? 1 : pp_has(mn, "2d") ? 2 : pp_has(mn, "3d") ? 3 : 0;
+    *layered = pp_has(mn, "a1d") || pp_has(mn, "a2d");
+    return pp_has(mn, "1d") || pp_has(mn, "a1d") ? 1 :
+           pp_has(mn, "2d") || pp_has(mn, "a2d") ? 2 : pp_has(mn, "3d") ? 3 : 0;
 }
 
 static bool pp_decode(struct pp *s, const struct pp_mn *mn,
@@ -1521,42 +1532,50 @@ static bool pp_decode(struct pp *s, const struct pp_mn *mn,
         tmp.a = pp_src(s, &o[1], PTX_T_PRED);
         tmp.d = pp_dst(s, &o[0]);
     } else if (!strcmp(b, "tex")) {
-        /* tex.geom.v4.dtype.ctype d, [tex, {coords}]: unified mode only */
-        unsigned dims = pp_geometry(mn);
+        /*
+         * tex[.level|.grad].geom.v4.dtype.ctype d, [tex, {coords}] (unified
+         * mode only).  Arrays have no mipmaps here, so a level of detail,
+         * explicit or from gradients, always selects level 0: the extra
+         * operands are read by nobody.
+         */
+        bool layered;
+        unsigned dims = pp_geometry(mn, &layered);
+        int extra = pp_has(mn, "level") ? 1 : pp_has(mn, "grad") ? 2 : 0;
 
-        NEED(2);
-        if (!dims || mn->ntypes != 2 || !pp_has(mn, "v4") || pp_has(mn, "level") ||
-            pp_has(mn, "grad") || pp_has(mn, "base") ||
+        NEED(2 + extra);
+        if (!dims || mn->ntypes != 2 || !pp_has(mn, "v4") || pp_has(mn, "base") ||
             (mn->types[0] != PTX_T_F32 && mn->types[0] != PTX_T_S32 &&
              mn->types[0] != PTX_T_U32) ||
             (mn->types[1] != PTX_T_F32 && mn->types[1] != PTX_T_S32) ||
-            o[0].pipe.kind == PTX_TOK_WORD) {
+            o[0].pipe.kind == PTX_TOK_WORD || (layered && dims == 3)) {
             return false;
         }
         op = P(TEX);
-        tmp.mod = (uint8_t)(dims | (mn->types[1] == PTX_T_S32 ? PTX_TEX_INT_COORDS : 0));
+        tmp.mod = (uint8_t)(dims | (mn->types[1] == PTX_T_S32 ? PTX_TEX_INT_COORDS : 0) |
+                            (layered ? PTX_TEX_LAYERED : 0));
         tmp.aux = (uint32_t)mn->types[0];
-        if (!pp_tex_operands(s, &o[1], dims, mn->types[1], &tmp) ||
+        if (!pp_tex_operands(s, &o[1], dims, layered, mn->types[1], &tmp) ||
             !pp_tex_data(s, &o[0], 4, true, mn->types[0], &tmp)) {
             return false;
         }
     } else if (!strcmp(b, "suld") || !strcmp(b, "sust")) {
         /* su{ld,st}.b.geom{.v2,.v4}.bN.mode: byte-addressed x */
-        bool st = b[2] == 's';
-        unsigned dims = pp_geometry(mn), vec = pp_has(mn, "v4") ? 4 : pp_has(mn, "v2") ? 2 : 1;
+        bool st = b[2] == 's', layered;
+        unsigned dims = pp_geometry(mn, &layered);
+        unsigned vec = pp_has(mn, "v4") ? 4 : pp_has(mn, "v2") ? 2 : 1;
         int mode = pp_has(mn, "clamp") ? PTX_SURF_CLAMP : pp_has(mn, "zero") ? PTX_SURF_ZERO :
                    PTX_SURF_TRAP;
         unsigned esz = pp_type_size(ty);
 
         NEED(2);
         if (!dims || !pp_has(mn, "b") || mn->ntypes != 1 || !esz || ty == PTX_T_PRED ||
-            ty == PTX_T_F16 || esz * vec > 16) {
+            ty == PTX_T_F16 || esz * vec > 16 || (layered && dims == 3)) {
             return false;
         }
         op = st ? P(SUST) : P(SULD);
-        tmp.mod = (uint8_t)(dims | mode << 2);
+        tmp.mod = (uint8_t)(dims | mode << 2 | (layered ? PTX_TEX_LAYERED : 0));
         tmp.aux = esz | vec << 8;
-        if (!pp_tex_operands(s, &o[st ? 0 : 1], dims, PTX_T_S32, &tmp) ||
+        if (!pp_tex_operands(s, &o[st ? 0 : 1], dims, layered, PTX_T_S32, &tmp) ||
             !pp_tex_data(s, &o[st ? 1 : 0], vec, !st, ty, &tmp)) {
             return false;
         }

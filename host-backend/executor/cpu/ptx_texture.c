@@ -19,8 +19,11 @@
  *    as integers, and integer reads are never filtered;
  *  - channels a format lacks read as 0, alpha (w) as 1.
  *
- * Surfaces are byte-addressed in x (suld.b/sust.b), with trap, clamp or
- * zero behaviour at the edges.
+ * Layered textures (tex.a1d/a2d) pick a layer, clamped to the ones there
+ * are, and filter within it.  Arrays have no mipmaps, so every level of
+ * detail is level 0.  Surfaces are byte-addressed in x (suld.b/sust.b),
+ * with trap, clamp or zero behaviour at the edges; a layer out of range
+ * is out of range like any coordinate.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -196,9 +199,11 @@ static int64_t tx_floor(float u)
     return (int64_t)floorf(u);
 }
 
-void ptx_tex_sample(const struct cpu_tex_view *v, unsigned dims, bool int_coords,
-                    const uint32_t c[3], uint32_t out[4])
+void ptx_tex_sample(const struct cpu_tex_view *v, unsigned mod, const uint32_t c[3],
+                    uint32_t out[4])
 {
+    unsigned dims = PTX_TEX_DIMS(mod);
+    bool int_coords = mod & PTX_TEX_INT_COORDS;
     const CUDA_TEXTURE_DESC *td = v->tex;
     bool norm = td->flags & CU_TRSF_NORMALIZED_COORDINATES;
     bool as_float = tx_reads_float(v);
@@ -206,6 +211,13 @@ void ptx_tex_sample(const struct cpu_tex_view *v, unsigned dims, bool int_coords
     int64_t i0[3] = { 0, 0, 0 };
     float w[3] = { 0, 0, 0 };
     bool linear = td->filterMode == CU_TR_FILTER_MODE_LINEAR && as_float && !int_coords;
+    int64_t layer = 0;
+
+    if (mod & PTX_TEX_LAYERED) {
+        /* dims <= 2 (the decoder's rule); the layer is an integer */
+        layer = (int32_t)c[2];
+        layer = layer < 0 ? 0 : layer >= n[2] ? n[2] - 1 : layer;
+    }
 
     for (unsigned a = 0; a < dims && a < 3; a++) {
         CUaddress_mode mode = td->addressMode[a];
@@ -234,6 +246,9 @@ void ptx_tex_sample(const struct cpu_tex_view *v, unsigned dims, bool int_coords
             idx[a] = a < dims ? tx_address(i0[a], n[a], td->addressMode[a], norm && !int_coords)
                               : 0;
         }
+        if (mod & PTX_TEX_LAYERED) {
+            idx[2] = layer;
+        }
         tx_texel(v, idx, as_float, out);
         return;
     }
@@ -251,6 +266,9 @@ void ptx_tex_sample(const struct cpu_tex_view *v, unsigned dims, bool int_coords
             idx[a] = tx_address(i0[a] + hi, n[a], td->addressMode[a], norm);
             wt *= hi ? w[a] : 1.0f - w[a];
         }
+        if (mod & PTX_TEX_LAYERED) {
+            idx[2] = layer;
+        }
         if (wt == 0.0f) {
             continue;
         }
@@ -264,10 +282,12 @@ void ptx_tex_sample(const struct cpu_tex_view *v, unsigned dims, bool int_coords
     }
 }
 
-int ptx_surf_locate(const struct cpu_tex_view *v, unsigned dims, int mode, const int32_t c[3],
+int ptx_surf_locate(const struct cpu_tex_view *v, unsigned mod, const int32_t c[3],
                     unsigned size, uint8_t **p)
 {
-    int64_t x = c[0], y = dims > 1 ? c[1] : 0, z = dims > 2 ? c[2] : 0;
+    unsigned dims = PTX_TEX_DIMS(mod), mode = PTX_SURF_MODE(mod);
+    int64_t x = c[0], y = dims > 1 ? c[1] : 0;
+    int64_t z = dims > 2 || (mod & PTX_TEX_LAYERED) ? c[2] : 0;
     int64_t row = (int64_t)(v->w * v->elem), h = (int64_t)v->h, d = (int64_t)v->d;
 
     if (x < 0 || x > row - (int64_t)size || y < 0 || y >= h || z < 0 || z >= d) {

@@ -14,18 +14,20 @@
 
 /*
  * Fetch from texture @v at coordinates @c (float bits, or signed integers
- * with @int_coords) for a @dims-dimensional tex instruction; @out gets the
- * four 32-bit result words (floats or integers as the texture reads).
+ * with PTX_TEX_INT_COORDS; a layer index in c[2] with PTX_TEX_LAYERED) for
+ * a tex instruction whose mod is @mod; @out gets the four 32-bit result
+ * words (floats or integers as the texture reads).
  */
-void ptx_tex_sample(const struct cpu_tex_view *v, unsigned dims, bool int_coords,
-                    const uint32_t c[3], uint32_t out[4]);
+void ptx_tex_sample(const struct cpu_tex_view *v, unsigned mod, const uint32_t c[3],
+                    uint32_t out[4]);
 
 /*
- * Where an access of @size bytes at byte column @c[0], row @c[1], slice @c[2]
- * of surface @v falls under boundary @mode (PTX_SURF_*).  Returns 0 with *@p
- * set, 1 when the access is dropped (a load reads zeros), -1 when it traps.
+ * Where an access of @size bytes at byte column @c[0], row @c[1], slice or
+ * layer @c[2] of surface @v falls for a su* instruction whose mod is @mod
+ * (geometry, boundary mode).  Returns 0 with *@p set, 1 when the access is
+ * dropped (a load reads zeros), -1 when it traps.
  */
-int ptx_surf_locate(const struct cpu_tex_view *v, unsigned dims, int mode, const int32_t c[3],
+int ptx_surf_locate(const struct cpu_tex_view *v, unsigned mod, const int32_t c[3],
                     unsigned size, uint8_t **p);
 
 #endif /* VGC_PTX_TEXTURE_H */
