@@ -277,6 +277,13 @@ static CUresult manual_copy2d_prepare(struct vgcd_session *s, CUDA_MEMCPY2D *c,
     } else {
         c->dstArray = NULL;
     }
+    /* A guest's host pointers mean nothing here. */
+    if (c->srcMemoryType != CU_MEMORYTYPE_HOST) {
+        c->srcHost = NULL;
+    }
+    if (c->dstMemoryType != CU_MEMORYTYPE_HOST) {
+        c->dstHost = NULL;
+    }
     return CUDA_SUCCESS;
 }
 

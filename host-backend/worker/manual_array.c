@@ -110,11 +110,24 @@ static CUresult copy3d_prepare(struct vgcd_session *s, CUDA_MEMCPY3D *c, const v
     default:
         return CUDA_ERROR_INVALID_VALUE;
     }
+    /* Whatever else the guest left in the struct means nothing here. */
     if (c->srcMemoryType != CU_MEMORYTYPE_ARRAY) {
         c->srcArray = NULL;
     }
     if (c->dstMemoryType != CU_MEMORYTYPE_ARRAY) {
         c->dstArray = NULL;
+    }
+    if (c->srcMemoryType != CU_MEMORYTYPE_HOST) {
+        c->srcHost = NULL;
+    }
+    if (c->dstMemoryType != CU_MEMORYTYPE_HOST) {
+        c->dstHost = NULL;
+    }
+    if (c->srcMemoryType != CU_MEMORYTYPE_DEVICE) {
+        c->srcDevice = 0;
+    }
+    if (c->dstMemoryType != CU_MEMORYTYPE_DEVICE) {
+        c->dstDevice = 0;
     }
     return CUDA_SUCCESS;
 }
