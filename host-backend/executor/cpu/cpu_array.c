@@ -261,7 +261,7 @@ static CUresult cpu_copy_end(CUmemorytype type, const void *host, CUdeviceptr de
                              CUarray arr, size_t x, size_t y, size_t z, size_t pitch,
                              size_t height, const CUDA_MEMCPY3D *c, struct cpu_copy_end *e)
 {
-    size_t w = c->WidthInBytes, h = c->Height, d = c->Depth, off, span, slice;
+    size_t w = c->WidthInBytes, h = c->Height, d = c->Depth, off, span, slice, rows;
 
     switch (type) {
     case CU_MEMORYTYPE_ARRAY: {
@@ -295,7 +295,8 @@ static CUresult cpu_copy_end(CUmemorytype type, const void *host, CUdeviceptr de
     }
     if (__builtin_mul_overflow(pitch, height, &slice) ||
         __builtin_mul_overflow(z, slice, &off) ||
-        __builtin_add_overflow(off, y * pitch, &off) ||
+        __builtin_mul_overflow(y, pitch, &span) ||
+        __builtin_add_overflow(off, span, &off) ||
         __builtin_add_overflow(off, x, &off)) {
         return CUDA_ERROR_INVALID_VALUE;
     }
@@ -311,7 +312,8 @@ static CUresult cpu_copy_end(CUmemorytype type, const void *host, CUdeviceptr de
     }
     /* The span from the first byte to the last must be one allocation. */
     if (__builtin_mul_overflow(d - 1, slice, &span) ||
-        __builtin_add_overflow(span, (h - 1) * pitch, &span) ||
+        __builtin_mul_overflow(h - 1, pitch, &rows) ||
+        __builtin_add_overflow(span, rows, &span) ||
         __builtin_add_overflow(span, w, &span) ||
         __builtin_add_overflow(dev, (CUdeviceptr)off, &dev)) {
         return CUDA_ERROR_INVALID_VALUE;
