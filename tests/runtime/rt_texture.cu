@@ -11,6 +11,7 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>
@@ -110,6 +111,21 @@ __global__ void layered_fetch(cudaTextureObject_t t, float *out, int w, int h, i
                                    (l == 0 ? 0.0f : tex2DLod<float>(t, x + 0.5f, y + 0.5f, 3.0f)) -
                                    (l == 0 ? 0.0f : tex2DLayered<float>(t, x + 0.5f, y + 0.5f, 0));
     }
+}
+
+/* Half texels filtered as floats; a uchar4 surface incremented in place,
+ * then read as short2 (two 16-bit halves of each element). */
+__global__ void formats(cudaTextureObject_t th, cudaSurfaceObject_t s, float *o, short *q)
+{
+    int x = threadIdx.x;
+    o[x] = tex2D<float>(th, 0.75f + x, 0.5f);
+    uchar4 v = surf2Dread<uchar4>(s, x * 4, 0);
+    v.x += 1;
+    v.w += 2;
+    surf2Dwrite(v, s, x * 4, 0);
+    short2 h = surf2Dread<short2>(s, (x + 1) * 4, 0, cudaBoundaryModeClamp);
+    q[2 * x] = h.x;
+    q[2 * x + 1] = h.y;
 }
 
 /* ---- the reference ------------------------------------------------------ */
@@ -610,6 +626,69 @@ int main(void)
         cudaDestroySurfaceObject(s);
         cudaFreeArray(al);
         cudaFree(dout);
+    }
+
+    /* ---- half and uchar4 formats -------------------------------------------- */
+    {
+        cudaChannelFormatDesc fh = cudaCreateChannelDescHalf(), f4 = cudaCreateChannelDesc<uchar4>();
+        cudaArray_t ah = NULL, au = NULL;
+        __half hv[4];
+        uchar4 uv[4], ub[4];
+        float ho[4], *dho = NULL;
+        short qo[8], *dqo = NULL;
+        struct cudaResourceDesc rd;
+        cudaSurfaceObject_t s = 0;
+        int ok = 1;
+
+        for (int i = 0; i < 4; i++) {
+            hv[i] = __float2half(0.5f + (float)i * 1.25f);      /* exact in half */
+            uv[i] = make_uchar4(10 * i, 255, 0, 100 + i);
+        }
+        RT_EQ(cudaMallocArray(&ah, &fh, 4, 1), cudaSuccess, "half array");
+        RT_EQ(cudaMallocArray(&au, &f4, 4, 1, cudaArraySurfaceLoadStore), cudaSuccess,
+              "uchar4 surface array");
+        cudaMemcpy2DToArray(ah, 0, 0, hv, sizeof(hv), sizeof(hv), 1, cudaMemcpyHostToDevice);
+        cudaMemcpy2DToArray(au, 0, 0, uv, sizeof(uv), sizeof(uv), 1, cudaMemcpyHostToDevice);
+        cudaTextureObject_t th = make_tex(ah, 1, 0, 0, cudaReadModeElementType);
+        memset(&rd, 0, sizeof(rd));
+        rd.resType = cudaResourceTypeArray;
+        rd.res.array.array = au;
+        RT_EQ(cudaCreateSurfaceObject(&s, &rd), cudaSuccess, "uchar4 surface");
+        cudaMalloc(&dho, sizeof(ho));
+        cudaMalloc(&dqo, sizeof(qo));
+        formats<<<1, 4>>>(th, s, dho, dqo);
+        RT_EQ(cudaMemcpy(ho, dho, sizeof(ho), cudaMemcpyDeviceToHost), cudaSuccess,
+              "formats kernel");
+        cudaMemcpy(qo, dqo, sizeof(qo), cudaMemcpyDeviceToHost);
+        cudaMemcpy2DFromArray(ub, sizeof(ub), au, 0, 0, sizeof(ub), 1, cudaMemcpyDeviceToHost);
+        /* x = 0.75 + i: a quarter of the way from texel i to i + 1 (the
+         * last one clamps), 64/256 exactly in 9-bit weights */
+        for (int i = 0; i < 4; i++) {
+            float a = __half2float(hv[i]), b = __half2float(hv[i < 3 ? i + 1 : 3]);
+            ok &= ho[i] == 0.75f * a + 0.25f * b;
+        }
+        RT_OK(ok, "half texels, linear filtering");
+        ok = 1;
+        for (int i = 0; i < 4; i++) {
+            ok &= ub[i].x == uv[i].x + 1 && ub[i].y == 255 && ub[i].z == 0 &&
+                  ub[i].w == uv[i].w + 2;
+        }
+        RT_OK(ok, "uchar4 surface read-modify-write");
+        /* each lane read its right neighbour (element 3 for the last, clamped),
+         * before or after that lane's own write: either value is fine */
+        ok = 1;
+        for (int i = 0; i < 4; i++) {
+            int n = i < 3 ? i + 1 : 3;
+            short lo0 = (short)(uv[n].x | uv[n].y << 8), lo1 = (short)((uv[n].x + 1) | uv[n].y << 8);
+            ok &= qo[2 * i] == lo0 || qo[2 * i] == lo1;
+        }
+        RT_OK(ok, "short2 reads of the same bytes, clamped at the end");
+        cudaDestroyTextureObject(th);
+        cudaDestroySurfaceObject(s);
+        cudaFreeArray(ah);
+        cudaFreeArray(au);
+        cudaFree(dho);
+        cudaFree(dqo);
     }
 
     /* ---- bad requests ----------------------------------------------------- */
