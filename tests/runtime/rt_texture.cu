@@ -128,6 +128,13 @@ __global__ void formats(cudaTextureObject_t th, cudaSurfaceObject_t s, float *o,
     q[2 * x + 1] = h.y;
 }
 
+__global__ void gather(cudaTextureObject_t t, cudaTextureObject_t t4, float4 *o, uchar4 *o4)
+{
+    int i = threadIdx.x;
+    o[i] = tex2Dgather<float4>(t, 1.0f + i, 1.0f, 0);
+    o4[i] = tex2Dgather<uchar4>(t4, 1.0f + i, 1.0f, 3);
+}
+
 /* ---- the reference ------------------------------------------------------ */
 
 static int wrap_clamp(int i, int n, int wrap)
@@ -689,6 +696,51 @@ int main(void)
         cudaFreeArray(au);
         cudaFree(dho);
         cudaFree(dqo);
+    }
+
+    /* ---- gather ---------------------------------------------------------------- */
+    {
+        cudaArray_t ag = NULL, ag4 = NULL;
+        cudaChannelFormatDesc f4 = cudaCreateChannelDesc<uchar4>();
+        float4 go[3], *dgo = NULL;
+        uchar4 px[2][4], g4[3], *dg4 = NULL;
+        int ok = 1;
+
+        RT_EQ(cudaMallocArray(&ag, &fd, W, H, cudaArrayTextureGather), cudaSuccess,
+              "array for gather");
+        RT_EQ(cudaMallocArray(&ag4, &f4, 4, 2, cudaArrayTextureGather), cudaSuccess,
+              "uchar4 array for gather");
+        cudaMemcpy2DToArray(ag, 0, 0, img, W * sizeof(float), W * sizeof(float), H,
+                            cudaMemcpyHostToDevice);
+        for (int y = 0; y < 2; y++) {
+            for (int x = 0; x < 4; x++) {
+                px[y][x] = make_uchar4(0, 0, 0, (unsigned char)(16 * y + x));
+            }
+        }
+        cudaMemcpy2DToArray(ag4, 0, 0, px, sizeof(px[0]), sizeof(px[0]), 2,
+                            cudaMemcpyHostToDevice);
+        cudaTextureObject_t t = make_tex(ag, 0, 0, 0, cudaReadModeElementType);
+        cudaTextureObject_t t4 = make_tex(ag4, 0, 0, 0, cudaReadModeElementType);
+        cudaMalloc(&dgo, sizeof(go));
+        cudaMalloc(&dg4, sizeof(g4));
+        gather<<<1, 3>>>(t, t4, dgo, dg4);
+        RT_EQ(cudaMemcpy(go, dgo, sizeof(go), cudaMemcpyDeviceToHost), cudaSuccess,
+              "tex2Dgather kernel");
+        cudaMemcpy(g4, dg4, sizeof(g4), cudaMemcpyDeviceToHost);
+        /* at (1 + i, 1): the footprint is texels i..i+1 of rows 0..1 */
+        for (int i = 0; i < 3; i++) {
+            ok &= go[i].x == img[W + i] && go[i].y == img[W + i + 1] && go[i].z == img[i + 1] &&
+                  go[i].w == img[i];
+            ok &= g4[i].x == px[1][i].w && g4[i].y == px[1][i + 1].w && g4[i].z == px[0][i + 1].w &&
+                  g4[i].w == px[0][i].w;
+        }
+        RT_OK(ok, "tex2Dgather: the bilinear footprint counter-clockwise from the lower left");
+        cudaDestroyTextureObject(t);
+        cudaDestroyTextureObject(t4);
+        cudaFreeArray(ag);
+        cudaFreeArray(ag4);
+        cudaFree(dgo);
+        cudaFree(dg4);
     }
 
     /* ---- bad requests ----------------------------------------------------- */

@@ -784,6 +784,20 @@ static void test_tex_filter(void)
     td.filterMode = CU_TR_FILTER_MODE_POINT;
     ptx_tex_sample(&q, 2 | PTX_TEX_LAYERED, c, out);
     check(tp_f(out[0]) == 130, "layered: a layer past the last clamps (got %g)", tp_f(out[0]));
+
+    /* gather: the footprint counter-clockwise from the lower left */
+    c[0] = tp_b(1.2f);
+    c[1] = tp_b(0.9f);
+    c[2] = 0;
+    q.d = 1;
+    ptx_tex_sample(&q, 2 | PTX_TEX_GATHER, c, out);
+    check(tp_f(out[0]) == 20 && tp_f(out[1]) == 30 && tp_f(out[2]) == 10 && tp_f(out[3]) == 0,
+          "tld4: (i, j+1), (i+1, j+1), (i+1, j), (i, j): %g %g %g %g",
+          tp_f(out[0]), tp_f(out[1]), tp_f(out[2]), tp_f(out[3]));
+    c[0] = tp_b(0.1f);
+    ptx_tex_sample(&q, 2 | PTX_TEX_GATHER, c, out);
+    check(tp_f(out[0]) == 20 && tp_f(out[1]) == 20 && tp_f(out[2]) == 0 && tp_f(out[3]) == 0,
+          "tld4 at the left edge: clamped texels");
 }
 
 static void test_surf_locate(void)

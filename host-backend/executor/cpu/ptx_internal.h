@@ -119,14 +119,16 @@ enum ptx_op {
  * tex, suld, sust (ptx_texture.c): a = texture/surface object, imm = the
  * coordinates' slots (16 bits each: x, y, z; a layered geometry's layer
  * in z), d b c e = data.
- * tex:  mod = geometry (1..3) | PTX_TEX_INT_COORDS | PTX_TEX_LAYERED;
- *       aux = result type.
+ * tex:  mod = geometry (1..3) | PTX_TEX_INT_COORDS | PTX_TEX_LAYERED
+ *       (tld4: | PTX_TEX_GATHER | component << 2); aux = result type.
  * su*:  mod = geometry | boundary mode << 2 | PTX_TEX_LAYERED;
  *       aux = element bytes | vector << 8.
  */
 #define PTX_TEX_DIMS(mod)   ((unsigned)(mod) & 3)
 #define PTX_TEX_INT_COORDS  0x10
 #define PTX_TEX_LAYERED     0x20
+#define PTX_TEX_GATHER      0x40    /* tld4: component in bits 2..3 */
+#define PTX_TEX_COMP(mod)   (((unsigned)(mod) >> 2) & 3)
 #define PTX_SURF_MODE(mod)  (((unsigned)(mod) >> 2) & 3)
 #define PTX_TEX_COORD(in, i) ((uint16_t)((uint64_t)(in)->imm >> (16 * (i))))
 enum { PTX_SURF_TRAP, PTX_SURF_CLAMP, PTX_SURF_ZERO };

@@ -1558,6 +1558,32 @@ static bool pp_decode(struct pp *s, const struct pp_mn *mn,
             !pp_tex_data(s, &o[0], 4, true, mn->types[0], &tmp)) {
             return false;
         }
+    } else if (!strcmp(b, "tld4")) {
+        /* tld4.comp.{2d,a2d}.v4.dtype.f32 d, [tex, {coords}]: gather */
+        static const char *const comps[] = { "r", "g", "b", "a" };
+        bool layered;
+        unsigned dims = pp_geometry(mn, &layered);
+        int comp = -1;
+
+        for (i = 0; i < 4; i++) {
+            if (pp_has(mn, comps[i])) {
+                comp = i;
+            }
+        }
+        NEED(2);
+        if (dims != 2 || comp < 0 || mn->ntypes != 2 || !pp_has(mn, "v4") ||
+            (mn->types[0] != PTX_T_F32 && mn->types[0] != PTX_T_S32 &&
+             mn->types[0] != PTX_T_U32) || mn->types[1] != PTX_T_F32 ||
+            o[0].pipe.kind == PTX_TOK_WORD) {
+            return false;
+        }
+        op = P(TEX);
+        tmp.mod = (uint8_t)(dims | comp << 2 | PTX_TEX_GATHER | (layered ? PTX_TEX_LAYERED : 0));
+        tmp.aux = (uint32_t)mn->types[0];
+        if (!pp_tex_operands(s, &o[1], dims, layered, mn->types[1], &tmp) ||
+            !pp_tex_data(s, &o[0], 4, true, mn->types[0], &tmp)) {
+            return false;
+        }
     } else if (!strcmp(b, "suld") || !strcmp(b, "sust")) {
         /* su{ld,st}.b.geom{.v2,.v4}.bN.mode: byte-addressed x */
         bool st = b[2] == 's', layered;

@@ -17,9 +17,11 @@
  *  - 8- and 16-bit integer formats read as floats in [0, 1] ([-1, 1]
  *    signed) unless CU_TRSF_READ_AS_INTEGER; 32-bit integers always read
  *    as integers, and integer reads are never filtered;
- *  - channels a format lacks read as 0, alpha (w) as 1.
+ *  - channels a format lacks read as 0, alpha (w) as 1;
+ *  - gather (tld4) returns one component of the bilinear footprint's four
+ *    texels, counter-clockwise from the lower left, unweighted.
  *
- * Layered textures (tex.a1d/a2d) pick a layer, clamped to the ones there
+ * Layered textures (tex.a1d/a2d, tld4 a2d) pick a layer, clamped to the ones there
  * are, and filter within it.  Arrays have no mipmaps, so every level of
  * detail is level 0.  Surfaces are byte-addressed in x (suld.b/sust.b),
  * with trap, clamp or zero behaviour at the edges; a layer out of range
@@ -210,7 +212,9 @@ void ptx_tex_sample(const struct cpu_tex_view *v, unsigned mod, const uint32_t c
     const int64_t n[3] = { (int64_t)v->w, (int64_t)v->h, (int64_t)v->d };
     int64_t i0[3] = { 0, 0, 0 };
     float w[3] = { 0, 0, 0 };
-    bool linear = td->filterMode == CU_TR_FILTER_MODE_LINEAR && as_float && !int_coords;
+    bool gather = mod & PTX_TEX_GATHER;
+    bool linear = (td->filterMode == CU_TR_FILTER_MODE_LINEAR && as_float && !int_coords) ||
+                  gather;
     int64_t layer = 0;
 
     if (mod & PTX_TEX_LAYERED) {
@@ -250,6 +254,23 @@ void ptx_tex_sample(const struct cpu_tex_view *v, unsigned mod, const uint32_t c
             idx[2] = layer;
         }
         tx_texel(v, idx, as_float, out);
+        return;
+    }
+    if (gather) {
+        /* The bilinear footprint's texels, counter-clockwise from the
+         * lower left: (i, j + 1), (i + 1, j + 1), (i + 1, j), (i, j). */
+        static const int at[4][2] = { { 0, 1 }, { 1, 1 }, { 1, 0 }, { 0, 0 } };
+
+        for (int k = 0; k < 4; k++) {
+            int64_t idx[3] = { 0, 0, layer };
+            uint32_t t[4];
+
+            for (unsigned a = 0; a < 2; a++) {
+                idx[a] = tx_address(i0[a] + at[k][a], n[a], td->addressMode[a], norm);
+            }
+            tx_texel(v, idx, as_float, t);
+            out[k] = t[PTX_TEX_COMP(mod)];
+        }
         return;
     }
     float acc[4] = { 0, 0, 0, 0 };
