@@ -180,6 +180,21 @@ static float ref_fetch(const float *img, float u, float v, int linear, int norm,
            (1 - a) * b * ref_texel(img, i, j + 1, wrap) + a * b * ref_texel(img, i + 1, j + 1, wrap);
 }
 
+/* Deprecated, but programs still call them: @n bytes from the start of
+ * row @y on, continuing into the next rows. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+static cudaError_t to_array(cudaArray_t a, size_t y, const void *src, size_t n)
+{
+    return cudaMemcpyToArray(a, 0, y, src, n, cudaMemcpyHostToDevice);
+}
+
+static cudaError_t from_array(void *dst, cudaArray_t a, size_t y, size_t n)
+{
+    return cudaMemcpyFromArray(dst, a, 0, y, n, cudaMemcpyDeviceToHost);
+}
+#pragma GCC diagnostic pop
+
 static cudaTextureObject_t make_tex(cudaArray_t arr, int linear, int norm, int wrap,
                                     enum cudaTextureReadMode mode)
 {
@@ -741,6 +756,28 @@ int main(void)
         cudaFreeArray(ag4);
         cudaFree(dgo);
         cudaFree(dg4);
+    }
+
+    /* ---- the deprecated whole-row copies ----------------------------------- */
+    {
+        cudaArray_t a2 = NULL;
+        float rows[2 * W], rb[2 * W];
+
+        for (int i = 0; i < 2 * W; i++) {
+            rows[i] = (float)i * 0.5f;
+        }
+        RT_EQ(cudaMallocArray(&a2, &fd, W, H), cudaSuccess, "array for cudaMemcpyToArray");
+        RT_EQ(to_array(a2, 1, rows, sizeof(rows)), cudaSuccess,
+              "cudaMemcpyToArray: two rows from row 1");
+        memset(rb, 0, sizeof(rb));
+        RT_EQ(cudaMemcpy2DFromArray(rb, W * sizeof(float), a2, 0, 1, W * sizeof(float), 2,
+                                    cudaMemcpyDeviceToHost),
+              cudaSuccess, "read them back");
+        RT_EQ(memcmp(rb, rows, sizeof(rows)), 0, "they landed in rows 1 and 2");
+        memset(rb, 0, sizeof(rb));
+        RT_EQ(from_array(rb, a2, 1, sizeof(rows)), cudaSuccess, "cudaMemcpyFromArray");
+        RT_EQ(memcmp(rb, rows, sizeof(rows)), 0, "cudaMemcpyFromArray reads them");
+        cudaFreeArray(a2);
     }
 
     /* ---- bad requests ----------------------------------------------------- */
