@@ -7,6 +7,7 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -732,6 +733,15 @@ static void test_tex_filter(void)
     td.flags = CU_TRSF_READ_AS_INTEGER;
     ptx_tex_sample(&b, 1, c, out);
     check(out[0] == 200 && out[3] == 1, "uchar2 read as integers");
+    td.flags = CU_TRSF_SRGB;
+    u8[0] = 10;
+    u8[1] = 188;
+    ptx_tex_sample(&b, 1, c, out);
+    check(tp_f(out[0]) == (10 / 255.0f) / 12.92f &&
+          fabsf(tp_f(out[1]) - 0.5029f) < 1e-4f && tp_f(out[3]) == 1.0f,
+          "sRGB: colour channels converted to linear (%g %g)", tp_f(out[0]), tp_f(out[1]));
+    u8[1] = 0;
+    td.flags = CU_TRSF_READ_AS_INTEGER;
     b.fmt = CU_AD_FORMAT_SIGNED_INT8;
     u8[0] = 0x80;
     td.flags = 0;

@@ -17,6 +17,8 @@
  *  - 8- and 16-bit integer formats read as floats in [0, 1] ([-1, 1]
  *    signed) unless CU_TRSF_READ_AS_INTEGER; 32-bit integers always read
  *    as integers, and integer reads are never filtered;
+ *  - 8-bit unsigned colour channels of an sRGB texture (CU_TRSF_SRGB) read
+ *    normalized are converted to linear with the sRGB transfer function;
  *  - channels a format lacks read as 0, alpha (w) as 1;
  *  - gather (tld4) returns one component of the bilinear footprint's four
  *    texels, counter-clockwise from the lower left, unweighted.
@@ -86,12 +88,22 @@ static bool tx_reads_float(const struct cpu_tex_view *v)
     }
 }
 
+/* An sRGB-encoded colour channel in [0, 1], linear (the sRGB standard's
+ * transfer function; alpha is never encoded). */
+static float tx_srgb(float c)
+{
+    return c <= 0.04045f ? c / 12.92f : powf((c + 0.055f) / 1.055f, 2.4f);
+}
+
 /* Channel @ch of the element at @p, as the texture reads it. */
 static uint32_t tx_channel(const struct cpu_tex_view *v, const uint8_t *p, unsigned ch,
                            bool as_float)
 {
     switch (v->fmt) {
     case CU_AD_FORMAT_UNSIGNED_INT8:
+        if (as_float && ch < 3 && (v->tex->flags & CU_TRSF_SRGB)) {
+            return tx_f_bits(tx_srgb((float)p[ch] / 255.0f));
+        }
         return as_float ? tx_f_bits((float)p[ch] / 255.0f) : p[ch];
     case CU_AD_FORMAT_SIGNED_INT8: {
         int8_t x = (int8_t)p[ch];
