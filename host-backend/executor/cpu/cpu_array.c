@@ -27,13 +27,18 @@
 #define CPU_TEX_MAX             (1u << 20)     /* live objects, all contexts */
 #define CPU_TEX_SLOT_BITS       24
 
-/* Largest extents, as an sm_80 part reports them (maxTexture1D ...). */
+/* Largest extents, as cpu_device.c reports them (maxTexture1D ...). */
 #define CPU_ARRAY_MAX_1D        131072
 #define CPU_ARRAY_MAX_2D_W      131072
 #define CPU_ARRAY_MAX_2D_H      65536
 #define CPU_ARRAY_MAX_3D        16384
 #define CPU_ARRAY_MAX_LAYERED   32768
 #define CPU_ARRAY_MAX_LAYERS    2048
+#define CPU_TEX_MAX_1D_LINEAR   (1u << 28)
+#define CPU_TEX_MAX_2D_LINEAR_W 131072
+#define CPU_TEX_MAX_2D_LINEAR_H 65000
+#define CPU_TEX_MAX_2D_LINEAR_PITCH 2097120
+#define CPU_TEX_PITCH_ALIGN     32              /* TEXTURE_PITCH_ALIGNMENT */
 
 static struct CUarray_st *cpu_arrays;
 static struct cpu_texobj **cpu_tex_slots;
@@ -519,7 +524,7 @@ static CUresult cpu_tex_resource(struct cpu_texobj *t, const CUDA_RESOURCE_DESC 
     t->d = 1;
     if (r->resType == CU_RESOURCE_TYPE_LINEAR) {
         if (r->res.linear.sizeInBytes < esz ||
-            r->res.linear.sizeInBytes / esz > (1u << 27)) {    /* maxTexture1DLinear */
+            r->res.linear.sizeInBytes / esz > CPU_TEX_MAX_1D_LINEAR) {
             return CUDA_ERROR_INVALID_VALUE;
         }
         t->w = r->res.linear.sizeInBytes / esz;
@@ -528,10 +533,11 @@ static CUresult cpu_tex_resource(struct cpu_texobj *t, const CUDA_RESOURCE_DESC 
         t->dims = 1;
     } else {
         if (!r->res.pitch2D.width || !r->res.pitch2D.height ||
-            r->res.pitch2D.width > CPU_ARRAY_MAX_2D_W ||
-            r->res.pitch2D.height > CPU_ARRAY_MAX_2D_H ||
+            r->res.pitch2D.width > CPU_TEX_MAX_2D_LINEAR_W ||
+            r->res.pitch2D.height > CPU_TEX_MAX_2D_LINEAR_H ||
             r->res.pitch2D.pitchInBytes < r->res.pitch2D.width * esz ||
-            r->res.pitch2D.pitchInBytes % 32 || r->res.pitch2D.pitchInBytes > (1u << 24)) {
+            r->res.pitch2D.pitchInBytes % CPU_TEX_PITCH_ALIGN ||
+            r->res.pitch2D.pitchInBytes > CPU_TEX_MAX_2D_LINEAR_PITCH) {
             return CUDA_ERROR_INVALID_VALUE;
         }
         t->w = r->res.pitch2D.width;
