@@ -780,6 +780,55 @@ int main(void)
         cudaFreeArray(a2);
     }
 
+    /* ---- a captured graph: copy into an array, fetch, copy back ------------- */
+    {
+        cudaArray_t ga = NULL;
+        cudaStream_t st;
+        cudaGraph_t g;
+        cudaGraphExec_t ge;
+        float src[H * W], gout[NS], want[NS];
+        float2 at[NS], *dat = NULL;
+        float *dout = NULL;
+        int ok = 1;
+
+        cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking);
+        RT_EQ(cudaMallocArray(&ga, &fd, W, H), cudaSuccess, "array for the graph");
+        cudaTextureObject_t t = make_tex(ga, 0, 0, 0, cudaReadModeElementType);
+        for (int i = 0; i < NS; i++) {
+            at[i] = make_float2(0.5f + (float)(i % W), 0.5f + (float)(i / W % H));
+        }
+        cudaMalloc(&dat, sizeof(at));
+        cudaMalloc(&dout, sizeof(gout));
+        cudaMemcpy(dat, at, sizeof(at), cudaMemcpyHostToDevice);
+        RT_EQ(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal), cudaSuccess,
+              "begin capture");
+        cudaMemcpy2DToArrayAsync(ga, 0, 0, src, W * sizeof(float), W * sizeof(float), H,
+                                 cudaMemcpyHostToDevice, st);
+        fetch2d<<<1, NS, 0, st>>>(t, dat, dout, NS);
+        cudaMemcpyAsync(gout, dout, sizeof(gout), cudaMemcpyDeviceToHost, st);
+        RT_EQ(cudaStreamEndCapture(st, &g), cudaSuccess, "end capture");
+        RT_EQ(cudaGraphInstantiate(&ge, g, 0), cudaSuccess, "instantiate");
+        for (int round = 0; round < 2; round++) {
+            for (int i = 0; i < H * W; i++) {
+                src[i] = (float)(round * 100 + i);
+            }
+            RT_EQ(cudaGraphLaunch(ge, st), cudaSuccess, "launch the graph");
+            cudaStreamSynchronize(st);
+            for (int i = 0; i < NS; i++) {
+                want[i] = src[(i / W % H) * W + i % W];
+                ok &= gout[i] == want[i];
+            }
+        }
+        RT_OK(ok, "each replay copies what the host buffer holds then into the array");
+        cudaGraphExecDestroy(ge);
+        cudaGraphDestroy(g);
+        cudaDestroyTextureObject(t);
+        cudaFreeArray(ga);
+        cudaFree(dat);
+        cudaFree(dout);
+        cudaStreamDestroy(st);
+    }
+
     /* ---- bad requests ----------------------------------------------------- */
     RT_OK(cudaMemcpy2DToArray(arr, 4 * sizeof(float), 0, img, W * sizeof(float),
                               W * sizeof(float), H, cudaMemcpyHostToDevice) != cudaSuccess,
