@@ -3,8 +3,9 @@
  * surface objects: the handles that hide inside structs.
  *
  * An array is an ordinary handle (VGC_HANDLE_ARRAY) when it is a parameter,
- * but copies and resource descriptions carry it inside CUDA_MEMCPY2D/3D and
- * CUDA_RESOURCE_DESC, which travel as raw bytes: the guest puts its handle
+ * and so is a mipmapped array (VGC_HANDLE_MIPMAP, which owns the arrays of
+ * its levels), but copies and resource descriptions carry them inside
+ * CUDA_MEMCPY2D/3D and CUDA_RESOURCE_DESC, which travel as raw bytes: the guest puts its handle
  * id there and these handlers swap in the executor's object, so a guest can
  * only ever name an array of its own that is still alive.
  *
@@ -174,8 +175,17 @@ static CUresult resdesc_in(struct vgcd_session *s, CUDA_RESOURCE_DESC *rd)
     case CU_RESOURCE_TYPE_LINEAR:
     case CU_RESOURCE_TYPE_PITCH2D:
         return CUDA_SUCCESS;    /* device addresses: the executor checks them */
-    case CU_RESOURCE_TYPE_MIPMAPPED_ARRAY:
-        return CUDA_ERROR_NOT_SUPPORTED;
+    case CU_RESOURCE_TYPE_MIPMAPPED_ARRAY: {
+        void *obj = NULL;
+        CUresult res = vgcd_handle_get(s, (uint64_t)(uintptr_t)rd->res.mipmap.hMipmappedArray,
+                                       VGC_HMASK(VGC_HANDLE_MIPMAP), &obj);
+
+        if (res == CUDA_SUCCESS && !obj) {
+            res = CUDA_ERROR_INVALID_VALUE;
+        }
+        rd->res.mipmap.hMipmappedArray = obj;
+        return res;
+    }
     default:
         return CUDA_ERROR_INVALID_VALUE;
     }
@@ -192,7 +202,11 @@ static void resdesc_out(struct vgcd_session *s, CUDA_RESOURCE_DESC *rd)
         }
         rd->res.array.hArray = (CUarray)(uintptr_t)id;
     } else if (rd->resType == CU_RESOURCE_TYPE_MIPMAPPED_ARRAY) {
-        rd->res.mipmap.hMipmappedArray = NULL;
+        if (vgcd_handle_find(s, VGC_HANDLE_MIPMAP, rd->res.mipmap.hMipmappedArray,
+                             &id) != CUDA_SUCCESS) {
+            id = 0;
+        }
+        rd->res.mipmap.hMipmappedArray = (CUmipmappedArray)(uintptr_t)id;
     }
 }
 

@@ -32,6 +32,7 @@ HANDLES = {
     'CUcontext': 'ctx', 'CUmodule': 'module', 'CUfunction': 'func',
     'CUstream': 'stream', 'CUevent': 'event', 'CUlibrary': 'library',
     'CUkernel': 'kernel', 'CUlinkState': 'link', 'CUarray': 'array',
+    'CUmipmappedArray': 'mipmap',
 }
 
 # Fixed-size structs that travel as their raw bytes.

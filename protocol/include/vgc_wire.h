@@ -132,6 +132,7 @@ enum vgc_handle_kind {
      * values; these kinds only record which ones a session owns. */
     VGC_HANDLE_TEXOBJ,
     VGC_HANDLE_SURFOBJ,
+    VGC_HANDLE_MIPMAP,
     VGC_HANDLE_KINDS
 };
 #define VGC_HANDLE_KIND_SHIFT 56

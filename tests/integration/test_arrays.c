@@ -11,6 +11,8 @@
  *     the caller's all fail with CUDA_ERROR_INVALID_HANDLE and nothing
  *     else happens; texture and surface objects the session did not create
  *     cannot be destroyed or queried;
+ *   - a mipmapped array's levels: one handle each, not destroyed alone,
+ *     gone with it;
  *   - a context's arrays and objects go with it.
  * Data crosses the wire both ways and is compared byte for byte.
  *
@@ -190,8 +192,8 @@ static void test_handles(void)
     CHECK_CU(cuTexObjectCreate(&t, &rd, &td, NULL));
     CHECK(t != 0, "a texture object");
     EXPECT_CU(cuSurfObjectCreate(&s, &rd), CUDA_ERROR_INVALID_VALUE);  /* no SURFACE_LDST */
-    rd.resType = CU_RESOURCE_TYPE_MIPMAPPED_ARRAY;
-    EXPECT_CU(cuTexObjectCreate(&t, &rd, &td, NULL), CUDA_ERROR_NOT_SUPPORTED);
+    rd.resType = CU_RESOURCE_TYPE_MIPMAPPED_ARRAY;     /* an array where a mipmap goes */
+    EXPECT_CU(cuTexObjectCreate(&t, &rd, &td, NULL), CUDA_ERROR_INVALID_HANDLE);
     {
         CUDA_RESOURCE_DESC q;
         CHECK_CU(cuTexObjectGetResourceDesc(&q, t));
@@ -205,6 +207,37 @@ static void test_handles(void)
     EXPECT_CU(cuTexObjectDestroy(t), CUDA_ERROR_INVALID_HANDLE);
     CHECK_CU(cuArrayDestroy(a));
     CHECK_CU(cuStreamDestroy(st));
+}
+
+/* A mipmapped array owns its levels: they cannot be destroyed alone and
+ * their handles go with it. */
+static void test_mipmaps(void)
+{
+    CUDA_ARRAY3D_DESCRIPTOR d = { .Width = 64, .Height = 16, .Format = CU_AD_FORMAT_FLOAT,
+                                  .NumChannels = 1 }, q;
+    CUmipmappedArray m = NULL;
+    CUarray l0 = NULL, l3 = NULL, again = NULL;
+    float row[8] = { 1, 2, 3, 4, 5, 6, 7, 8 }, back[8];
+
+    EXPECT_CU(cuMipmappedArrayCreate(&m, &d, 8), CUDA_ERROR_INVALID_VALUE);   /* 7 at most */
+    EXPECT_CU(cuMipmappedArrayCreate(&m, &d, 0), CUDA_ERROR_INVALID_VALUE);
+    CHECK_CU(cuMipmappedArrayCreate(&m, &d, 7));
+    CHECK_CU(cuMipmappedArrayGetLevel(&l0, m, 0));
+    CHECK_CU(cuMipmappedArrayGetLevel(&l3, m, 3));
+    CHECK_CU(cuMipmappedArrayGetLevel(&again, m, 3));
+    CHECK(again == l3, "a level has one handle");
+    EXPECT_CU(cuMipmappedArrayGetLevel(&again, m, 7), CUDA_ERROR_INVALID_VALUE);
+    CHECK_CU(cuArray3DGetDescriptor(&q, l3));
+    CHECK(q.Width == 8 && q.Height == 2, "level 3 of 64x16 is 8x2");
+    CHECK_CU(cuMemcpyHtoA(l3, 0, row, sizeof(row)));
+    CHECK_CU(cuMemcpyAtoH(back, l3, 0, sizeof(back)));
+    CHECK_BYTES(back, row, sizeof(row), "a level holds data like any array");
+    EXPECT_CU(cuArrayDestroy(l0), CUDA_ERROR_INVALID_HANDLE);
+    EXPECT_CU(cuMipmappedArrayDestroy((CUmipmappedArray)l0), CUDA_ERROR_INVALID_HANDLE);
+    CHECK_CU(cuMipmappedArrayDestroy(m));
+    EXPECT_CU(cuMipmappedArrayDestroy(m), CUDA_ERROR_INVALID_HANDLE);
+    EXPECT_CU(cuMemcpyAtoH(back, l3, 0, 4), CUDA_ERROR_INVALID_HANDLE);
+    EXPECT_CU(cuMipmappedArrayGetLevel(&again, m, 0), CUDA_ERROR_INVALID_HANDLE);
 }
 
 /* A created context's arrays and objects go with it. */
@@ -248,6 +281,7 @@ int main(void)
     test_row_copies();
     test_big_3d();
     test_handles();
+    test_mipmaps();
     test_context_teardown(dev, ctx);
     itest_teardown(dev);
     return itest_done();

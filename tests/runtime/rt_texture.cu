@@ -135,6 +135,19 @@ __global__ void gather(cudaTextureObject_t t, cudaTextureObject_t t4, float4 *o,
     o4[i] = tex2Dgather<uchar4>(t4, 1.0f + i, 1.0f, 3);
 }
 
+/* tex2DLod at the levels of detail in @lod; tex2DGrad with gradients of
+ * g texels along x (normalized coordinates over 8 texels). */
+__global__ void mip_fetch(cudaTextureObject_t t, const float *lod, float *out, int n, float g)
+{
+    int i = threadIdx.x;
+    if (i < n) {
+        out[i] = tex2DLod<float>(t, 0.3f, 0.6f, lod[i]);
+    } else if (i == n) {
+        out[i] = tex2DGrad<float>(t, 0.3f, 0.6f, make_float2(g / 8.0f, 0.0f),
+                                  make_float2(0.0f, g / 8.0f));
+    }
+}
+
 /* ---- the reference ------------------------------------------------------ */
 
 static int wrap_clamp(int i, int n, int wrap)
@@ -827,6 +840,92 @@ int main(void)
         cudaFree(dat);
         cudaFree(dout);
         cudaStreamDestroy(st);
+    }
+
+    /* ---- a mipmapped array ----------------------------------------------------- */
+    {
+        cudaMipmappedArray_t mm = NULL;
+        const int nlev = 4;
+        const float lods[] = { 0.0f, 1.0f, 2.0f, 3.0f, 0.4f, 1.6f, 7.0f, -2.0f, 1.25f };
+        const int nl = (int)(sizeof(lods) / sizeof(lods[0]));
+        float got[16], *dlod = NULL, *dout = NULL;
+        struct cudaResourceDesc rd;
+        struct cudaTextureDesc td;
+        cudaTextureObject_t t = 0;
+        int ok = 1;
+
+        RT_EQ(cudaMallocMipmappedArray(&mm, &fd, make_cudaExtent(8, 8, 0), nlev), cudaSuccess,
+              "cudaMallocMipmappedArray 8x8, 4 levels");
+        for (int l = 0; l < nlev; l++) {
+            cudaArray_t la = NULL;
+            float v[64];
+            int side = 8 >> l;
+            struct cudaChannelFormatDesc q;
+            struct cudaExtent e;
+            unsigned int flags;
+
+            for (int i = 0; i < side * side; i++) {
+                v[i] = (float)(10 * (l + 1));
+            }
+            RT_EQ(cudaGetMipmappedArrayLevel(&la, mm, l), cudaSuccess, "cudaGetMipmappedArrayLevel");
+            cudaArrayGetInfo(&q, &e, &flags, la);
+            ok &= (int)e.width == side && (int)e.height == side;
+            RT_EQ(cudaMemcpy2DToArray(la, 0, 0, v, side * sizeof(float), side * sizeof(float), side,
+                                      cudaMemcpyHostToDevice),
+                  cudaSuccess, "fill a level");
+        }
+        RT_OK(ok, "levels of 8x8, 4x4, 2x2, 1x1");
+        {
+            cudaArray_t la = NULL;
+            RT_OK(cudaGetMipmappedArrayLevel(&la, mm, nlev) != cudaSuccess, "no level 4");
+            cudaGetLastError();
+            cudaGetMipmappedArrayLevel(&la, mm, 1);
+            RT_OK(cudaFreeArray(la) != cudaSuccess, "a level cannot be freed alone");
+            cudaGetLastError();
+        }
+        memset(&rd, 0, sizeof(rd));
+        rd.resType = cudaResourceTypeMipmappedArray;
+        rd.res.mipmap.mipmap = mm;
+        memset(&td, 0, sizeof(td));
+        td.addressMode[0] = td.addressMode[1] = cudaAddressModeClamp;
+        td.filterMode = cudaFilterModeLinear;
+        td.mipmapFilterMode = cudaFilterModePoint;
+        td.normalizedCoords = 1;
+        td.maxMipmapLevelClamp = (float)(nlev - 1);
+        td.readMode = cudaReadModeElementType;
+        RT_EQ(cudaCreateTextureObject(&t, &rd, &td, NULL), cudaSuccess, "mipmapped texture");
+        cudaMalloc(&dlod, sizeof(lods));
+        cudaMalloc(&dout, sizeof(got));
+        cudaMemcpy(dlod, lods, sizeof(lods), cudaMemcpyHostToDevice);
+        mip_fetch<<<1, nl + 1>>>(t, dlod, dout, nl, 2.0f);
+        RT_EQ(cudaMemcpy(got, dout, (nl + 1) * sizeof(float), cudaMemcpyDeviceToHost),
+              cudaSuccess, "tex2DLod, tex2DGrad");
+        RT_OK(got[0] == 10 && got[1] == 20 && got[2] == 30 && got[3] == 40 && got[4] == 10 &&
+              got[5] == 30 && got[6] == 40 && got[7] == 10 && got[8] == 20,
+              "point mipmap filtering: the nearest level, clamped");
+        RT_OK(got[nl] == 20, "tex2DGrad: gradients of 2 texels select level 1");
+        cudaDestroyTextureObject(t);
+        td.mipmapFilterMode = cudaFilterModeLinear;
+        td.mipmapLevelBias = 0.5f;
+        RT_EQ(cudaCreateTextureObject(&t, &rd, &td, NULL), cudaSuccess,
+              "mipmapped texture, linear between levels, bias 0.5");
+        mip_fetch<<<1, nl + 1>>>(t, dlod, dout, nl, 1.0f);
+        RT_EQ(cudaMemcpy(got, dout, (nl + 1) * sizeof(float), cudaMemcpyDeviceToHost),
+              cudaSuccess, "fetch again");
+        RT_OK(got[0] == 15 && got[1] == 25 && got[3] == 40 && got[8] == 27.5f && got[nl] == 15,
+              "linear mipmap filtering blends the two levels around lod + bias");
+        {
+            struct cudaResourceDesc q;
+            RT_EQ(cudaGetTextureObjectResourceDesc(&q, t), cudaSuccess, "resource description");
+            RT_OK(q.resType == cudaResourceTypeMipmappedArray && q.res.mipmap.mipmap == mm,
+                  "it names the mipmapped array");
+        }
+        cudaDestroyTextureObject(t);
+        RT_EQ(cudaFreeMipmappedArray(mm), cudaSuccess, "cudaFreeMipmappedArray");
+        RT_OK(cudaFreeMipmappedArray(mm) != cudaSuccess, "freeing it twice fails");
+        cudaGetLastError();
+        cudaFree(dlod);
+        cudaFree(dout);
     }
 
     /* ---- bad requests ----------------------------------------------------- */

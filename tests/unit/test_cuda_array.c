@@ -104,6 +104,23 @@ static CUresult m_destroy(CUarray a)
     return CUDA_SUCCESS;
 }
 
+static CUresult m_mip_create(CUmipmappedArray *out, const CUDA_ARRAY3D_DESCRIPTOR *d,
+                             unsigned int n)
+{
+    (void)d;
+    (void)n;
+    *out = (CUmipmappedArray)(m_next += 0x100);
+    m_live++;
+    return CUDA_SUCCESS;
+}
+
+static CUresult m_mip_destroy(CUmipmappedArray m)
+{
+    (void)m;
+    m_live--;
+    return CUDA_SUCCESS;
+}
+
 static const struct vgc_exec_ops mock_driver = {
     .cuInit = m_init,
     .cuCtxGetDevice = m_ctx_get_device,
@@ -116,6 +133,8 @@ static const struct vgc_exec_ops mock_driver = {
     .cuArrayCreate_v2 = m_create,
     .cuArray3DCreate_v2 = m_create3,
     .cuArrayDestroy = m_destroy,
+    .cuMipmappedArrayCreate = m_mip_create,
+    .cuMipmappedArrayDestroy = m_mip_destroy,
 };
 
 int main(void)
@@ -165,6 +184,19 @@ int main(void)
           "a failed destroy releases nothing");
     CHECK(ex->ops.cuArrayDestroy(b) == CUDA_SUCCESS, "destroy the second");
     CHECK(vgc_pool_used(pool, 0) == 0 && m_live == 0, "pool and driver empty");
+    {
+        CUDA_ARRAY3D_DESCRIPTOR md = { .Width = 1024, .Height = 512, .Format = CU_AD_FORMAT_FLOAT,
+                                       .NumChannels = 1 };
+        CUmipmappedArray mm;
+
+        /* 2 MiB + 512 KiB + 128 KiB + 32 KiB (rounded to 64 KiB) */
+        CHECK(ex->ops.cuMipmappedArrayCreate(&mm, &md, 4) == CUDA_SUCCESS,
+              "a mipmapped array of 4 levels");
+        CHECK(vgc_pool_used(pool, 0) == (2u << 20) + (512u << 10) + (128u << 10) + (64u << 10),
+              "all its levels counted (%llu)", (unsigned long long)vgc_pool_used(pool, 0));
+        CHECK(ex->ops.cuMipmappedArrayDestroy(mm) == CUDA_SUCCESS, "destroy it");
+        CHECK(vgc_pool_used(pool, 0) == 0 && m_live == 0, "given back");
+    }
     ex->destroy();
     vgc_pool_destroy(pool);
     return unit_done();

@@ -656,12 +656,26 @@ static uint32_t tp_b(float f)
     return b;
 }
 
+/* A fetch at level of detail 0 from a view whose only level is the one
+ * its base fields describe (as cpu_tex_view fills them). */
+static void tp_sample(const struct cpu_tex_view *v, unsigned mod, const uint32_t c[3],
+                      uint32_t out[4])
+{
+    static struct cpu_tex_view one;
+
+    one = *v;
+    one.nlevels = 1;
+    one.lv[0] = (struct cpu_tex_level){ .data = v->data, .w = v->w, .h = v->h, .d = v->d,
+                                        .pitch = v->pitch, .slice = v->slice };
+    ptx_tex_sample(&one, mod, c, 0.0f, out);
+}
+
 /* One fetch of a 1D view at x; the first channel as a float. */
 static float tp_fetch1(const struct cpu_tex_view *v, float x)
 {
     uint32_t c[3] = { tp_b(x), 0, 0 }, out[4];
 
-    ptx_tex_sample(v, 1, c, out);
+    tp_sample(v, 1, c, out);
     return tp_f(out[0]);
 }
 
@@ -710,10 +724,10 @@ static void test_tex_filter(void)
 
     /* integer coordinates: tex1Dfetch */
     c[0] = 2;
-    ptx_tex_sample(&v, 1 | PTX_TEX_INT_COORDS, c, out);
+    tp_sample(&v, 1 | PTX_TEX_INT_COORDS, c, out);
     check(tp_f(out[0]) == 20, "integer coordinates index elements, unfiltered");
     c[0] = (uint32_t)-3;
-    ptx_tex_sample(&v, 1 | PTX_TEX_INT_COORDS, c, out);
+    tp_sample(&v, 1 | PTX_TEX_INT_COORDS, c, out);
     check(tp_f(out[0]) == 5, "integer coordinates clamp");
 
     /* formats */
@@ -727,16 +741,16 @@ static void test_tex_filter(void)
     b.pitch = b.slice = 4;
     td.filterMode = CU_TR_FILTER_MODE_POINT;
     c[0] = tp_b(0.5f);
-    ptx_tex_sample(&b, 1, c, out);
+    tp_sample(&b, 1, c, out);
     check(tp_f(out[0]) == 200 / 255.0f && tp_f(out[1]) == 0 && out[2] == 0 &&
           tp_f(out[3]) == 1.0f, "uchar2 as normalized float; missing z 0, w 1");
     td.flags = CU_TRSF_READ_AS_INTEGER;
-    ptx_tex_sample(&b, 1, c, out);
+    tp_sample(&b, 1, c, out);
     check(out[0] == 200 && out[3] == 1, "uchar2 read as integers");
     td.flags = CU_TRSF_SRGB;
     u8[0] = 10;
     u8[1] = 188;
-    ptx_tex_sample(&b, 1, c, out);
+    tp_sample(&b, 1, c, out);
     check(tp_f(out[0]) == (10 / 255.0f) / 12.92f &&
           fabsf(tp_f(out[1]) - 0.5029f) < 1e-4f && tp_f(out[3]) == 1.0f,
           "sRGB: colour channels converted to linear (%g %g)", tp_f(out[0]), tp_f(out[1]));
@@ -745,20 +759,20 @@ static void test_tex_filter(void)
     b.fmt = CU_AD_FORMAT_SIGNED_INT8;
     u8[0] = 0x80;
     td.flags = 0;
-    ptx_tex_sample(&b, 1, c, out);
+    tp_sample(&b, 1, c, out);
     check(tp_f(out[0]) == -1.0f, "signed char -128 reads as -1.0");
     td.flags = CU_TRSF_READ_AS_INTEGER;
-    ptx_tex_sample(&b, 1, c, out);
+    tp_sample(&b, 1, c, out);
     check((int32_t)out[0] == -128, "and as the integer -128, sign-extended");
     uint16_t hf[2] = { 0x3c00, 0xc000 };
     b.data = (uint8_t *)hf;
     b.fmt = CU_AD_FORMAT_HALF;
     b.nch = 1;
     td.flags = 0;
-    ptx_tex_sample(&b, 1, c, out);
+    tp_sample(&b, 1, c, out);
     f = tp_f(out[0]);
     c[0] = tp_b(1.5f);
-    ptx_tex_sample(&b, 1, c, out);
+    tp_sample(&b, 1, c, out);
     check(f == 1.0f && tp_f(out[0]) == -2.0f, "half texels read as floats");
 
     /* 2D bilinear */
@@ -774,11 +788,11 @@ static void test_tex_filter(void)
     td.addressMode[1] = CU_TR_ADDRESS_MODE_CLAMP;
     c[0] = tp_b(1.0f);
     c[1] = tp_b(1.0f);
-    ptx_tex_sample(&q, 2, c, out);
+    tp_sample(&q, 2, c, out);
     check(tp_f(out[0]) == 15, "bilinear at the middle of four texels: their mean");
     c[0] = tp_b(1.5f);
     c[1] = tp_b(0.5f);
-    ptx_tex_sample(&q, 2, c, out);
+    tp_sample(&q, 2, c, out);
     check(tp_f(out[0]) == 10, "bilinear at a texel centre: the texel");
 
     /* two layers of 2x2: filtering stays inside the layer asked for */
@@ -788,11 +802,11 @@ static void test_tex_filter(void)
     c[0] = tp_b(1.0f);
     c[1] = tp_b(1.0f);
     c[2] = 1;
-    ptx_tex_sample(&q, 2 | PTX_TEX_LAYERED, c, out);
+    tp_sample(&q, 2 | PTX_TEX_LAYERED, c, out);
     check(tp_f(out[0]) == 115, "layered: bilinear within layer 1 (got %g)", tp_f(out[0]));
     c[2] = 7;
     td.filterMode = CU_TR_FILTER_MODE_POINT;
-    ptx_tex_sample(&q, 2 | PTX_TEX_LAYERED, c, out);
+    tp_sample(&q, 2 | PTX_TEX_LAYERED, c, out);
     check(tp_f(out[0]) == 130, "layered: a layer past the last clamps (got %g)", tp_f(out[0]));
 
     /* gather: the footprint counter-clockwise from the lower left */
@@ -800,12 +814,12 @@ static void test_tex_filter(void)
     c[1] = tp_b(0.9f);
     c[2] = 0;
     q.d = 1;
-    ptx_tex_sample(&q, 2 | PTX_TEX_GATHER, c, out);
+    tp_sample(&q, 2 | PTX_TEX_GATHER, c, out);
     check(tp_f(out[0]) == 20 && tp_f(out[1]) == 30 && tp_f(out[2]) == 10 && tp_f(out[3]) == 0,
           "tld4: (i, j+1), (i+1, j+1), (i+1, j), (i, j): %g %g %g %g",
           tp_f(out[0]), tp_f(out[1]), tp_f(out[2]), tp_f(out[3]));
     c[0] = tp_b(0.1f);
-    ptx_tex_sample(&q, 2 | PTX_TEX_GATHER, c, out);
+    tp_sample(&q, 2 | PTX_TEX_GATHER, c, out);
     check(tp_f(out[0]) == 20 && tp_f(out[1]) == 20 && tp_f(out[2]) == 0 && tp_f(out[3]) == 0,
           "tld4 at the left edge: clamped texels");
 }

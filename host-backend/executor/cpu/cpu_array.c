@@ -24,6 +24,7 @@
 #include "cpu_internal.h"
 
 #define CPU_MAGIC_ARRAY         0x59415241u    /* "ARAY" */
+#define CPU_MAGIC_MIPMAP        0x50414d4du    /* "MMAP" */
 #define CPU_TEX_MAX             (1u << 20)     /* live objects, all contexts */
 #define CPU_TEX_SLOT_BITS       24
 
@@ -41,6 +42,7 @@
 #define CPU_TEX_PITCH_ALIGN     32              /* TEXTURE_PITCH_ALIGNMENT */
 
 static struct CUarray_st *cpu_arrays;
+static struct CUmipmappedArray_st *cpu_mipmaps;
 static struct cpu_texobj **cpu_tex_slots;
 static uint32_t *cpu_tex_gen;
 static size_t cpu_tex_n, cpu_tex_cap;
@@ -210,8 +212,8 @@ CUresult cpu_array_destroy(CUarray h)
     struct CUarray_st *a = h;
 
     CPU_CHECK_INIT();
-    if (!cpu_array_live(a)) {
-        return CUDA_ERROR_INVALID_HANDLE;
+    if (!cpu_array_live(a) || a->owner) {
+        return CUDA_ERROR_INVALID_HANDLE;   /* a level goes with its mipmap */
     }
     if (a->refs) {
         a->destroyed = true;    /* freed with the last object using it */
@@ -251,6 +253,143 @@ CUresult cpu_array_3d_get_descriptor(CUDA_ARRAY3D_DESCRIPTOR *d, CUarray h)
         return CUDA_ERROR_INVALID_HANDLE;
     }
     *d = a->desc;
+    return CUDA_SUCCESS;
+}
+
+/* ---- mipmapped arrays ------------------------------------------------------ */
+
+/*
+ * A mipmapped array is its levels, each an array of its own (level l has
+ * the extents of level 0 halved l times, at least 1; layers stay), owned
+ * by it: cuArrayDestroy refuses them, and they go with it.
+ */
+static bool cpu_mipmap_live(const struct CUmipmappedArray_st *m)
+{
+    return m && m->magic == CPU_MAGIC_MIPMAP && !m->destroyed;
+}
+
+static void cpu_mipmap_unlink_free(struct CUmipmappedArray_st *m)
+{
+    if (m->prev) {
+        m->prev->next = m->next;
+    } else {
+        cpu_mipmaps = m->next;
+    }
+    if (m->next) {
+        m->next->prev = m->prev;
+    }
+    for (unsigned i = 0; i < m->nlevels; i++) {
+        struct CUarray_st *a = m->levels[i];
+
+        a->owner = NULL;
+        if (a->refs) {
+            a->destroyed = true;
+        } else {
+            cpu_array_unlink_free(a);
+        }
+    }
+    m->magic = 0;
+    free(m);
+}
+
+static void cpu_mipmap_unref(struct CUmipmappedArray_st *m)
+{
+    if (m && --m->refs == 0 && m->destroyed) {
+        cpu_mipmap_unlink_free(m);
+    }
+}
+
+CUresult cpu_mipmap_create(CUmipmappedArray *out, const CUDA_ARRAY3D_DESCRIPTOR *d,
+                           unsigned int nlevels)
+{
+    struct CUmipmappedArray_st *m;
+    size_t largest;
+    unsigned most = 1;
+    bool layered;
+    CUresult rc;
+
+    CPU_CHECK_INIT();
+    if (!out || !d || nlevels == 0) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    layered = d->Flags & CUDA_ARRAY3D_LAYERED;
+    if (d->Flags & CUDA_ARRAY3D_SURFACE_LDST) {
+        return CUDA_ERROR_NOT_SUPPORTED;    /* surfaces on levels: not modelled */
+    }
+    largest = d->Width > d->Height ? d->Width : d->Height;
+    if (!layered && d->Depth > largest) {
+        largest = d->Depth;
+    }
+    while (most < CPU_MAX_LEVELS && (largest >> most)) {
+        most++;
+    }
+    if (nlevels > most) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    m = calloc(1, sizeof(*m));
+    if (!m) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    m->magic = CPU_MAGIC_MIPMAP;
+    m->desc = *d;
+    for (unsigned l = 0; l < nlevels; l++) {
+        CUDA_ARRAY3D_DESCRIPTOR ld = *d;
+        CUarray a;
+
+        ld.Width = d->Width >> l ? d->Width >> l : 1;
+        ld.Height = !d->Height ? 0 : d->Height >> l ? d->Height >> l : 1;
+        if (!layered) {
+            ld.Depth = !d->Depth ? 0 : d->Depth >> l ? d->Depth >> l : 1;
+        }
+        rc = cpu_array_make(&a, &ld);
+        if (rc != CUDA_SUCCESS) {
+            for (unsigned i = 0; i < m->nlevels; i++) {
+                cpu_array_unlink_free(m->levels[i]);
+            }
+            free(m);
+            return rc;
+        }
+        a->owner = m;
+        m->levels[m->nlevels++] = a;
+    }
+    m->ctx = m->levels[0]->ctx;
+    m->next = cpu_mipmaps;
+    if (cpu_mipmaps) {
+        cpu_mipmaps->prev = m;
+    }
+    cpu_mipmaps = m;
+    *out = m;
+    return CUDA_SUCCESS;
+}
+
+CUresult cpu_mipmap_get_level(CUarray *out, CUmipmappedArray h, unsigned int level)
+{
+    struct CUmipmappedArray_st *m = h;
+
+    CPU_CHECK_INIT();
+    if (!cpu_mipmap_live(m)) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    if (!out || level >= m->nlevels) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    *out = m->levels[level];
+    return CUDA_SUCCESS;
+}
+
+CUresult cpu_mipmap_destroy(CUmipmappedArray h)
+{
+    struct CUmipmappedArray_st *m = h;
+
+    CPU_CHECK_INIT();
+    if (!cpu_mipmap_live(m)) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    if (m->refs) {
+        m->destroyed = true;    /* freed with the last texture using it */
+        return CUDA_SUCCESS;
+    }
+    cpu_mipmap_unlink_free(m);
     return CUDA_SUCCESS;
 }
 
@@ -458,6 +597,7 @@ static void cpu_tex_free(struct cpu_texobj *t)
 
     cpu_tex_slots[slot - 1] = NULL;
     cpu_array_unref(t->arr);
+    cpu_mipmap_unref(t->mip);
     free(t);
 }
 
@@ -493,11 +633,30 @@ static CUresult cpu_tex_resource(struct cpu_texobj *t, const CUDA_RESOURCE_DESC 
         t->dims = a->dims;
         return CUDA_SUCCESS;
     }
+    case CU_RESOURCE_TYPE_MIPMAPPED_ARRAY: {
+        struct CUmipmappedArray_st *m = r->res.mipmap.hMipmappedArray;
+        const struct CUarray_st *a;
+
+        if (!cpu_mipmap_live(m)) {
+            return CUDA_ERROR_INVALID_HANDLE;
+        }
+        if (surface) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        a = m->levels[0];
+        t->mip = m;
+        t->fmt = a->desc.Format;
+        t->nch = a->desc.NumChannels;
+        t->w = a->desc.Width;
+        t->h = a->rows;
+        t->d = a->slices;
+        t->pitch = a->row;
+        t->dims = a->dims;
+        return CUDA_SUCCESS;
+    }
     case CU_RESOURCE_TYPE_LINEAR:
     case CU_RESOURCE_TYPE_PITCH2D:
         break;
-    case CU_RESOURCE_TYPE_MIPMAPPED_ARRAY:
-        return CUDA_ERROR_NOT_SUPPORTED;
     default:
         return CUDA_ERROR_INVALID_VALUE;
     }
@@ -596,6 +755,9 @@ static CUresult cpu_obj_create(unsigned long long *out, const CUDA_RESOURCE_DESC
     }
     if (t->arr) {
         t->arr->refs++;
+    }
+    if (t->mip) {
+        t->mip->refs++;
     }
     return CUDA_SUCCESS;
 }
@@ -698,8 +860,22 @@ bool cpu_tex_view(uint64_t value, bool surface, const void *ctx, struct cpu_tex_
     if (!t || t->surface != surface || t->ctx != ctx) {
         return false;
     }
-    memset(v, 0, sizeof(*v));
-    if (t->arr) {
+    v->nlevels = 1;
+    if (t->mip) {
+        for (unsigned i = 0; i < t->mip->nlevels; i++) {
+            const struct CUarray_st *a = t->mip->levels[i];
+
+            v->lv[i] = (struct cpu_tex_level){
+                .data = a->mem->host, .w = a->desc.Width, .h = a->rows, .d = a->slices,
+                .pitch = a->row, .slice = a->row * a->rows,
+            };
+            if (!v->lv[i].data) {
+                return false;
+            }
+        }
+        v->nlevels = t->mip->nlevels;
+        v->data = v->lv[0].data;
+    } else if (t->arr) {
         v->data = t->arr->mem->host;
     } else {
         /* Linear memory may have been freed since: look again. */
@@ -724,6 +900,12 @@ bool cpu_tex_view(uint64_t value, bool surface, const void *ctx, struct cpu_tex_
     v->slice = t->pitch * t->h;
     v->dims = t->dims;
     v->tex = surface ? NULL : &t->tex;
+    if (!t->mip) {
+        v->lv[0] = (struct cpu_tex_level){
+            .data = v->data, .w = v->w, .h = v->h, .d = v->d, .pitch = v->pitch,
+            .slice = v->slice,
+        };
+    }
     return true;
 }
 
@@ -738,8 +920,15 @@ void cpu_array_free_ctx(struct CUctx_st *ctx)
     for (size_t i = 0; i < cpu_tex_n; i++) {
         struct cpu_texobj *t = cpu_tex_slots[i];
 
-        if (t && (t->ctx == ctx || (t->arr && t->arr->ctx == ctx))) {
+        if (t && (t->ctx == ctx || (t->arr && t->arr->ctx == ctx) ||
+                  (t->mip && t->mip->ctx == ctx))) {
             cpu_tex_free(t);
+        }
+    }
+    for (struct CUmipmappedArray_st *m = cpu_mipmaps, *mn; m; m = mn) {
+        mn = m->next;
+        if (m->ctx == ctx) {
+            cpu_mipmap_unlink_free(m);
         }
     }
     for (a = cpu_arrays; a; a = next) {
@@ -756,6 +945,9 @@ void cpu_array_free_all(void)
         if (cpu_tex_slots[i]) {
             cpu_tex_free(cpu_tex_slots[i]);
         }
+    }
+    while (cpu_mipmaps) {
+        cpu_mipmap_unlink_free(cpu_mipmaps);
     }
     while (cpu_arrays) {
         cpu_array_unlink_free(cpu_arrays);

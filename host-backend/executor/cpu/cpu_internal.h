@@ -249,7 +249,21 @@ struct CUarray_st {
     struct cpu_alloc *mem;      /* slices of rows, packed */
     unsigned refs;              /* texture and surface objects using it */
     bool destroyed;             /* cuArrayDestroy'd while refs > 0 */
+    struct CUmipmappedArray_st *owner;  /* a level of it: not destroyed alone */
     struct CUarray_st *prev, *next;
+};
+
+#define CPU_MAX_LEVELS          18      /* 1 + log2 of the largest extent */
+
+struct CUmipmappedArray_st {
+    uint32_t magic;
+    struct CUctx_st *ctx;
+    CUDA_ARRAY3D_DESCRIPTOR desc;
+    unsigned nlevels;
+    struct CUarray_st *levels[CPU_MAX_LEVELS];
+    unsigned refs;              /* texture objects using it */
+    bool destroyed;
+    struct CUmipmappedArray_st *prev, *next;
 };
 
 struct cpu_texobj {
@@ -259,6 +273,7 @@ struct cpu_texobj {
     CUDA_RESOURCE_DESC res;
     CUDA_TEXTURE_DESC tex;
     struct CUarray_st *arr;     /* or linear memory at dptr, span bytes */
+    struct CUmipmappedArray_st *mip;    /* or a mipmapped array */
     CUdeviceptr dptr;
     size_t span;
     CUarray_format fmt;
@@ -266,14 +281,23 @@ struct cpu_texobj {
     size_t w, h, d, pitch;
 };
 
+/* One level of detail as a texture instruction reads it. */
+struct cpu_tex_level {
+    uint8_t *data;
+    size_t w, h, d;             /* in elements; h, d at least 1 */
+    size_t pitch, slice;        /* bytes per row, per slice */
+};
+
 /* What a kernel's texture or surface instruction sees of an object. */
 struct cpu_tex_view {
-    uint8_t *data;
+    uint8_t *data;              /* level 0, as in lv[0] */
     CUarray_format fmt;
     unsigned nch, elem, dims;
     size_t w, h, d;             /* in elements; h, d at least 1 */
     size_t pitch, slice;        /* bytes per row, per slice */
     const CUDA_TEXTURE_DESC *tex;   /* NULL for a surface */
+    unsigned nlevels;           /* > 1 for a mipmapped array */
+    struct cpu_tex_level lv[CPU_MAX_LEVELS];
 };
 
 unsigned cpu_format_size(CUarray_format fmt);
@@ -286,6 +310,10 @@ CUresult cpu_array_3d_create(CUarray *out, const CUDA_ARRAY3D_DESCRIPTOR *d);
 CUresult cpu_array_destroy(CUarray h);
 CUresult cpu_array_get_descriptor(CUDA_ARRAY_DESCRIPTOR *d, CUarray h);
 CUresult cpu_array_3d_get_descriptor(CUDA_ARRAY3D_DESCRIPTOR *d, CUarray h);
+CUresult cpu_mipmap_create(CUmipmappedArray *out, const CUDA_ARRAY3D_DESCRIPTOR *d,
+                           unsigned int nlevels);
+CUresult cpu_mipmap_get_level(CUarray *out, CUmipmappedArray h, unsigned int level);
+CUresult cpu_mipmap_destroy(CUmipmappedArray h);
 CUresult cpu_memcpy_3d(const CUDA_MEMCPY3D *c);
 CUresult cpu_memcpy_3d_async(const CUDA_MEMCPY3D *c, CUstream h);
 /* A 2D copy with an array end (cpu_memory.c hands those over). */

@@ -797,12 +797,40 @@ static int px_tex(struct px_worker *wk, struct px_warp *W, const struct ptx_insn
         for (int i = 0; i < 3; i++) {
             c[i] = (uint32_t)R(PTX_TEX_COORD(in, i))[l];
         }
-        ptx_tex_sample(&v, in->mod, c, out);
+        ptx_tex_sample(&v, in->mod, c,
+                       in->mod & PTX_TEX_LOD ? px_f(R(PTX_TEX_COORD(in, 3))[l]) : 0.0f, out);
         for (int i = 0; i < 4; i++) {
             if (ds[i] != PTX_SLOT_SINK) {
                 R(ds[i])[l] = out[i];
             }
         }
+    );
+    return PX_RUN_DONE;
+}
+
+/* The level of detail of tex.grad's gradients, into d. */
+static int px_texgrad(struct px_worker *wk, struct px_warp *W, const struct ptx_insn *in,
+                      uint32_t m)
+{
+    uint64_t *r = W->r;
+    const uint64_t *ra = R(in->a);
+    uint64_t *rd = R(in->d);
+    const uint16_t gx[3] = { in->b, in->c, in->e };
+    struct cpu_tex_view v;
+    uint64_t cur = 0;
+    bool have = false;
+
+    LANES(
+        float dx[3], dy[3];
+
+        if (!px_object(wk, in, ra[l], false, &v, &cur, &have)) {
+            return PX_RUN_ERROR;
+        }
+        for (int i = 0; i < 3; i++) {
+            dx[i] = px_f(R(gx[i])[l]);
+            dy[i] = px_f(R(PTX_TEX_COORD(in, i))[l]);
+        }
+        rd[l] = px_fb(ptx_tex_grad_lod(&v, in->mod & 3, dx, dy));
     );
     return PX_RUN_DONE;
 }
@@ -1465,6 +1493,11 @@ static int px_run_warp(struct px_worker *wk, struct px_warp *W, uint32_t wi)
             break;
         case PTX_OP_TEX:
             if (px_tex(wk, W, in, m)) {
+                return PX_RUN_ERROR;
+            }
+            break;
+        case PTX_OP_TEXGRAD:
+            if (px_texgrad(wk, W, in, m)) {
                 return PX_RUN_ERROR;
             }
             break;

@@ -1533,14 +1533,15 @@ static bool pp_decode(struct pp *s, const struct pp_mn *mn,
         tmp.d = pp_dst(s, &o[0]);
     } else if (!strcmp(b, "tex")) {
         /*
-         * tex[.level|.grad].geom.v4.dtype.ctype d, [tex, {coords}] (unified
-         * mode only).  Arrays have no mipmaps here, so a level of detail,
-         * explicit or from gradients, always selects level 0: the extra
-         * operands are read by nobody.
+         * tex[.level|.grad].geom.v4.dtype.ctype d, [tex, {coords}]
+         * [, lod | , {dPdx}, {dPdy}] (unified mode only).  The level of
+         * detail goes to coordinate slot 3; tex.grad's is computed first
+         * by a texgrad, which needs the texture's size.
          */
         bool layered;
         unsigned dims = pp_geometry(mn, &layered);
         int extra = pp_has(mn, "level") ? 1 : pp_has(mn, "grad") ? 2 : 0;
+        uint16_t lod = PTX_SLOT_SINK;
 
         NEED(2 + extra);
         if (!dims || mn->ntypes != 2 || !pp_has(mn, "v4") || pp_has(mn, "base") ||
@@ -1552,11 +1553,49 @@ static bool pp_decode(struct pp *s, const struct pp_mn *mn,
         }
         op = P(TEX);
         tmp.mod = (uint8_t)(dims | (mn->types[1] == PTX_T_S32 ? PTX_TEX_INT_COORDS : 0) |
-                            (layered ? PTX_TEX_LAYERED : 0));
+                            (layered ? PTX_TEX_LAYERED : 0) | (extra ? PTX_TEX_LOD : 0));
         tmp.aux = (uint32_t)mn->types[0];
         if (!pp_tex_operands(s, &o[1], dims, layered, mn->types[1], &tmp) ||
             !pp_tex_data(s, &o[0], 4, true, mn->types[0], &tmp)) {
             return false;
+        }
+        if (extra == 1) {
+            if (o[2].kind != PP_O_NAME && o[2].kind != PP_O_NUM) {
+                return false;
+            }
+            lod = pp_src(s, &o[2], PTX_T_F32);
+        } else if (extra == 2) {
+            struct ptx_insn *g;
+            uint16_t gs[2][3];
+
+            if (o[2].kind != PP_O_VEC || o[3].kind != PP_O_VEC ||
+                (unsigned)o[2].nvec < dims || (unsigned)o[3].nvec < dims) {
+                return false;
+            }
+            for (unsigned k = 0; k < 2; k++) {
+                for (unsigned a = 0; a < 3; a++) {
+                    struct pp_opnd e = { .kind = PP_O_NAME, .name = o[2 + k].vec[a] };
+
+                    gs[k][a] = a < dims ? pp_src(s, &e, PTX_T_F32) : PTX_SLOT_TRUE;
+                }
+            }
+            lod = pp_new_slot(s);
+            g = s->failed ? NULL : pp_emit(s, P(TEXGRAD));
+            if (g) {
+                g->guard = guard;
+                g->gneg = gneg;
+                g->mod = (uint8_t)dims;
+                g->d = lod;
+                g->a = tmp.a;
+                g->b = gs[0][0];
+                g->c = gs[0][1];
+                g->e = gs[0][2];
+                g->imm = (int64_t)((uint64_t)gs[1][0] | (uint64_t)gs[1][1] << 16 |
+                                   (uint64_t)gs[1][2] << 32);
+            }
+        }
+        if (extra) {
+            tmp.imm = (int64_t)(((uint64_t)tmp.imm & 0xffffffffffffull) | (uint64_t)lod << 48);
         }
     } else if (!strcmp(b, "tld4")) {
         /* tld4.comp.{2d,a2d}.v4.dtype.f32 d, [tex, {coords}]: gather */

@@ -24,8 +24,11 @@
  *    texels, counter-clockwise from the lower left, unweighted.
  *
  * Layered textures (tex.a1d/a2d, tld4 a2d) pick a layer, clamped to the ones there
- * are, and filter within it.  Arrays have no mipmaps, so every level of
- * detail is level 0.  Surfaces are byte-addressed in x (suld.b/sust.b),
+ * are, and filter within it.  Mipmapped textures take the level of detail
+ * tex.level gives, or log2 of the larger gradient's length in texels
+ * (tex.grad, isotropic), or 0 (plain tex); plus the bias, clamped, then
+ * the nearest level or a blend of the two around it.  Anything but a
+ * mipmapped array has one level.  Surfaces are byte-addressed in x (suld.b/sust.b),
  * with trap, clamp or zero behaviour at the edges; a layer out of range
  * is out of range like any coordinate.
  *
@@ -134,8 +137,8 @@ static uint32_t tx_channel(const struct cpu_tex_view *v, const uint8_t *p, unsig
 
 /* The element at integer texel (i, j, k), or the border colour when one
  * of them is -1 (out of range under border addressing). */
-static void tx_texel(const struct cpu_tex_view *v, const int64_t idx[3], bool as_float,
-                     uint32_t out[4])
+static void tx_texel(const struct cpu_tex_view *v, const struct cpu_tex_level *lv,
+                     const int64_t idx[3], bool as_float, uint32_t out[4])
 {
     if (idx[0] < 0 || idx[1] < 0 || idx[2] < 0) {
         for (int c = 0; c < 4; c++) {
@@ -146,7 +149,7 @@ static void tx_texel(const struct cpu_tex_view *v, const int64_t idx[3], bool as
         }
         return;
     }
-    const uint8_t *p = v->data + (size_t)idx[2] * v->slice + (size_t)idx[1] * v->pitch +
+    const uint8_t *p = lv->data + (size_t)idx[2] * lv->slice + (size_t)idx[1] * lv->pitch +
                        (size_t)idx[0] * v->elem;
     for (unsigned c = 0; c < 4; c++) {
         if (c < v->nch) {
@@ -213,15 +216,17 @@ static int64_t tx_floor(float u)
     return (int64_t)floorf(u);
 }
 
-void ptx_tex_sample(const struct cpu_tex_view *v, unsigned mod, const uint32_t c[3],
-                    uint32_t out[4])
+/* One level's fetch: @lv is the level, @scale what turns unnormalized
+ * coordinates (level-0 texels) into its texels. */
+static void tx_sample_level(const struct cpu_tex_view *v, const struct cpu_tex_level *lv,
+                            float scale, unsigned mod, const uint32_t c[3], uint32_t out[4])
 {
     unsigned dims = PTX_TEX_DIMS(mod);
     bool int_coords = mod & PTX_TEX_INT_COORDS;
     const CUDA_TEXTURE_DESC *td = v->tex;
     bool norm = td->flags & CU_TRSF_NORMALIZED_COORDINATES;
     bool as_float = tx_reads_float(v);
-    const int64_t n[3] = { (int64_t)v->w, (int64_t)v->h, (int64_t)v->d };
+    const int64_t n[3] = { (int64_t)lv->w, (int64_t)lv->h, (int64_t)lv->d };
     int64_t i0[3] = { 0, 0, 0 };
     float w[3] = { 0, 0, 0 };
     bool gather = mod & PTX_TEX_GATHER;
@@ -245,6 +250,10 @@ void ptx_tex_sample(const struct cpu_tex_view *v, unsigned mod, const uint32_t c
         }
         float u = tx_coord(tx_bits_f(c[a]), n[a], mode, norm);
 
+        if (!norm && scale != 1.0f) {
+            u *= scale;
+        }
+
         if (!linear) {
             i0[a] = tx_floor(u);
         } else {
@@ -265,7 +274,7 @@ void ptx_tex_sample(const struct cpu_tex_view *v, unsigned mod, const uint32_t c
         if (mod & PTX_TEX_LAYERED) {
             idx[2] = layer;
         }
-        tx_texel(v, idx, as_float, out);
+        tx_texel(v, lv, idx, as_float, out);
         return;
     }
     if (gather) {
@@ -280,7 +289,7 @@ void ptx_tex_sample(const struct cpu_tex_view *v, unsigned mod, const uint32_t c
             for (unsigned a = 0; a < 2; a++) {
                 idx[a] = tx_address(i0[a] + at[k][a], n[a], td->addressMode[a], norm);
             }
-            tx_texel(v, idx, as_float, t);
+            tx_texel(v, lv, idx, as_float, t);
             out[k] = t[PTX_TEX_COMP(mod)];
         }
         return;
@@ -305,7 +314,7 @@ void ptx_tex_sample(const struct cpu_tex_view *v, unsigned mod, const uint32_t c
         if (wt == 0.0f) {
             continue;
         }
-        tx_texel(v, idx, true, t);
+        tx_texel(v, lv, idx, true, t);
         for (int ch = 0; ch < 4; ch++) {
             acc[ch] += wt * tx_bits_f(t[ch]);
         }
@@ -313,6 +322,64 @@ void ptx_tex_sample(const struct cpu_tex_view *v, unsigned mod, const uint32_t c
     for (int ch = 0; ch < 4; ch++) {
         out[ch] = tx_f_bits(acc[ch]);
     }
+}
+
+/*
+ * The level of detail: @lod (0 for plain tex, whose footprint a compute
+ * thread cannot know) plus the bias, within the texture's clamps and the
+ * levels there are; point mipmap filtering takes the nearest level, linear
+ * blends the two around it.
+ */
+void ptx_tex_sample(const struct cpu_tex_view *v, unsigned mod, const uint32_t c[3],
+                    float lod, uint32_t out[4])
+{
+    const CUDA_TEXTURE_DESC *td = v->tex;
+    float l, f;
+    unsigned l0;
+    uint32_t hi[4];
+
+    if (v->nlevels <= 1 || (mod & (PTX_TEX_GATHER | PTX_TEX_INT_COORDS))) {
+        tx_sample_level(v, &v->lv[0], 1.0f, mod, c, out);
+        return;
+    }
+    l = lod + td->mipmapLevelBias;
+    l = l > td->maxMipmapLevelClamp ? td->maxMipmapLevelClamp : l;
+    l = l < td->minMipmapLevelClamp ? td->minMipmapLevelClamp : l;
+    l = l > (float)(v->nlevels - 1) ? (float)(v->nlevels - 1) : l;
+    l = l > 0.0f ? l : 0.0f;    /* NaN too */
+    if (td->mipmapFilterMode == CU_TR_FILTER_MODE_POINT || !tx_reads_float(v)) {
+        l0 = (unsigned)floorf(l + 0.5f);
+        l0 = l0 < v->nlevels ? l0 : v->nlevels - 1;
+        tx_sample_level(v, &v->lv[l0], (float)v->lv[l0].w / (float)v->w, mod, c, out);
+        return;
+    }
+    l0 = (unsigned)floorf(l);
+    f = l - (float)l0;
+    tx_sample_level(v, &v->lv[l0], (float)v->lv[l0].w / (float)v->w, mod, c, out);
+    if (f == 0.0f || l0 + 1 >= v->nlevels) {
+        return;
+    }
+    tx_sample_level(v, &v->lv[l0 + 1], (float)v->lv[l0 + 1].w / (float)v->w, mod, c, hi);
+    for (int ch = 0; ch < 4; ch++) {
+        out[ch] = tx_f_bits((1.0f - f) * tx_bits_f(out[ch]) + f * tx_bits_f(hi[ch]));
+    }
+}
+
+float ptx_tex_grad_lod(const struct cpu_tex_view *v, unsigned dims, const float dx[3],
+                       const float dy[3])
+{
+    bool norm = v->tex->flags & CU_TRSF_NORMALIZED_COORDINATES;
+    const float n[3] = { (float)v->w, (float)v->h, (float)v->d };
+    float px = 0.0f, py = 0.0f, rho;
+
+    for (unsigned a = 0; a < dims && a < 3; a++) {
+        float sx = norm ? dx[a] * n[a] : dx[a], sy = norm ? dy[a] * n[a] : dy[a];
+
+        px += sx * sx;
+        py += sy * sy;
+    }
+    rho = sqrtf(px > py ? px : py);
+    return rho > 0.0f ? log2f(rho) : -1e30f;
 }
 
 int ptx_surf_locate(const struct cpu_tex_view *v, unsigned mod, const int32_t c[3],

@@ -14,12 +14,16 @@
 
 /*
  * Fetch from texture @v at coordinates @c (float bits, or signed integers
- * with PTX_TEX_INT_COORDS; a layer index in c[2] with PTX_TEX_LAYERED) for
- * a tex instruction whose mod is @mod; @out gets the four 32-bit result
- * words (floats or integers as the texture reads).
+ * with PTX_TEX_INT_COORDS; a layer index in c[2] with PTX_TEX_LAYERED) at
+ * level of detail @lod for a tex instruction whose mod is @mod; @out gets
+ * the four 32-bit result words (floats or integers as the texture reads).
  */
 void ptx_tex_sample(const struct cpu_tex_view *v, unsigned mod, const uint32_t c[3],
-                    uint32_t out[4]);
+                    float lod, uint32_t out[4]);
+
+/* The level of detail of gradients @dx, @dy (tex.grad) on texture @v. */
+float ptx_tex_grad_lod(const struct cpu_tex_view *v, unsigned dims, const float dx[3],
+                       const float dy[3]);
 
 /*
  * Where an access of @size bytes at byte column @c[0], row @c[1], slice or

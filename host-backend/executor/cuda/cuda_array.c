@@ -5,8 +5,8 @@
  * straight to the driver (the worker has already swapped guest array
  * handles for the driver's, and texture objects are the driver's values),
  * but an array is device memory the tenant's budget must see, as
- * cuMemAlloc's is: creating one reserves its size in the pool first, and
- * destroying it releases that.  The size is the elements' bytes rounded
+ * cuMemAlloc's is: creating one (or a mipmapped array: all its levels)
+ * reserves its size in the pool first, and destroying it releases that.  The size is the elements' bytes rounded
  * up to 64 KiB (the driver's layout is its own; this is the order of
  * its padding).  An array whose context is destroyed without
  * cuArrayDestroy stays counted until the worker exits.
@@ -22,7 +22,7 @@
 #define CUDA_ARRAY_ROUND (64u << 10)
 
 struct cuda_array_rec {
-    CUarray h;
+    void *h;                    /* CUarray or CUmipmappedArray */
     int dev;
     uint64_t bytes;
 };
@@ -64,6 +64,34 @@ static uint64_t ca_bytes(const CUDA_ARRAY3D_DESCRIPTOR *d)
     return (n + CUDA_ARRAY_ROUND - 1) / CUDA_ARRAY_ROUND * CUDA_ARRAY_ROUND;
 }
 
+/* Room for one more record. */
+static bool ca_room(void)
+{
+    if (ca_n == ca_cap) {
+        size_t cap = ca_cap ? ca_cap * 2 : 16;
+        struct cuda_array_rec *v = realloc(ca_recs, cap * sizeof(*v));
+
+        if (!v) {
+            return false;
+        }
+        ca_recs = v;
+        ca_cap = cap;
+    }
+    return true;
+}
+
+/* Forget @h's record, giving its bytes back. */
+static void ca_forget(void *h)
+{
+    for (size_t i = 0; i < ca_n; i++) {
+        if (ca_recs[i].h == h) {
+            vgc_pool_release(ca_pool, ca_recs[i].dev, ca_recs[i].bytes);
+            ca_recs[i] = ca_recs[--ca_n];
+            return;
+        }
+    }
+}
+
 static CUresult ca_create(CUarray *out, const CUDA_ARRAY3D_DESCRIPTOR *d,
                           const CUDA_ARRAY_DESCRIPTOR *d2)
 {
@@ -87,15 +115,8 @@ static CUresult ca_create(CUarray *out, const CUDA_ARRAY3D_DESCRIPTOR *d,
     if (bytes == 0) {
         return CUDA_ERROR_INVALID_VALUE;
     }
-    if (ca_n == ca_cap) {
-        size_t cap = ca_cap ? ca_cap * 2 : 16;
-        struct cuda_array_rec *v = realloc(ca_recs, cap * sizeof(*v));
-
-        if (!v) {
-            return CUDA_ERROR_OUT_OF_MEMORY;
-        }
-        ca_recs = v;
-        ca_cap = cap;
+    if (!ca_room()) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
     }
     if (!vgc_pool_reserve(ca_pool, dev, bytes)) {
         return CUDA_ERROR_OUT_OF_MEMORY;
@@ -126,15 +147,60 @@ static CUresult ca_array_destroy(CUarray h)
 {
     CUresult res = ca_real->cuArrayDestroy(h);
 
+    if (res == CUDA_SUCCESS) {
+        ca_forget(h);
+    }
+    return res;
+}
+
+/* A mipmapped array: its levels' bytes, each level's extents halved
+ * (at least 1; layers stay), counted as one record. */
+static CUresult ca_mipmap_create(CUmipmappedArray *out, const CUDA_ARRAY3D_DESCRIPTOR *d,
+                                 unsigned int nlevels)
+{
+    int dev = ca_dev_of();
+    uint64_t bytes = 0;
+    CUresult res;
+
+    if (!out || !d || nlevels == 0 || nlevels > 32) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    for (unsigned l = 0; l < nlevels; l++) {
+        CUDA_ARRAY3D_DESCRIPTOR ld = *d;
+        uint64_t b;
+
+        ld.Width = d->Width >> l ? d->Width >> l : 1;
+        ld.Height = !d->Height ? 0 : d->Height >> l ? d->Height >> l : 1;
+        if (!(d->Flags & CUDA_ARRAY3D_LAYERED)) {
+            ld.Depth = !d->Depth ? 0 : d->Depth >> l ? d->Depth >> l : 1;
+        }
+        b = ca_bytes(&ld);
+        if (b == 0) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        bytes += b;
+    }
+    if (!ca_room()) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    if (!vgc_pool_reserve(ca_pool, dev, bytes)) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    res = ca_real->cuMipmappedArrayCreate(out, d, nlevels);
     if (res != CUDA_SUCCESS) {
+        vgc_pool_release(ca_pool, dev, bytes);
         return res;
     }
-    for (size_t i = 0; i < ca_n; i++) {
-        if (ca_recs[i].h == h) {
-            vgc_pool_release(ca_pool, ca_recs[i].dev, ca_recs[i].bytes);
-            ca_recs[i] = ca_recs[--ca_n];
-            break;
-        }
+    ca_recs[ca_n++] = (struct cuda_array_rec){ .h = *out, .dev = dev, .bytes = bytes };
+    return CUDA_SUCCESS;
+}
+
+static CUresult ca_mipmap_destroy(CUmipmappedArray h)
+{
+    CUresult res = ca_real->cuMipmappedArrayDestroy(h);
+
+    if (res == CUDA_SUCCESS) {
+        ca_forget(h);
     }
     return res;
 }
@@ -152,6 +218,10 @@ void cuda_array_setup(struct vgc_exec_ops *ops, const struct vgc_exec_ops *real,
     ops->cuArrayCreate_v2 = real->cuArrayCreate_v2 ? ca_array_create : NULL;
     ops->cuArray3DCreate_v2 = real->cuArray3DCreate_v2 ? ca_array_3d_create : NULL;
     ops->cuArrayDestroy = ca_array_destroy;
+    if (real->cuMipmappedArrayCreate && real->cuMipmappedArrayDestroy) {
+        ops->cuMipmappedArrayCreate = ca_mipmap_create;
+        ops->cuMipmappedArrayDestroy = ca_mipmap_destroy;
+    }
 }
 
 void cuda_array_reset(void)
