@@ -149,7 +149,57 @@ __global__ void mip_fetch(cudaTextureObject_t t, const float *lod, float *out, i
     }
 }
 
+/* Face f of cubemap l gets 10000 * l + 1000 * f + 10 * y + x; then lane i
+ * fetches along direction dir[i] from cubemap @layer. */
+__global__ void cube_write(cudaSurfaceObject_t s, int w, int cubes)
+{
+    int x = threadIdx.x, y = threadIdx.y, f = blockIdx.x % 6, l = blockIdx.x / 6;
+    if (x < w && y < w && l < cubes) {
+        surfCubemapLayeredwrite((float)(10000 * l + 1000 * f + 10 * y + x), s, x * 4, y,
+                                6 * l + f);
+    }
+}
+
+__global__ void cube_fetch(cudaTextureObject_t t, const float4 *dir, float *out, int n, int layer)
+{
+    int i = threadIdx.x;
+    if (i < n) {
+        out[i] = layer < 0 ? texCubemap<float>(t, dir[i].x, dir[i].y, dir[i].z)
+                           : texCubemapLayered<float>(t, dir[i].x, dir[i].y, dir[i].z, layer);
+    }
+}
+
 /* ---- the reference ------------------------------------------------------ */
+
+/* The face and texel a cubemap direction reads with point sampling: the
+ * programming guide's table of (face, m, s, t). */
+static float ref_cube(float x, float y, float z, int w, int layer)
+{
+    float ax = fabsf(x), ay = fabsf(y), az = fabsf(z), m, s, t;
+    int f;
+
+    if (ax >= ay && ax >= az) {
+        f = x >= 0 ? 0 : 1;
+        m = ax;
+        s = x >= 0 ? -z : z;
+        t = -y;
+    } else if (ay >= az) {
+        f = y >= 0 ? 2 : 3;
+        m = ay;
+        s = x;
+        t = y >= 0 ? z : -z;
+    } else {
+        f = z >= 0 ? 4 : 5;
+        m = az;
+        s = z >= 0 ? x : -x;
+        t = -y;
+    }
+    int i = (int)floorf((s / m + 1.0f) * 0.5f * (float)w);
+    int j = (int)floorf((t / m + 1.0f) * 0.5f * (float)w);
+    i = i < 0 ? 0 : i >= w ? w - 1 : i;
+    j = j < 0 ? 0 : j >= w ? w - 1 : j;
+    return (float)(10000 * layer + 1000 * f + 10 * j + i);
+}
 
 /*
  * Freed and misused handles are checked only on the shim: NVIDIA's driver
@@ -948,6 +998,69 @@ int main(void)
             cudaGetLastError();
         }
         cudaFree(dlod);
+        cudaFree(dout);
+    }
+
+    /* ---- cubemaps ----------------------------------------------------------------- */
+    {
+        const int cw = 4, ncube = 2, nd = 48;
+        cudaArray_t ca = NULL;
+        cudaSurfaceObject_t s = 0;
+        struct cudaResourceDesc rd;
+        float4 dir[48], *ddir = NULL;
+        float got[48], *dout = NULL, faces[12][4][4];
+        struct cudaMemcpy3DParms p;
+        int ok = 1, bad = -1;
+
+        RT_EQ(cudaMalloc3DArray(&ca, &fd, make_cudaExtent(cw, cw, 6 * ncube),
+                                cudaArrayCubemap | cudaArrayLayered | cudaArraySurfaceLoadStore),
+              cudaSuccess, "cudaMalloc3DArray, 2 layered cubemaps of 4x4 faces");
+        memset(&rd, 0, sizeof(rd));
+        rd.resType = cudaResourceTypeArray;
+        rd.res.array.array = ca;
+        RT_EQ(cudaCreateSurfaceObject(&s, &rd), cudaSuccess, "cubemap surface");
+        cube_write<<<6 * ncube, dim3(cw, cw)>>>(s, cw, ncube);
+        memset(&p, 0, sizeof(p));
+        p.srcArray = ca;
+        p.dstPtr = make_cudaPitchedPtr(faces, cw * sizeof(float), cw, cw);
+        p.extent = make_cudaExtent(cw, cw, 6 * ncube);
+        p.kind = cudaMemcpyDeviceToHost;
+        RT_EQ(cudaMemcpy3D(&p), cudaSuccess, "the faces back");
+        for (int f = 0; f < 6 * ncube; f++) {
+            for (int y = 0; y < cw; y++) {
+                for (int x = 0; x < cw; x++) {
+                    ok &= faces[f][y][x] == (float)(10000 * (f / 6) + 1000 * (f % 6) + 10 * y + x);
+                }
+            }
+        }
+        RT_OK(ok, "surfCubemapLayeredwrite: face by face");
+        cudaTextureObject_t t = make_tex(ca, 0, 0, 0, cudaReadModeElementType);
+        RT_OK(t != 0, "cubemap texture");
+        for (int i = 0; i < nd; i++) {
+            /* directions all round, off the diagonals */
+            float a = 0.37f + (float)i * 0.71f, b = -1.3f + (float)i * 0.113f;
+            dir[i] = make_float4(cosf(a) * cosf(b), sinf(b), sinf(a) * cosf(b), 0.0f);
+        }
+        cudaMalloc(&ddir, sizeof(dir));
+        cudaMalloc(&dout, sizeof(got));
+        cudaMemcpy(ddir, dir, sizeof(dir), cudaMemcpyHostToDevice);
+        for (int layer = -1; layer < ncube; layer++) {
+            cube_fetch<<<1, nd>>>(t, ddir, dout, nd, layer);
+            cudaMemcpy(got, dout, sizeof(got), cudaMemcpyDeviceToHost);
+            for (int i = 0; i < nd && bad < 0; i++) {
+                if (got[i] != ref_cube(dir[i].x, dir[i].y, dir[i].z, cw, layer < 0 ? 0 : layer)) {
+                    bad = i;
+                    printf("# cube %d, direction (%g, %g, %g): got %g want %g\n", layer,
+                           dir[i].x, dir[i].y, dir[i].z, got[i],
+                           ref_cube(dir[i].x, dir[i].y, dir[i].z, cw, layer < 0 ? 0 : layer));
+                }
+            }
+        }
+        RT_EQ(bad, -1, "texCubemap, texCubemapLayered: the face and texel the table gives");
+        cudaDestroyTextureObject(t);
+        cudaDestroySurfaceObject(s);
+        cudaFreeArray(ca);
+        cudaFree(ddir);
         cudaFree(dout);
     }
 

@@ -751,7 +751,20 @@ static void test_arrays(void)
     q.Format = CU_AD_FORMAT_BC1_UNORM;
     CHECK_RC(OPS->cuArray3DCreate_v2(&b, &q), CUDA_ERROR_NOT_SUPPORTED);
     q = d;
-    q.Flags = CUDA_ARRAY3D_CUBEMAP;
+    q.Flags = CUDA_ARRAY3D_CUBEMAP;         /* 6x4 faces: not square */
+    CHECK_RC(OPS->cuArray3DCreate_v2(&b, &q), CUDA_ERROR_INVALID_VALUE);
+    q.Height = 6;
+    CHECK_RC(OPS->cuArray3DCreate_v2(&b, &q), CUDA_ERROR_INVALID_VALUE);   /* 3 faces */
+    q.Depth = 6;
+    CHECK_RC(OPS->cuArray3DCreate_v2(&l, &q), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuArrayDestroy(l), CUDA_SUCCESS);
+    q.Depth = 12;
+    CHECK_RC(OPS->cuArray3DCreate_v2(&l, &q), CUDA_ERROR_INVALID_VALUE);   /* not layered */
+    q.Flags |= CUDA_ARRAY3D_LAYERED;
+    CHECK_RC(OPS->cuArray3DCreate_v2(&l, &q), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuArrayDestroy(l), CUDA_SUCCESS);
+    q = d;
+    q.Flags = CUDA_ARRAY3D_DEPTH_TEXTURE;
     CHECK_RC(OPS->cuArray3DCreate_v2(&b, &q), CUDA_ERROR_NOT_SUPPORTED);
     q = d;
     q.Flags = CUDA_ARRAY3D_LAYERED;

@@ -658,7 +658,7 @@ static uint32_t tp_b(float f)
 
 /* A fetch at level of detail 0 from a view whose only level is the one
  * its base fields describe (as cpu_tex_view fills them). */
-static void tp_sample(const struct cpu_tex_view *v, unsigned mod, const uint32_t c[3],
+static void tp_sample(const struct cpu_tex_view *v, unsigned mod, const uint32_t c[4],
                       uint32_t out[4])
 {
     static struct cpu_tex_view one;
@@ -673,7 +673,7 @@ static void tp_sample(const struct cpu_tex_view *v, unsigned mod, const uint32_t
 /* One fetch of a 1D view at x; the first channel as a float. */
 static float tp_fetch1(const struct cpu_tex_view *v, float x)
 {
-    uint32_t c[3] = { tp_b(x), 0, 0 }, out[4];
+    uint32_t c[4] = { tp_b(x), 0, 0, 0 }, out[4];
 
     tp_sample(v, 1, c, out);
     return tp_f(out[0]);
@@ -687,7 +687,7 @@ static void test_tex_filter(void)
         .data = (uint8_t *)t1, .fmt = CU_AD_FORMAT_FLOAT, .nch = 1, .elem = 4, .dims = 1,
         .w = 4, .h = 1, .d = 1, .pitch = 16, .slice = 16, .tex = &td,
     };
-    uint32_t c[3], out[4];
+    uint32_t c[4] = { 0, 0, 0, 0 }, out[4];
     float f;
 
     memset(&td, 0, sizeof(td));
@@ -808,6 +808,42 @@ static void test_tex_filter(void)
     td.filterMode = CU_TR_FILTER_MODE_POINT;
     tp_sample(&q, 2 | PTX_TEX_LAYERED, c, out);
     check(tp_f(out[0]) == 130, "layered: a layer past the last clamps (got %g)", tp_f(out[0]));
+
+    /* cubemaps: six 2x2 faces holding 100 * face + 10 * row + column */
+    {
+        float cube[6][2][2];
+        struct cpu_tex_view cv = q;
+        static const float dirs[][3] = {
+            { 1, -0.5f, 0.5f }, { -1, -0.5f, 0.5f }, { 0.5f, 1, 0.5f },
+            { 0.5f, -1, 0.5f }, { -0.5f, 0.5f, 1 }, { 0.5f, 0.5f, -1 },
+        };
+        /* (s, t) per face from the guide's table: +x (-z, -y), -x (z, -y),
+         * +y (x, z), -y (x, -z), +z (x, -y), -z (-x, -y) */
+        static const float want[6] = { 10, 111, 211, 301, 400, 500 };
+        bool ok = true;
+
+        for (int f = 0; f < 6; f++) {
+            for (int r = 0; r < 2; r++) {
+                for (int col = 0; col < 2; col++) {
+                    cube[f][r][col] = (float)(100 * f + 10 * r + col);
+                }
+            }
+        }
+        cv.data = (uint8_t *)cube;
+        cv.d = 6;
+        td.filterMode = CU_TR_FILTER_MODE_POINT;
+        td.flags = 0;       /* cube coordinates are normalized anyway */
+        for (int f = 0; f < 6; f++) {
+            uint32_t cc[4] = { tp_b(dirs[f][0]), tp_b(dirs[f][1]), tp_b(dirs[f][2]), 0 };
+
+            tp_sample(&cv, PTX_TEX_CUBE, cc, out);
+            ok &= tp_f(out[0]) == want[f];
+            if (tp_f(out[0]) != want[f]) {
+                printf("# face %d: got %g want %g\n", f, tp_f(out[0]), want[f]);
+            }
+        }
+        check(ok, "texCubemap: the major axis picks the face, the table orients it");
+    }
 
     /* gather: the footprint counter-clockwise from the lower left */
     c[0] = tp_b(1.2f);

@@ -35,6 +35,8 @@
 #define CPU_ARRAY_MAX_3D        16384
 #define CPU_ARRAY_MAX_LAYERED   32768
 #define CPU_ARRAY_MAX_LAYERS    2048
+#define CPU_ARRAY_MAX_CUBE      32768
+#define CPU_ARRAY_MAX_CUBE_LAYERS 341   /* 2046 faces */
 #define CPU_TEX_MAX_1D_LINEAR   (1u << 28)
 #define CPU_TEX_MAX_2D_LINEAR_W 131072
 #define CPU_TEX_MAX_2D_LINEAR_H 65000
@@ -99,18 +101,26 @@ static CUresult cpu_array_make(CUarray *out, const CUDA_ARRAY3D_DESCRIPTOR *d)
     if (!cpu_channels_ok(d->NumChannels)) {
         return CUDA_ERROR_INVALID_VALUE;
     }
-    if (d->Flags & (CUDA_ARRAY3D_CUBEMAP | CUDA_ARRAY3D_DEPTH_TEXTURE |
-                    CUDA_ARRAY3D_SPARSE | CUDA_ARRAY3D_DEFERRED_MAPPING)) {
+    if (d->Flags & (CUDA_ARRAY3D_DEPTH_TEXTURE | CUDA_ARRAY3D_SPARSE |
+                    CUDA_ARRAY3D_DEFERRED_MAPPING)) {
         return CUDA_ERROR_NOT_SUPPORTED;
     }
     if (d->Flags & ~(unsigned)(CUDA_ARRAY3D_LAYERED | CUDA_ARRAY3D_SURFACE_LDST |
-                               CUDA_ARRAY3D_TEXTURE_GATHER | CUDA_ARRAY3D_COLOR_ATTACHMENT)) {
+                               CUDA_ARRAY3D_CUBEMAP | CUDA_ARRAY3D_TEXTURE_GATHER |
+                               CUDA_ARRAY3D_COLOR_ATTACHMENT)) {
         return CUDA_ERROR_INVALID_VALUE;
     }
     if (d->Width == 0) {
         return CUDA_ERROR_INVALID_VALUE;
     }
-    if (d->Flags & CUDA_ARRAY3D_LAYERED) {
+    if (d->Flags & CUDA_ARRAY3D_CUBEMAP) {
+        /* six square faces, as layers; a layered cubemap has 6 per cube */
+        if (d->Width != d->Height || d->Width > CPU_ARRAY_MAX_CUBE || d->Depth == 0 ||
+            d->Depth % 6 || (!(d->Flags & CUDA_ARRAY3D_LAYERED) && d->Depth != 6) ||
+            d->Depth / 6 > CPU_ARRAY_MAX_CUBE_LAYERS) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+    } else if (d->Flags & CUDA_ARRAY3D_LAYERED) {
         /* Depth layers of 1D (Height = 0) or 2D arrays */
         if (d->Depth == 0 || d->Depth > CPU_ARRAY_MAX_LAYERS ||
             d->Width > CPU_ARRAY_MAX_LAYERED || d->Height > CPU_ARRAY_MAX_LAYERED) {
@@ -142,7 +152,8 @@ static CUresult cpu_array_make(CUarray *out, const CUDA_ARRAY3D_DESCRIPTOR *d)
     a->row = d->Width * a->elem;
     a->rows = d->Height ? d->Height : 1;
     a->slices = d->Depth ? d->Depth : 1;
-    a->dims = d->Depth && !(d->Flags & CUDA_ARRAY3D_LAYERED) ? 3 : d->Height ? 2 : 1;
+    a->dims = d->Depth && !(d->Flags & (CUDA_ARRAY3D_LAYERED | CUDA_ARRAY3D_CUBEMAP)) ? 3 :
+              d->Height ? 2 : 1;
     /* The extents above bound this well below SIZE_MAX. */
     bytes = a->row * a->rows * a->slices;
     rc = cpu_mem_alloc_in(ctx, ctx->dev, NULL, bytes, &a->mem);
@@ -261,7 +272,8 @@ CUresult cpu_array_3d_get_descriptor(CUDA_ARRAY3D_DESCRIPTOR *d, CUarray h)
 /*
  * A mipmapped array is its levels, each an array of its own (level l has
  * the extents of level 0 halved l times, at least 1; layers stay), owned
- * by it: cuArrayDestroy refuses them, and they go with it.
+ * by it: cuArrayDestroy refuses them, and they go with it.  Layers and
+ * cubemap faces are not halved.
  */
 static bool cpu_mipmap_live(const struct CUmipmappedArray_st *m)
 {
@@ -312,7 +324,8 @@ CUresult cpu_mipmap_create(CUmipmappedArray *out, const CUDA_ARRAY3D_DESCRIPTOR 
     if (!out || !d || nlevels == 0) {
         return CUDA_ERROR_INVALID_VALUE;
     }
-    layered = d->Flags & CUDA_ARRAY3D_LAYERED;
+    /* a cubemap's faces are layers too: they stay at every level */
+    layered = d->Flags & (CUDA_ARRAY3D_LAYERED | CUDA_ARRAY3D_CUBEMAP);
     if (d->Flags & CUDA_ARRAY3D_SURFACE_LDST) {
         return CUDA_ERROR_NOT_SUPPORTED;    /* surfaces on levels: not modelled */
     }

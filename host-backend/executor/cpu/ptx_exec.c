@@ -789,12 +789,12 @@ static int px_tex(struct px_worker *wk, struct px_warp *W, const struct ptx_insn
     bool have = false;
 
     LANES(
-        uint32_t c[3], out[4];
+        uint32_t c[4], out[4];
 
         if (!px_object(wk, in, ra[l], false, &v, &cur, &have)) {
             return PX_RUN_ERROR;
         }
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < 4; i++) {
             c[i] = (uint32_t)R(PTX_TEX_COORD(in, i))[l];
         }
         ptx_tex_sample(&v, in->mod, c,

@@ -127,6 +127,8 @@ enum ptx_op {
  *       a = the texture, b c e = d/dx, imm = d/dy slots; mod = geometry.
  */
 #define PTX_TEX_DIMS(mod)   ((unsigned)(mod) & 3)
+#define PTX_TEX_CUBE        0       /* geometry 0: a cube (direction x, y, z;
+                                       acube: its layer in slot 3) */
 #define PTX_TEX_INT_COORDS  0x10
 #define PTX_TEX_LAYERED     0x20
 #define PTX_TEX_GATHER      0x40    /* tld4: component in bits 2..3 */

@@ -1538,26 +1538,58 @@ static bool pp_decode(struct pp *s, const struct pp_mn *mn,
          * detail goes to coordinate slot 3; tex.grad's is computed first
          * by a texgrad, which needs the texture's size.
          */
-        bool layered;
+        bool layered, cube = pp_has(mn, "cube") || pp_has(mn, "acube");
         unsigned dims = pp_geometry(mn, &layered);
         int extra = pp_has(mn, "level") ? 1 : pp_has(mn, "grad") ? 2 : 0;
         uint16_t lod = PTX_SLOT_SINK;
+
+        if (cube) {
+            /* a direction x, y, z (after the cubemap's layer for acube),
+             * read as 3D; the layer goes to slot 3, so no level then */
+            layered = pp_has(mn, "acube");
+            dims = 3;
+            if ((layered && extra) || extra == 2) {
+                return false;
+            }
+        }
 
         NEED(2 + extra);
         if (!dims || mn->ntypes != 2 || !pp_has(mn, "v4") || pp_has(mn, "base") ||
             (mn->types[0] != PTX_T_F32 && mn->types[0] != PTX_T_S32 &&
              mn->types[0] != PTX_T_U32) ||
             (mn->types[1] != PTX_T_F32 && mn->types[1] != PTX_T_S32) ||
-            o[0].pipe.kind == PTX_TOK_WORD || (layered && dims == 3)) {
+            o[0].pipe.kind == PTX_TOK_WORD || (layered && dims == 3 && !cube)) {
             return false;
         }
         op = P(TEX);
-        tmp.mod = (uint8_t)(dims | (mn->types[1] == PTX_T_S32 ? PTX_TEX_INT_COORDS : 0) |
+        tmp.mod = (uint8_t)((cube ? PTX_TEX_CUBE : dims) |
+                            (mn->types[1] == PTX_T_S32 ? PTX_TEX_INT_COORDS : 0) |
                             (layered ? PTX_TEX_LAYERED : 0) | (extra ? PTX_TEX_LOD : 0));
         tmp.aux = (uint32_t)mn->types[0];
-        if (!pp_tex_operands(s, &o[1], dims, layered, mn->types[1], &tmp) ||
+        if ((cube && mn->types[1] != PTX_T_F32) ||
+            !pp_tex_operands(s, &o[1], dims, layered && !cube, mn->types[1], &tmp) ||
             !pp_tex_data(s, &o[0], 4, true, mn->types[0], &tmp)) {
             return false;
+        }
+        if (cube && layered) {
+            /* {layer, x, y, z}: the coordinates were taken from the start */
+            struct pp_opnd lo = { .kind = o[1].vec[0].kind == PTX_TOK_NUM ? PP_O_NUM : PP_O_NAME };
+            uint16_t sl[4];
+
+            if (o[1].nvec < 4) {
+                return false;
+            }
+            for (unsigned k = 0; k < 3; k++) {
+                struct pp_opnd e = { .kind = o[1].vec[k + 1].kind == PTX_TOK_NUM ? PP_O_NUM :
+                                             PP_O_NAME };
+
+                e.name = e.num = o[1].vec[k + 1];
+                sl[k] = pp_src(s, &e, PTX_T_F32);
+            }
+            lo.name = lo.num = o[1].vec[0];
+            sl[3] = pp_src(s, &lo, PTX_T_S32);
+            tmp.imm = (int64_t)((uint64_t)sl[0] | (uint64_t)sl[1] << 16 | (uint64_t)sl[2] << 32 |
+                                (uint64_t)sl[3] << 48);
         }
         if (extra == 1) {
             if (o[2].kind != PP_O_NAME && o[2].kind != PP_O_NUM) {

@@ -40,6 +40,10 @@
 #include "ptx_internal.h"
 #include "ptx_texture.h"
 
+/* Beyond a tex's mod: a cubemap face, read with normalized coordinates
+ * and clamped at its edges. */
+#define TX_CUBE_FACE    0x100
+
 static float tx_half(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
@@ -224,9 +228,10 @@ static void tx_sample_level(const struct cpu_tex_view *v, const struct cpu_tex_l
     unsigned dims = PTX_TEX_DIMS(mod);
     bool int_coords = mod & PTX_TEX_INT_COORDS;
     const CUDA_TEXTURE_DESC *td = v->tex;
-    bool norm = td->flags & CU_TRSF_NORMALIZED_COORDINATES;
+    bool norm = (td->flags & CU_TRSF_NORMALIZED_COORDINATES) || (mod & TX_CUBE_FACE);
     bool as_float = tx_reads_float(v);
     const int64_t n[3] = { (int64_t)lv->w, (int64_t)lv->h, (int64_t)lv->d };
+    CUaddress_mode am[3];
     int64_t i0[3] = { 0, 0, 0 };
     float w[3] = { 0, 0, 0 };
     bool gather = mod & PTX_TEX_GATHER;
@@ -234,6 +239,10 @@ static void tx_sample_level(const struct cpu_tex_view *v, const struct cpu_tex_l
                   gather;
     int64_t layer = 0;
 
+    for (unsigned a = 0; a < 3; a++) {
+        /* a cubemap face's edges clamp (no seamless filtering) */
+        am[a] = mod & TX_CUBE_FACE ? CU_TR_ADDRESS_MODE_CLAMP : td->addressMode[a];
+    }
     if (mod & PTX_TEX_LAYERED) {
         /* dims <= 2 (the decoder's rule); the layer is an integer */
         layer = (int32_t)c[2];
@@ -241,7 +250,7 @@ static void tx_sample_level(const struct cpu_tex_view *v, const struct cpu_tex_l
     }
 
     for (unsigned a = 0; a < dims && a < 3; a++) {
-        CUaddress_mode mode = td->addressMode[a];
+        CUaddress_mode mode = am[a];
 
         if (int_coords) {
             /* tex1Dfetch and friends: an element index, never scaled. */
@@ -268,7 +277,7 @@ static void tx_sample_level(const struct cpu_tex_view *v, const struct cpu_tex_l
         int64_t idx[3];
 
         for (unsigned a = 0; a < 3; a++) {
-            idx[a] = a < dims ? tx_address(i0[a], n[a], td->addressMode[a], norm && !int_coords)
+            idx[a] = a < dims ? tx_address(i0[a], n[a], am[a], norm && !int_coords)
                               : 0;
         }
         if (mod & PTX_TEX_LAYERED) {
@@ -287,7 +296,7 @@ static void tx_sample_level(const struct cpu_tex_view *v, const struct cpu_tex_l
             uint32_t t[4];
 
             for (unsigned a = 0; a < 2; a++) {
-                idx[a] = tx_address(i0[a] + at[k][a], n[a], td->addressMode[a], norm);
+                idx[a] = tx_address(i0[a] + at[k][a], n[a], am[a], norm);
             }
             tx_texel(v, lv, idx, as_float, t);
             out[k] = t[PTX_TEX_COMP(mod)];
@@ -305,7 +314,7 @@ static void tx_sample_level(const struct cpu_tex_view *v, const struct cpu_tex_l
         for (unsigned a = 0; a < dims && a < 3; a++) {
             unsigned hi = (k >> a) & 1;
 
-            idx[a] = tx_address(i0[a] + hi, n[a], td->addressMode[a], norm);
+            idx[a] = tx_address(i0[a] + hi, n[a], am[a], norm);
             wt *= hi ? w[a] : 1.0f - w[a];
         }
         if (mod & PTX_TEX_LAYERED) {
@@ -325,19 +334,66 @@ static void tx_sample_level(const struct cpu_tex_view *v, const struct cpu_tex_l
 }
 
 /*
+ * A cubemap direction (x, y, z) to face coordinates, as the programming
+ * guide's table says: the major axis picks the face (+x, -x, +y, -y, +z,
+ * -z are 0..5) and its magnitude m divides the other two, (s, t), into
+ * ((s / m + 1) / 2, (t / m + 1) / 2).  @out: u, v (float bits) and the
+ * layer of the face, 6 per cubemap of a layered one.
+ */
+static void tx_cube(float x, float y, float z, int32_t cube, uint32_t out[3])
+{
+    float ax = fabsf(x), ay = fabsf(y), az = fabsf(z), m, s, t;
+    int64_t layer;
+    int f;
+
+    if (ax >= ay && ax >= az) {
+        f = x >= 0 ? 0 : 1;
+        m = ax;
+        s = x >= 0 ? -z : z;
+        t = -y;
+    } else if (ay >= az) {
+        f = y >= 0 ? 2 : 3;
+        m = ay;
+        s = x;
+        t = y >= 0 ? z : -z;
+    } else {
+        f = z >= 0 ? 4 : 5;
+        m = az;
+        s = z >= 0 ? x : -x;
+        t = -y;
+    }
+    if (!(m > 0.0f) || !isfinite(m)) {
+        s = t = 0.0f;       /* no direction (or NaN, inf): the face's middle */
+        m = 1.0f;
+    }
+    out[0] = tx_f_bits((s / m + 1.0f) * 0.5f);
+    out[1] = tx_f_bits((t / m + 1.0f) * 0.5f);
+    /* a layer out of range clamps later; keep it an int32_t meanwhile */
+    layer = (int64_t)(cube < 0 ? 0 : cube) * 6 + f;
+    out[2] = (uint32_t)(int32_t)(layer > INT32_MAX ? INT32_MAX : layer);
+}
+
+/*
  * The level of detail: @lod (0 for plain tex, whose footprint a compute
  * thread cannot know) plus the bias, within the texture's clamps and the
  * levels there are; point mipmap filtering takes the nearest level, linear
  * blends the two around it.
  */
-void ptx_tex_sample(const struct cpu_tex_view *v, unsigned mod, const uint32_t c[3],
+void ptx_tex_sample(const struct cpu_tex_view *v, unsigned mod, const uint32_t c[4],
                     float lod, uint32_t out[4])
 {
     const CUDA_TEXTURE_DESC *td = v->tex;
     float l, f;
     unsigned l0;
-    uint32_t hi[4];
+    uint32_t hi[4], face[3];
 
+    if (PTX_TEX_DIMS(mod) == PTX_TEX_CUBE) {
+        /* c = x, y, z: the face and where on it, then a 2D layered fetch */
+        tx_cube(tx_bits_f(c[0]), tx_bits_f(c[1]), tx_bits_f(c[2]),
+                mod & PTX_TEX_LAYERED ? (int32_t)c[3] : 0, face);
+        mod = 2 | PTX_TEX_LAYERED | TX_CUBE_FACE | (mod & PTX_TEX_GATHER);
+        c = face;
+    }
     if (v->nlevels <= 1 || (mod & (PTX_TEX_GATHER | PTX_TEX_INT_COORDS))) {
         tx_sample_level(v, &v->lv[0], 1.0f, mod, c, out);
         return;

@@ -14,11 +14,12 @@
 
 /*
  * Fetch from texture @v at coordinates @c (float bits, or signed integers
- * with PTX_TEX_INT_COORDS; a layer index in c[2] with PTX_TEX_LAYERED) at
+ * with PTX_TEX_INT_COORDS; a layer index in c[2] with PTX_TEX_LAYERED; for
+ * a cube, a direction in c[0..2] and a cubemap layer in c[3]) at
  * level of detail @lod for a tex instruction whose mod is @mod; @out gets
  * the four 32-bit result words (floats or integers as the texture reads).
  */
-void ptx_tex_sample(const struct cpu_tex_view *v, unsigned mod, const uint32_t c[3],
+void ptx_tex_sample(const struct cpu_tex_view *v, unsigned mod, const uint32_t c[4],
                     float lod, uint32_t out[4]);
 
 /* The level of detail of gradients @dx, @dy (tex.grad) on texture @v. */

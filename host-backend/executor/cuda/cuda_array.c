@@ -171,7 +171,7 @@ static CUresult ca_mipmap_create(CUmipmappedArray *out, const CUDA_ARRAY3D_DESCR
 
         ld.Width = d->Width >> l ? d->Width >> l : 1;
         ld.Height = !d->Height ? 0 : d->Height >> l ? d->Height >> l : 1;
-        if (!(d->Flags & CUDA_ARRAY3D_LAYERED)) {
+        if (!(d->Flags & (CUDA_ARRAY3D_LAYERED | CUDA_ARRAY3D_CUBEMAP))) {
             ld.Depth = !d->Depth ? 0 : d->Depth >> l ? d->Depth >> l : 1;
         }
         b = ca_bytes(&ld);
