@@ -245,7 +245,7 @@ def section_integration(build, label='', env_extra=None, transports=('unix', 'tc
 RUNTIME_PROGRAMS = ['rt_api_static', 'rt_api_shared', 'rt_graph_static', 'rt_graph_shared',
                     'rt_kernel_static', 'rt_kernel_shared',
                     'rt_managed_static', 'rt_managed_shared', 'rt_stream_static',
-                    'rt_stream_shared', 'rt_cublas', 'rt_cudnn', 'rt_bigimage']
+                    'rt_stream_shared', 'rt_texture_static', 'rt_texture_shared', 'rt_cublas', 'rt_cudnn', 'rt_bigimage']
 
 
 def runtime_image_cache(build, server, cache):
@@ -415,6 +415,16 @@ def section_runtime_python(build, server):
         env = shim_env(build, server, {'CUDA_PATH': '/usr/local/cuda',
                                        'CUDA_HOME': '/usr/local/cuda'})
         run_check(name, [py, script, which], env=env, timeout=600)
+    # CuPy builds cubins unless told otherwise; the cpu executor runs PTX.
+    name = 'runtime: python cupy-texture'
+    if not py:
+        report('skip' if 'not reachable' in why else 'FAIL', name, why)
+    else:
+        env = shim_env(build, server, {'CUDA_PATH': '/usr/local/cuda',
+                                       'CUDA_HOME': '/usr/local/cuda',
+                                       'CUPY_COMPILE_WITH_PTX': '1',
+                                       'CUPY_CACHE_IN_MEMORY': '1'})
+        run_check(name, [py, script, 'cupy-texture'], env=env, timeout=600)
     runtime_numba_kernels(build, server, py, why, script)
 
 
@@ -499,7 +509,7 @@ def section_kernels(build):
 
 REMOTE_RUNTIME = ['rt_api_static', 'rt_api_shared', 'rt_graph_static', 'rt_kernel_static',
                   'rt_managed_static',
-                  'rt_stream_static', 'rt_cublas', 'rt_cudnn']
+                  'rt_stream_static', 'rt_texture_static', 'rt_cublas', 'rt_cudnn']
 
 # A client of a remote-executor vgcd that holds a context and 1 MiB, says
 # "holding", waits for a line on stdin (its upstream is killed meanwhile),

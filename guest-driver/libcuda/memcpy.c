@@ -214,7 +214,8 @@ CUresult vgc_impl_cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, CUst
 /*
  * The wire form of a 2D copy: host ends become packed buffers (rows of
  * WidthInBytes, pitch WidthInBytes, origin 0,0) that travel in toDevice or
- * toHost; unified ends become host or device.  Arrays are not supported yet.
+ * toHost; unified ends become host or device; array ends carry their
+ * handle, which the host checks and swaps for its own array.
  */
 enum copy2d_kind { COPY2D_ASYNC = 1, COPY2D_UNALIGNED = 2 };
 
@@ -228,10 +229,8 @@ static CUresult copy2d_side(CUmemorytype *type, const void **host, CUdeviceptr *
             *host = (const void *)(uintptr_t)*dev;
         }
     }
-    if (*type == CU_MEMORYTYPE_ARRAY) {
-        return CUDA_ERROR_NOT_SUPPORTED;
-    }
-    if (*type != CU_MEMORYTYPE_HOST && *type != CU_MEMORYTYPE_DEVICE) {
+    if (*type != CU_MEMORYTYPE_HOST && *type != CU_MEMORYTYPE_DEVICE &&
+        *type != CU_MEMORYTYPE_ARRAY) {
         return CUDA_ERROR_INVALID_VALUE;
     }
     return CUDA_SUCCESS;
@@ -373,24 +372,13 @@ CUresult vgc_impl_cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D *pCopy, CUstream hStrea
 /* ---- 3D copies ------------------------------------------------------------ */
 
 /*
- * A 3D copy is Depth 2D copies, one per slice: slice z of a side starts
- * (Z + z) * pitch * height bytes past its base.  LOD and arrays (and so
- * 3D arrays, the usual reason for cuMemcpy3D) are not supported.
+ * A 3D copy between linear memory is Depth 2D copies, one per slice: slice z
+ * of a side starts (Z + z) * pitch * height bytes past its base.
  */
-static CUresult copy3d(const CUDA_MEMCPY3D *p, CUstream stream, int kind)
+static CUresult copy3d_linear(const CUDA_MEMCPY3D *p, CUstream stream, int kind)
 {
     CUresult res = CUDA_SUCCESS;
 
-    if (!vgc_initialized()) {
-        return CUDA_ERROR_NOT_INITIALIZED;
-    }
-    if (!p || p->reserved0 || p->reserved1) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    if (p->srcMemoryType == CU_MEMORYTYPE_ARRAY || p->dstMemoryType == CU_MEMORYTYPE_ARRAY ||
-        p->srcLOD || p->dstLOD) {
-        return CUDA_ERROR_NOT_SUPPORTED;
-    }
     /* With more than one slice, rows must stay inside theirs. */
     if (p->Depth > 1 && (p->srcY > p->srcHeight || p->Height > p->srcHeight - p->srcY ||
                          p->dstY > p->dstHeight || p->Height > p->dstHeight - p->dstY)) {
@@ -417,6 +405,147 @@ static CUresult copy3d(const CUDA_MEMCPY3D *p, CUstream stream, int kind)
     return res;
 }
 
+/* Where row @y of slice @z of a host side starts. */
+static size_t host_row(size_t x, size_t y, size_t z, size_t pitch, size_t height)
+{
+    return (z * height + y) * pitch + x;
+}
+
+static CUresult copy3d_send(const CUDA_MEMCPY3D *c, const void *in, size_t in_len,
+                            void *out, size_t out_len, CUstream stream, int kind)
+{
+    if (kind & COPY2D_ASYNC) {
+        return vgc_call_cuMemcpy3DAsync_v2(c, stream, in, in_len, out, out_len);
+    }
+    return vgc_call_cuMemcpy3D_v2(c, in, in_len, out, out_len);
+}
+
+/*
+ * A 3D copy with an array end is a wire request: the array lives on the
+ * host.  Host ends travel packed (rows of WidthInBytes, slices of Height
+ * rows, from origin 0,0,0), in requests of whole slices when a slice fits
+ * a chunk and of rows of one slice otherwise.
+ */
+static CUresult copy3d_array(const CUDA_MEMCPY3D *p, CUstream stream, int kind)
+{
+    CUDA_MEMCPY3D c = *p;
+    const void *src_host = c.srcHost;
+    void *dst_host = c.dstHost;
+    size_t width = c.WidthInBytes, max = vgc_transport_max_chunk();
+    size_t slices_per_call = 1, rows_per_call;
+    CUresult res;
+
+    res = copy2d_side(&c.srcMemoryType, &src_host, &c.srcDevice);
+    if (res == CUDA_SUCCESS) {
+        const void *d = dst_host;
+        res = copy2d_side(&c.dstMemoryType, &d, &c.dstDevice);
+        dst_host = (void *)d;
+    }
+    if (res != CUDA_SUCCESS) {
+        return res;
+    }
+    if (width == 0 || c.Height == 0 || c.Depth == 0) {
+        return CUDA_SUCCESS;
+    }
+    if ((c.srcMemoryType == CU_MEMORYTYPE_HOST &&
+         (!src_host || c.srcPitch < width ||
+          (c.Depth > 1 && (c.srcY > c.srcHeight || c.Height > c.srcHeight - c.srcY)))) ||
+        (c.dstMemoryType == CU_MEMORYTYPE_HOST &&
+         (!dst_host || c.dstPitch < width ||
+          (c.Depth > 1 && (c.dstY > c.dstHeight || c.Height > c.dstHeight - c.dstY))))) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (width > max) {
+        return CUDA_ERROR_NOT_SUPPORTED;    /* rows wider than a chunk */
+    }
+    rows_per_call = max / width;
+    if (rows_per_call >= c.Height) {
+        rows_per_call = c.Height;
+        slices_per_call = max / (width * c.Height);
+    }
+    for (size_t z0 = 0; z0 < c.Depth; z0 += slices_per_call) {
+        size_t nz = c.Depth - z0 < slices_per_call ? c.Depth - z0 : slices_per_call;
+
+        for (size_t y0 = 0; y0 < c.Height; y0 += rows_per_call) {
+            size_t rows = c.Height - y0 < rows_per_call ? c.Height - y0 : rows_per_call;
+            size_t bytes = rows * width * nz;
+            CUDA_MEMCPY3D part = c;
+            void *in = NULL, *out = NULL;
+
+            part.Depth = nz;
+            part.Height = rows;
+            part.srcY = c.srcY + y0;
+            part.dstY = c.dstY + y0;
+            part.srcZ = c.srcZ + z0;
+            part.dstZ = c.dstZ + z0;
+            if (c.srcMemoryType == CU_MEMORYTYPE_HOST) {
+                in = malloc(bytes);
+                if (!in) {
+                    return CUDA_ERROR_OUT_OF_MEMORY;
+                }
+                for (size_t z = 0; z < nz; z++) {
+                    for (size_t y = 0; y < rows; y++) {
+                        memcpy((char *)in + (z * rows + y) * width,
+                               (const char *)src_host +
+                               host_row(c.srcXInBytes, part.srcY + y, part.srcZ + z,
+                                        c.srcPitch, c.srcHeight), width);
+                    }
+                }
+                part.srcHost = NULL;
+                part.srcXInBytes = part.srcY = part.srcZ = 0;
+                part.srcPitch = width;
+                part.srcHeight = rows;
+            }
+            if (c.dstMemoryType == CU_MEMORYTYPE_HOST) {
+                out = malloc(bytes);
+                if (!out) {
+                    free(in);
+                    return CUDA_ERROR_OUT_OF_MEMORY;
+                }
+                part.dstHost = NULL;
+                part.dstXInBytes = part.dstY = part.dstZ = 0;
+                part.dstPitch = width;
+                part.dstHeight = rows;
+            }
+            res = copy3d_send(&part, in, in ? bytes : 0, out, out ? bytes : 0, stream, kind);
+            if (res == CUDA_SUCCESS && out) {
+                for (size_t z = 0; z < nz; z++) {
+                    for (size_t y = 0; y < rows; y++) {
+                        memcpy((char *)dst_host +
+                               host_row(c.dstXInBytes, c.dstY + y0 + y, c.dstZ + z0 + z,
+                                        c.dstPitch, c.dstHeight),
+                               (char *)out + (z * rows + y) * width, width);
+                    }
+                }
+            }
+            free(in);
+            free(out);
+            if (res != CUDA_SUCCESS) {
+                return res;
+            }
+        }
+    }
+    return CUDA_SUCCESS;
+}
+
+/* LOD (mipmapped arrays) is not supported. */
+static CUresult copy3d(const CUDA_MEMCPY3D *p, CUstream stream, int kind)
+{
+    if (!vgc_initialized()) {
+        return CUDA_ERROR_NOT_INITIALIZED;
+    }
+    if (!p || p->reserved0 || p->reserved1) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (p->srcLOD || p->dstLOD) {
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    if (p->srcMemoryType == CU_MEMORYTYPE_ARRAY || p->dstMemoryType == CU_MEMORYTYPE_ARRAY) {
+        return copy3d_array(p, stream, kind);
+    }
+    return copy3d_linear(p, stream, kind);
+}
+
 CUresult vgc_impl_cuMemcpy3D_v2(const CUDA_MEMCPY3D *pCopy)
 {
     return copy3d(pCopy, NULL, 0);
@@ -425,6 +554,76 @@ CUresult vgc_impl_cuMemcpy3D_v2(const CUDA_MEMCPY3D *pCopy)
 CUresult vgc_impl_cuMemcpy3DAsync_v2(const CUDA_MEMCPY3D *pCopy, CUstream hStream)
 {
     return copy3d(pCopy, hStream, COPY2D_ASYNC);
+}
+
+/* ---- 1D array copies ---------------------------------------------------------- */
+
+/*
+ * cuMemcpy{HtoA,AtoH,DtoA,AtoD,AtoA} address a (1D) array by byte offset:
+ * they are 2D copies of one row, in rows of at most a chunk.
+ */
+static CUresult copy_row(CUmemorytype st, const void *sh, CUdeviceptr sd, CUarray sa,
+                         size_t soff, CUmemorytype dt, void *dh, CUdeviceptr dd,
+                         CUarray da, size_t doff, size_t n)
+{
+    size_t off = 0;
+
+    if (!vgc_initialized()) {
+        return CUDA_ERROR_NOT_INITIALIZED;
+    }
+    while (off < n) {
+        size_t len = chunk(n - off);
+        CUDA_MEMCPY2D c = {
+            .srcMemoryType = st, .srcArray = sa, .srcXInBytes = sa ? soff + off : 0,
+            .srcHost = sh ? (const char *)sh + off : NULL,
+            .srcDevice = sd ? sd + off : 0, .srcPitch = len,
+            .dstMemoryType = dt, .dstArray = da, .dstXInBytes = da ? doff + off : 0,
+            .dstHost = dh ? (char *)dh + off : NULL,
+            .dstDevice = dd ? dd + off : 0, .dstPitch = len,
+            .WidthInBytes = len, .Height = 1,
+        };
+        CUresult res = copy2d(&c, NULL, 0);
+        if (res != CUDA_SUCCESS) {
+            return res;
+        }
+        off += len;
+    }
+    return CUDA_SUCCESS;
+}
+
+CUresult vgc_impl_cuMemcpyHtoA_v2(CUarray dstArray, size_t dstOffset, const void *srcHost,
+                                  size_t ByteCount)
+{
+    return copy_row(CU_MEMORYTYPE_HOST, srcHost, 0, NULL, 0,
+                    CU_MEMORYTYPE_ARRAY, NULL, 0, dstArray, dstOffset, ByteCount);
+}
+
+CUresult vgc_impl_cuMemcpyAtoH_v2(void *dstHost, CUarray srcArray, size_t srcOffset,
+                                  size_t ByteCount)
+{
+    return copy_row(CU_MEMORYTYPE_ARRAY, NULL, 0, srcArray, srcOffset,
+                    CU_MEMORYTYPE_HOST, dstHost, 0, NULL, 0, ByteCount);
+}
+
+CUresult vgc_impl_cuMemcpyAtoD_v2(CUdeviceptr dstDevice, CUarray srcArray, size_t srcOffset,
+                                  size_t ByteCount)
+{
+    return copy_row(CU_MEMORYTYPE_ARRAY, NULL, 0, srcArray, srcOffset,
+                    CU_MEMORYTYPE_DEVICE, NULL, dstDevice, NULL, 0, ByteCount);
+}
+
+CUresult vgc_impl_cuMemcpyDtoA_v2(CUarray dstArray, size_t dstOffset, CUdeviceptr srcDevice,
+                                  size_t ByteCount)
+{
+    return copy_row(CU_MEMORYTYPE_DEVICE, NULL, srcDevice, NULL, 0,
+                    CU_MEMORYTYPE_ARRAY, NULL, 0, dstArray, dstOffset, ByteCount);
+}
+
+CUresult vgc_impl_cuMemcpyAtoA_v2(CUarray dstArray, size_t dstOffset, CUarray srcArray,
+                                  size_t srcOffset, size_t ByteCount)
+{
+    return copy_row(CU_MEMORYTYPE_ARRAY, NULL, 0, srcArray, srcOffset,
+                    CU_MEMORYTYPE_ARRAY, NULL, 0, dstArray, dstOffset, ByteCount);
 }
 
 /* ---- pointer attributes ------------------------------------------------- */

@@ -12,6 +12,7 @@
 #include "vgc_attr.h"
 #include "vgc_host_args.h"
 #include "image_cache.h"
+#include "manual_array.h"
 #include "session.h"
 #include "status.h"
 
@@ -227,12 +228,16 @@ CUresult vgcd_cuLibraryLoadData(struct vgcd_session *s, struct vgcd_args_cuLibra
  * The guest sends host ends packed: rows of WidthInBytes at pitch
  * WidthInBytes from origin 0,0, in toDevice (source) or toHost (target).
  * Point the copy at those buffers after checking they are exactly that big;
- * device ends are left to the executor, which checks every row.
+ * array ends carry the guest's handle, swapped for the executor's here
+ * (manual_array.c); device ends and every extent are left to the executor,
+ * which checks every row.
  */
-static CUresult manual_copy2d_prepare(CUDA_MEMCPY2D *c, const void *in, uint64_t in_len,
+static CUresult manual_copy2d_prepare(struct vgcd_session *s, CUDA_MEMCPY2D *c,
+                                      const void *in, uint64_t in_len,
                                       void *out, uint64_t out_len)
 {
     uint64_t bytes;
+    CUresult res;
 
     if (c->WidthInBytes && c->Height > UINT64_MAX / c->WidthInBytes) {
         return CUDA_ERROR_INVALID_VALUE;
@@ -243,7 +248,8 @@ static CUresult manual_copy2d_prepare(CUDA_MEMCPY2D *c, const void *in, uint64_t
             return CUDA_ERROR_INVALID_VALUE;
         }
         c->srcHost = in;
-    } else if (c->srcMemoryType != CU_MEMORYTYPE_DEVICE || in_len) {
+    } else if ((c->srcMemoryType != CU_MEMORYTYPE_DEVICE &&
+                c->srcMemoryType != CU_MEMORYTYPE_ARRAY) || in_len) {
         return CUDA_ERROR_INVALID_VALUE;
     }
     if (c->dstMemoryType == CU_MEMORYTYPE_HOST) {
@@ -251,17 +257,39 @@ static CUresult manual_copy2d_prepare(CUDA_MEMCPY2D *c, const void *in, uint64_t
             return CUDA_ERROR_INVALID_VALUE;
         }
         c->dstHost = out;
-    } else if (c->dstMemoryType != CU_MEMORYTYPE_DEVICE || out_len) {
+    } else if ((c->dstMemoryType != CU_MEMORYTYPE_DEVICE &&
+                c->dstMemoryType != CU_MEMORYTYPE_ARRAY) || out_len) {
         return CUDA_ERROR_INVALID_VALUE;
     }
-    c->srcArray = NULL;
-    c->dstArray = NULL;
+    if (c->srcMemoryType == CU_MEMORYTYPE_ARRAY) {
+        res = vgcd_array_in(s, &c->srcArray);
+        if (res != CUDA_SUCCESS) {
+            return res;
+        }
+    } else {
+        c->srcArray = NULL;
+    }
+    if (c->dstMemoryType == CU_MEMORYTYPE_ARRAY) {
+        res = vgcd_array_in(s, &c->dstArray);
+        if (res != CUDA_SUCCESS) {
+            return res;
+        }
+    } else {
+        c->dstArray = NULL;
+    }
+    /* A guest's host pointers mean nothing here. */
+    if (c->srcMemoryType != CU_MEMORYTYPE_HOST) {
+        c->srcHost = NULL;
+    }
+    if (c->dstMemoryType != CU_MEMORYTYPE_HOST) {
+        c->dstHost = NULL;
+    }
     return CUDA_SUCCESS;
 }
 
 CUresult vgcd_cuMemcpy2D_v2(struct vgcd_session *s, struct vgcd_args_cuMemcpy2D_v2 *a)
 {
-    CUresult res = manual_copy2d_prepare(&a->pCopy_val, a->toDevice, a->toDevice_len,
+    CUresult res = manual_copy2d_prepare(s, &a->pCopy_val, a->toDevice, a->toDevice_len,
                                          a->toHost, a->toHost_len);
     if (res != CUDA_SUCCESS) {
         return res;
@@ -273,7 +301,7 @@ CUresult vgcd_cuMemcpy2D_v2(struct vgcd_session *s, struct vgcd_args_cuMemcpy2D_
 CUresult vgcd_cuMemcpy2DUnaligned_v2(struct vgcd_session *s,
                                      struct vgcd_args_cuMemcpy2DUnaligned_v2 *a)
 {
-    CUresult res = manual_copy2d_prepare(&a->pCopy_val, a->toDevice, a->toDevice_len,
+    CUresult res = manual_copy2d_prepare(s, &a->pCopy_val, a->toDevice, a->toDevice_len,
                                          a->toHost, a->toHost_len);
     if (res != CUDA_SUCCESS) {
         return res;
@@ -285,7 +313,7 @@ CUresult vgcd_cuMemcpy2DUnaligned_v2(struct vgcd_session *s,
 CUresult vgcd_cuMemcpy2DAsync_v2(struct vgcd_session *s,
                                  struct vgcd_args_cuMemcpy2DAsync_v2 *a)
 {
-    CUresult res = manual_copy2d_prepare(&a->pCopy_val, a->toDevice, a->toDevice_len,
+    CUresult res = manual_copy2d_prepare(s, &a->pCopy_val, a->toDevice, a->toDevice_len,
                                          a->toHost, a->toHost_len);
     if (res != CUDA_SUCCESS) {
         return res;

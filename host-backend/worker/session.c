@@ -132,6 +132,19 @@ CUresult vgcd_handle_put(struct vgcd_session *s, enum vgc_handle_kind kind,
     return CUDA_SUCCESS;
 }
 
+CUresult vgcd_handle_find(struct vgcd_session *s, enum vgc_handle_kind kind,
+                          void *obj, uint64_t *id)
+{
+    struct vgcd_handle key = { .kind = kind, .obj = obj };
+    struct vgcd_handle *h = g_hash_table_lookup(s->by_obj, &key);
+
+    if (!h) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    *id = h->id;
+    return CUDA_SUCCESS;
+}
+
 static void session_collect_children(struct vgcd_session *s, uint64_t id, GArray *out)
 {
     GHashTableIter it;

@@ -118,6 +118,15 @@ CUresult vgcd_handle_get(struct vgcd_session *s, uint64_t id, unsigned kinds,
 CUresult vgcd_handle_put(struct vgcd_session *s, enum vgc_handle_kind kind,
                          void *obj, uint64_t parent, uint64_t *id);
 
+/*
+ * The id executor object @obj of @kind already has, without making one:
+ * for objects the session knows by value (texture and surface objects) and
+ * for turning an executor's handle back into the guest's.
+ * Returns: CUDA_SUCCESS with *id set, or CUDA_ERROR_INVALID_HANDLE.
+ */
+CUresult vgcd_handle_find(struct vgcd_session *s, enum vgc_handle_kind kind,
+                          void *obj, uint64_t *id);
+
 /* Forget @id and everything it owns (no executor call is made). */
 void vgcd_handle_drop(struct vgcd_session *s, uint64_t id);
 /* Forget everything @id owns but keep @id itself. */

@@ -202,7 +202,7 @@ def _parent(c, a):
     handles = {x.handle: x for x in c.args if x.kind == 'handle'}
     if a.handle == 'ctx':
         return '0'
-    for k in ('kernel', 'module', 'library'):
+    for k in ('kernel', 'module', 'library', 'mipmap'):
         if k in handles and k != a.handle:
             return 'a->%s_id' % handles[k].name
     if a.handle in ('func',) and 'func' in handles:

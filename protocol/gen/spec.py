@@ -20,18 +20,26 @@ SCALARS = {
     'CUdeviceptr': (8, False), 'CUdeviceptr_v2': (8, False),
     'CUdeviceptr_v1': (4, False),
     'float': (4, None), 'CUresult': (4, True),
+    # Texture and surface objects are values the kernel reads from its
+    # parameters, so they travel as the executor's own numbers; the worker
+    # keeps track of which ones a session created (worker/manual_array.c).
+    'CUtexObject': (8, False), 'CUtexObject_v1': (8, False),
+    'CUsurfObject': (8, False), 'CUsurfObject_v1': (8, False),
 }
 
 # Opaque handle types and the kind their table entries carry.
 HANDLES = {
     'CUcontext': 'ctx', 'CUmodule': 'module', 'CUfunction': 'func',
     'CUstream': 'stream', 'CUevent': 'event', 'CUlibrary': 'library',
-    'CUkernel': 'kernel', 'CUlinkState': 'link',
+    'CUkernel': 'kernel', 'CUlinkState': 'link', 'CUarray': 'array',
+    'CUmipmappedArray': 'mipmap',
 }
 
 # Fixed-size structs that travel as their raw bytes.
 RAW_STRUCTS = {'CUuuid', 'CUdevprop', 'CUdevprop_v1', 'CUDA_MEMCPY2D_v2',
-               'CUlaunchConfig'}
+               'CUlaunchConfig', 'CUDA_MEMCPY3D_v2', 'CUDA_ARRAY_DESCRIPTOR_v2',
+               'CUDA_ARRAY3D_DESCRIPTOR_v2', 'CUDA_RESOURCE_DESC_v1',
+               'CUDA_TEXTURE_DESC_v1', 'CUDA_RESOURCE_VIEW_DESC_v1'}
 
 FLAGS = {'guest-manual', 'host-manual', 'syncpoint', 'devmem', 'hostsync', 'capture'}
 ANNOTATIONS = {'in', 'out', 'inout', 'string', 'optional', 'destroy', 'skip'}

@@ -129,6 +129,12 @@ enum vgc_handle_kind {
     VGC_HANDLE_LIBRARY,
     VGC_HANDLE_KERNEL,
     VGC_HANDLE_LINK,
+    VGC_HANDLE_ARRAY,
+    /* Never sent: texture and surface objects travel as the executor's
+     * values; these kinds only record which ones a session owns. */
+    VGC_HANDLE_TEXOBJ,
+    VGC_HANDLE_SURFOBJ,
+    VGC_HANDLE_MIPMAP,
     VGC_HANDLE_KINDS
 };
 #define VGC_HANDLE_KIND_SHIFT 56

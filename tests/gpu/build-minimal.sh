@@ -213,7 +213,7 @@ if want runtime; then
     mkdir -p "$d"
     pids=()
     if [ -x "$nvcc" ]; then
-        for t in rt_api rt_graph rt_kernel rt_managed rt_stream; do
+        for t in rt_api rt_graph rt_kernel rt_managed rt_stream rt_texture; do
             "$nvcc" -I "$rt" -o "$d/${t}_static" "$rt/$t.cu" >"$d/$t.static.log" 2>&1 &
             pids+=($!)
             "$nvcc" -cudart shared -Xlinker -rpath=$CUDA_HOME/lib64 -I "$rt" -o "$d/${t}_shared" \

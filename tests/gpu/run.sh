@@ -764,6 +764,7 @@ EOF
     for t in rt_api_static rt_api_shared rt_graph_static rt_graph_shared \
              rt_kernel_static rt_kernel_shared \
              rt_managed_static rt_managed_shared rt_stream_static rt_stream_shared \
+             rt_texture_static rt_texture_shared \
              rt_cublas rt_cudnn; do
         p=${RT:+$RT/$t}
         if [ -z "$p" ] || [ ! -x "$p" ]; then

@@ -2,7 +2,11 @@
 """CuPy and Numba through the shim (run in the test venv by tests/run.py).
 
 Prints one TAP line per check; exit status 0 when all passed.
-Usage: rt_python.py cupy|numba|numba-kernels
+Usage: rt_python.py cupy|cupy-texture|numba|numba-kernels
+
+cupy-texture runs cupy.cuda.texture (CUDA arrays, texture and surface
+objects) with RawKernels; tests/run.py sets CUPY_COMPILE_WITH_PTX=1 for it,
+since the cpu executor runs PTX, not the cubins CuPy builds by default.
 
 numba-kernels compiles and runs numba-cuda kernels, each checked against
 numpy.  tests/run.py runs it under tests/runtime/without-nvjitlink.sh, so
@@ -86,6 +90,118 @@ def test_cupy():
         s.synchronize()
         seen.append(float(y.get().sum()))
     check(seen == [1024.0, 2048.0, 3072.0], 'cupy: the captured graph replays: %s' % seen)
+
+
+def test_cupy_texture():
+    import math
+    import numpy as np
+    import cupy
+    from cupy.cuda import runtime, texture
+
+    def ref_fetch(img, u, v, linear, norm, wrap):
+        h, w = img.shape
+
+        def coord(x, n):
+            x = np.float32(x)
+            if norm:
+                if wrap:
+                    x = np.float32(x - np.floor(x))
+                x = np.float32(x * np.float32(n))
+            return x
+
+        def texel(i, j):
+            if wrap:
+                i, j = i % w, j % h
+            else:
+                i, j = min(max(i, 0), w - 1), min(max(j, 0), h - 1)
+            return float(img[j, i])
+
+        x, y = coord(u, w), coord(v, h)
+        if not linear:
+            return texel(int(math.floor(x)), int(math.floor(y)))
+        xb, yb = np.float32(x - np.float32(0.5)), np.float32(y - np.float32(0.5))
+        i, j = int(math.floor(xb)), int(math.floor(yb))
+        a = round(float(xb - np.floor(xb)) * 256) / 256.0
+        b = round(float(yb - np.floor(yb)) * 256) / 256.0
+        return ((1 - a) * (1 - b) * texel(i, j) + a * (1 - b) * texel(i + 1, j) +
+                (1 - a) * b * texel(i, j + 1) + a * b * texel(i + 1, j + 1))
+
+    fetch = cupy.RawKernel(r"""
+    extern "C" __global__ void fetch(cudaTextureObject_t t, const float2 *at, float *out, int n) {
+        int i = blockIdx.x * blockDim.x + threadIdx.x;
+        if (i < n) out[i] = tex2D<float>(t, at[i].x, at[i].y);
+    }""", 'fetch')
+    w, h = 9, 6
+    rng = np.random.default_rng(7)
+    img = rng.standard_normal((h, w)).astype(np.float32)
+    ch = texture.ChannelFormatDescriptor(32, 0, 0, 0, runtime.cudaChannelFormatKindFloat)
+    arr = texture.CUDAarray(ch, w, h)
+    arr.copy_from(img)
+    back = np.zeros_like(img)
+    arr.copy_to(back)
+    check(np.array_equal(back, img), 'cupy.cuda.texture.CUDAarray: copy_from, copy_to')
+    res = texture.ResourceDescriptor(runtime.cudaResourceTypeArray, cuArr=arr)
+    pts = np.stack([rng.uniform(-3, w + 3, 200), rng.uniform(-3, h + 3, 200)], 1).astype(np.float32)
+    for linear, norm, wrap in ((False, False, False), (True, False, False),
+                               (False, True, True), (True, True, True)):
+        mode = runtime.cudaAddressModeWrap if wrap else runtime.cudaAddressModeClamp
+        td = texture.TextureDescriptor(
+            (mode, mode), runtime.cudaFilterModeLinear if linear else runtime.cudaFilterModePoint,
+            runtime.cudaReadModeElementType, normalizedCoords=int(norm))
+        tobj = texture.TextureObject(res, td)
+        at = pts / np.array([w, h], np.float32) if norm else pts
+        dat = cupy.asarray(at)
+        out = cupy.zeros(len(at), dtype=cupy.float32)
+        fetch((1,), (len(at),), (tobj, dat, out, np.int32(len(at))))
+        got = out.get()
+        want = np.array([ref_fetch(img, u, v, linear, norm, wrap) for u, v in at], np.float32)
+        bad = np.flatnonzero(np.abs(got - want) > 1e-5 * (1 + np.abs(want)))
+        check(bad.size == 0, 'cupy TextureObject %s, %s, %s coordinates: %d of %d fetches '
+              'match the reference%s' % ('linear' if linear else 'point',
+                                         'wrap' if wrap else 'clamp',
+                                         'normalized' if norm else 'unnormalized',
+                                         len(at) - bad.size, len(at),
+                                         '' if not bad.size else ' (first: got %r want %r)'
+                                         % (got[bad[0]], want[bad[0]])))
+        del tobj
+
+    # Pitched device memory as a 2D texture: rows of 16 floats, 9 used.
+    pitched = cupy.zeros((h, 16), dtype=cupy.float32)
+    pitched[:, :w] = cupy.asarray(img)
+    res2 = texture.ResourceDescriptor(runtime.cudaResourceTypePitch2D, arr=pitched,
+                                      chDesc=ch, width=w, height=h, pitchInBytes=64)
+    td = texture.TextureDescriptor((runtime.cudaAddressModeClamp,) * 2,
+                                   runtime.cudaFilterModePoint, runtime.cudaReadModeElementType)
+    tobj = texture.TextureObject(res2, td)
+    at = np.array([[0.5, 0.5], [8.5, 5.5], [3.2, 2.7], [20.0, -4.0]], np.float32)
+    out = cupy.zeros(4, dtype=cupy.float32)
+    fetch((1,), (4,), (tobj, cupy.asarray(at), out, np.int32(4)))
+    check(np.array_equal(out.get(), [img[0, 0], img[5, 8], img[2, 3], img[0, 8]]),
+          'cupy TextureObject over pitched device memory')
+
+    # Surfaces: write i * 10 + j, read back through the array.
+    sch = texture.ChannelFormatDescriptor(32, 0, 0, 0, runtime.cudaChannelFormatKindSigned)
+    sarr = texture.CUDAarray(sch, w, h, 0, runtime.cudaArraySurfaceLoadStore)
+    sobj = texture.SurfaceObject(texture.ResourceDescriptor(runtime.cudaResourceTypeArray,
+                                                            cuArr=sarr))
+    write = cupy.RawKernel(r"""
+    extern "C" __global__ void write(cudaSurfaceObject_t s, int w, int h) {
+        int x = threadIdx.x, y = threadIdx.y;
+        if (x < w && y < h) surf2Dwrite(y * 10 + x, s, x * 4, y);
+    }""", 'write')
+    write((1,), (w, h), (sobj, np.int32(w), np.int32(h)))
+    got = np.zeros((h, w), np.int32)
+    sarr.copy_to(got)
+    want = np.add.outer(np.arange(h) * 10, np.arange(w)).astype(np.int32)
+    check(np.array_equal(got, want), 'cupy SurfaceObject: surf2Dwrite')
+
+    # A 3D array round trip.
+    vol = rng.standard_normal((3, 4, 5)).astype(np.float32)
+    a3 = texture.CUDAarray(ch, 5, 4, 3)
+    a3.copy_from(vol)
+    vback = np.zeros_like(vol)
+    a3.copy_to(vback)
+    check(np.array_equal(vol, vback), 'cupy 3D CUDAarray round trip')
 
 
 def test_numba():
@@ -370,7 +486,7 @@ def test_numba_kernels():
 def main():
     which = sys.argv[1]
     try:
-        {'cupy': test_cupy, 'numba': test_numba,
+        {'cupy': test_cupy, 'cupy-texture': test_cupy_texture, 'numba': test_numba,
          'numba-kernels': test_numba_kernels}[which]()
     except Exception as e:  # a failure to import or run is a failed check
         import traceback

@@ -716,10 +716,141 @@ static void test_2d(void)
     p.srcDevice = (CUdeviceptr)(uintptr_t)host;
     CHECK_RC(OPS->cuMemcpy2D_v2(&p), CUDA_ERROR_INVALID_VALUE);
     p.srcMemoryType = CU_MEMORYTYPE_ARRAY;
-    CHECK_RC(OPS->cuMemcpy2D_v2(&p), CUDA_ERROR_NOT_SUPPORTED);
+    p.srcArray = NULL;
+    CHECK_RC(OPS->cuMemcpy2D_v2(&p), CUDA_ERROR_INVALID_HANDLE);
 
     CHECK_RC(OPS->cuMemFree_v2(d), CUDA_SUCCESS);
     CHECK_RC(OPS->cuMemFree_v2(d2), CUDA_SUCCESS);
+}
+
+/* CUDA arrays: what a descriptor may say, and copies that must fit. */
+static void test_arrays(void)
+{
+    CUDA_ARRAY3D_DESCRIPTOR d = { .Width = 6, .Height = 4, .Depth = 3,
+                                  .Format = CU_AD_FORMAT_SIGNED_INT16, .NumChannels = 2 };
+    CUDA_ARRAY3D_DESCRIPTOR q;
+    CUDA_ARRAY_DESCRIPTOR d2 = { .Width = 5, .Height = 0, .Format = CU_AD_FORMAT_HALF,
+                                 .NumChannels = 4 };
+    CUDA_ARRAY_DESCRIPTOR q2;
+    CUDA_MEMCPY3D c;
+    CUarray a, b, l;
+    int16_t vol[3][4][12], back[3][4][12];
+
+    CHECK_RC(OPS->cuArray3DCreate_v2(&a, &d), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuArray3DGetDescriptor_v2(&q, a), CUDA_SUCCESS);
+    check(memcmp(&q, &d, sizeof(d)) == 0, "3D descriptor comes back as given");
+    CHECK_RC(OPS->cuArrayCreate_v2(&b, &d2), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuArrayGetDescriptor_v2(&q2, b), CUDA_SUCCESS);
+    check(q2.Width == 5 && q2.Height == 0 && q2.Format == CU_AD_FORMAT_HALF &&
+          q2.NumChannels == 4, "1D descriptor comes back as given");
+
+    q = d;
+    q.NumChannels = 3;
+    CHECK_RC(OPS->cuArray3DCreate_v2(&b, &q), CUDA_ERROR_INVALID_VALUE);
+    q = d;
+    q.Format = CU_AD_FORMAT_BC1_UNORM;
+    CHECK_RC(OPS->cuArray3DCreate_v2(&b, &q), CUDA_ERROR_NOT_SUPPORTED);
+    q = d;
+    q.Flags = CUDA_ARRAY3D_CUBEMAP;         /* 6x4 faces: not square */
+    CHECK_RC(OPS->cuArray3DCreate_v2(&b, &q), CUDA_ERROR_INVALID_VALUE);
+    q.Height = 6;
+    CHECK_RC(OPS->cuArray3DCreate_v2(&b, &q), CUDA_ERROR_INVALID_VALUE);   /* 3 faces */
+    q.Depth = 6;
+    CHECK_RC(OPS->cuArray3DCreate_v2(&l, &q), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuArrayDestroy(l), CUDA_SUCCESS);
+    q.Depth = 12;
+    CHECK_RC(OPS->cuArray3DCreate_v2(&l, &q), CUDA_ERROR_INVALID_VALUE);   /* not layered */
+    q.Flags |= CUDA_ARRAY3D_LAYERED;
+    CHECK_RC(OPS->cuArray3DCreate_v2(&l, &q), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuArrayDestroy(l), CUDA_SUCCESS);
+    q = d;
+    q.Flags = CUDA_ARRAY3D_DEPTH_TEXTURE;
+    CHECK_RC(OPS->cuArray3DCreate_v2(&b, &q), CUDA_ERROR_NOT_SUPPORTED);
+    q = d;
+    q.Flags = CUDA_ARRAY3D_LAYERED;
+    CHECK_RC(OPS->cuArray3DCreate_v2(&l, &q), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuArrayDestroy(l), CUDA_SUCCESS);
+    q.Height = 0;
+    CHECK_RC(OPS->cuArray3DCreate_v2(&l, &q), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuArrayDestroy(l), CUDA_SUCCESS);
+    q.Depth = 0;
+    CHECK_RC(OPS->cuArray3DCreate_v2(&l, &q), CUDA_ERROR_INVALID_VALUE);
+    q = d;
+    q.Flags = 0x80000000u;
+    CHECK_RC(OPS->cuArray3DCreate_v2(&b, &q), CUDA_ERROR_INVALID_VALUE);
+    q = d;
+    q.Height = 0;
+    CHECK_RC(OPS->cuArray3DCreate_v2(&b, &q), CUDA_ERROR_INVALID_VALUE);
+    q = d;
+    q.Width = 0;
+    CHECK_RC(OPS->cuArray3DCreate_v2(&b, &q), CUDA_ERROR_INVALID_VALUE);
+    q = d;
+    q.Width = 1u << 20;
+    CHECK_RC(OPS->cuArray3DCreate_v2(&b, &q), CUDA_ERROR_INVALID_VALUE);
+
+    for (size_t i = 0; i < sizeof(vol) / 2; i++) {
+        ((int16_t *)vol)[i] = (int16_t)(i * 7 - 300);
+    }
+    memset(&c, 0, sizeof(c));
+    c.srcMemoryType = CU_MEMORYTYPE_HOST;
+    c.srcHost = vol;
+    c.srcPitch = sizeof(vol[0][0]);
+    c.srcHeight = 4;
+    c.dstMemoryType = CU_MEMORYTYPE_ARRAY;
+    c.dstArray = a;
+    c.WidthInBytes = sizeof(vol[0][0]);
+    c.Height = 4;
+    c.Depth = 3;
+    CHECK_RC(OPS->cuMemcpy3D_v2(&c), CUDA_SUCCESS);
+    c.dstZ = 1;
+    CHECK_RC(OPS->cuMemcpy3D_v2(&c), CUDA_ERROR_INVALID_VALUE);
+    c.dstZ = 0;
+    c.dstY = 1;
+    CHECK_RC(OPS->cuMemcpy3D_v2(&c), CUDA_ERROR_INVALID_VALUE);
+    c.dstY = 0;
+    c.dstXInBytes = 1;
+    CHECK_RC(OPS->cuMemcpy3D_v2(&c), CUDA_ERROR_INVALID_VALUE);
+    c.dstXInBytes = 0;
+    c.dstLOD = 1;
+    CHECK_RC(OPS->cuMemcpy3D_v2(&c), CUDA_ERROR_NOT_SUPPORTED);
+    memset(&c, 0, sizeof(c));
+    c.srcMemoryType = CU_MEMORYTYPE_ARRAY;
+    c.srcArray = a;
+    c.dstMemoryType = CU_MEMORYTYPE_HOST;
+    c.dstHost = back;
+    c.dstPitch = sizeof(back[0][0]);
+    c.dstHeight = 4;
+    c.WidthInBytes = sizeof(back[0][0]);
+    c.Height = 4;
+    c.Depth = 3;
+    memset(back, 0, sizeof(back));
+    CHECK_RC(OPS->cuMemcpy3D_v2(&c), CUDA_SUCCESS);
+    check(memcmp(vol, back, sizeof(vol)) == 0, "3D array round trip");
+    /* 12 bytes from the middle of row 2 of slice 1, to device memory */
+    {
+        CUdeviceptr dp;
+        int16_t row[6];
+
+        CHECK_RC(OPS->cuMemAlloc_v2(&dp, 12), CUDA_SUCCESS);
+        c.srcXInBytes = 8;
+        c.srcY = 2;
+        c.srcZ = 1;
+        c.dstMemoryType = CU_MEMORYTYPE_DEVICE;
+        c.dstDevice = dp;
+        c.dstPitch = 12;
+        c.dstHeight = 1;
+        c.WidthInBytes = 12;
+        c.Height = 1;
+        c.Depth = 1;
+        CHECK_RC(OPS->cuMemcpy3D_v2(&c), CUDA_SUCCESS);
+        c.WidthInBytes = 24;
+        CHECK_RC(OPS->cuMemcpy3D_v2(&c), CUDA_ERROR_INVALID_VALUE);
+        OPS->cuMemcpyDtoH_v2(row, dp, 12);
+        check(memcmp(row, &vol[1][2][4], 12) == 0, "a piece of one row into device memory");
+        OPS->cuMemFree_v2(dp);
+    }
+    CHECK_RC(OPS->cuArrayDestroy(a), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuArrayDestroy(b), CUDA_SUCCESS);
 }
 
 static void test_memset(void)
@@ -1536,6 +1667,7 @@ int main(void)
     test_copies();
     test_2d();
     test_memset();
+    test_arrays();
     test_pointer_attributes();
     test_streams_events();
     test_ptx_module();

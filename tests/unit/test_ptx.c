@@ -7,6 +7,7 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -19,6 +20,7 @@
 #include "executor.h"
 #include "cpu_internal.h"
 #include "ptx_internal.h"
+#include "ptx_texture.h"
 
 static struct vgc_executor *ex;
 static int tp_fails, tp_checks;
@@ -610,6 +612,388 @@ static void test_printf_format(void)
     }
 }
 
+/* ---- textures and surfaces ------------------------------------------------ */
+
+/* tex.2d at (tid * 0.25, 0.5) and a surface read-modify-write, as nvcc
+ * writes them; the object comes as a u32 parameter so that the mutation
+ * loop's (pointer, int) parameters fit. */
+static const char tp_tex[] =
+    ".version 8.0\n.target sm_80\n.address_size 64\n"
+    ".visible .entry texk(.param .u64 texk_param_0, .param .u32 texk_param_1)\n{\n"
+    "  .reg .b32 %r<4>;\n  .reg .f32 %f<8>;\n  .reg .b64 %rd<6>;\n"
+    "  ld.param.u64 %rd1, [texk_param_0];\n  ld.param.u32 %r1, [texk_param_1];\n"
+    "  cvt.u64.u32 %rd2, %r1;\n  mov.u32 %r2, %tid.x;\n"
+    "  cvt.rn.f32.s32 %f1, %r2;\n  mul.f32 %f2, %f1, 0f3E800000;\n"
+    "  tex.2d.v4.f32.f32 {%f3, %f4, %f5, %f6}, [%rd2, {%f2, 0f3F000000}];\n"
+    "  cvta.to.global.u64 %rd3, %rd1;\n  mul.wide.u32 %rd4, %r2, 4;\n"
+    "  add.s64 %rd5, %rd3, %rd4;\n  st.global.f32 [%rd5], %f3;\n  ret;\n}\n"
+    ".visible .entry surfk(.param .u64 surfk_param_0, .param .u32 surfk_param_1)\n{\n"
+    "  .reg .b32 %r<8>;\n  .reg .b64 %rd<3>;\n"
+    "  ld.param.u32 %r1, [surfk_param_1];\n  cvt.u64.u32 %rd2, %r1;\n"
+    "  mov.u32 %r2, %tid.x;\n  shl.b32 %r3, %r2, 2;\n  mov.u32 %r4, 0;\n"
+    "  suld.b.2d.b32.clamp {%r5}, [%rd2, {%r3, %r4}];\n"
+    "  add.s32 %r5, %r5, 1;\n"
+    "  sust.b.2d.b32.zero [%rd2, {%r3, %r4}], {%r5};\n  ret;\n}\n"
+    ".visible .entry surftrap(.param .u64 surftrap_param_0, .param .u32 surftrap_param_1)\n{\n"
+    "  .reg .b32 %r<4>;\n  .reg .b64 %rd<3>;\n"
+    "  ld.param.u32 %r1, [surftrap_param_1];\n  cvt.u64.u32 %rd2, %r1;\n"
+    "  mov.u32 %r2, 4096;\n  mov.u32 %r3, 0;\n"
+    "  sust.b.2d.b32.trap [%rd2, {%r2, %r3}], {%r3};\n  ret;\n}\n";
+
+static float tp_f(uint32_t b)
+{
+    float f;
+
+    memcpy(&f, &b, 4);
+    return f;
+}
+
+static uint32_t tp_b(float f)
+{
+    uint32_t b;
+
+    memcpy(&b, &f, 4);
+    return b;
+}
+
+/* A fetch at level of detail 0 from a view whose only level is the one
+ * its base fields describe (as cpu_tex_view fills them). */
+static void tp_sample(const struct cpu_tex_view *v, unsigned mod, const uint32_t c[4],
+                      uint32_t out[4])
+{
+    static struct cpu_tex_view one;
+
+    one = *v;
+    one.nlevels = 1;
+    one.lv[0] = (struct cpu_tex_level){ .data = v->data, .w = v->w, .h = v->h, .d = v->d,
+                                        .pitch = v->pitch, .slice = v->slice };
+    ptx_tex_sample(&one, mod, c, 0.0f, out);
+}
+
+/* One fetch of a 1D view at x; the first channel as a float. */
+static float tp_fetch1(const struct cpu_tex_view *v, float x)
+{
+    uint32_t c[4] = { tp_b(x), 0, 0, 0 }, out[4];
+
+    tp_sample(v, 1, c, out);
+    return tp_f(out[0]);
+}
+
+static void test_tex_filter(void)
+{
+    float t1[4] = { 5, 10, 20, 30 };
+    CUDA_TEXTURE_DESC td;
+    struct cpu_tex_view v = {
+        .data = (uint8_t *)t1, .fmt = CU_AD_FORMAT_FLOAT, .nch = 1, .elem = 4, .dims = 1,
+        .w = 4, .h = 1, .d = 1, .pitch = 16, .slice = 16, .tex = &td,
+    };
+    uint32_t c[4] = { 0, 0, 0, 0 }, out[4];
+    float f;
+
+    memset(&td, 0, sizeof(td));
+    td.addressMode[0] = CU_TR_ADDRESS_MODE_CLAMP;
+    td.filterMode = CU_TR_FILTER_MODE_POINT;
+    check(tp_fetch1(&v, 2.99f) == 20 && tp_fetch1(&v, -7) == 5 && tp_fetch1(&v, 9) == 30,
+          "point, clamp: floor(x), clamped to the edges");
+    td.filterMode = CU_TR_FILTER_MODE_LINEAR;
+    check(tp_fetch1(&v, 1.0f) == 7.5f, "linear halfway between texels 0 and 1: 7.5");
+    f = tp_fetch1(&v, 1.3f);
+    check(f == 5 + 5 * (205.0f / 256.0f), "linear weight in 9-bit fixed point: "
+          "alpha 0.8 -> 205/256 (got %.9g)", f);
+    check(tp_fetch1(&v, 0.25f) == 5, "linear, clamp: below the first centre reads texel 0");
+    td.addressMode[0] = CU_TR_ADDRESS_MODE_BORDER;
+    td.borderColor[0] = 100;
+    f = tp_fetch1(&v, 0.25f);
+    check(f == 0.25f * 100 + 0.75f * 5, "linear, border: the border colour blends in (got %g)", f);
+    td.filterMode = CU_TR_FILTER_MODE_POINT;
+    check(tp_fetch1(&v, 4.0f) == 100 && tp_fetch1(&v, -0.01f) == 100,
+          "point, border: outside reads the border colour");
+    td.flags = CU_TRSF_NORMALIZED_COORDINATES;
+    td.addressMode[0] = CU_TR_ADDRESS_MODE_WRAP;
+    check(tp_fetch1(&v, 1.3f) == 10 && tp_fetch1(&v, -0.3f) == 20,
+          "point, wrap, normalized: frac(x) * 4");
+    td.addressMode[0] = CU_TR_ADDRESS_MODE_MIRROR;
+    check(tp_fetch1(&v, 1.1f) == 30 && tp_fetch1(&v, -0.1f) == 5 && tp_fetch1(&v, 2.3f) == 10,
+          "point, mirror, normalized: odd periods reflected");
+    td.filterMode = CU_TR_FILTER_MODE_LINEAR;
+    td.addressMode[0] = CU_TR_ADDRESS_MODE_WRAP;
+    f = tp_fetch1(&v, 0.0f);
+    check(f == 0.5f * 30 + 0.5f * 5, "linear, wrap: texel -1 is texel 3 (got %g)", f);
+    td.addressMode[0] = CU_TR_ADDRESS_MODE_CLAMP;
+    td.flags = 0;
+
+    /* integer coordinates: tex1Dfetch */
+    c[0] = 2;
+    tp_sample(&v, 1 | PTX_TEX_INT_COORDS, c, out);
+    check(tp_f(out[0]) == 20, "integer coordinates index elements, unfiltered");
+    c[0] = (uint32_t)-3;
+    tp_sample(&v, 1 | PTX_TEX_INT_COORDS, c, out);
+    check(tp_f(out[0]) == 5, "integer coordinates clamp");
+
+    /* formats */
+    uint8_t u8[4] = { 200, 0, 255, 1 };
+    struct cpu_tex_view b = v;
+    b.data = u8;
+    b.fmt = CU_AD_FORMAT_UNSIGNED_INT8;
+    b.nch = 2;
+    b.elem = 2;
+    b.w = 2;
+    b.pitch = b.slice = 4;
+    td.filterMode = CU_TR_FILTER_MODE_POINT;
+    c[0] = tp_b(0.5f);
+    tp_sample(&b, 1, c, out);
+    check(tp_f(out[0]) == 200 / 255.0f && tp_f(out[1]) == 0 && out[2] == 0 &&
+          tp_f(out[3]) == 1.0f, "uchar2 as normalized float; missing z 0, w 1");
+    td.flags = CU_TRSF_READ_AS_INTEGER;
+    tp_sample(&b, 1, c, out);
+    check(out[0] == 200 && out[3] == 1, "uchar2 read as integers");
+    td.flags = CU_TRSF_SRGB;
+    u8[0] = 10;
+    u8[1] = 188;
+    tp_sample(&b, 1, c, out);
+    check(tp_f(out[0]) == (10 / 255.0f) / 12.92f &&
+          fabsf(tp_f(out[1]) - 0.5029f) < 1e-4f && tp_f(out[3]) == 1.0f,
+          "sRGB: colour channels converted to linear (%g %g)", tp_f(out[0]), tp_f(out[1]));
+    u8[1] = 0;
+    td.flags = CU_TRSF_READ_AS_INTEGER;
+    b.fmt = CU_AD_FORMAT_SIGNED_INT8;
+    u8[0] = 0x80;
+    td.flags = 0;
+    tp_sample(&b, 1, c, out);
+    check(tp_f(out[0]) == -1.0f, "signed char -128 reads as -1.0");
+    td.flags = CU_TRSF_READ_AS_INTEGER;
+    tp_sample(&b, 1, c, out);
+    check((int32_t)out[0] == -128, "and as the integer -128, sign-extended");
+    uint16_t hf[2] = { 0x3c00, 0xc000 };
+    b.data = (uint8_t *)hf;
+    b.fmt = CU_AD_FORMAT_HALF;
+    b.nch = 1;
+    td.flags = 0;
+    tp_sample(&b, 1, c, out);
+    f = tp_f(out[0]);
+    c[0] = tp_b(1.5f);
+    tp_sample(&b, 1, c, out);
+    check(f == 1.0f && tp_f(out[0]) == -2.0f, "half texels read as floats");
+
+    /* 2D bilinear */
+    float t2[2][2] = { { 0, 10 }, { 20, 30 } };
+    struct cpu_tex_view q = v;
+    q.data = (uint8_t *)t2;
+    q.w = 2;
+    q.h = 2;
+    q.pitch = 8;
+    q.slice = 16;
+    q.dims = 2;
+    td.filterMode = CU_TR_FILTER_MODE_LINEAR;
+    td.addressMode[1] = CU_TR_ADDRESS_MODE_CLAMP;
+    c[0] = tp_b(1.0f);
+    c[1] = tp_b(1.0f);
+    tp_sample(&q, 2, c, out);
+    check(tp_f(out[0]) == 15, "bilinear at the middle of four texels: their mean");
+    c[0] = tp_b(1.5f);
+    c[1] = tp_b(0.5f);
+    tp_sample(&q, 2, c, out);
+    check(tp_f(out[0]) == 10, "bilinear at a texel centre: the texel");
+
+    /* two layers of 2x2: filtering stays inside the layer asked for */
+    float tl[2][2][2] = { { { 0, 10 }, { 20, 30 } }, { { 100, 110 }, { 120, 130 } } };
+    q.data = (uint8_t *)tl;
+    q.d = 2;
+    c[0] = tp_b(1.0f);
+    c[1] = tp_b(1.0f);
+    c[2] = 1;
+    tp_sample(&q, 2 | PTX_TEX_LAYERED, c, out);
+    check(tp_f(out[0]) == 115, "layered: bilinear within layer 1 (got %g)", tp_f(out[0]));
+    c[2] = 7;
+    td.filterMode = CU_TR_FILTER_MODE_POINT;
+    tp_sample(&q, 2 | PTX_TEX_LAYERED, c, out);
+    check(tp_f(out[0]) == 130, "layered: a layer past the last clamps (got %g)", tp_f(out[0]));
+
+    /* cubemaps: six 2x2 faces holding 100 * face + 10 * row + column */
+    {
+        float cube[6][2][2];
+        struct cpu_tex_view cv = q;
+        static const float dirs[][3] = {
+            { 1, -0.5f, 0.5f }, { -1, -0.5f, 0.5f }, { 0.5f, 1, 0.5f },
+            { 0.5f, -1, 0.5f }, { -0.5f, 0.5f, 1 }, { 0.5f, 0.5f, -1 },
+        };
+        /* (s, t) per face from the guide's table: +x (-z, -y), -x (z, -y),
+         * +y (x, z), -y (x, -z), +z (x, -y), -z (-x, -y) */
+        static const float want[6] = { 10, 111, 211, 301, 400, 500 };
+        bool ok = true;
+
+        for (int f = 0; f < 6; f++) {
+            for (int r = 0; r < 2; r++) {
+                for (int col = 0; col < 2; col++) {
+                    cube[f][r][col] = (float)(100 * f + 10 * r + col);
+                }
+            }
+        }
+        cv.data = (uint8_t *)cube;
+        cv.d = 6;
+        td.filterMode = CU_TR_FILTER_MODE_POINT;
+        td.flags = 0;       /* cube coordinates are normalized anyway */
+        for (int f = 0; f < 6; f++) {
+            uint32_t cc[4] = { tp_b(dirs[f][0]), tp_b(dirs[f][1]), tp_b(dirs[f][2]), 0 };
+
+            tp_sample(&cv, PTX_TEX_CUBE, cc, out);
+            ok &= tp_f(out[0]) == want[f];
+            if (tp_f(out[0]) != want[f]) {
+                printf("# face %d: got %g want %g\n", f, tp_f(out[0]), want[f]);
+            }
+        }
+        check(ok, "texCubemap: the major axis picks the face, the table orients it");
+    }
+
+    /* gather: the footprint counter-clockwise from the lower left */
+    c[0] = tp_b(1.2f);
+    c[1] = tp_b(0.9f);
+    c[2] = 0;
+    q.d = 1;
+    tp_sample(&q, 2 | PTX_TEX_GATHER, c, out);
+    check(tp_f(out[0]) == 20 && tp_f(out[1]) == 30 && tp_f(out[2]) == 10 && tp_f(out[3]) == 0,
+          "tld4: (i, j+1), (i+1, j+1), (i+1, j), (i, j): %g %g %g %g",
+          tp_f(out[0]), tp_f(out[1]), tp_f(out[2]), tp_f(out[3]));
+    c[0] = tp_b(0.1f);
+    tp_sample(&q, 2 | PTX_TEX_GATHER, c, out);
+    check(tp_f(out[0]) == 20 && tp_f(out[1]) == 20 && tp_f(out[2]) == 0 && tp_f(out[3]) == 0,
+          "tld4 at the left edge: clamped texels");
+}
+
+static void test_surf_locate(void)
+{
+    uint32_t px[2][2][4] = { { { 0 } } };
+    struct cpu_tex_view v = {
+        .data = (uint8_t *)px, .fmt = CU_AD_FORMAT_UNSIGNED_INT32, .nch = 1, .elem = 4,
+        .dims = 2, .w = 4, .h = 2, .d = 1, .pitch = 16, .slice = 32,
+    };
+    uint8_t *p = NULL;
+
+    check(ptx_surf_locate(&v, 2 | PTX_SURF_TRAP << 2, (int32_t[3]){ 12, 1, 0 }, 4, &p) == 0 &&
+          p == (uint8_t *)&px[0][1][3], "surface: byte x 12, row 1 is element (3, 1)");
+    check(ptx_surf_locate(&v, 2 | PTX_SURF_TRAP << 2, (int32_t[3]){ 13, 1, 0 }, 4, NULL) == -1,
+          "trap: an access past the row end");
+    check(ptx_surf_locate(&v, 2 | PTX_SURF_TRAP << 2, (int32_t[3]){ 0, 2, 0 }, 4, NULL) == -1 &&
+          ptx_surf_locate(&v, 2 | PTX_SURF_TRAP << 2, (int32_t[3]){ -4, 0, 0 }, 4, NULL) == -1,
+          "trap: past the last row, before the first byte");
+    check(ptx_surf_locate(&v, 2 | PTX_SURF_ZERO << 2, (int32_t[3]){ 16, 0, 0 }, 4, NULL) == 1,
+          "zero: dropped");
+    check(ptx_surf_locate(&v, 2 | PTX_SURF_CLAMP << 2, (int32_t[3]){ 99, -5, 0 }, 4, &p) == 0 &&
+          p == (uint8_t *)&px[0][0][3], "clamp: to the nearest element");
+    v.d = 2;
+    check(ptx_surf_locate(&v, 2 | PTX_SURF_TRAP << 2 | PTX_TEX_LAYERED, (int32_t[3]){ 4, 1, 1 },
+                          4, &p) == 0 && p == (uint8_t *)&px[1][1][1],
+          "layered: layer 1 is the second slice");
+    check(ptx_surf_locate(&v, 2 | PTX_SURF_TRAP << 2 | PTX_TEX_LAYERED, (int32_t[3]){ 4, 1, 2 },
+                          4, NULL) == -1, "layered: a layer past the last traps");
+    v.d = 1;
+    check(ptx_surf_locate(&v, 2 | PTX_SURF_CLAMP << 2, (int32_t[3]){ 0, 0, 0 }, 32, NULL) == -1,
+          "an access wider than a row traps whatever the mode");
+}
+
+static void test_tex_kernels(CUdevice dev, CUcontext good)
+{
+    CUDA_ARRAY_DESCRIPTOR ad = { .Width = 4, .Height = 1, .Format = CU_AD_FORMAT_FLOAT,
+                                 .NumChannels = 1 };
+    CUDA_ARRAY3D_DESCRIPTOR a3 = { .Width = 4, .Height = 1, .Format = CU_AD_FORMAT_UNSIGNED_INT32,
+                                   .NumChannels = 1, .Flags = CUDA_ARRAY3D_SURFACE_LDST };
+    CUDA_RESOURCE_DESC rd;
+    CUDA_TEXTURE_DESC td;
+    CUDA_MEMCPY2D cp;
+    float texels[4] = { 1, 2, 4, 8 }, got[8];
+    uint32_t sv[4] = { 10, 20, 30, 40 };
+    CUarray arr, sarr;
+    CUtexObject tex;
+    CUsurfObject surf;
+    CUmodule mod;
+    CUcontext ctx;
+    CUdeviceptr d;
+    unsigned h32;
+    void *params[] = { &d, &h32 };
+    CUresult rc;
+
+    check(OPS->cuModuleLoadData(&mod, tp_tex) == CUDA_SUCCESS, "load the texture kernels");
+    check(OPS->cuArrayCreate_v2(&arr, &ad) == CUDA_SUCCESS, "cuArrayCreate 4x1 float");
+    memset(&cp, 0, sizeof(cp));
+    cp.srcMemoryType = CU_MEMORYTYPE_HOST;
+    cp.srcHost = texels;
+    cp.srcPitch = sizeof(texels);
+    cp.dstMemoryType = CU_MEMORYTYPE_ARRAY;
+    cp.dstArray = arr;
+    cp.WidthInBytes = sizeof(texels);
+    cp.Height = 1;
+    check(OPS->cuMemcpy2D_v2(&cp) == CUDA_SUCCESS, "fill it");
+    cp.dstXInBytes = 4;
+    check(OPS->cuMemcpy2D_v2(&cp) == CUDA_ERROR_INVALID_VALUE, "a row past its end: refused");
+    memset(&rd, 0, sizeof(rd));
+    rd.resType = CU_RESOURCE_TYPE_ARRAY;
+    rd.res.array.hArray = arr;
+    memset(&td, 0, sizeof(td));
+    td.filterMode = CU_TR_FILTER_MODE_LINEAR;
+    td.addressMode[0] = td.addressMode[1] = CU_TR_ADDRESS_MODE_CLAMP;
+    check(OPS->cuTexObjectCreate(&tex, &rd, &td, NULL) == CUDA_SUCCESS, "linear texture");
+    check(OPS->cuSurfObjectCreate(&surf, &rd) == CUDA_ERROR_INVALID_VALUE,
+          "no surface on an array without SURFACE_LDST");
+    OPS->cuMemAlloc_v2(&d, sizeof(got));
+    h32 = (unsigned)tex;
+    rc = tp_launch(mod, "texk", 1, 8, params);
+    check(rc == CUDA_SUCCESS, "texk runs (%d: %s)", rc, cpu_launch_last_error());
+    OPS->cuMemcpyDtoH_v2(got, d, sizeof(got));
+    /* x = 0, .25, ..., 1.75: clamped at texel 0 up to x = 0.5, then blends */
+    check(got[0] == 1 && got[2] == 1 && got[3] == 1.25f && got[4] == 1.5f && got[6] == 2 &&
+          got[7] == 2.5f, "tex.2d linear through a kernel: %g %g %g %g %g %g %g %g",
+          got[0], got[1], got[2], got[3], got[4], got[5], got[6], got[7]);
+    check(OPS->cuArrayDestroy(arr) == CUDA_SUCCESS, "destroy the array under the texture");
+    rc = tp_launch(mod, "texk", 1, 8, params);
+    check(rc == CUDA_SUCCESS, "the texture keeps it alive meanwhile (%d)", rc);
+    check(OPS->cuTexObjectDestroy(tex) == CUDA_SUCCESS, "destroy the texture: the array goes");
+    check(OPS->cuTexObjectDestroy(tex) == CUDA_ERROR_INVALID_VALUE, "twice: refused");
+
+    check(OPS->cuArray3DCreate_v2(&sarr, &a3) == CUDA_SUCCESS, "surface array");
+    rd.res.array.hArray = sarr;
+    check(OPS->cuSurfObjectCreate(&surf, &rd) == CUDA_SUCCESS, "surface object");
+    cp.dstArray = sarr;
+    cp.dstXInBytes = 0;
+    cp.srcHost = sv;
+    OPS->cuMemcpy2D_v2(&cp);
+    h32 = (unsigned)surf;
+    rc = tp_launch(mod, "surfk", 1, 6, params);
+    check(rc == CUDA_SUCCESS, "surfk runs (%d: %s)", rc, cpu_launch_last_error());
+    memset(&cp, 0, sizeof(cp));
+    cp.srcMemoryType = CU_MEMORYTYPE_ARRAY;
+    cp.srcArray = sarr;
+    cp.dstMemoryType = CU_MEMORYTYPE_HOST;
+    cp.dstHost = sv;
+    cp.dstPitch = sizeof(sv);
+    cp.WidthInBytes = sizeof(sv);
+    cp.Height = 1;
+    OPS->cuMemcpy2D_v2(&cp);
+    /* lanes 4 and 5 load element 3 (clamp) and store nowhere (zero) */
+    check(sv[0] == 11 && sv[1] == 21 && sv[2] == 31 && sv[3] == 41,
+          "suld clamp, sust zero: %u %u %u %u", sv[0], sv[1], sv[2], sv[3]);
+
+    OPS->cuCtxCreate_v4(&ctx, NULL, 0, dev);
+    check(OPS->cuModuleLoadData(&mod, tp_tex) == CUDA_SUCCESS, "another context");
+    OPS->cuMemAlloc_v2(&d, sizeof(got));
+    rc = tp_launch(mod, "surfk", 1, 1, params);
+    check(rc == CUDA_ERROR_ILLEGAL_ADDRESS, "another context's surface: "
+          "CUDA_ERROR_ILLEGAL_ADDRESS (got %d)", rc);
+    OPS->cuCtxDestroy_v2(ctx);
+    OPS->cuCtxCreate_v4(&ctx, NULL, 0, dev);
+    OPS->cuModuleLoadData(&mod, tp_tex);
+    h32 = 0x12345;
+    rc = tp_launch(mod, "texk", 1, 1, params);
+    check(rc == CUDA_ERROR_ILLEGAL_ADDRESS, "a made-up texture: CUDA_ERROR_ILLEGAL_ADDRESS "
+          "(got %d)", rc);
+    OPS->cuCtxDestroy_v2(ctx);
+    OPS->cuCtxSetCurrent(good);
+    OPS->cuModuleLoadData(&mod, tp_tex);
+    h32 = (unsigned)surf;
+    rc = tp_launch(mod, "surftrap", 1, 1, params);
+    check(rc == CUDA_ERROR_ILLEGAL_ADDRESS, "sust.trap past the end: "
+          "CUDA_ERROR_ILLEGAL_ADDRESS (got %d)", rc);
+}
+
 int main(void)
 {
     struct vgc_executor_config cfg = {
@@ -642,6 +1026,12 @@ int main(void)
     test_long_names();
     test_mutations(tp_good, "add1", 3000);
     test_mutations(tp_calls, "calls", 2000);
+    test_tex_filter();
+    test_surf_locate();
+    OPS->cuCtxCreate_v4(&ctx, NULL, 0, dev);
+    test_tex_kernels(dev, ctx);
+    OPS->cuCtxCreate_v4(&ctx, NULL, 0, dev);
+    test_mutations(tp_tex, "texk", 2000);
     ex->destroy();
     printf("%d checks, %d failed\n", tp_checks, tp_fails);
     return tp_fails ? 1 : 0;

@@ -77,6 +77,7 @@ static void cpu_ctx_release_resources(struct CUctx_st *ctx)
 {
     cpu_mod_free_ctx(ctx);
     cpu_stream_free_ctx(ctx);
+    cpu_array_free_ctx(ctx);
     cpu_mem_free_ctx(ctx);
     cpu_printf_free_ctx(ctx);
     cpu_ctx_reset_state(ctx);

@@ -115,6 +115,27 @@ static const struct vgc_exec_ops cpu_ops = {
     .cuMemcpy2DUnaligned_v2_ptds = cpu_memcpy_2d,
     .cuMemcpy2DAsync_v2 = cpu_memcpy_2d_async,
     .cuMemcpy2DAsync_v2_ptsz = cpu_memcpy_2d_async,
+    .cuMemcpy3D_v2 = cpu_memcpy_3d,
+    .cuMemcpy3D_v2_ptds = cpu_memcpy_3d,
+    .cuMemcpy3DAsync_v2 = cpu_memcpy_3d_async,
+    .cuMemcpy3DAsync_v2_ptsz = cpu_memcpy_3d_async,
+
+    /* arrays, texture and surface objects */
+    .cuArrayCreate_v2 = cpu_array_create,
+    .cuArray3DCreate_v2 = cpu_array_3d_create,
+    .cuArrayDestroy = cpu_array_destroy,
+    .cuArrayGetDescriptor_v2 = cpu_array_get_descriptor,
+    .cuArray3DGetDescriptor_v2 = cpu_array_3d_get_descriptor,
+    .cuMipmappedArrayCreate = cpu_mipmap_create,
+    .cuMipmappedArrayGetLevel = cpu_mipmap_get_level,
+    .cuMipmappedArrayDestroy = cpu_mipmap_destroy,
+    .cuTexObjectCreate = cpu_tex_object_create,
+    .cuTexObjectDestroy = cpu_tex_object_destroy,
+    .cuTexObjectGetResourceDesc = cpu_tex_object_get_resource_desc,
+    .cuTexObjectGetTextureDesc = cpu_tex_object_get_texture_desc,
+    .cuSurfObjectCreate = cpu_surf_object_create,
+    .cuSurfObjectDestroy = cpu_surf_object_destroy,
+    .cuSurfObjectGetResourceDesc = cpu_surf_object_get_resource_desc,
 
     .cuMemsetD8_v2 = cpu_memset_d8,
     .cuMemsetD8_v2_ptds = cpu_memset_d8,
@@ -238,6 +259,7 @@ static void cpu_executor_destroy(void)
     cpu_lib_free_all();
     cpu_ctx_destroy_all();
     cpu_link_destroy_all();
+    cpu_array_free_all();
     cpu_mem_free_all();
     cpu_launch_reset();
     memset(&cpu_state, 0, sizeof(cpu_state));

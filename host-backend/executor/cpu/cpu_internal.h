@@ -232,8 +232,101 @@ struct cpu_alloc {
     int dev;
     struct CUctx_st *ctx;       /* reported owner */
     struct CUmod_st *mod;       /* non-NULL: a module global, freed with it */
+    bool array;                 /* a CUDA array's storage: not for cuMemFree */
     uint64_t id;
 };
+
+/* ---- arrays, texture and surface objects (cpu_array.c) --------------- */
+
+struct CUarray_st {
+    uint32_t magic;
+    struct CUctx_st *ctx;
+    CUDA_ARRAY3D_DESCRIPTOR desc;
+    unsigned elem;              /* bytes per element, all channels */
+    unsigned dims;              /* 1, 2 or 3 */
+    size_t row;                 /* bytes per row: Width * elem */
+    size_t rows, slices;        /* Height, Depth, at least 1 */
+    struct cpu_alloc *mem;      /* slices of rows, packed */
+    unsigned refs;              /* texture and surface objects using it */
+    bool destroyed;             /* cuArrayDestroy'd while refs > 0 */
+    struct CUmipmappedArray_st *owner;  /* a level of it: not destroyed alone */
+    struct CUarray_st *prev, *next;
+};
+
+#define CPU_MAX_LEVELS          18      /* 1 + log2 of the largest extent */
+
+struct CUmipmappedArray_st {
+    uint32_t magic;
+    struct CUctx_st *ctx;
+    CUDA_ARRAY3D_DESCRIPTOR desc;
+    unsigned nlevels;
+    struct CUarray_st *levels[CPU_MAX_LEVELS];
+    unsigned refs;              /* texture objects using it */
+    bool destroyed;
+    struct CUmipmappedArray_st *prev, *next;
+};
+
+struct cpu_texobj {
+    uint64_t value;             /* what the client holds */
+    bool surface;
+    struct CUctx_st *ctx;
+    CUDA_RESOURCE_DESC res;
+    CUDA_TEXTURE_DESC tex;
+    struct CUarray_st *arr;     /* or linear memory at dptr, span bytes */
+    struct CUmipmappedArray_st *mip;    /* or a mipmapped array */
+    CUdeviceptr dptr;
+    size_t span;
+    CUarray_format fmt;
+    unsigned nch, dims;
+    size_t w, h, d, pitch;
+};
+
+/* One level of detail as a texture instruction reads it. */
+struct cpu_tex_level {
+    uint8_t *data;
+    size_t w, h, d;             /* in elements; h, d at least 1 */
+    size_t pitch, slice;        /* bytes per row, per slice */
+};
+
+/* What a kernel's texture or surface instruction sees of an object. */
+struct cpu_tex_view {
+    uint8_t *data;              /* level 0, as in lv[0] */
+    CUarray_format fmt;
+    unsigned nch, elem, dims;
+    size_t w, h, d;             /* in elements; h, d at least 1 */
+    size_t pitch, slice;        /* bytes per row, per slice */
+    const CUDA_TEXTURE_DESC *tex;   /* NULL for a surface */
+    unsigned nlevels;           /* > 1 for a mipmapped array */
+    struct cpu_tex_level lv[CPU_MAX_LEVELS];
+};
+
+unsigned cpu_format_size(CUarray_format fmt);
+/* The object @value of context @ctx, if it is one; safe during a launch. */
+bool cpu_tex_view(uint64_t value, bool surface, const void *ctx, struct cpu_tex_view *v);
+void cpu_array_free_ctx(struct CUctx_st *ctx);
+void cpu_array_free_all(void);
+CUresult cpu_array_create(CUarray *out, const CUDA_ARRAY_DESCRIPTOR *d);
+CUresult cpu_array_3d_create(CUarray *out, const CUDA_ARRAY3D_DESCRIPTOR *d);
+CUresult cpu_array_destroy(CUarray h);
+CUresult cpu_array_get_descriptor(CUDA_ARRAY_DESCRIPTOR *d, CUarray h);
+CUresult cpu_array_3d_get_descriptor(CUDA_ARRAY3D_DESCRIPTOR *d, CUarray h);
+CUresult cpu_mipmap_create(CUmipmappedArray *out, const CUDA_ARRAY3D_DESCRIPTOR *d,
+                           unsigned int nlevels);
+CUresult cpu_mipmap_get_level(CUarray *out, CUmipmappedArray h, unsigned int level);
+CUresult cpu_mipmap_destroy(CUmipmappedArray h);
+CUresult cpu_memcpy_3d(const CUDA_MEMCPY3D *c);
+CUresult cpu_memcpy_3d_async(const CUDA_MEMCPY3D *c, CUstream h);
+/* A 2D copy with an array end (cpu_memory.c hands those over). */
+CUresult cpu_memcpy_2d_array(const CUDA_MEMCPY2D *p, CUstream h);
+CUresult cpu_tex_object_create(CUtexObject *out, const CUDA_RESOURCE_DESC *r,
+                               const CUDA_TEXTURE_DESC *td,
+                               const CUDA_RESOURCE_VIEW_DESC *view);
+CUresult cpu_tex_object_destroy(CUtexObject value);
+CUresult cpu_tex_object_get_resource_desc(CUDA_RESOURCE_DESC *r, CUtexObject value);
+CUresult cpu_tex_object_get_texture_desc(CUDA_TEXTURE_DESC *td, CUtexObject value);
+CUresult cpu_surf_object_create(CUsurfObject *out, const CUDA_RESOURCE_DESC *r);
+CUresult cpu_surf_object_destroy(CUsurfObject value);
+CUresult cpu_surf_object_get_resource_desc(CUDA_RESOURCE_DESC *r, CUsurfObject value);
 
 /* ---- process state --------------------------------------------------- */
 

@@ -483,7 +483,7 @@ CUresult cpu_mem_free(CUdeviceptr dptr)
         return CUDA_SUCCESS;
     }
     a = cpu_mem_find(dptr);
-    if (!a || a->base != dptr || a->mod) {
+    if (!a || a->base != dptr || a->mod || a->array) {
         return CUDA_ERROR_INVALID_VALUE;
     }
     cpu_mem_free_alloc(a);
@@ -858,8 +858,6 @@ static CUresult cpu_2d_side(CUmemorytype type, const void *host,
             return CUDA_ERROR_INVALID_VALUE;
         }
         return cpu_mem_range(dev, span, out, NULL);
-    case CU_MEMORYTYPE_ARRAY:
-        return CUDA_ERROR_NOT_SUPPORTED;
     default:
         return CUDA_ERROR_INVALID_VALUE;
     }
@@ -876,6 +874,9 @@ static CUresult cpu_copy_2d(const CUDA_MEMCPY2D *p, CUstream h)
     }
     if (!p) {
         return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (p->srcMemoryType == CU_MEMORYTYPE_ARRAY || p->dstMemoryType == CU_MEMORYTYPE_ARRAY) {
+        return cpu_memcpy_2d_array(p, h);
     }
     if (p->WidthInBytes == 0 || p->Height == 0) {
         return CUDA_SUCCESS;

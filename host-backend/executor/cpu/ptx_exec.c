@@ -31,6 +31,7 @@
 
 #include "cpu_internal.h"
 #include "ptx_internal.h"
+#include "ptx_texture.h"
 
 #define PX_MAX_WORKERS      64
 #define PX_MAX_WORKER_MEM   (256u << 20)
@@ -756,6 +757,126 @@ static int px_atom(struct px_worker *wk, struct px_warp *W, uint32_t wi,
     return PX_RUN_DONE;
 }
 
+/* ---- textures and surfaces ---------------------------------------------- */
+
+/* The object a lane names, looked up again only when the value changes. */
+static bool px_object(struct px_worker *wk, const struct ptx_insn *in, uint64_t value,
+                      bool surface, struct cpu_tex_view *v, uint64_t *cur, bool *have)
+{
+    if (*have && *cur == value) {
+        return true;
+    }
+    if (!cpu_tex_view(value, surface, wk->L->a->ctx, v)) {
+        px_fail(wk, CUDA_ERROR_ILLEGAL_ADDRESS,
+                "kernel %s: %s object 0x%llx (line %u) is not one of this context's",
+                wk->L->fn->name, surface ? "surface" : "texture",
+                (unsigned long long)value, in->line);
+        return false;
+    }
+    *cur = value;
+    *have = true;
+    return true;
+}
+
+static int px_tex(struct px_worker *wk, struct px_warp *W, const struct ptx_insn *in,
+                  uint32_t m)
+{
+    uint64_t *r = W->r;
+    const uint64_t *ra = R(in->a);
+    const uint16_t ds[4] = { in->d, in->b, in->c, in->e };
+    struct cpu_tex_view v;
+    uint64_t cur = 0;
+    bool have = false;
+
+    LANES(
+        uint32_t c[4], out[4];
+
+        if (!px_object(wk, in, ra[l], false, &v, &cur, &have)) {
+            return PX_RUN_ERROR;
+        }
+        for (int i = 0; i < 4; i++) {
+            c[i] = (uint32_t)R(PTX_TEX_COORD(in, i))[l];
+        }
+        ptx_tex_sample(&v, in->mod, c,
+                       in->mod & PTX_TEX_LOD ? px_f(R(PTX_TEX_COORD(in, 3))[l]) : 0.0f, out);
+        for (int i = 0; i < 4; i++) {
+            if (ds[i] != PTX_SLOT_SINK) {
+                R(ds[i])[l] = out[i];
+            }
+        }
+    );
+    return PX_RUN_DONE;
+}
+
+/* The level of detail of tex.grad's gradients, into d. */
+static int px_texgrad(struct px_worker *wk, struct px_warp *W, const struct ptx_insn *in,
+                      uint32_t m)
+{
+    uint64_t *r = W->r;
+    const uint64_t *ra = R(in->a);
+    uint64_t *rd = R(in->d);
+    const uint16_t gx[3] = { in->b, in->c, in->e };
+    struct cpu_tex_view v;
+    uint64_t cur = 0;
+    bool have = false;
+
+    LANES(
+        float dx[3], dy[3];
+
+        if (!px_object(wk, in, ra[l], false, &v, &cur, &have)) {
+            return PX_RUN_ERROR;
+        }
+        for (int i = 0; i < 3; i++) {
+            dx[i] = px_f(R(gx[i])[l]);
+            dy[i] = px_f(R(PTX_TEX_COORD(in, i))[l]);
+        }
+        rd[l] = px_fb(ptx_tex_grad_lod(&v, in->mod & 3, dx, dy));
+    );
+    return PX_RUN_DONE;
+}
+
+static int px_surf(struct px_worker *wk, struct px_warp *W, const struct ptx_insn *in,
+                   uint32_t m, bool st)
+{
+    uint64_t *r = W->r;
+    const uint64_t *ra = R(in->a);
+    const uint16_t vs[4] = { in->d, in->b, in->c, in->e };
+    unsigned esz = in->aux & 0xff, nv = in->aux >> 8;
+    struct cpu_tex_view v;
+    uint64_t cur = 0;
+    bool have = false;
+
+    LANES(
+        int32_t c[3];
+        uint8_t *p = NULL;
+        int where;
+
+        if (!px_object(wk, in, ra[l], true, &v, &cur, &have)) {
+            return PX_RUN_ERROR;
+        }
+        for (int i = 0; i < 3; i++) {
+            c[i] = (int32_t)R(PTX_TEX_COORD(in, i))[l];
+        }
+        where = ptx_surf_locate(&v, in->mod, c, esz * nv, &p);
+        if (where < 0) {
+            px_fail(wk, CUDA_ERROR_ILLEGAL_ADDRESS,
+                    "kernel %s: surface %s at (%d, %d, %d) (line %u) is out of range",
+                    wk->L->fn->name, st ? "store" : "load", c[0], c[1], c[2], in->line);
+            return PX_RUN_ERROR;
+        }
+        for (unsigned i = 0; i < nv; i++) {
+            if (st) {
+                if (where == 0) {
+                    px_store(p + i * esz, esz, R(vs[i])[l]);
+                }
+            } else if (vs[i] != PTX_SLOT_SINK) {
+                R(vs[i])[l] = where == 0 ? px_load(p + i * esz, esz, false) : 0;
+            }
+        }
+    );
+    return PX_RUN_DONE;
+}
+
 /* ---- printf ----------------------------------------------------------- */
 
 #define PX_PRINTF_LINE      8192    /* bytes of one printf call's output */
@@ -1367,6 +1488,22 @@ static int px_run_warp(struct px_worker *wk, struct px_warp *W, uint32_t wi)
             break;
         case PTX_OP_ST_GENERIC:
             if (px_ldst(wk, W, wi, in, m, PX_SP_GENERIC, true)) {
+                return PX_RUN_ERROR;
+            }
+            break;
+        case PTX_OP_TEX:
+            if (px_tex(wk, W, in, m)) {
+                return PX_RUN_ERROR;
+            }
+            break;
+        case PTX_OP_TEXGRAD:
+            if (px_texgrad(wk, W, in, m)) {
+                return PX_RUN_ERROR;
+            }
+            break;
+        case PTX_OP_SULD:
+        case PTX_OP_SUST:
+            if (px_surf(wk, W, in, m, in->op == PTX_OP_SUST)) {
                 return PX_RUN_ERROR;
             }
             break;

@@ -100,7 +100,8 @@
     X(LD_GLOBAL) X(LD_SHARED) X(LD_LOCAL) X(LD_PARAM) X(LD_GENERIC) \
     X(ST_GLOBAL) X(ST_SHARED) X(ST_LOCAL) X(ST_PARAM) X(ST_GENERIC) \
     X(ATOM_GLOBAL) X(ATOM_SHARED) X(ATOM_GENERIC) \
-    X(SHFL) X(VOTE) X(ACTIVEMASK) X(ISSPACEP) X(PRINTF)
+    X(SHFL) X(VOTE) X(ACTIVEMASK) X(ISSPACEP) X(PRINTF) \
+    X(TEX) X(SULD) X(SUST) X(TEXGRAD)
 
 enum ptx_op {
 #define PTX_OP_ENUM(n) PTX_OP_##n,
@@ -113,6 +114,29 @@ enum ptx_op {
 #define PTX_MEM_SIZE(mod)   (1u << ((mod) & 3))
 #define PTX_MEM_SIGNED      0x4
 #define PTX_MEM_VEC(mod)    (1u << (((mod) >> 3) & 3))
+
+/*
+ * tex, suld, sust (ptx_texture.c): a = texture/surface object, imm = the
+ * coordinates' slots (16 bits each: x, y, z; a layered geometry's layer
+ * in z), d b c e = data.
+ * tex:  mod = geometry (1..3) | PTX_TEX_INT_COORDS | PTX_TEX_LAYERED
+ *       (tld4: | PTX_TEX_GATHER | component << 2); aux = result type.
+ * su*:  mod = geometry | boundary mode << 2 | PTX_TEX_LAYERED;
+ *       aux = element bytes | vector << 8.
+ * texgrad (put before the tex of a tex.grad): d = the level of detail,
+ *       a = the texture, b c e = d/dx, imm = d/dy slots; mod = geometry.
+ */
+#define PTX_TEX_DIMS(mod)   ((unsigned)(mod) & 3)
+#define PTX_TEX_CUBE        0       /* geometry 0: a cube (direction x, y, z;
+                                       acube: its layer in slot 3) */
+#define PTX_TEX_INT_COORDS  0x10
+#define PTX_TEX_LAYERED     0x20
+#define PTX_TEX_GATHER      0x40    /* tld4: component in bits 2..3 */
+#define PTX_TEX_LOD         0x80    /* level of detail in coordinate slot 3 */
+#define PTX_TEX_COMP(mod)   (((unsigned)(mod) >> 2) & 3)
+#define PTX_SURF_MODE(mod)  (((unsigned)(mod) >> 2) & 3)
+#define PTX_TEX_COORD(in, i) ((uint16_t)((uint64_t)(in)->imm >> (16 * (i))))
+enum { PTX_SURF_TRAP, PTX_SURF_CLAMP, PTX_SURF_ZERO };
 
 /* mod of setp: compare codes */
 enum ptx_cmp {

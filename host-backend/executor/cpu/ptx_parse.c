@@ -458,6 +458,7 @@ static uint16_t pp_const_slot(struct pp *s, int32_t global, uint64_t value)
 
 enum pp_opnd_kind {
     PP_O_NONE, PP_O_NAME, PP_O_NUM, PP_O_ADDR, PP_O_VEC,
+    PP_O_TEXADDR,               /* [handle, {c0, c1, ...}]: name and vec */
 };
 
 struct pp_opnd {
@@ -700,6 +701,31 @@ static bool pp_parse_opnd(struct pp *s, struct pp_opnd *o)
             if (!pp_parse_offset(s, &o->off)) {
                 return false;
             }
+            t = ptx_lex_peek(&s->lx);
+            if (ptx_tok_punct(&t, ',')) {
+                /* Texture and surface operands: a handle and coordinates,
+                 * registers or immediates. */
+                ptx_lex_next(&s->lx);
+                t = ptx_lex_next(&s->lx);
+                if (!ptx_tok_punct(&t, '{') || o->off) {
+                    return false;
+                }
+                o->kind = PP_O_TEXADDR;
+                for (;;) {
+                    t = ptx_lex_next(&s->lx);
+                    if ((t.kind != PTX_TOK_WORD && t.kind != PTX_TOK_NUM) || o->nvec == 4) {
+                        return false;
+                    }
+                    o->vec[o->nvec++] = t;
+                    t = ptx_lex_next(&s->lx);
+                    if (ptx_tok_punct(&t, '}')) {
+                        break;
+                    }
+                    if (!ptx_tok_punct(&t, ',')) {
+                        return false;
+                    }
+                }
+            }
         } else if (t.kind == PTX_TOK_NUM) {
             uint64_t v;
 
@@ -896,6 +922,90 @@ static bool pp_add_fixup(struct pp *s, uint32_t insn, const char *name,
 }
 
 /* Returns false when the instruction should become PTX_OP_UNSUPPORTED. */
+/*
+ * Texture and surface instructions: the handle is in a, the coordinates'
+ * slots are packed in imm (16 bits each, x y z), the four data slots are
+ * d b c e.  @ncoord coordinates of type @cty are taken from @o's list
+ * (nvcc writes four for 3D, the last one unused); a layered geometry's
+ * list starts with the layer, an integer, which goes to z.
+ */
+static bool pp_tex_operands(struct pp *s, const struct pp_opnd *addr, unsigned ncoord,
+                            bool layered, int cty, struct ptx_insn *t)
+{
+    struct pp_opnd h = { .kind = PP_O_NAME, .name = addr->name };
+    uint64_t packed = 0;
+    unsigned first = layered ? 1 : 0;
+
+    if (addr->kind != PP_O_TEXADDR || (unsigned)addr->nvec < ncoord + first) {
+        return false;
+    }
+    t->a = pp_src(s, &h, PTX_T_U64);
+    for (unsigned i = 0; i < 3; i++) {
+        uint16_t slot = PTX_SLOT_TRUE;      /* read as 1, never used */
+        int k = -1, ty = cty;
+
+        if (i < ncoord) {
+            k = (int)(first + i);
+        } else if (layered && i == 2) {
+            k = 0;
+            ty = PTX_T_S32;
+        }
+        if (k >= 0) {
+            struct pp_opnd c = { .kind = addr->vec[k].kind == PTX_TOK_NUM ? PP_O_NUM : PP_O_NAME };
+
+            if (c.kind == PP_O_NUM) {
+                c.num = addr->vec[k];
+            } else {
+                c.name = addr->vec[k];
+            }
+            slot = pp_src(s, &c, ty);
+        }
+        packed |= (uint64_t)slot << (16 * i);
+    }
+    t->imm = (int64_t)packed;
+    return true;
+}
+
+/* The data operand of a texture or surface instruction: up to 4 slots. */
+static bool pp_tex_data(struct pp *s, const struct pp_opnd *o, unsigned n, bool dst, int ty,
+                        struct ptx_insn *t)
+{
+    uint16_t sl[4] = { PTX_SLOT_SINK, PTX_SLOT_SINK, PTX_SLOT_SINK, PTX_SLOT_SINK };
+
+    if (o->kind == PP_O_VEC) {
+        if ((unsigned)o->nvec != n) {
+            return false;
+        }
+        for (unsigned i = 0; i < n; i++) {
+            struct pp_opnd e = { .kind = PP_O_NAME, .name = o->vec[i] };
+
+            if (ptx_tok_is(&o->vec[i], "_")) {
+                sl[i] = dst ? PTX_SLOT_SINK : pp_const_slot(s, -1, 0);
+            } else {
+                sl[i] = dst ? pp_dst_tok(s, &o->vec[i]) : pp_src(s, &e, ty);
+            }
+        }
+    } else if (n == 1 && (o->kind == PP_O_NAME || (!dst && o->kind == PP_O_NUM))) {
+        sl[0] = dst ? pp_dst(s, o) : pp_src(s, o, ty);
+    } else {
+        return false;
+    }
+    t->d = sl[0];
+    t->b = sl[1];
+    t->c = sl[2];
+    t->e = sl[3];
+    return true;
+}
+
+/* Geometry of a texture or surface mnemonic: 1, 2, 3, or 0 (cube and
+ * anything else we do not model); *@layered for a1d and a2d. */
+static unsigned pp_geometry(const struct pp_mn *mn, bool *layered)
+{
+    *layered = pp_has(mn, "a1d") || pp_has(mn, "a2d");
+    return pp_has(mn, "1d") || pp_has(mn, "a1d") ? 1 :
+           pp_has(mn, "2d") || pp_has(mn, "a2d") ? 2 : pp_has(mn, "3d") ? 3 : 0;
+}
+
 static bool pp_decode(struct pp *s, const struct pp_mn *mn,
                       struct pp_opnd *o, int n, uint16_t guard, bool gneg)
 {
@@ -1421,6 +1531,151 @@ static bool pp_decode(struct pp *s, const struct pp_mn *mn,
         }
         tmp.a = pp_src(s, &o[1], PTX_T_PRED);
         tmp.d = pp_dst(s, &o[0]);
+    } else if (!strcmp(b, "tex")) {
+        /*
+         * tex[.level|.grad].geom.v4.dtype.ctype d, [tex, {coords}]
+         * [, lod | , {dPdx}, {dPdy}] (unified mode only).  The level of
+         * detail goes to coordinate slot 3; tex.grad's is computed first
+         * by a texgrad, which needs the texture's size.
+         */
+        bool layered, cube = pp_has(mn, "cube") || pp_has(mn, "acube");
+        unsigned dims = pp_geometry(mn, &layered);
+        int extra = pp_has(mn, "level") ? 1 : pp_has(mn, "grad") ? 2 : 0;
+        uint16_t lod = PTX_SLOT_SINK;
+
+        if (cube) {
+            /* a direction x, y, z (after the cubemap's layer for acube),
+             * read as 3D; the layer goes to slot 3, so no level then */
+            layered = pp_has(mn, "acube");
+            dims = 3;
+            if ((layered && extra) || extra == 2) {
+                return false;
+            }
+        }
+
+        NEED(2 + extra);
+        if (!dims || mn->ntypes != 2 || !pp_has(mn, "v4") || pp_has(mn, "base") ||
+            (mn->types[0] != PTX_T_F32 && mn->types[0] != PTX_T_S32 &&
+             mn->types[0] != PTX_T_U32) ||
+            (mn->types[1] != PTX_T_F32 && mn->types[1] != PTX_T_S32) ||
+            o[0].pipe.kind == PTX_TOK_WORD || (layered && dims == 3 && !cube)) {
+            return false;
+        }
+        op = P(TEX);
+        tmp.mod = (uint8_t)((cube ? PTX_TEX_CUBE : dims) |
+                            (mn->types[1] == PTX_T_S32 ? PTX_TEX_INT_COORDS : 0) |
+                            (layered ? PTX_TEX_LAYERED : 0) | (extra ? PTX_TEX_LOD : 0));
+        tmp.aux = (uint32_t)mn->types[0];
+        if ((cube && mn->types[1] != PTX_T_F32) ||
+            !pp_tex_operands(s, &o[1], dims, layered && !cube, mn->types[1], &tmp) ||
+            !pp_tex_data(s, &o[0], 4, true, mn->types[0], &tmp)) {
+            return false;
+        }
+        if (cube && layered) {
+            /* {layer, x, y, z}: the coordinates were taken from the start */
+            struct pp_opnd lo = { .kind = o[1].vec[0].kind == PTX_TOK_NUM ? PP_O_NUM : PP_O_NAME };
+            uint16_t sl[4];
+
+            if (o[1].nvec < 4) {
+                return false;
+            }
+            for (unsigned k = 0; k < 3; k++) {
+                struct pp_opnd e = { .kind = o[1].vec[k + 1].kind == PTX_TOK_NUM ? PP_O_NUM :
+                                             PP_O_NAME };
+
+                e.name = e.num = o[1].vec[k + 1];
+                sl[k] = pp_src(s, &e, PTX_T_F32);
+            }
+            lo.name = lo.num = o[1].vec[0];
+            sl[3] = pp_src(s, &lo, PTX_T_S32);
+            tmp.imm = (int64_t)((uint64_t)sl[0] | (uint64_t)sl[1] << 16 | (uint64_t)sl[2] << 32 |
+                                (uint64_t)sl[3] << 48);
+        }
+        if (extra == 1) {
+            if (o[2].kind != PP_O_NAME && o[2].kind != PP_O_NUM) {
+                return false;
+            }
+            lod = pp_src(s, &o[2], PTX_T_F32);
+        } else if (extra == 2) {
+            struct ptx_insn *g;
+            uint16_t gs[2][3];
+
+            if (o[2].kind != PP_O_VEC || o[3].kind != PP_O_VEC ||
+                (unsigned)o[2].nvec < dims || (unsigned)o[3].nvec < dims) {
+                return false;
+            }
+            for (unsigned k = 0; k < 2; k++) {
+                for (unsigned a = 0; a < 3; a++) {
+                    struct pp_opnd e = { .kind = PP_O_NAME, .name = o[2 + k].vec[a] };
+
+                    gs[k][a] = a < dims ? pp_src(s, &e, PTX_T_F32) : PTX_SLOT_TRUE;
+                }
+            }
+            lod = pp_new_slot(s);
+            g = s->failed ? NULL : pp_emit(s, P(TEXGRAD));
+            if (g) {
+                g->guard = guard;
+                g->gneg = gneg;
+                g->mod = (uint8_t)dims;
+                g->d = lod;
+                g->a = tmp.a;
+                g->b = gs[0][0];
+                g->c = gs[0][1];
+                g->e = gs[0][2];
+                g->imm = (int64_t)((uint64_t)gs[1][0] | (uint64_t)gs[1][1] << 16 |
+                                   (uint64_t)gs[1][2] << 32);
+            }
+        }
+        if (extra) {
+            tmp.imm = (int64_t)(((uint64_t)tmp.imm & 0xffffffffffffull) | (uint64_t)lod << 48);
+        }
+    } else if (!strcmp(b, "tld4")) {
+        /* tld4.comp.{2d,a2d}.v4.dtype.f32 d, [tex, {coords}]: gather */
+        static const char *const comps[] = { "r", "g", "b", "a" };
+        bool layered;
+        unsigned dims = pp_geometry(mn, &layered);
+        int comp = -1;
+
+        for (i = 0; i < 4; i++) {
+            if (pp_has(mn, comps[i])) {
+                comp = i;
+            }
+        }
+        NEED(2);
+        if (dims != 2 || comp < 0 || mn->ntypes != 2 || !pp_has(mn, "v4") ||
+            (mn->types[0] != PTX_T_F32 && mn->types[0] != PTX_T_S32 &&
+             mn->types[0] != PTX_T_U32) || mn->types[1] != PTX_T_F32 ||
+            o[0].pipe.kind == PTX_TOK_WORD) {
+            return false;
+        }
+        op = P(TEX);
+        tmp.mod = (uint8_t)(dims | comp << 2 | PTX_TEX_GATHER | (layered ? PTX_TEX_LAYERED : 0));
+        tmp.aux = (uint32_t)mn->types[0];
+        if (!pp_tex_operands(s, &o[1], dims, layered, mn->types[1], &tmp) ||
+            !pp_tex_data(s, &o[0], 4, true, mn->types[0], &tmp)) {
+            return false;
+        }
+    } else if (!strcmp(b, "suld") || !strcmp(b, "sust")) {
+        /* su{ld,st}.b.geom{.v2,.v4}.bN.mode: byte-addressed x */
+        bool st = b[2] == 's', layered;
+        unsigned dims = pp_geometry(mn, &layered);
+        unsigned vec = pp_has(mn, "v4") ? 4 : pp_has(mn, "v2") ? 2 : 1;
+        int mode = pp_has(mn, "clamp") ? PTX_SURF_CLAMP : pp_has(mn, "zero") ? PTX_SURF_ZERO :
+                   PTX_SURF_TRAP;
+        unsigned esz = pp_type_size(ty);
+
+        NEED(2);
+        if (!dims || !pp_has(mn, "b") || mn->ntypes != 1 || !esz || ty == PTX_T_PRED ||
+            ty == PTX_T_F16 || esz * vec > 16 || (layered && dims == 3)) {
+            return false;
+        }
+        op = st ? P(SUST) : P(SULD);
+        tmp.mod = (uint8_t)(dims | mode << 2 | (layered ? PTX_TEX_LAYERED : 0));
+        tmp.aux = esz | vec << 8;
+        if (!pp_tex_operands(s, &o[st ? 0 : 1], dims, layered, PTX_T_S32, &tmp) ||
+            !pp_tex_data(s, &o[st ? 1 : 0], vec, !st, ty, &tmp)) {
+            return false;
+        }
     } else if (!strcmp(b, "activemask")) {
         NEED(1);
         op = P(ACTIVEMASK);

@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cuda_array.h"
 #include "cuda_window.h"
 #include "executor.h"
 #include "pool.h"
@@ -410,6 +411,7 @@ static CUresult cuda_library_load(CUlibrary *lib, const void *image, size_t size
 static void cuda_destroy(void)
 {
     cuda_window_destroy();
+    cuda_array_reset();
     if (cuda_lib) {
         dlclose(cuda_lib);
         cuda_lib = NULL;
@@ -487,6 +489,7 @@ static bool cuda_executor_init(const struct vgc_executor_config *cfg,
     cuda_exec.ops.cuMemcpyAsync = cuda_memcpy_async;
     cuda_exec.ops.cuPointerGetAttribute = real.cuPointerGetAttribute ?
                                           cuda_pointer_get_attribute : NULL;
+    cuda_array_setup(&cuda_exec.ops, &real, cuda_pool, cuda_current_device);
     cuda_exec.module_load = cuda_module_load;
     cuda_exec.library_load = cuda_library_load;
     cuda_exec.destroy = cuda_destroy;
