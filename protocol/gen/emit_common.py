@@ -58,6 +58,8 @@ def wire_put(arg, expr):
         return '{ float f_ = (%s); vgc_wr_bytes(w, &f_, 4); }' % expr
     if arg.size == 4:
         return 'vgc_wr_u32(w, (uint32_t)(%s));' % expr
+    if arg.base.endswith('*'):      # an address typed as a pointer
+        return 'vgc_wr_u64(w, (uint64_t)(uintptr_t)(%s));' % expr
     return 'vgc_wr_u64(w, (uint64_t)(%s));' % expr
 
 
@@ -71,6 +73,8 @@ def wire_get(arg, ctype):
         return 'vgc_rd_f32(r)'
     if arg.size == 4:
         return '(%s)(%s)vgc_rd_u32(r)' % (ctype, 'int32_t' if arg.signed else 'uint32_t')
+    if ctype.endswith('*'):
+        return '(%s)(uintptr_t)vgc_rd_u64(r)' % ctype
     return '(%s)vgc_rd_u64(r)' % ctype
 
 

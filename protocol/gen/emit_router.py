@@ -31,6 +31,18 @@ MANUAL = {
     'cuLibraryLoadData', 'cuLibraryUnload', 'cuLibraryGetKernel',
 }
 
+# Not routed: the aggregate answers CUDA_ERROR_NOT_SUPPORTED.  Virtual memory
+# management names devices inside structs (CUmemAllocationProp, CUmemAccessDesc)
+# and allocation handles that carry no upstream, and one reservation would
+# have to lie in one upstream's window: a single upstream serves it (the cuda
+# executor over the shim), an aggregate does not yet.
+UNROUTED = {
+    'cuMemGetAllocationGranularity', 'cuMemAddressReserve', 'cuMemAddressFree',
+    'cuMemCreate', 'cuMemRelease', 'cuMemMap', 'cuMemUnmap', 'cuMemSetAccess',
+    'cuMemGetAccess', 'cuMemGetAllocationPropertiesFromHandle',
+    'cuMemRetainAllocationHandle',
+}
+
 # Driver functions the worker and the cuda executor call that never cross
 # the wire themselves (the shim keeps them), all by hand.
 EXTRA = ['cuCtxSetCurrent', 'cuCtxGetCurrent', 'cuCtxPushCurrent_v2',
@@ -79,7 +91,7 @@ def emit_c(api, spec):
          '#include "aggregate.h"\n#include "vgc_agg_router.h"\n\n']
     routed = []
     for c in spec.wire_calls():
-        if c.symbol in MANUAL:
+        if c.symbol in MANUAL or c.symbol in UNROUTED:
             continue
         s = api.symbols[c.symbol]
         args = {a.name: a for a in c.args if not a.extra}

@@ -25,6 +25,10 @@ SCALARS = {
     # keeps track of which ones a session created (worker/manual_array.c).
     'CUtexObject': (8, False), 'CUtexObject_v1': (8, False),
     'CUsurfObject': (8, False), 'CUsurfObject_v1': (8, False),
+    # cuMemCreate's handles are values of the driver's choosing, not objects
+    # of the session's table: the executor checks each one it is given.
+    'CUmemGenericAllocationHandle_v1': (8, False),
+    'CUmemGenericAllocationHandle': (8, False),
 }
 
 # Opaque handle types and the kind their table entries carry.
@@ -39,10 +43,11 @@ HANDLES = {
 RAW_STRUCTS = {'CUuuid', 'CUdevprop', 'CUdevprop_v1', 'CUDA_MEMCPY2D_v2',
                'CUlaunchConfig', 'CUDA_MEMCPY3D_v2', 'CUDA_ARRAY_DESCRIPTOR_v2',
                'CUDA_ARRAY3D_DESCRIPTOR_v2', 'CUDA_RESOURCE_DESC_v1',
-               'CUDA_TEXTURE_DESC_v1', 'CUDA_RESOURCE_VIEW_DESC_v1'}
+               'CUDA_TEXTURE_DESC_v1', 'CUDA_RESOURCE_VIEW_DESC_v1',
+               'CUmemAllocationProp_v1', 'CUmemLocation_v1', 'CUmemAccessDesc_v1'}
 
 FLAGS = {'guest-manual', 'host-manual', 'syncpoint', 'devmem', 'hostsync', 'capture'}
-ANNOTATIONS = {'in', 'out', 'inout', 'string', 'optional', 'destroy', 'skip'}
+ANNOTATIONS = {'in', 'out', 'inout', 'string', 'optional', 'destroy', 'skip', 'address'}
 
 
 class SpecError(Exception):
@@ -138,6 +143,13 @@ def _make_arg(path, line, api, p, notes, extra=False):
         if words - {'optional'}:
             raise _err(path, line, '%s: a value parameter takes no direction' % p.name)
         return a
+    if 'address' in words:
+        # A device address typed as a pointer (cuMemRetainAllocationHandle's
+        # void *addr): it travels as its value, never dereferenced.
+        if not t.endswith('*') or words - {'address'}:
+            raise _err(path, line, '%s: address takes a pointer and nothing else' % p.name)
+        a.kind, a.size, a.signed, a.base = 'scalar', 8, False, t
+        return a
     if t in HANDLES:
         a.kind, a.handle, a.base = 'handle', HANDLES[t], t
         a.kinds = a.kinds or (a.handle,)
@@ -161,8 +173,9 @@ def _make_arg(path, line, api, p, notes, extra=False):
     if direction == 'in' and not const and inner != 'void':
         raise _err(path, line, '%s: in pointer should be const' % p.name)
     if a.length or a.extra:
-        if inner not in ('void', 'char') and inner not in SCALARS:
-            raise _err(path, line, '%s: len= needs a byte or scalar array' % p.name)
+        if inner not in ('void', 'char') and inner not in SCALARS and \
+                inner not in RAW_STRUCTS:
+            raise _err(path, line, '%s: len= needs a byte, scalar or struct array' % p.name)
         a.kind = direction + '-buf'
         return a
     if direction == 'out':
