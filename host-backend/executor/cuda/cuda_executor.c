@@ -19,6 +19,9 @@
  *    that do not all fit still run together.  The client still sees device
  *    memory (its pointer attributes say so); the executor remembers which
  *    allocations it paged;
+ *  - the virtual memory management calls (cuMemCreate, cuMemMap, ...)
+ *    take only the client's own handles and reservations, and cuMemCreate
+ *    is charged to the pool (cuda_vmm.c);
  *  - with --address-base, cuMemAlloc places its memory in a window of
  *    addresses of our choosing (cuda_window.c), so that a remote executor
  *    can aggregate this vgcd with others; cuMemFree, the address range and
@@ -43,6 +46,7 @@
 #include <string.h>
 
 #include "cuda_array.h"
+#include "cuda_vmm.h"
 #include "cuda_window.h"
 #include "executor.h"
 #include "pool.h"
@@ -301,6 +305,9 @@ static CUresult cuda_mem_free(CUdeviceptr p)
     if (cuda_window_holds(p)) {
         return cuda_window_free(p);
     }
+    if (cuda_vmm_reserved(p)) {
+        return CUDA_ERROR_INVALID_VALUE;    /* mapped memory: cuMemUnmap's */
+    }
     if (real.cuMemGetAddressRange_v2(&base, &size, p) != CUDA_SUCCESS || base != p) {
         return CUDA_ERROR_INVALID_VALUE;
     }
@@ -410,6 +417,7 @@ static CUresult cuda_library_load(CUlibrary *lib, const void *image, size_t size
 
 static void cuda_destroy(void)
 {
+    cuda_vmm_destroy();
     cuda_window_destroy();
     cuda_array_reset();
     if (cuda_lib) {
@@ -499,9 +507,11 @@ static bool cuda_executor_init(const struct vgc_executor_config *cfg,
      * without a window a preempted process is ended. */
     cuda_exec.swap_out = cuda_exec.swap_in = NULL;
     cuda_exec.swap_size = NULL;
-    if (cfg->va_base) {
-        return cuda_window_setup(cfg, err);
+    if (cfg->va_base && !cuda_window_setup(cfg, err)) {
+        return false;
     }
+    /* The client's own reservations keep out of the window. */
+    cuda_vmm_install(&real, cfg->pool, cuda_exec.va_base, cuda_exec.va_size, &cuda_exec.ops);
     return true;
 }
 
