@@ -89,6 +89,19 @@ static const struct vgc_exec_ops cpu_ops = {
     .cuPointerGetAttributes = cpu_pointer_get_attributes,
     .cuPointerSetAttribute = cpu_pointer_set_attribute,
 
+    /* virtual memory management (cpu_vmm.c) */
+    .cuMemGetAllocationGranularity = cpu_vmm_granularity,
+    .cuMemAddressReserve = cpu_vmm_address_reserve,
+    .cuMemAddressFree = cpu_vmm_address_free,
+    .cuMemCreate = cpu_vmm_create,
+    .cuMemRelease = cpu_vmm_release,
+    .cuMemMap = cpu_vmm_map,
+    .cuMemUnmap = cpu_vmm_unmap,
+    .cuMemSetAccess = cpu_vmm_set_access,
+    .cuMemGetAccess = cpu_vmm_get_access,
+    .cuMemGetAllocationPropertiesFromHandle = cpu_vmm_get_properties,
+    .cuMemRetainAllocationHandle = cpu_vmm_retain,
+
     .cuMemcpy = cpu_memcpy,
     .cuMemcpy_ptds = cpu_memcpy,
     .cuMemcpyAsync = cpu_memcpy_async,
@@ -260,6 +273,7 @@ static void cpu_executor_destroy(void)
     cpu_ctx_destroy_all();
     cpu_link_destroy_all();
     cpu_array_free_all();
+    cpu_vmm_free_all();
     cpu_mem_free_all();
     cpu_launch_reset();
     memset(&cpu_state, 0, sizeof(cpu_state));

@@ -234,6 +234,12 @@ struct cpu_alloc {
     struct CUmod_st *mod;       /* non-NULL: a module global, freed with it */
     bool array;                 /* a CUDA array's storage: not for cuMemFree */
     uint64_t id;
+    /* Virtual memory management (cpu_vmm.c): a reservation sits in the
+     * address map as an entry of its own (vmm_res, no backing: lookups go
+     * through to its mappings); a mapping is an allocation of its own
+     * (vmm_map) that lookups return but the map does not hold. */
+    struct cpu_vmm_res *vmm_res;
+    struct cpu_vmm_map *vmm_map;
 };
 
 /* ---- arrays, texture and surface objects (cpu_array.c) --------------- */
@@ -327,6 +333,39 @@ CUresult cpu_tex_object_get_texture_desc(CUDA_TEXTURE_DESC *td, CUtexObject valu
 CUresult cpu_surf_object_create(CUsurfObject *out, const CUDA_RESOURCE_DESC *r);
 CUresult cpu_surf_object_destroy(CUsurfObject value);
 CUresult cpu_surf_object_get_resource_desc(CUDA_RESOURCE_DESC *r, CUsurfObject value);
+/* ---- virtual memory management (cpu_vmm.c) --------------------------- */
+
+/* cuMemGetAllocationGranularity, minimum and recommended: a GPU's 2 MiB. */
+#define CPU_VMM_GRANULARITY     (2ULL << 20)
+
+/* The mapping of @res holding @ptr, if it is accessible. */
+struct cpu_alloc *cpu_vmm_find(struct cpu_vmm_res *res, CUdeviceptr ptr);
+/* Bytes from @a's base that are mapped and accessible without a gap. */
+size_t cpu_vmm_span(const struct cpu_alloc *a);
+/* Whether a kernel on @dev may touch mapping @a. */
+bool cpu_vmm_access(const struct cpu_alloc *a, int dev);
+CUresult cpu_vmm_swap_out(void);
+CUresult cpu_vmm_swap_in(void);
+void cpu_vmm_free_all(void);
+
+CUresult cpu_vmm_granularity(size_t *granularity, const CUmemAllocationProp *prop,
+                             CUmemAllocationGranularity_flags option);
+CUresult cpu_vmm_address_reserve(CUdeviceptr *ptr, size_t size, size_t alignment,
+                                 CUdeviceptr addr, unsigned long long flags);
+CUresult cpu_vmm_address_free(CUdeviceptr ptr, size_t size);
+CUresult cpu_vmm_create(CUmemGenericAllocationHandle *handle, size_t size,
+                        const CUmemAllocationProp *prop, unsigned long long flags);
+CUresult cpu_vmm_release(CUmemGenericAllocationHandle handle);
+CUresult cpu_vmm_map(CUdeviceptr ptr, size_t size, size_t offset,
+                     CUmemGenericAllocationHandle handle, unsigned long long flags);
+CUresult cpu_vmm_unmap(CUdeviceptr ptr, size_t size);
+CUresult cpu_vmm_set_access(CUdeviceptr ptr, size_t size, const CUmemAccessDesc *desc,
+                            size_t count);
+CUresult cpu_vmm_get_access(unsigned long long *flags, const CUmemLocation *location,
+                            CUdeviceptr ptr);
+CUresult cpu_vmm_get_properties(CUmemAllocationProp *prop,
+                                CUmemGenericAllocationHandle handle);
+CUresult cpu_vmm_retain(CUmemGenericAllocationHandle *handle, void *addr);
 
 /* ---- process state --------------------------------------------------- */
 
@@ -441,6 +480,18 @@ void cpu_mem_free_all(void);
  * (struct vgc_executor's swap_out / swap_in). */
 CUresult cpu_mem_swap_out(void);
 CUresult cpu_mem_swap_in(void);
+/* Budget of @dev (the pool's, or the local count without one). */
+bool cpu_mem_budget_take(int dev, uint64_t bytes);
+void cpu_mem_budget_give(int dev, uint64_t bytes);
+/* The map's entry (allocation or reservation) whose reserved range holds
+ * @ptr, mappings not looked through; NULL if none. */
+struct cpu_alloc *cpu_mem_entry(CUdeviceptr ptr);
+/* Place an entry of @len bytes, @align-aligned, on @dev's window, at @want
+ * when that is free (0: anywhere): no backing, no budget. */
+CUresult cpu_mem_place(int dev, size_t len, size_t align, CUdeviceptr want,
+                       struct cpu_alloc **out);
+/* Take @a (from cpu_mem_place) out of the map and free it. */
+void cpu_mem_unplace(struct cpu_alloc *a);
 
 CUresult cpu_mem_alloc_aligned(struct CUctx_st *ctx, int dev, struct CUmod_st *mod,
                                size_t size, size_t align, struct cpu_alloc **out);

@@ -53,7 +53,7 @@ static void cpu_mem_host_free(uint8_t *p, size_t size)
 
 /* ---- budget ---------------------------------------------------------- */
 
-static bool cpu_mem_budget_take(int dev, uint64_t bytes)
+bool cpu_mem_budget_take(int dev, uint64_t bytes)
 {
     if (cpu_state.pool) {
         return vgc_pool_reserve(cpu_state.pool, dev, bytes);
@@ -65,7 +65,7 @@ static bool cpu_mem_budget_take(int dev, uint64_t bytes)
     return true;
 }
 
-static void cpu_mem_budget_give(int dev, uint64_t bytes)
+void cpu_mem_budget_give(int dev, uint64_t bytes)
 {
     if (cpu_state.pool) {
         vgc_pool_release(cpu_state.pool, dev, bytes);
@@ -102,8 +102,24 @@ struct cpu_alloc *cpu_mem_find(CUdeviceptr ptr)
         return NULL;
     }
     a = cpu_state.allocs[i - 1];
+    if (a->vmm_res) {
+        /* A reservation: what is mapped there, if anything. */
+        return ptr - a->base < a->reserved ? cpu_vmm_find(a->vmm_res, ptr) : NULL;
+    }
     /* Swapped out: reserved, but nothing to touch. */
     return ptr - a->base < a->size && a->host ? a : NULL;
+}
+
+struct cpu_alloc *cpu_mem_entry(CUdeviceptr ptr)
+{
+    size_t i = cpu_mem_upper(ptr);
+    struct cpu_alloc *a;
+
+    if (i == 0) {
+        return NULL;
+    }
+    a = cpu_state.allocs[i - 1];
+    return ptr - a->base < a->reserved ? a : NULL;
 }
 
 /*
@@ -120,7 +136,9 @@ CUresult cpu_mem_range(CUdeviceptr ptr, size_t len, uint8_t **host,
         return CUDA_ERROR_INVALID_VALUE;
     }
     off = ptr - a->base;
-    if (len > a->size - off) {
+    /* Mappings that follow each other without a gap are one range, as on
+     * a GPU: their host memory is contiguous too (cpu_vmm.c). */
+    if (len > a->size - off && (!a->vmm_map || len > cpu_vmm_span(a) - off)) {
         return CUDA_ERROR_INVALID_VALUE;
     }
     if (host) {
@@ -223,6 +241,11 @@ static bool cpu_mem_map_insert(struct cpu_alloc *a)
 
 static void cpu_mem_release(struct cpu_alloc *a)
 {
+    if (a->vmm_res) {
+        /* A reservation's entry: cpu_vmm.c owns what is behind it. */
+        free(a);
+        return;
+    }
     if (a->host) {
         cpu_mem_host_free(a->host, a->size);
     }
@@ -300,6 +323,50 @@ void cpu_mem_free_alloc(struct cpu_alloc *a)
             (cpu_state.nallocs - i) * sizeof(cpu_state.allocs[0]));
     cpu_state.nallocs--;
     cpu_mem_release(a);
+}
+
+CUresult cpu_mem_place(int dev, size_t len, size_t align, CUdeviceptr want,
+                       struct cpu_alloc **out)
+{
+    struct cpu_alloc *a;
+    CUdeviceptr base = want;
+
+    if (len == 0 || len > CPU_VA_PER_DEVICE || align > CPU_VA_PER_DEVICE) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    if (!want || want % align || !cpu_mem_va_free(dev, want, len)) {
+        if (!cpu_mem_va_find(dev, len, align, &base)) {
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+    }
+    a = calloc(1, sizeof(*a));
+    if (!a) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    a->base = base;
+    a->size = len;
+    a->reserved = len;
+    a->dev = dev;
+    a->id = cpu_next_id();
+    if (!cpu_mem_map_insert(a)) {
+        free(a);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    if (base + len > cpu_state.next_va[dev]) {
+        cpu_state.next_va[dev] = base + len;
+    }
+    *out = a;
+    return CUDA_SUCCESS;
+}
+
+void cpu_mem_unplace(struct cpu_alloc *a)
+{
+    size_t i = cpu_mem_upper(a->base);
+
+    memmove(&cpu_state.allocs[i - 1], &cpu_state.allocs[i],
+            (cpu_state.nallocs - i) * sizeof(cpu_state.allocs[0]));
+    cpu_state.nallocs--;
+    free(a);
 }
 
 /* Free what cuMemAlloc made in @ctx (module globals go with their module). */
@@ -383,14 +450,26 @@ static CUresult cpu_mem_move(bool out)
     return CUDA_SUCCESS;
 }
 
+/* Mapped memory (cpu_vmm.c) moves after the rest, which moves back if
+ * it cannot. */
 CUresult cpu_mem_swap_out(void)
 {
-    return cpu_mem_move(true);
+    CUresult rc = cpu_mem_move(true);
+
+    if (rc == CUDA_SUCCESS && (rc = cpu_vmm_swap_out()) != CUDA_SUCCESS) {
+        cpu_mem_move(false);
+    }
+    return rc;
 }
 
 CUresult cpu_mem_swap_in(void)
 {
-    return cpu_mem_move(false);
+    CUresult rc = cpu_mem_move(false);
+
+    if (rc == CUDA_SUCCESS && (rc = cpu_vmm_swap_in()) != CUDA_SUCCESS) {
+        cpu_mem_move(true);
+    }
+    return rc;
 }
 
 /* ---- allocation entry points ----------------------------------------- */
@@ -483,7 +562,7 @@ CUresult cpu_mem_free(CUdeviceptr dptr)
         return CUDA_SUCCESS;
     }
     a = cpu_mem_find(dptr);
-    if (!a || a->base != dptr || a->mod || a->array) {
+    if (!a || a->base != dptr || a->mod || a->array || a->vmm_map) {
         return CUDA_ERROR_INVALID_VALUE;
     }
     cpu_mem_free_alloc(a);

@@ -112,7 +112,11 @@ static uint8_t *px_global_slow(struct px_worker *wk, uint64_t addr,
     struct cpu_alloc *a = cpu_mem_find((CUdeviceptr)addr);
     uint64_t off;
 
-    if (!a || !(a->ctx == wk->L->a->ctx || (a->mod && !a->mod->ctx))) {
+    /* Its context's memory, a library's globals, or mapped memory
+     * (cuMemMap) its device was given access to. */
+    if (!a || !(a->ctx == wk->L->a->ctx || (a->mod && !a->mod->ctx) ||
+                (a->vmm_map && wk->L->a->ctx &&
+                 cpu_vmm_access(a, ((const struct CUctx_st *)wk->L->a->ctx)->dev)))) {
         return NULL;
     }
     off = addr - a->base;
