@@ -245,7 +245,8 @@ def section_integration(build, label='', env_extra=None, transports=('unix', 'tc
 RUNTIME_PROGRAMS = ['rt_api_static', 'rt_api_shared', 'rt_graph_static', 'rt_graph_shared',
                     'rt_kernel_static', 'rt_kernel_shared',
                     'rt_managed_static', 'rt_managed_shared', 'rt_stream_static',
-                    'rt_stream_shared', 'rt_texture_static', 'rt_texture_shared', 'rt_cublas', 'rt_cudnn', 'rt_bigimage']
+                    'rt_stream_shared', 'rt_texture_static', 'rt_texture_shared',
+                    'rt_vmm_static', 'rt_vmm_shared', 'rt_cublas', 'rt_cudnn', 'rt_bigimage']
 
 
 def runtime_image_cache(build, server, cache):
