@@ -63,8 +63,13 @@ static void test_granularity(void)
 {
     CUmemAllocationProp prop = prop_of(g_dev);
     size_t min = 0, rec = 0;
+    CUresult r = cuMemGetAllocationGranularity(&min, &prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM);
 
-    REQUIRE_CU(cuMemGetAllocationGranularity(&min, &prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM));
+    if (r == CUDA_ERROR_NOT_SUPPORTED) {
+        /* An aggregating vgcd (several upstreams) does not offer it. */
+        return;
+    }
+    REQUIRE_CU(r);
     CHECK_CU(cuMemGetAllocationGranularity(&rec, &prop, CU_MEM_ALLOC_GRANULARITY_RECOMMENDED));
     CHECK(min && !(min & (min - 1)), "minimum granularity %zu is a power of two", min);
     CHECK(rec >= min && rec % min == 0, "recommended granularity %zu is a multiple of %zu",
@@ -347,7 +352,9 @@ int main(void)
     itest_setup(&g_dev, &ctx);
     test_granularity();
     if (!g_gran) {
-        itest_bail("no granularity");
+        itest_skip("the VMM API", "CUDA_ERROR_NOT_SUPPORTED here");
+        itest_teardown(g_dev);
+        return itest_done();
     }
     REQUIRE_CU(cuModuleLoadData(&mod, add_one_ptx));
     REQUIRE_CU(cuModuleGetFunction(&add_one, mod, "add_one"));

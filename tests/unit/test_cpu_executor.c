@@ -1336,6 +1336,93 @@ static void test_swap(void)
     free(back);
 }
 
+/*
+ * Mapped memory (cpu_vmm.c) through the executor's own entry points: two
+ * pieces of a reservation and an alias of the first, a swap out and back
+ * (bytes kept, lookups refused meanwhile, no budget moved), a kernel over
+ * both pieces; one mapping is left for test_swap's final swap-out and the
+ * teardown that follows it.
+ */
+static void test_vmm(void)
+{
+    CUmemAllocationProp prop = { .type = CU_MEM_ALLOCATION_TYPE_PINNED,
+                                 .location = { CU_MEM_LOCATION_TYPE_DEVICE, 0 } };
+    CUmemAccessDesc rw = { .location = { CU_MEM_LOCATION_TYPE_DEVICE, 0 },
+                           .flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE };
+    CUmemGenericAllocationHandle h[2];
+    CUdeviceptr va, alias, other;
+    size_t gran = 0, freeb, freeb2, total;
+    uint32_t *pat, *back, probe = 0;
+    unsigned int n, mismatches = 0;
+    CUmodule mod;
+    CUfunction f;
+    void *params[] = { &va, &n };
+
+    CHECK_RC(OPS->cuCtxSetCurrent(primary0), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuMemGetAllocationGranularity(&gran, &prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM),
+             CUDA_SUCCESS);
+    check(gran == 2 * MIB, "granularity 2 MiB (%zu)", gran);
+    n = (unsigned int)(2 * gran / 4);
+    pat = malloc(2 * gran);
+    back = calloc(1, 2 * gran);
+    for (unsigned int i = 0; i < n; i++) {
+        pat[i] = i * 2654435761u;
+    }
+    CHECK_RC(OPS->cuMemGetInfo_v2(&freeb, &total), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuMemAddressReserve(&va, 8 * gran, 0, 0, 0), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuMemAddressReserve(&alias, gran, 0, 0, 0), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuMemAlloc_v2(&other, 4096), CUDA_SUCCESS);
+    check(other + 4096 <= va || other >= va + 8 * gran, "cuMemAlloc keeps out of reservations");
+    for (int i = 0; i < 2; i++) {
+        CHECK_RC(OPS->cuMemCreate(&h[i], gran, &prop, 0), CUDA_SUCCESS);
+        CHECK_RC(OPS->cuMemMap(va + i * gran, gran, 0, h[i], 0), CUDA_SUCCESS);
+    }
+    CHECK_RC(OPS->cuMemMap(alias, gran, 0, h[0], 0), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuMemcpyHtoD_v2(va, pat, 4), CUDA_ERROR_INVALID_VALUE);  /* no access yet */
+    CHECK_RC(OPS->cuMemSetAccess(va, 2 * gran, &rw, 1), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuMemSetAccess(alias, gran, &rw, 1), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuMemcpyHtoD_v2(va, pat, 2 * gran), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuMemGetInfo_v2(&freeb2, &total), CUDA_SUCCESS);
+    check(freeb - freeb2 == 2 * gran + 4096, "two pieces and 4096 bytes charged (%zu)",
+          freeb - freeb2);
+
+    CHECK_RC(ex->swap_out(), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuMemcpyDtoH_v2(back, va, 4), CUDA_ERROR_INVALID_VALUE);
+    CHECK_RC(OPS->cuMemcpyDtoH_v2(back, alias, 4), CUDA_ERROR_INVALID_VALUE);
+    CHECK_RC(ex->swap_out(), CUDA_SUCCESS);     /* nothing more to move */
+    CHECK_RC(ex->swap_in(), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuMemGetInfo_v2(&freeb, &total), CUDA_SUCCESS);
+    check(freeb == freeb2, "swapping moved no budget");
+    CHECK_RC(OPS->cuMemcpyDtoH_v2(back, va, 2 * gran), CUDA_SUCCESS);
+    check(!memcmp(back, pat, 2 * gran), "swapped in: both pieces' bytes are back");
+    CHECK_RC(OPS->cuMemcpyDtoH_v2(&probe, alias + 4, 4), CUDA_SUCCESS);
+    check(probe == pat[1], "and the alias still shows the first piece");
+
+    CHECK_RC(ex->module_load(&mod, add_one_ptx, sizeof(add_one_ptx)), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuModuleGetFunction(&f, mod, "add_one"), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuLaunchKernel(f, n / 256, 1, 1, 256, 1, 1, 0, NULL, params, NULL),
+             CUDA_SUCCESS);
+    CHECK_RC(OPS->cuCtxSynchronize(), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuMemcpyDtoH_v2(back, va, 2 * gran), CUDA_SUCCESS);
+    for (unsigned int i = 0; i < n; i++) {
+        mismatches += back[i] != pat[i] + 1;
+    }
+    check(mismatches == 0, "a kernel over both pieces (%u wrong)", mismatches);
+    /* Without access, a kernel faults as on a GPU. */
+    rw.flags = CU_MEM_ACCESS_FLAGS_PROT_NONE;
+    CHECK_RC(OPS->cuMemSetAccess(va + gran, gran, &rw, 1), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuMemcpyDtoH_v2(back, va + gran, 4), CUDA_ERROR_INVALID_VALUE);
+    CHECK_RC(OPS->cuModuleUnload(mod), CUDA_SUCCESS);
+
+    CHECK_RC(OPS->cuMemUnmap(va, 2 * gran), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuMemRelease(h[1]), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuMemAddressFree(va, 8 * gran), CUDA_SUCCESS);
+    CHECK_RC(OPS->cuMemFree_v2(other), CUDA_SUCCESS);
+    /* h[0] stays, mapped at alias, for test_swap and the teardown. */
+    free(pat);
+    free(back);
+}
+
 static void test_synthetic_fatbins(void)
 {
     size_t size, i;
@@ -1671,6 +1758,7 @@ int main(void)
     test_pointer_attributes();
     test_streams_events();
     test_ptx_module();
+    test_vmm();
     test_swap();
     test_synthetic_fatbins();
     test_nvcc_images();

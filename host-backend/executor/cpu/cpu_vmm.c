@@ -650,6 +650,9 @@ CUresult cpu_vmm_swap_out(void)
 {
     struct cpu_vmm_phys *p;
 
+    if (vmm.swapped) {
+        return CUDA_SUCCESS;    /* nothing more to move */
+    }
     for (p = vmm.phys; p; p = p->next) {
         p->swapped = mmap(NULL, p->size, PROT_READ | PROT_WRITE,
                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
