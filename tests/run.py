@@ -510,7 +510,8 @@ def section_kernels(build):
 
 REMOTE_RUNTIME = ['rt_api_static', 'rt_api_shared', 'rt_graph_static', 'rt_kernel_static',
                   'rt_managed_static',
-                  'rt_stream_static', 'rt_texture_static', 'rt_cublas', 'rt_cudnn']
+                  'rt_stream_static', 'rt_texture_static', 'rt_vmm_static', 'rt_cublas',
+                  'rt_cudnn']
 
 # A client of a remote-executor vgcd that holds a context and 1 MiB, says
 # "holding", waits for a line on stdin (its upstream is killed meanwhile),
