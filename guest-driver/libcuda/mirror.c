@@ -595,7 +595,7 @@ CUresult vgc_impl_cuMemFree_v2(CUdeviceptr dptr)
  * coherence model above is that of a device without concurrent managed
  * access, whatever the GPU behind it can do; pinned host memory is mapped
  * only on request (DEVICEMAP), and registered memory gets a device address
- * of its own.
+ * of its own; no shareable handle type is offered for cuMemCreate's memory.
  */
 CUresult vgc_impl_cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevice dev)
 {
@@ -615,6 +615,16 @@ CUresult vgc_impl_cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdev
     case CU_DEVICE_ATTRIBUTE_DIRECT_MANAGED_MEM_ACCESS_FROM_HOST:
     case CU_DEVICE_ATTRIBUTE_CAN_USE_HOST_POINTER_FOR_REGISTERED_MEM:
     case CU_DEVICE_ATTRIBUTE_HOST_NATIVE_ATOMIC_SUPPORTED:
+        *pi = 0;
+        break;
+    case CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR_SUPPORTED:
+    case CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_WIN32_HANDLE_SUPPORTED:
+    case CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_WIN32_KMT_HANDLE_SUPPORTED:
+    case CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_FABRIC_SUPPORTED:
+    case CU_DEVICE_ATTRIBUTE_GPU_DIRECT_RDMA_WITH_CUDA_VMM_SUPPORTED:
+        /* cuMemCreate's memory is not exported from the host (vmm.c in
+         * the worker refuses every shareable handle type): NCCL then asks
+         * for none. */
         *pi = 0;
         break;
     default:

@@ -64,11 +64,19 @@ static void test_granularity(void)
     CUmemAllocationProp prop = prop_of(g_dev);
     size_t min = 0, rec = 0;
     CUresult r = cuMemGetAllocationGranularity(&min, &prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM);
+    int vmm = -1, fd = -1;
 
+    CHECK_CU(cuDeviceGetAttribute(&vmm, CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED,
+                                  g_dev));
+    CHECK_CU(cuDeviceGetAttribute(&fd, CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR_SUPPORTED,
+                                  g_dev));
+    CHECK_EQ(fd, 0, "no shareable handles: POSIX file descriptors not offered");
     if (r == CUDA_ERROR_NOT_SUPPORTED) {
         /* An aggregating vgcd (several upstreams) does not offer it. */
+        CHECK_EQ(vmm, 0, "the device does not claim the API it lacks");
         return;
     }
+    CHECK_EQ(vmm, 1, "the device claims VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED");
     REQUIRE_CU(r);
     CHECK_CU(cuMemGetAllocationGranularity(&rec, &prop, CU_MEM_ALLOC_GRANULARITY_RECOMMENDED));
     CHECK(min && !(min & (min - 1)), "minimum granularity %zu is a power of two", min);

@@ -381,6 +381,9 @@ CUresult cpu_vmm_address_reserve(CUdeviceptr *ptr, size_t size, size_t alignment
         (alignment & (alignment - 1))) {
         return CUDA_ERROR_INVALID_VALUE;
     }
+    if (size > CPU_VA_PER_DEVICE) {
+        return CUDA_ERROR_OUT_OF_MEMORY;    /* before asking for the window */
+    }
     /* Reservations belong to no device; one lies in the window of the
      * device the hint names, else of the current context's. */
     dev = addr ? vmm_window_dev(addr) : -1;

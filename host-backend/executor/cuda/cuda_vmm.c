@@ -347,6 +347,19 @@ static CUresult vmm_get_access(unsigned long long *flags, const CUmemLocation *l
 
 /* ---- set up and the end ---------------------------------------------------- */
 
+/* Where the API is not offered (a driver without it, the aggregate), the
+ * device does not claim it: NCCL and others ask before they use it. */
+static CUresult vmm_unsupported_attribute(int *pi, CUdevice_attribute attrib, CUdevice dev)
+{
+    CUresult res = vmm.drv.cuDeviceGetAttribute(pi, attrib, dev);
+
+    if (res == CUDA_SUCCESS && pi &&
+        attrib == CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED) {
+        *pi = 0;
+    }
+    return res;
+}
+
 void cuda_vmm_install(const struct vgc_exec_ops *driver, struct vgc_pool *pool,
                       uint64_t avoid, uint64_t avoid_size, struct vgc_exec_ops *ops)
 {
@@ -371,6 +384,10 @@ void cuda_vmm_install(const struct vgc_exec_ops *driver, struct vgc_pool *pool,
         ops->cuMemGetAccess = NULL;
         ops->cuMemGetAllocationPropertiesFromHandle = NULL;
         ops->cuMemRetainAllocationHandle = NULL;
+        ops->cuMemGetAllocationGranularity = NULL;
+        if (d->cuDeviceGetAttribute && ops->cuDeviceGetAttribute == d->cuDeviceGetAttribute) {
+            ops->cuDeviceGetAttribute = vmm_unsupported_attribute;
+        }
         return;
     }
     ops->cuMemAddressReserve = vmm_reserve;
