@@ -20,11 +20,16 @@
 
 /*
  * Check @in and write what the executor may see to @out: pinned device
- * memory on a device of the tenant's, exportable to nothing (a file
- * descriptor or a fabric handle would name an object of this host).  The
- * compression hint is dropped (apps read the properties back to learn
- * whether they got it), and the guest's pointer for Windows metadata,
- * meaningless here, must be NULL as the driver requires off Windows.
+ * memory on a device of the tenant's, exportable to nothing.  A POSIX file
+ * descriptor may be requested (NCCL's ncclMemAlloc and PyTorch's expandable
+ * segments always do) but is not passed on: the memory is made without it,
+ * and exporting it (cuMemExportToShareableHandle) is not supported, as a
+ * descriptor of this host means nothing in the guest.  Win32 and fabric
+ * handles, which a program asks for only when the device says it has them
+ * (the shim says it has none), are refused.  The compression hint is
+ * dropped (apps read the properties back to learn whether they got it),
+ * and the guest's pointer for Windows metadata, meaningless here, must be
+ * NULL as the driver requires off Windows.
  */
 static CUresult vmm_prop_in(struct vgcd_session *s, const CUmemAllocationProp *in,
                             CUmemAllocationProp *out)
@@ -43,7 +48,7 @@ static CUresult vmm_prop_in(struct vgcd_session *s, const CUmemAllocationProp *i
                in->location.type <= CU_MEM_LOCATION_TYPE_HOST_NUMA_CURRENT ?
                CUDA_ERROR_NOT_SUPPORTED : CUDA_ERROR_INVALID_VALUE;
     }
-    if (in->requestedHandleTypes != CU_MEM_HANDLE_TYPE_NONE) {
+    if (in->requestedHandleTypes & ~(unsigned)CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR) {
         return in->requestedHandleTypes & ~(unsigned)(CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR |
                                                       CU_MEM_HANDLE_TYPE_WIN32 |
                                                       CU_MEM_HANDLE_TYPE_WIN32_KMT |

@@ -262,9 +262,26 @@ static void test_refusals(void)
     prop.location.type = CU_MEM_LOCATION_TYPE_INVALID;
     EXPECT_CU(cuMemCreate(&h, g_gran, &prop, 0), CUDA_ERROR_INVALID_VALUE);
     prop = prop_of(g_dev);
+    prop.requestedHandleTypes = CU_MEM_HANDLE_TYPE_WIN32;
+    EXPECT_CU(cuMemCreate(&h, g_gran, &prop, 0), CUDA_ERROR_NOT_SUPPORTED);
+    prop.requestedHandleTypes = (CUmemAllocationHandleType)0x400;
+    EXPECT_CU(cuMemCreate(&h, g_gran, &prop, 0), CUDA_ERROR_INVALID_VALUE);
+    prop = prop_of(g_dev);
+    prop.allocFlags.usage = CU_MEM_CREATE_USAGE_TILE_POOL;
+    EXPECT_CU(cuMemCreate(&h, g_gran, &prop, 0), CUDA_ERROR_NOT_SUPPORTED);
+    prop = prop_of(g_dev);
+    prop.win32HandleMetaData = &prop;
+    EXPECT_CU(cuMemCreate(&h, g_gran, &prop, 0), CUDA_ERROR_INVALID_VALUE);
+    /* What NCCL and PyTorch ask for: made, but not exportable. */
+    prop = prop_of(g_dev);
     prop.requestedHandleTypes = CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
-    CHECK(cuMemCreate(&h, g_gran, &prop, 0) != CUDA_SUCCESS || cuMemRelease(h) == CUDA_SUCCESS,
-          "POSIX fd handles: refused, or a handle that releases");
+    if (CHECK_CU(cuMemCreate(&h, g_gran, &prop, 0))) {
+        int fd = -1;
+
+        EXPECT_CU(cuMemExportToShareableHandle(&fd, h, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR,
+                                               0), CUDA_ERROR_NOT_SUPPORTED);
+        CHECK_CU(cuMemRelease(h));
+    }
     prop = prop_of(g_dev);
     EXPECT_CU(cuMemAddressReserve(&p, 4096 + 1, 0, 0, 0), CUDA_ERROR_INVALID_VALUE);
     EXPECT_CU(cuMemAddressReserve(&p, g_gran, 3, 0, 0), CUDA_ERROR_INVALID_VALUE);
