@@ -765,7 +765,7 @@ EOF
              rt_kernel_static rt_kernel_shared \
              rt_managed_static rt_managed_shared rt_stream_static rt_stream_shared \
              rt_texture_static rt_texture_shared \
-             rt_cublas rt_cudnn; do
+             rt_vmm_static rt_vmm_shared rt_cublas rt_cudnn; do
         p=${RT:+$RT/$t}
         if [ -z "$p" ] || [ ! -x "$p" ]; then
             record runtime "$t" shim skip 0 "not built (no nvcc or library in $CUDA_HOME)"

@@ -80,8 +80,22 @@ int main(void)
     memset(&rw, 0, sizeof(rw));
     rw.location = prop.location;
     rw.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
-    RT_EQ(granularity(&gran, &prop, CU_MEM_ALLOC_GRANULARITY_RECOMMENDED), CUDA_SUCCESS,
-          "cuMemGetAllocationGranularity");
+    CUresult r = granularity(&gran, &prop, CU_MEM_ALLOC_GRANULARITY_RECOMMENDED);
+    int vmm = -1;
+
+    if (r == CUDA_ERROR_NOT_SUPPORTED) {
+        /* An aggregating vgcd does not offer the API, and says so. */
+        typedef CUresult (*pfn_attr)(int *, CUdevice_attribute, CUdevice);
+        pfn_attr attr = (pfn_attr)entry("cuDeviceGetAttribute");
+
+        RT_EQ(attr ? attr(&vmm, CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, dev)
+                   : CUDA_ERROR_NOT_FOUND,
+              CUDA_SUCCESS, "CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED");
+        RT_EQ(vmm, 0, "the device does not claim the VMM API it lacks");
+        printf("# SKIP the VMM API: CUDA_ERROR_NOT_SUPPORTED here\n");
+        return rt_done();
+    }
+    RT_EQ(r, CUDA_SUCCESS, "cuMemGetAllocationGranularity");
     if (!gran) {
         return rt_done();
     }

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cuda_vmm.h"
 #include "executor.h"
 #include "pool.h"
 #include "pool_tenant.h"
@@ -327,7 +328,9 @@ static void test_leftovers(void)
     /* The slot of h[1] stays (mapped); the table's order must not lose it. */
     CHECK(o->cuMemRelease(h[2]) == CUDA_SUCCESS, "release the unmapped one");
     CHECK(vgc_pool_used(pool, 0) == 2 * GRAN, "two still charged");
+    CHECK(cuda_vmm_holds_memory(), "the executor knows it holds memory");
     ex->destroy();
+    CHECK(!cuda_vmm_holds_memory(), "and then that it holds none");
     CHECK(fake.handles == 0 && fake.maps == 0 && fake.reservations == 0,
           "at the end the driver holds nothing (handles %d, maps %d, reservations %d)",
           fake.handles, fake.maps, fake.reservations);

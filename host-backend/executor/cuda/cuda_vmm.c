@@ -104,6 +104,11 @@ static struct vmm_range *vmm_map_at(CUdeviceptr p)
     return NULL;
 }
 
+bool cuda_vmm_holds_memory(void)
+{
+    return vmm.nphys > 0;
+}
+
 bool cuda_vmm_reserved(CUdeviceptr p)
 {
     return vmm_res(p, 1) != NULL;

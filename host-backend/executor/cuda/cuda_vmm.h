@@ -26,6 +26,13 @@ void cuda_vmm_install(const struct vgc_exec_ops *driver, struct vgc_pool *pool,
  * must refuse it). */
 bool cuda_vmm_reserved(CUdeviceptr p);
 
+/*
+ * Whether the client holds memory of cuMemCreate's (released or not,
+ * while mapped).  Swapping (executor.h's swap_out) does not move it:
+ * a swap_out of this executor must refuse while this is true.
+ */
+bool cuda_vmm_holds_memory(void);
+
 /* Unmap, release and free everything the client left; the pool gets its
  * charge back. */
 void cuda_vmm_destroy(void);
