@@ -137,18 +137,18 @@ def _make_arg(path, line, api, p, notes, extra=False):
         a.kind = 'skip'
         return a
     t = p.ctype.strip()
-    scalar = SCALARS.get(t) or ((4, True) if t in api.enums else None)
-    if scalar:
-        a.kind, (a.size, a.signed), a.base = 'scalar', scalar, t
-        if words - {'optional'}:
-            raise _err(path, line, '%s: a value parameter takes no direction' % p.name)
-        return a
     if 'address' in words:
         # A device address typed as a pointer (cuMemRetainAllocationHandle's
         # void *addr): it travels as its value, never dereferenced.
         if not t.endswith('*') or words - {'address'}:
             raise _err(path, line, '%s: address takes a pointer and nothing else' % p.name)
         a.kind, a.size, a.signed, a.base = 'scalar', 8, False, t
+        return a
+    scalar = SCALARS.get(t) or ((4, True) if t in api.enums else None)
+    if scalar:
+        a.kind, (a.size, a.signed), a.base = 'scalar', scalar, t
+        if words - {'optional'}:
+            raise _err(path, line, '%s: a value parameter takes no direction' % p.name)
         return a
     if t in HANDLES:
         a.kind, a.handle, a.base = 'handle', HANDLES[t], t

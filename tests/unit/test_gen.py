@@ -96,6 +96,28 @@ class SpecTest(unittest.TestCase):
                              'wire-only parameters need')
         self.assertSpecError('    dptr out\n', 1, 'outside a call')
 
+    def test_vmm_kinds(self):
+        s = self.load_text('cuMemRelease sync\n'
+                           'cuMemSetAccess sync host-manual\n    desc in len=count\n'
+                           'cuMemCreate sync\n    handle out\n    prop in\n'
+                           'cuMemRetainAllocationHandle sync\n    handle out\n'
+                           '    addr address\n')
+        calls = s.by_symbol()
+        rel = calls['cuMemRelease'].args[0]
+        self.assertEqual((rel.kind, rel.size, rel.signed), ('scalar', 8, False))
+        desc = calls['cuMemSetAccess'].args[2]
+        self.assertEqual((desc.kind, desc.base, desc.length),
+                         ('in-buf', 'CUmemAccessDesc_v1', 'count'))
+        create = {a.name: a for a in calls['cuMemCreate'].args}
+        self.assertEqual(create['handle'].kind, 'out-scalar')
+        self.assertEqual(create['prop'].kind, 'in-raw')
+        addr = calls['cuMemRetainAllocationHandle'].args[1]
+        self.assertEqual((addr.kind, addr.size, addr.base), ('scalar', 8, 'void *'))
+        self.assertSpecError('cuMemRelease sync\n    handle address\n', 2,
+                             'address takes a pointer')
+        self.assertSpecError('cuMemRetainAllocationHandle sync\n    handle out\n'
+                             '    addr address in\n', 3, 'address takes a pointer')
+
     def test_opcodes_follow_file_order(self):
         s = self.load_text('cuInit sync\ncuDriverGetVersion local\ncuDeviceGetCount sync\n'
                            '    count out\n')
