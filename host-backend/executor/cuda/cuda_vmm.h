@@ -28,8 +28,8 @@ bool cuda_vmm_reserved(CUdeviceptr p);
 
 /*
  * Whether the client holds memory of cuMemCreate's (released or not,
- * while mapped).  Swapping (executor.h's swap_out) does not move it:
- * a swap_out of this executor must refuse while this is true.
+ * while mapped).  Swapping (cuda_window.c) does not move it: it stays on
+ * the GPU, and charged there, as swap_size counts the window alone.
  */
 bool cuda_vmm_holds_memory(void);
 
