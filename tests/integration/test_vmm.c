@@ -13,6 +13,7 @@
  *   - a reservation grown piece by piece (one cuMemCreate per piece,
  *     mapped one after the other), with a copy across the pieces' border
  *     and one cuMemUnmap of several pieces;
+ *   - memory of device 0 used by a kernel on device 1 (access for both);
  *   - unmap before release and release before unmap, both freeing the
  *     memory (cuMemGetInfo's free memory goes down and back up);
  *   - refusals: unaligned sizes and addresses, handle values never given
@@ -383,6 +384,60 @@ static void test_refusals(void)
     }
 }
 
+/*
+ * Memory of device 0 used by a kernel on device 1, as NCCL and PyTorch's
+ * peers do: with access granted to both devices in one cuMemSetAccess,
+ * and checked per device with cuMemGetAccess.
+ */
+static void test_two_devices(void)
+{
+    CUmemAllocationProp prop = prop_of(g_dev);
+    CUmemAccessDesc both[2] = { rw_of(g_dev), rw_of(1) };
+    CUmemGenericAllocationHandle h = 0;
+    CUdeviceptr va = 0;
+    unsigned long long flags = 0;
+    CUcontext ctx1, ctx0;
+    CUdevice dev1;
+    CUmodule mod;
+    CUfunction f;
+    unsigned words[4] = { 1, 2, 3, 4 }, n = 4;
+    void *params[2] = { &va, &n };
+    int ndev = 0;
+
+    CHECK_CU(cuDeviceGetCount(&ndev));
+    if (ndev < 2 || g_dev != 0) {
+        itest_skip("a kernel on device 1 over device 0's memory", "one device");
+        return;
+    }
+    REQUIRE_CU(cuMemAddressReserve(&va, g_gran, 0, 0, 0));
+    REQUIRE_CU(cuMemCreate(&h, g_gran, &prop, 0));
+    REQUIRE_CU(cuMemMap(va, g_gran, 0, h, 0));
+    CHECK_CU(cuMemSetAccess(va, g_gran, both, 2));
+    CHECK_CU(cuMemGetAccess(&flags, &both[1].location, va));
+    CHECK_EQ(flags, CU_MEM_ACCESS_FLAGS_PROT_READWRITE, "device 1 may read and write");
+    CHECK_CU(cuMemcpyHtoD(va, words, sizeof(words)));
+
+    CHECK_CU(cuCtxGetCurrent(&ctx0));
+    REQUIRE_CU(cuDeviceGet(&dev1, 1));
+    REQUIRE_CU(cuDevicePrimaryCtxRetain(&ctx1, dev1));
+    REQUIRE_CU(cuCtxSetCurrent(ctx1));
+    if (CHECK_CU(cuModuleLoadData(&mod, add_one_ptx))) {
+        CHECK_CU(cuModuleGetFunction(&f, mod, "add_one"));
+        CHECK_CU(cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, NULL, params, NULL));
+        CHECK_CU(cuCtxSynchronize());
+        CHECK_CU(cuModuleUnload(mod));
+    }
+    CHECK_CU(cuCtxSetCurrent(ctx0));
+    CHECK_CU(cuDevicePrimaryCtxRelease(dev1));
+    memset(words, 0, sizeof(words));
+    CHECK_CU(cuMemcpyDtoH(words, va, sizeof(words)));
+    CHECK(words[0] == 2 && words[3] == 5, "device 1's kernel wrote device 0's memory (%u..%u)",
+          words[0], words[3]);
+    CHECK_CU(cuMemUnmap(va, g_gran));
+    CHECK_CU(cuMemRelease(h));
+    CHECK_CU(cuMemAddressFree(va, g_gran));
+}
+
 /* Left behind on purpose: vgcd frees it when the process ends. */
 static void test_leak(void)
 {
@@ -416,6 +471,7 @@ int main(void)
     test_alias();
     test_expandable();
     test_refusals();
+    test_two_devices();
     test_leak();
     CHECK_CU(cuModuleUnload(mod));
     itest_teardown(g_dev);
