@@ -236,6 +236,20 @@ static CUresult copy2d_side(CUmemorytype *type, const void **host, CUdeviceptr *
     return CUDA_SUCCESS;
 }
 
+/* Both ends of a 2D or 3D copy. */
+static CUresult copy_sides(CUmemorytype *src_type, const void **src_host, CUdeviceptr *src_dev,
+                           CUmemorytype *dst_type, void **dst_host, CUdeviceptr *dst_dev)
+{
+    const void *d = *dst_host;
+    CUresult res = copy2d_side(src_type, src_host, src_dev);
+
+    if (res == CUDA_SUCCESS) {
+        res = copy2d_side(dst_type, &d, dst_dev);
+        *dst_host = (void *)d;
+    }
+    return res;
+}
+
 static CUresult copy2d_send(const CUDA_MEMCPY2D *c, const void *in, size_t in_len,
                             void *out, size_t out_len, CUstream stream, int kind)
 {
@@ -265,12 +279,8 @@ static CUresult copy2d(const CUDA_MEMCPY2D *pCopy, CUstream stream, int kind)
     c = *pCopy;
     src_host = c.srcHost;
     dst_host = (void *)c.dstHost;
-    res = copy2d_side(&c.srcMemoryType, &src_host, &c.srcDevice);
-    if (res == CUDA_SUCCESS) {
-        const void *d = dst_host;
-        res = copy2d_side(&c.dstMemoryType, &d, &c.dstDevice);
-        dst_host = (void *)d;
-    }
+    res = copy_sides(&c.srcMemoryType, &src_host, &c.srcDevice,
+                     &c.dstMemoryType, &dst_host, &c.dstDevice);
     if (res != CUDA_SUCCESS) {
         return res;
     }
@@ -435,12 +445,8 @@ static CUresult copy3d_array(const CUDA_MEMCPY3D *p, CUstream stream, int kind)
     size_t slices_per_call = 1, rows_per_call;
     CUresult res;
 
-    res = copy2d_side(&c.srcMemoryType, &src_host, &c.srcDevice);
-    if (res == CUDA_SUCCESS) {
-        const void *d = dst_host;
-        res = copy2d_side(&c.dstMemoryType, &d, &c.dstDevice);
-        dst_host = (void *)d;
-    }
+    res = copy_sides(&c.srcMemoryType, &src_host, &c.srcDevice,
+                     &c.dstMemoryType, &dst_host, &c.dstDevice);
     if (res != CUDA_SUCCESS) {
         return res;
     }

@@ -161,6 +161,31 @@ struct vgc_executor *vgc_cuda_executor_create(const struct vgc_executor_config *
 struct vgc_executor *vgc_cuda_executor_over(const struct vgc_executor_config *cfg,
                                             const struct vgc_exec_ops *driver, char **err);
 /* Another vgcd's devices, through the shim (executor/remote/). */
+/*
+ * Bytes of one channel of CUDA array format @fmt: 1, 2 or 4 for the
+ * integer, half and float formats; 0 for one this project does not model
+ * (block-compressed, video): the cpu executor refuses those, the cuda
+ * executor charges them as 4.
+ */
+static inline unsigned vgc_array_format_bytes(CUarray_format fmt)
+{
+    switch (fmt) {
+    case CU_AD_FORMAT_UNSIGNED_INT8:
+    case CU_AD_FORMAT_SIGNED_INT8:
+        return 1;
+    case CU_AD_FORMAT_UNSIGNED_INT16:
+    case CU_AD_FORMAT_SIGNED_INT16:
+    case CU_AD_FORMAT_HALF:
+        return 2;
+    case CU_AD_FORMAT_UNSIGNED_INT32:
+    case CU_AD_FORMAT_SIGNED_INT32:
+    case CU_AD_FORMAT_FLOAT:
+        return 4;
+    default:
+        return 0;
+    }
+}
+
 struct vgc_executor *vgc_remote_executor_create(const struct vgc_executor_config *cfg,
                                                 const char *address, char **err);
 

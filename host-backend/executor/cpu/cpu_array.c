@@ -49,26 +49,6 @@ static struct cpu_texobj **cpu_tex_slots;
 static uint32_t *cpu_tex_gen;
 static size_t cpu_tex_n, cpu_tex_cap;
 
-/* Bytes of one channel of @fmt, 0 for a format we do not model. */
-unsigned cpu_format_size(CUarray_format fmt)
-{
-    switch (fmt) {
-    case CU_AD_FORMAT_UNSIGNED_INT8:
-    case CU_AD_FORMAT_SIGNED_INT8:
-        return 1;
-    case CU_AD_FORMAT_UNSIGNED_INT16:
-    case CU_AD_FORMAT_SIGNED_INT16:
-    case CU_AD_FORMAT_HALF:
-        return 2;
-    case CU_AD_FORMAT_UNSIGNED_INT32:
-    case CU_AD_FORMAT_SIGNED_INT32:
-    case CU_AD_FORMAT_FLOAT:
-        return 4;
-    default:
-        return 0;
-    }
-}
-
 static bool cpu_channels_ok(unsigned n)
 {
     return n == 1 || n == 2 || n == 4;
@@ -94,7 +74,7 @@ static CUresult cpu_array_make(CUarray *out, const CUDA_ARRAY3D_DESCRIPTOR *d)
     if (!out || !d) {
         return CUDA_ERROR_INVALID_VALUE;
     }
-    esz = cpu_format_size(d->Format);
+    esz = vgc_array_format_bytes(d->Format);
     if (!esz) {
         return CUDA_ERROR_NOT_SUPPORTED;    /* block-compressed, video formats */
     }
@@ -685,7 +665,7 @@ static CUresult cpu_tex_resource(struct cpu_texobj *t, const CUDA_RESOURCE_DESC 
         t->nch = r->res.pitch2D.numChannels;
         t->dptr = r->res.pitch2D.devPtr;
     }
-    esz = cpu_format_size(t->fmt);
+    esz = vgc_array_format_bytes(t->fmt);
     if (!esz) {
         return CUDA_ERROR_NOT_SUPPORTED;
     }
@@ -824,10 +804,11 @@ CUresult cpu_surf_object_destroy(CUsurfObject value)
     return rc;
 }
 
-CUresult cpu_tex_object_get_resource_desc(CUDA_RESOURCE_DESC *r, CUtexObject value)
+/* The resource of texture (@surface false) or surface object @value. */
+static CUresult cpu_obj_resource(CUDA_RESOURCE_DESC *r, uint64_t value, bool surface)
 {
     struct cpu_texobj *t;
-    CUresult rc = cpu_obj_get(value, false, &t);
+    CUresult rc = cpu_obj_get(value, surface, &t);
 
     if (rc == CUDA_SUCCESS) {
         if (!r) {
@@ -836,6 +817,11 @@ CUresult cpu_tex_object_get_resource_desc(CUDA_RESOURCE_DESC *r, CUtexObject val
         *r = t->res;
     }
     return rc;
+}
+
+CUresult cpu_tex_object_get_resource_desc(CUDA_RESOURCE_DESC *r, CUtexObject value)
+{
+    return cpu_obj_resource(r, value, false);
 }
 
 CUresult cpu_tex_object_get_texture_desc(CUDA_TEXTURE_DESC *td, CUtexObject value)
@@ -854,16 +840,7 @@ CUresult cpu_tex_object_get_texture_desc(CUDA_TEXTURE_DESC *td, CUtexObject valu
 
 CUresult cpu_surf_object_get_resource_desc(CUDA_RESOURCE_DESC *r, CUsurfObject value)
 {
-    struct cpu_texobj *t;
-    CUresult rc = cpu_obj_get(value, true, &t);
-
-    if (rc == CUDA_SUCCESS) {
-        if (!r) {
-            return CUDA_ERROR_INVALID_VALUE;
-        }
-        *r = t->res;
-    }
-    return rc;
+    return cpu_obj_resource(r, value, true);
 }
 
 bool cpu_tex_view(uint64_t value, bool surface, const void *ctx, struct cpu_tex_view *v)
@@ -905,7 +882,7 @@ bool cpu_tex_view(uint64_t value, bool surface, const void *ctx, struct cpu_tex_
     }
     v->fmt = t->fmt;
     v->nch = t->nch;
-    v->elem = cpu_format_size(t->fmt) * t->nch;
+    v->elem = vgc_array_format_bytes(t->fmt) * t->nch;
     v->w = t->w;
     v->h = t->h;
     v->d = t->d;

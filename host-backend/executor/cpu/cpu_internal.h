@@ -306,7 +306,6 @@ struct cpu_tex_view {
     struct cpu_tex_level lv[CPU_MAX_LEVELS];
 };
 
-unsigned cpu_format_size(CUarray_format fmt);
 /* The object @value of context @ctx, if it is one; safe during a launch. */
 bool cpu_tex_view(uint64_t value, bool surface, const void *ctx, struct cpu_tex_view *v);
 void cpu_array_free_ctx(struct CUctx_st *ctx);

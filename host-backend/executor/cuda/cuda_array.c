@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "cuda_array.h"
+#include "executor.h"
 #include "pool.h"
 
 #define CUDA_ARRAY_ROUND (64u << 10)
@@ -33,26 +34,12 @@ static int (*ca_dev_of)(void);
 static struct cuda_array_rec *ca_recs;
 static size_t ca_n, ca_cap;
 
-static unsigned ca_format_size(CUarray_format f)
-{
-    switch (f) {
-    case CU_AD_FORMAT_UNSIGNED_INT8:
-    case CU_AD_FORMAT_SIGNED_INT8:
-        return 1;
-    case CU_AD_FORMAT_UNSIGNED_INT16:
-    case CU_AD_FORMAT_SIGNED_INT16:
-    case CU_AD_FORMAT_HALF:
-        return 2;
-    default:
-        return 4;   /* 32-bit formats; compressed ones are smaller */
-    }
-}
-
 /* Bytes to charge for @d, 0 when the sum does not fit (the driver refuses
  * such an array anyway). */
 static uint64_t ca_bytes(const CUDA_ARRAY3D_DESCRIPTOR *d)
 {
-    uint64_t n = (uint64_t)ca_format_size(d->Format) * (d->NumChannels ? d->NumChannels : 1);
+    unsigned channel = vgc_array_format_bytes(d->Format);
+    uint64_t n = (uint64_t)(channel ? channel : 4) * (d->NumChannels ? d->NumChannels : 1);
     uint64_t dims[3] = { d->Width, d->Height ? d->Height : 1, d->Depth ? d->Depth : 1 };
 
     for (int i = 0; i < 3; i++) {
