@@ -223,11 +223,34 @@ static void swap_left(struct vgc_pool *pool, char *buf, size_t size)
     }
 }
 
+/*
+ * Move the process's memory out: its room held in the pool, the executor's
+ * move, the pool told.  *@fits false (and CUDA_ERROR_OUT_OF_MEMORY) when
+ * the room no longer holds it, with nothing held; the executor's CUresult,
+ * with the room given back, when it could not move.
+ */
+static CUresult swap_move_out(struct vgcd_session *s, bool *fits)
+{
+    CUresult rc;
+
+    *fits = swap_hold(s);
+    if (!*fits) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    rc = s->exec->swap_out();
+    if (rc != CUDA_SUCCESS) {
+        vgc_pool_swap_unhold(s->pool);
+        return rc;
+    }
+    vgc_pool_swap_moved(s->pool);
+    return CUDA_SUCCESS;
+}
+
 int vgcd_swap_cycle(struct vgcd_session *s)
 {
     struct vgc_pool *pool = s->pool;
     uint64_t t0, t1, t2, t3;
-    bool retried = false, idle;
+    bool retried = false, idle, fits;
     char amounts[256], left[128];
     CUresult rc;
 
@@ -259,20 +282,18 @@ int vgcd_swap_cycle(struct vgcd_session *s)
         return -1;
     }
     t0 = vgc_pool_clock();
-    if (!swap_hold(s)) {
+    rc = swap_move_out(s, &fits);
+    if (!fits) {
         fprintf(stderr, "vgcd: %s: its %.1f MiB no longer fit in what is left of --swap; "
                 "ending it\n", s->peer,
                 (double)vgc_pool_slot_used(pool, vgc_pool_bound_slot(pool)) / (1 << 20));
         return -1;
     }
-    rc = s->exec->swap_out();
     if (rc != CUDA_SUCCESS) {
-        vgc_pool_swap_unhold(pool);
         fprintf(stderr, "vgcd: %s: cannot swap out (CUresult %d); ending it\n", s->peer,
                 (int)rc);
         return -1;
     }
-    vgc_pool_swap_moved(pool);
     t1 = vgc_pool_clock();
     swap_amounts(pool, amounts, sizeof(amounts));
     swap_left(pool, left, sizeof(left));
@@ -321,6 +342,7 @@ CUresult vgcd_swap_on_request(struct vgcd_session *s, bool out)
     char amounts[256], left[128];
     uint64_t t0 = vgc_pool_clock();
     CUresult rc;
+    bool fits;
 
     if (swap_sigfd < 0) {
         return CUDA_ERROR_NOT_SUPPORTED;
@@ -333,22 +355,20 @@ CUresult vgcd_swap_on_request(struct vgcd_session *s, bool out)
         if (!vgc_pool_swap_volunteer(pool)) {
             return CUDA_ERROR_ILLEGAL_STATE;    /* the pool is at it */
         }
-        if (!swap_hold(s)) {
-            vgc_pool_swap_withdraw(pool);
-            fprintf(stderr, "vgcd: %s: asked to swap out, but its %.1f MiB do not fit in "
-                    "what is left of --swap\n", s->peer,
-                    (double)vgc_pool_slot_used(pool, vgc_pool_bound_slot(pool)) / (1 << 20));
-            return CUDA_ERROR_OUT_OF_MEMORY;
-        }
-        rc = s->exec->swap_out();
+        rc = swap_move_out(s, &fits);
         if (rc != CUDA_SUCCESS) {
-            vgc_pool_swap_unhold(pool);
             vgc_pool_swap_withdraw(pool);
-            fprintf(stderr, "vgcd: %s: asked to swap out, but cannot (CUresult %d)\n",
-                    s->peer, (int)rc);
+            if (!fits) {
+                fprintf(stderr, "vgcd: %s: asked to swap out, but its %.1f MiB do not fit "
+                        "in what is left of --swap\n", s->peer,
+                        (double)vgc_pool_slot_used(pool, vgc_pool_bound_slot(pool)) /
+                        (1 << 20));
+            } else {
+                fprintf(stderr, "vgcd: %s: asked to swap out, but cannot (CUresult %d)\n",
+                        s->peer, (int)rc);
+            }
             return rc;
         }
-        vgc_pool_swap_moved(pool);
         s->swapped_on_request = true;
         swap_amounts(pool, amounts, sizeof(amounts));
         swap_left(pool, left, sizeof(left));
