@@ -222,11 +222,14 @@ void vgcd_hosts_update(struct vgcd *d)
     vgc_registry_set_self(d->registry, &self);
 }
 
-const char *vgcd_hosts_place(struct vgcd *d, const char *peer, char *buf, size_t cap)
+const char *vgcd_hosts_place(struct vgcd *d, const char *peer, char *buf, size_t cap,
+                             char *first, size_t first_cap)
 {
     static const char prefix[] = "remote:";
+    const char *hosts = buf + strlen(prefix);
     int n;
 
+    first[0] = '\0';
     if (!d->places) {
         return d->executor;
     }
@@ -234,11 +237,9 @@ const char *vgcd_hosts_place(struct vgcd *d, const char *peer, char *buf, size_t
     n = vgc_registry_choose(d->registry, vgc_pool_devices(d->pool), buf + strlen(prefix),
                             cap - strlen(prefix));
     if (n) {
-        const char *bar = strchr(buf, '|');
-
-        fprintf(stderr, "vgcd: sending %s to %.*s%s\n", peer,
-                bar ? (int)(bar - buf - strlen(prefix)) : (int)strlen(buf + strlen(prefix)),
-                buf + strlen(prefix), n > 1 ? " (and the next hosts if it does not answer)" : "");
+        snprintf(first, first_cap, "%.*s", (int)strcspn(hosts, "|"), hosts);
+        fprintf(stderr, "vgcd: sending %s to %s%s\n", peer, first,
+                n > 1 ? " (and the next hosts if it does not answer)" : "");
     } else {
         fprintf(stderr, "vgcd: no host of the registry has %d devices for %s\n",
                 vgc_pool_devices(d->pool), peer);
@@ -295,11 +296,14 @@ void vgcd_hosts_update(struct vgcd *d)
     (void)d;
 }
 
-const char *vgcd_hosts_place(struct vgcd *d, const char *peer, char *buf, size_t cap)
+const char *vgcd_hosts_place(struct vgcd *d, const char *peer, char *buf, size_t cap,
+                             char *first, size_t first_cap)
 {
     (void)peer;
     (void)buf;
     (void)cap;
+    (void)first_cap;
+    first[0] = '\0';
     return d->executor;
 }
 

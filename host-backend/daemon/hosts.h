@@ -73,8 +73,10 @@ void vgcd_hosts_describe(struct vgcd *d, GString *out);
 /*
  * The executor name for a new client's worker: @d's own, or with the
  * placing executor, "remote:" and the hosts to try, into @buf (@cap
- * bytes).  Logs where @peer is sent.
+ * bytes).  The host tried first into @first (@first_cap bytes; "" for
+ * none, or without the placing executor).  Logs where @peer is sent.
  */
-const char *vgcd_hosts_place(struct vgcd *d, const char *peer, char *buf, size_t cap);
+const char *vgcd_hosts_place(struct vgcd *d, const char *peer, char *buf, size_t cap,
+                             char *first, size_t first_cap);
 
 #endif /* VGCD_HOSTS_H */

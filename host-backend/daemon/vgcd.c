@@ -336,7 +336,7 @@ static void vgcd_accept(struct vgcd *d, struct vgcd_listener *l)
     struct vgc_tenant tenant;
     struct vgcd_worker_slot *w = NULL;
     int fd = vgcd_listener_accept(l, peer, sizeof(peer), &tenant);
-    char placed[VGCD_PLACEMENT_MAX];
+    char placed[VGCD_PLACEMENT_MAX], first_host[sizeof(w->host)];
     const char *executor;
     int pool_slot;
     pid_t pid;
@@ -376,7 +376,8 @@ static void vgcd_accept(struct vgcd *d, struct vgcd_listener *l)
         return;
     }
     /* Before the fork: the registry's thread does not exist in the child. */
-    executor = vgcd_hosts_place(d, peer, placed, sizeof(placed));
+    executor = vgcd_hosts_place(d, peer, placed, sizeof(placed), first_host,
+                                sizeof(first_host));
     pid = fork();
     if (pid < 0) {
         fprintf(stderr, "vgcd: refusing %s: fork: %s\n", peer, strerror(errno));
@@ -396,12 +397,7 @@ static void vgcd_accept(struct vgcd *d, struct vgcd_listener *l)
     w->swap_deadline = 0;
     snprintf(w->peer, sizeof(w->peer), "%s", peer);
     snprintf(w->listener, sizeof(w->listener), "%s", l->name);
-    w->host[0] = '\0';
-    if (d->places) {
-        const char *first = executor + strlen("remote:");  /* and the others after '|' */
-
-        snprintf(w->host, sizeof(w->host), "%.*s", (int)strcspn(first, "|"), first);
-    }
+    snprintf(w->host, sizeof(w->host), "%s", first_host);
     vgcd_hosts_update(d);
 }
 
